@@ -1,0 +1,50 @@
+# Two commands for a newcomer: `make demo` and `make test`. Everything they need
+# is installed here: Debian packages through apt-get, Python packages into .venv.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CONFIG ?= config.example.toml
+
+# A real RTSP test camera (GStreamer, run by Debian's python3) and a real browser.
+TEST_DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
+	gstreamer1.0-plugins-bad gstreamer1.0-tools chromium
+
+.PHONY: demo test lint format debs clean
+
+demo: $(VENV)/.installed
+	$(PY) -m gateway --config $(CONFIG)
+
+test: debs $(VENV)/.installed-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check gateway tests
+	$(VENV)/bin/ruff format --check gateway tests
+
+format: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check --fix gateway tests
+	$(VENV)/bin/ruff format gateway tests
+
+debs:
+	@missing=$$(for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

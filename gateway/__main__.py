@@ -1,0 +1,37 @@
+"""Command line: `gateway --config FILE` (or `python -m gateway`) runs the server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aiohttp import web
+
+from gateway.config import ConfigError, load_settings
+from gateway.logs import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gateway", description="CCTV live-view relay gateway")
+    parser.add_argument("--config", required=True, help="TOML settings file")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging()
+
+    from gateway.app import create_app
+
+    web.run_app(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        print=lambda message: print(message, flush=True),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

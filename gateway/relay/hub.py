@@ -1,0 +1,256 @@
+"""CameraHub: the one pull from one camera, shared by all of its viewers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import av
+
+from gateway.config import CameraSettings, RelaySettings
+
+from .source import (
+    CLOCK_RATE,
+    VIDEO_TIME_BASE,
+    CameraSource,
+    EncodedFrame,
+    NeedsTranscode,
+    SourceError,
+    StreamInfo,
+)
+from .track import ViewerTrack
+
+log = logging.getLogger(__name__)
+
+
+class CameraUnavailable(Exception):
+    """The camera cannot serve a new viewer now; the message is safe to show."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CameraHub:
+    """Pulls a camera only while someone watches, and fans its frames out.
+
+    - The first `join` starts the pull in a worker thread; the pull stops
+      `linger_seconds` after the last viewer leaves.
+    - Frames go to every viewer's bounded queue without waiting for any of them.
+    - While viewers remain, a failed camera is reopened with capped exponential
+      backoff; viewers stay joined and resume at the next keyframe.
+    """
+
+    def __init__(self, camera: CameraSettings, relay: RelaySettings) -> None:
+        self.camera = camera
+        self.relay = relay
+        self.viewers: set[ViewerTrack] = set()
+        self.info: StreamInfo | None = None
+        self.state = "idle"  # idle, connecting, live, reconnecting
+        self.last_error: str | None = None
+        self.reconnects = 0
+        self.frames_in = 0
+        self._source = CameraSource(camera, relay)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: threading.Event | None = None
+        self._linger: asyncio.TimerHandle | None = None
+        self._ready = asyncio.Event()
+        self._failed = asyncio.Event()
+        self._backoff = relay.reconnect_initial_seconds
+        # Output clock: viewers see one continuous 90 kHz timeline across reconnects.
+        self._pts_offset: int | None = None
+        self._last_pts = 0
+        self._last_wall = 0.0
+
+    @property
+    def id(self) -> str:
+        return self.camera.id
+
+    @property
+    def pulling(self) -> bool:
+        return self._thread is not None
+
+    async def join(self) -> ViewerTrack:
+        """Add a viewer; wait until the camera delivers video it can be sent."""
+        self._cancel_linger()
+        track = ViewerTrack(self.camera.id, self.relay.viewer_queue_frames)
+        self.viewers.add(track)
+        if self._thread is None:
+            self._start_pull()
+        if self.info is None:
+            self._failed.clear()
+            waiters = [asyncio.ensure_future(e.wait()) for e in (self._ready, self._failed)]
+            try:
+                await asyncio.wait(
+                    waiters,
+                    timeout=self.relay.start_timeout_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            if self.info is None:
+                self.leave(track)
+                reason = self.last_error or (
+                    f"camera sent no video within {self.relay.start_timeout_seconds:g} s"
+                )
+                raise CameraUnavailable(reason, retry_after=max(1, round(self._backoff)))
+        return track
+
+    def leave(self, track: ViewerTrack) -> None:
+        track.stop()
+        self.viewers.discard(track)
+        if not self.viewers and self._thread is not None and self._linger is None:
+            self._linger = asyncio.get_running_loop().call_later(
+                self.relay.linger_seconds, self._stop_pull
+            )
+
+    def _cancel_linger(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+
+    # --- the pull, in a worker thread ---------------------------------------
+
+    def _start_pull(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = threading.Event()
+        self._backoff = self.relay.reconnect_initial_seconds
+        self.state = "connecting"
+        self._thread = threading.Thread(
+            target=self._pull, args=(self._stop,), name=f"camera-{self.camera.id}", daemon=True
+        )
+        self._thread.start()
+        log.info("camera %s: pull started", self.camera.id)
+
+    def _stop_pull(self) -> threading.Thread | None:
+        self._linger = None
+        thread, self._thread = self._thread, None
+        if self._stop is not None:
+            self._stop.set()
+        self.info = None
+        self._ready.clear()
+        self.state = "idle"
+        if thread is not None:
+            log.info("camera %s: pull stopped", self.camera.id)
+        return thread
+
+    def _pull(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            got_video = False
+
+            def on_info(info: StreamInfo) -> None:
+                self._post(stop, self._on_info, info)
+
+            def on_frame(frame: EncodedFrame) -> None:
+                nonlocal got_video
+                got_video = True
+                self._post(stop, self._on_frame, frame)
+
+            try:
+                self._source.run(stop, on_info, on_frame)
+                error = SourceError("camera ended the stream")
+            except NeedsTranscode:
+                log.info("camera %s: B-frames found; switching to transcode", self.camera.id)
+                self._source.force_transcode = True
+                continue
+            except SourceError as exc:
+                error = exc
+            except Exception as exc:  # noqa: BLE001 - a camera must never kill the gateway
+                # Only the class name: messages from PyAV can carry the camera URL.
+                error = SourceError(f"camera stream failed ({type(exc).__name__})")
+            if stop.is_set():
+                break
+            if got_video:
+                self._backoff = self.relay.reconnect_initial_seconds
+            self._post(stop, self._on_error, error)
+            stop.wait(self._backoff)
+            self._backoff = min(self._backoff * 2, self.relay.reconnect_max_seconds)
+
+    def _post(self, stop: threading.Event, callback: Callable[[Any], None], arg: Any) -> None:
+        """Run `callback(arg)` on the event loop, unless this pull was stopped."""
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(self._if_current, stop, callback, arg)
+        except RuntimeError:  # loop closed during shutdown
+            pass
+
+    def _if_current(self, stop: threading.Event, callback: Callable[[Any], None], arg: Any) -> None:
+        if stop is self._stop and not stop.is_set():
+            callback(arg)
+
+    # --- on the event loop ----------------------------------------------------
+
+    def _on_info(self, info: StreamInfo) -> None:
+        if self.info is not None:
+            self.reconnects += 1
+        self.info = info
+        self.state = "live"
+        self.last_error = None
+        self._pts_offset = None  # a new connection starts a new source clock
+        for track in self.viewers:
+            track.resync()
+        self._ready.set()
+        log.info(
+            "camera %s: live, %s %dx%d, H.264 %s",
+            self.camera.id,
+            info.mode,
+            info.width,
+            info.height,
+            info.profile_level_id,
+        )
+
+    def _on_error(self, error: SourceError) -> None:
+        self.last_error = str(error)
+        if self.state == "live":
+            self.state = "reconnecting"
+        self._failed.set()
+        log.warning(
+            "camera %s: %s; retrying in %.1f s", self.camera.id, error, self._backoff
+        )
+
+    def _on_frame(self, frame: EncodedFrame) -> None:
+        now = time.monotonic()
+        if self._pts_offset is None or frame.pts + self._pts_offset <= self._last_pts:
+            # Continue the viewers' clock, advanced by the real time that passed.
+            gap = max(1, int((now - self._last_wall) * CLOCK_RATE)) if self._last_wall else 0
+            self._pts_offset = self._last_pts + gap - frame.pts
+        pts = frame.pts + self._pts_offset
+        self._last_pts, self._last_wall = pts, now
+        self.frames_in += 1
+        packet = av.Packet(frame.data)
+        packet.pts = pts
+        packet.time_base = VIDEO_TIME_BASE
+        packet.is_keyframe = frame.keyframe
+        for track in self.viewers:
+            track.offer(packet)
+
+    async def close(self) -> None:
+        for track in list(self.viewers):
+            track.stop()
+        self.viewers.clear()
+        self._cancel_linger()
+        thread = self._stop_pull()
+        if thread is not None:
+            await asyncio.to_thread(thread.join, self.camera.read_timeout_seconds + 1)
+
+
+class CameraHubs:
+    """One hub per configured camera, created up front, idle until watched."""
+
+    def __init__(self, cameras: tuple[CameraSettings, ...], relay: RelaySettings) -> None:
+        self._hubs = {camera.id: CameraHub(camera, relay) for camera in cameras}
+
+    def get(self, camera_id: str) -> CameraHub | None:
+        return self._hubs.get(camera_id)
+
+    def __iter__(self) -> Iterator[CameraHub]:
+        return iter(self._hubs.values())
+
+    async def close(self) -> None:
+        await asyncio.gather(*(hub.close() for hub in self._hubs.values()))

@@ -1,0 +1,249 @@
+"""CameraSource: one connection to one camera, read with PyAV in a worker thread.
+
+It turns whatever the camera sends into H.264 access units for WebRTC:
+- H.264 without B-frames is passed through untouched (SPS/PPS added to keyframes
+  when the camera only sends them out of band);
+- anything else (H.265, MJPEG, B-frames, the built-in demo pattern) is decoded
+  once and encoded once with libx264, whatever the number of viewers.
+
+This module is the only place that sees a camera URL. Errors it raises carry a
+message that is safe to show: no URL, no credential.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import av.error
+
+from gateway.config import CameraSettings, RelaySettings
+
+from . import h264
+
+log = logging.getLogger(__name__)
+
+CLOCK_RATE = 90_000  # RTP clock for video (RFC 6184)
+VIDEO_TIME_BASE = Fraction(1, CLOCK_RATE)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """One H.264 access unit, Annex-B, with SPS/PPS in-band on keyframes."""
+
+    data: bytes
+    pts: int  # 90 kHz, on the source's clock; the hub rebases it
+    keyframe: bool
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    mode: str  # "passthrough" or "transcode"
+    source_codec: str
+    width: int
+    height: int
+    profile_level_id: str  # of the H.264 that viewers receive
+
+
+class SourceError(Exception):
+    """A camera failure, described without the camera URL or credentials."""
+
+    def __init__(self, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+class NeedsTranscode(Exception):
+    """Passthrough found B-frames mid-stream; reconnect in transcode mode."""
+
+
+FrameSink = Callable[[EncodedFrame], None]
+InfoSink = Callable[[StreamInfo], None]
+
+
+class CameraSource:
+    def __init__(self, camera: CameraSettings, relay: RelaySettings) -> None:
+        self.camera = camera
+        self.relay = relay
+        self.force_transcode = False
+
+    def run(self, stop: threading.Event, on_info: InfoSink, on_frame: FrameSink) -> None:
+        """Hold one connection until `stop` is set or the camera fails."""
+        container = self._open()
+        try:
+            stream = container.streams.video[0] if container.streams.video else None
+            if stream is None:
+                raise SourceError("camera stream has no video track", retry=False)
+            ctx = stream.codec_context
+            passthrough = (
+                ctx.name == "h264" and not ctx.has_b_frames and not self.force_transcode
+            )
+            if passthrough:
+                self._pass_through(container, stream, stop, on_info, on_frame)
+            else:
+                self._transcode(container, stream, stop, on_info, on_frame)
+        except av.error.FFmpegError as exc:
+            raise _describe(exc, self.camera) from None
+        finally:
+            container.close()
+
+    def _open(self) -> av.container.InputContainer:
+        cam = self.camera
+        try:
+            if cam.is_demo:
+                pattern = cam.source.removeprefix("demo:")
+                width, height = cam.demo_size
+                return av.open(
+                    f"{pattern}=size={width}x{height}:rate={cam.demo_fps}", format="lavfi"
+                )
+            options = {
+                "rtsp_transport": cam.rtsp_transport,
+                # Socket I/O timeout in microseconds: a silent camera fails the read.
+                "timeout": str(int(cam.read_timeout_seconds * 1_000_000)),
+                # SPS/PPS usually come in the SDP; long probing only delays the first viewer.
+                "analyzeduration": "1000000",
+            }
+            return av.open(
+                cam.source,
+                options=options,
+                timeout=(cam.open_timeout_seconds, cam.read_timeout_seconds),
+            )
+        except av.error.FFmpegError as exc:
+            raise _describe(exc, cam) from None
+        except OSError as exc:
+            raise SourceError(f"camera could not be opened ({type(exc).__name__})") from None
+
+    def _pass_through(self, container, stream, stop, on_info, on_frame) -> None:  # type: ignore[no-untyped-def]
+        ctx = stream.codec_context
+        parameter_sets = h264.parameter_sets_from_extradata(ctx.extradata)
+        sps = next((u for u in parameter_sets if h264.nal_type(u) == h264.NAL_SPS), None)
+        info_sent = False
+
+        def send_info(sps: bytes) -> None:
+            nonlocal info_sent
+            on_info(
+                StreamInfo(
+                    "passthrough", "h264", ctx.width, ctx.height, h264.profile_level_id(sps)
+                )
+            )
+            info_sent = True
+
+        if sps is not None:
+            send_info(sps)
+        last_pts = None
+        for packet in container.demux(stream):
+            if stop.is_set():
+                return
+            if packet.size == 0 or packet.pts is None:
+                continue
+            pts = int(packet.pts * packet.time_base * CLOCK_RATE)
+            if last_pts is not None and pts < last_pts:
+                # Presentation order differs from decode order: B-frames.
+                raise NeedsTranscode()
+            last_pts = pts
+            data = bytes(packet)
+            if packet.is_keyframe:
+                data = h264.ensure_parameter_sets(data, parameter_sets)
+                if not info_sent:
+                    in_band = h264.find_sps(data)
+                    if in_band is None:
+                        continue
+                    send_info(in_band)
+            if info_sent:
+                on_frame(EncodedFrame(data, pts, packet.is_keyframe))
+
+    def _transcode(self, container, stream, stop, on_info, on_frame) -> None:  # type: ignore[no-untyped-def]
+        encoder = None
+        info_sent = False
+        source_codec = stream.codec_context.name
+        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        # lavfi generates frames as fast as it can; a demo camera runs in real time.
+        pace_start = time.monotonic() if self.camera.is_demo else None
+        for packet in container.demux(stream):
+            if stop.is_set():
+                return
+            for frame in packet.decode():
+                if stop.is_set():
+                    return
+                if frame.pts is None:
+                    continue
+                seconds = float(frame.pts * frame.time_base)
+                if pace_start is not None:
+                    delay = pace_start + seconds - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                if encoder is None or (encoder.width, encoder.height) != (
+                    frame.width,
+                    frame.height,
+                ):
+                    encoder = self._new_encoder(frame.width, frame.height, fps)
+                    info_sent = False
+                # A decoded I-frame would otherwise force an IDR on every frame.
+                frame.pict_type = av.video.frame.PictureType.NONE
+                frame.pts = int(seconds * CLOCK_RATE)
+                frame.time_base = VIDEO_TIME_BASE
+                for out in encoder.encode(frame.reformat(format="yuv420p")):
+                    data = bytes(out)
+                    if not info_sent:
+                        sps = h264.find_sps(data)
+                        if sps is None:
+                            continue
+                        on_info(
+                            StreamInfo(
+                                "transcode",
+                                source_codec,
+                                frame.width,
+                                frame.height,
+                                h264.profile_level_id(sps),
+                            )
+                        )
+                        info_sent = True
+                    on_frame(EncodedFrame(data, int(out.pts), out.is_keyframe))
+
+    def _new_encoder(self, width: int, height: int, fps: float) -> av.VideoCodecContext:
+        encoder = av.CodecContext.create("libx264", "w")
+        encoder.width = width
+        encoder.height = height
+        encoder.pix_fmt = "yuv420p"
+        encoder.time_base = VIDEO_TIME_BASE
+        encoder.framerate = Fraction(fps).limit_denominator(1001)
+        encoder.bit_rate = self.relay.transcode_bitrate_kbps * 1000
+        gop = max(1, round(fps * 2))  # 2 s GOP: what a typical camera sends
+        encoder.gop_size = gop
+        encoder.max_b_frames = 0
+        encoder.options = {
+            "preset": self.relay.transcode_preset,
+            "tune": "zerolatency",
+            # Constrained Baseline decodes everywhere, including tablets' hardware decoders.
+            "profile": "baseline",
+            "x264-params": f"scenecut=0:keyint={gop}:min-keyint={gop}",
+        }
+        encoder.open()
+        return encoder
+
+
+def _describe(exc: Exception, camera: CameraSettings) -> SourceError:
+    """Turn a PyAV error into a message that names the failure, never the URL."""
+    # PyAV puts the URL (with credentials) in str(exc); use only its class and errno.
+    if isinstance(exc, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError):
+        return SourceError("camera refused the credentials (401/403)")
+    if isinstance(exc, av.error.HTTPNotFoundError):
+        return SourceError("camera has no such stream path (404)")
+    if isinstance(exc, av.error.ExitError | TimeoutError) or getattr(exc, "errno", None) in (
+        errno.ETIMEDOUT,
+        errno.EAGAIN,
+    ):
+        return SourceError(
+            f"camera did not answer within {camera.open_timeout_seconds:g} s (timeout)"
+        )
+    if getattr(exc, "errno", None) == errno.ECONNREFUSED:
+        return SourceError("camera refused the connection")
+    if isinstance(exc, av.error.EOFError):
+        return SourceError("camera ended the stream")
+    return SourceError(f"camera stream failed ({type(exc).__name__})")

@@ -1,0 +1,71 @@
+"""ViewerTrack: one viewer's bounded window onto a CameraHub."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+
+class ViewerTrack(MediaStreamTrack):
+    """A video track fed by the hub; aiortc's sender packs what `recv` returns.
+
+    The queue is bounded. A viewer that falls behind loses what is queued and
+    resumes at the next keyframe, so the hub never waits for it and its decoder
+    never sees a frame whose references are missing.
+    """
+
+    kind = "video"
+
+    def __init__(self, camera_id: str, max_frames: int) -> None:
+        super().__init__()
+        self.camera_id = camera_id
+        self._max_frames = max_frames
+        self._queue: deque[av.Packet] = deque()
+        self._wakeup = asyncio.Event()
+        self._waiting_keyframe = True
+        self.frames_sent = 0
+        self.bytes_sent = 0
+        self.frames_dropped = 0
+
+    def offer(self, packet: av.Packet) -> None:
+        """Called by the hub on the event loop for every frame; never blocks."""
+        if self.readyState != "live":
+            return
+        if self._waiting_keyframe:
+            if not packet.is_keyframe:
+                self.frames_dropped += 1
+                return
+            self._waiting_keyframe = False
+        if len(self._queue) >= self._max_frames:
+            self.frames_dropped += len(self._queue)
+            self._queue.clear()
+            if not packet.is_keyframe:
+                self._waiting_keyframe = True
+                self.frames_dropped += 1
+                return
+        self._queue.append(packet)
+        self._wakeup.set()
+
+    def resync(self) -> None:
+        """The source restarted: the next frame this viewer gets is a keyframe."""
+        self._waiting_keyframe = True
+
+    async def recv(self) -> av.Packet:
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        packet = self._queue.popleft()
+        self.frames_sent += 1
+        self.bytes_sent += packet.size
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        self._queue.clear()
+        self._wakeup.set()

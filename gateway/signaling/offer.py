@@ -1,0 +1,111 @@
+"""The viewer's SDP offer: validation, mDNS candidates, and the H.264 we answer with."""
+
+from __future__ import annotations
+
+import copy
+
+from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc import codecs as aiortc_codecs
+from aiortc import sdp
+
+from gateway.relay import h264
+
+
+class BadOffer(ValueError):
+    """The offer cannot be answered; the message tells the viewer why."""
+
+
+def parse_offer(body: bytes) -> tuple[str, sdp.SessionDescription]:
+    """Validate an offer and drop what would slow the answer down.
+
+    Chromium hides host candidates behind mDNS `.local` names by default. aioice
+    would try to resolve each for up to 1 s before answering; the browser's
+    connectivity checks reach us anyway and become peer-reflexive candidates.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadOffer("offer is not UTF-8 text") from None
+    if not text.startswith("v=0"):
+        raise BadOffer("offer is not an SDP session description (must start with v=0)")
+    lines = [
+        line
+        for line in text.splitlines()
+        if not (line.startswith("a=candidate:") and ".local " in line)
+    ]
+    text = "\r\n".join(lines) + "\r\n"
+    try:
+        description = sdp.SessionDescription.parse(text)
+    except Exception:  # aiortc's parser raises whatever the bad line triggers
+        raise BadOffer("offer is malformed SDP") from None
+    video = [m for m in description.media if m.kind == "video"]
+    if not video:
+        raise BadOffer("offer has no video media section")
+    for media in video:
+        if not (media.ice.usernameFragment and media.ice.password):
+            raise BadOffer("offer lacks ICE credentials (a=ice-ufrag / a=ice-pwd)")
+        if media.dtls is None or not media.dtls.fingerprints:
+            raise BadOffer("offer lacks DTLS parameters (a=fingerprint, a=setup)")
+    return text, description
+
+
+def _h264_parameters(profile_level_id: str) -> dict[str, str | int | None]:
+    return {
+        "level-asymmetry-allowed": "1",
+        "packetization-mode": "1",
+        "profile-level-id": profile_level_id,
+    }
+
+
+def register_h264_profile(profile_level_id: str) -> RTCRtpCodecCapability:
+    """Make aiortc able to negotiate this exact H.264 profile.
+
+    aiortc only knows Constrained Baseline and Baseline; a High-profile camera
+    must be described as what it is, or browsers may refuse to decode it.
+    """
+    parameters = _h264_parameters(profile_level_id)
+    codecs = aiortc_codecs.CODECS["video"]
+    if not any(c.mimeType == "video/H264" and c.parameters == parameters for c in codecs):
+        used = {c.payloadType for c in codecs}
+        pt = next(p for p in range(96, 128, 2) if p not in used and p + 1 not in used)
+        template = next(c for c in codecs if c.mimeType == "video/H264")
+        codec = copy.deepcopy(template)
+        codec.payloadType, codec.parameters = pt, parameters
+        rtx = RTCRtpCodecParameters(
+            mimeType="video/rtx", clockRate=90000, payloadType=pt + 1, parameters={"apt": pt}
+        )
+        codecs += [codec, rtx]
+    return RTCRtpCodecCapability(mimeType="video/H264", clockRate=90000, parameters=parameters)
+
+
+def _profile(profile_level_id: str) -> sdp.H264Profile | None:
+    try:
+        return sdp.parse_h264_profile_level_id(profile_level_id)[0]
+    except ValueError:
+        return None
+
+
+def codec_preferences(
+    profile_level_id: str, offer: sdp.SessionDescription
+) -> list[RTCRtpCodecCapability]:
+    """H.264 with the camera's own profile, plus RTX, if the viewer can decode it."""
+    offered = {
+        _profile(str(codec.parameters.get("profile-level-id", "42e01f")))
+        for media in offer.media
+        if media.kind == "video"
+        for codec in media.rtp.codecs
+        if codec.mimeType.lower() == "video/h264"
+        and str(codec.parameters.get("packetization-mode", "0")) == "1"
+    }
+    candidates = [profile_level_id]
+    if profile_level_id[:4] == "6400":
+        # Passed-through High has no B-frames, so it is also Constrained High.
+        candidates.append("640c" + profile_level_id[4:])
+    for candidate in candidates:
+        if _profile(candidate) in offered:
+            rtx = RTCRtpCodecCapability(mimeType="video/rtx", clockRate=90000)
+            return [register_h264_profile(candidate), rtx]
+    raise BadOffer(
+        f"offer does not accept H.264 {h264.profile_name(profile_level_id)} "
+        "(packetization-mode=1), which this camera sends"
+    )

@@ -1,0 +1,61 @@
+"""SessionRegistry: every live viewer session, by id."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+
+from aiortc import RTCConfiguration, RTCIceServer
+
+from gateway.config import WebRtcSettings
+from gateway.relay import CameraHub
+
+from .offer import parse_offer
+from .session import ViewerSession
+
+log = logging.getLogger(__name__)
+
+
+class SessionRegistry:
+    def __init__(self, webrtc: WebRtcSettings) -> None:
+        self._sessions: dict[str, ViewerSession] = {}
+        # An empty list keeps aiortc from trying a public STUN server on its own.
+        self._configuration = RTCConfiguration(
+            iceServers=[
+                RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+                for s in webrtc.ice_servers
+            ]
+        )
+        self._pending: set[asyncio.Task[bool]] = set()
+
+    async def open(self, hub: CameraHub, body: bytes, remote: str) -> tuple[ViewerSession, str]:
+        """Validate the offer, join the camera and answer. Raises BadOffer, CameraUnavailable."""
+        offer_sdp, offer = parse_offer(body)
+        session, answer = await ViewerSession.negotiate(
+            hub, offer_sdp, offer, remote, self._configuration, self._lost
+        )
+        self._sessions[session.id] = session
+        log.info("session %s started: camera %s from %s", session.id, hub.id, remote)
+        return session, answer
+
+    def get(self, session_id: str) -> ViewerSession | None:
+        return self._sessions.get(session_id)
+
+    def __iter__(self) -> Iterator[ViewerSession]:
+        return iter(list(self._sessions.values()))
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    async def end(self, session_id: str, reason: str) -> bool:
+        session = self._sessions.pop(session_id, None)
+        return session is not None and await session.close(reason)
+
+    def _lost(self, session: ViewerSession) -> None:
+        task = asyncio.ensure_future(self.end(session.id, "connection lost"))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def close(self, reason: str = "gateway shutdown") -> None:
+        await asyncio.gather(*(self.end(s.id, reason) for s in self))

@@ -1,0 +1,109 @@
+"""ViewerSession: one viewer's peer connection to one camera, from offer to end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from gateway.relay import CameraHub, ViewerTrack
+
+from .offer import codec_preferences
+
+log = logging.getLogger(__name__)
+
+# RFC 7675 lets consent lapse after 30 s of silence (aioice: 6 checks, 5 s apart).
+# A vanished tablet would hold a camera pull that long; check every second and
+# give up after 4 misses, so a dead viewer is noticed within about 5 s.
+aioice.ice.CONSENT_INTERVAL = 1
+aioice.ice.CONSENT_FAILURES = 4
+
+
+class ViewerSession:
+    """The unit that is listed, ended and (later) audited."""
+
+    def __init__(
+        self,
+        hub: CameraHub,
+        track: ViewerTrack,
+        pc: RTCPeerConnection,
+        remote: str,
+    ) -> None:
+        self.id = secrets.token_urlsafe(16)
+        self.hub = hub
+        self.track = track
+        self.pc = pc
+        self.remote = remote
+        self.started_at = datetime.now(UTC)
+        self._started = time.monotonic()
+        self.end_reason: str | None = None
+        self.ended = asyncio.Event()
+
+    @property
+    def camera_id(self) -> str:
+        return self.hub.id
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.track.bytes_sent
+
+    @property
+    def duration_seconds(self) -> float:
+        return time.monotonic() - self._started
+
+    @classmethod
+    async def negotiate(
+        cls,
+        hub: CameraHub,
+        offer_sdp: str,
+        offer: object,
+        remote: str,
+        configuration: RTCConfiguration,
+        on_lost: Callable[[ViewerSession], None],
+    ) -> tuple[ViewerSession, str]:
+        """Join the hub and answer the offer; returns the session and the answer SDP."""
+        track = await hub.join()
+        pc = RTCPeerConnection(configuration)
+        session = cls(hub, track, pc, remote)
+        try:
+            assert hub.info is not None
+            preferences = codec_preferences(hub.info.profile_level_id, offer)  # type: ignore[arg-type]
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            # Before setRemoteDescription, or aiortc silently negotiates VP8.
+            transceiver.setCodecPreferences(preferences)
+            await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except BaseException:
+            await session.close("negotiation failed")
+            raise
+
+        @pc.on("connectionstatechange")
+        def _state_changed() -> None:
+            if pc.connectionState in ("failed", "closed") and session.end_reason is None:
+                on_lost(session)
+
+        return session, pc.localDescription.sdp
+
+    async def close(self, reason: str) -> bool:
+        """End the session once; returns False if it had already ended."""
+        if self.end_reason is not None:
+            return False
+        self.end_reason = reason
+        self.hub.leave(self.track)
+        await self.pc.close()
+        self.ended.set()
+        log.info(
+            "session %s ended: camera %s, %.1f s, %d bytes, %s",
+            self.id,
+            self.camera_id,
+            self.duration_seconds,
+            self.bytes_sent,
+            reason,
+        )
+        return True

@@ -1,0 +1,45 @@
+"""`make demo` works: its config loads, the server starts, a demo camera plays."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from viewer import Viewer
+
+from gateway.config import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_demo_config_plays(start_gateway):
+    settings = load_settings(ROOT / "config.example.toml")
+    assert len(settings.cameras) >= 4
+    assert all(camera.is_demo for camera in settings.cameras)
+    gateway = await start_gateway(settings)
+    camera = settings.cameras[0]
+    viewer = Viewer(gateway.url, camera.id)
+    response = await viewer.connect(gateway.http)
+    assert response.status == 201, await response.text()
+    assert await viewer.wait_frames(10)
+    assert viewer.frames[-1][1:] == camera.demo_size
+    page = await gateway.http.get(gateway.url + "/")
+    assert page.status == 200 and "whep.js" in await page.text()
+    await viewer.close(gateway.http)
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[[cameras]]\nid = "cam-1"\nname = "x"\nlat = 95.0\nlon = 121.5\n'
+        'source = "rtsp://admin:Secr3tPW@10.0.0.1/stream"\n',
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(config)],
+        capture_output=True, text=True, timeout=30, cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert "lat" in result.stderr and "cam-1" in result.stderr
+    assert "Secr3tPW" not in result.stderr + result.stdout

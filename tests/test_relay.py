@@ -1,0 +1,144 @@
+"""The relay against a real GStreamer RTSP camera and real aiortc viewers."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import pytest
+from conftest import camera_entry, settings_for
+from viewer import Viewer
+
+from gateway.appkeys import HUBS
+
+HD = {"width": 1280, "height": 720}
+SMALL = {"width": 320, "height": 240}
+
+
+def answered_profile(answer: str) -> str:
+    match = re.search(r"a=fmtp:\d+ .*profile-level-id=([0-9a-fA-F]{6})", answer)
+    assert match, answer
+    return match.group(1).lower()
+
+
+async def watch(gateway, camera_id: str = "cam") -> Viewer:
+    viewer = Viewer(gateway.url, camera_id)
+    response = await viewer.connect(gateway.http)
+    assert response.status == 201, await response.text()
+    return viewer
+
+
+async def test_h264_is_passed_through_with_its_own_profile(make_rtsp_camera, start_gateway):
+    camera = make_rtsp_camera(profile="high", **HD)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewer = await watch(gateway)
+    assert await viewer.wait_frames(10)
+    assert {(w, h) for _, w, h in viewer.frames} == {(1280, 720)}
+    hub = gateway.app[HUBS].get("cam")
+    assert hub.info.mode == "passthrough"
+    # Described truthfully: High profile (0x64), not the Baseline aiortc knows.
+    assert answered_profile(viewer.answer) == hub.info.profile_level_id
+    assert hub.info.profile_level_id.startswith("64")
+    assert "VP8" not in viewer.answer
+    await viewer.close(gateway.http)
+
+
+async def test_parameter_sets_sent_only_out_of_band_are_injected(
+    make_rtsp_camera, start_gateway
+):
+    camera = make_rtsp_camera(profile="main", inband_params=False, **SMALL)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewer = await watch(gateway)
+    assert await viewer.wait_frames(10), "no decodable keyframe reached the viewer"
+    assert gateway.app[HUBS].get("cam").info.mode == "passthrough"
+    await viewer.close(gateway.http)
+
+
+@pytest.mark.parametrize("source", [{"codec": "h265"}, {"codec": "h264", "bframes": 2}])
+async def test_other_sources_are_transcoded_once(make_rtsp_camera, start_gateway, source):
+    camera = make_rtsp_camera(**source, **HD)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewers = [await watch(gateway) for _ in range(2)]
+    for viewer in viewers:
+        assert await viewer.wait_frames(10)
+        assert viewer.frames[-1][1:] == (1280, 720)
+    hub = gateway.app[HUBS].get("cam")
+    assert hub.info.mode == "transcode"
+    assert answered_profile(viewers[0].answer) == hub.info.profile_level_id
+    assert hub.info.profile_level_id.startswith("42")  # Constrained Baseline
+    # Both viewers are fed the very same encoded frames: one encoder per camera.
+    assert camera.connections == 1
+    for viewer in viewers:
+        await viewer.close(gateway.http)
+
+
+async def test_ten_viewers_share_one_rtsp_connection(make_rtsp_camera, start_gateway):
+    camera = make_rtsp_camera(**SMALL)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewers = await asyncio.gather(*(watch(gateway) for _ in range(10)))
+    results = await asyncio.gather(*(v.wait_frames(5) for v in viewers))
+    assert all(results)
+    assert camera.connections == 1
+    assert camera.total_connections == 1
+    assert len(gateway.app[HUBS].get("cam").viewers) == 10
+    for viewer in viewers:
+        await viewer.close(gateway.http)
+
+
+async def test_pull_stops_after_last_viewer_and_linger(make_rtsp_camera, start_gateway):
+    camera = make_rtsp_camera(**SMALL)
+    linger = 2.0
+    gateway = await start_gateway(
+        settings_for([camera_entry("cam", camera.url)], linger_seconds=linger)
+    )
+    hub = gateway.app[HUBS].get("cam")
+    assert camera.connections == 0 and not hub.pulling  # nobody pulls an idle camera
+    first, second = await watch(gateway), await watch(gateway)
+    assert await first.wait_frames(3)
+    await first.close(gateway.http)
+    await asyncio.sleep(linger + 0.5)
+    assert camera.connections == 1, "one viewer left: the pull must go on"
+    assert await second.wait_frames(3)
+    await second.close(gateway.http)
+    left = time.monotonic()
+    await asyncio.sleep(linger / 2)
+    assert hub.pulling, "the pull lingers briefly for a viewer who comes right back"
+    assert await asyncio.to_thread(camera.wait_connections, 0, linger + 5)
+    assert not hub.pulling
+    assert time.monotonic() - left >= linger
+
+
+async def test_viewers_resume_after_camera_restart(make_rtsp_camera, start_gateway):
+    camera = make_rtsp_camera(**SMALL)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewers = [await watch(gateway), await watch(gateway)]
+    for viewer in viewers:
+        assert await viewer.wait_frames(5)
+    camera.kill()
+    await asyncio.sleep(1.5)
+    camera.restart()
+    for viewer in viewers:
+        assert await viewer.wait_frames(10, timeout=20), "viewer did not resume"
+        assert viewer.pc.connectionState == "connected"  # no re-signaling
+    assert gateway.app[HUBS].get("cam").reconnects >= 1
+    for viewer in viewers:
+        await viewer.close(gateway.http)
+
+
+async def test_stalled_viewer_does_not_hold_back_another(make_rtsp_camera, start_gateway):
+    camera = make_rtsp_camera(**SMALL)
+    gateway = await start_gateway(
+        settings_for([camera_entry("cam", camera.url)], viewer_queue_frames=10)
+    )
+    hub = gateway.app[HUBS].get("cam")
+    stalled = await hub.join()  # joins like a viewer, then never reads
+    viewer = await watch(gateway)
+    started = time.monotonic()
+    assert await viewer.wait_frames(75)  # 3 s of 25 fps
+    elapsed = time.monotonic() - started
+    assert elapsed < 6, f"healthy viewer slowed down: 75 frames took {elapsed:.1f} s"
+    assert stalled.frames_dropped > 0
+    assert len(stalled._queue) <= 10  # bounded: memory does not grow
+    hub.leave(stalled)
+    await viewer.close(gateway.http)
