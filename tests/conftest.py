@@ -16,7 +16,7 @@ from gateway.config import Settings, parse_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from camera.fixture import make_rtsp_camera  # noqa: E402,F401
+from camera.fixture import make_rtsp_camera  # noqa: F401
 
 
 def settings_for(cameras: list[dict[str, Any]], **relay: Any) -> Settings:
@@ -32,8 +32,14 @@ def settings_for(cameras: list[dict[str, Any]], **relay: Any) -> Settings:
 
 
 def camera_entry(camera_id: str, source: str, **extra: Any) -> dict[str, Any]:
-    return {"id": camera_id, "name": f"測試 {camera_id}", "lat": 25.04, "lon": 121.56,
-            "source": source, **extra}
+    return {
+        "id": camera_id,
+        "name": f"測試 {camera_id}",
+        "lat": 25.04,
+        "lon": 121.56,
+        "source": source,
+        **extra,
+    }
 
 
 class Gateway:

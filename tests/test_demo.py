@@ -38,7 +38,10 @@ def test_bad_config_exits_2_naming_the_key(tmp_path):
     )
     result = subprocess.run(
         [sys.executable, "-m", "gateway", "--config", str(config)],
-        capture_output=True, text=True, timeout=30, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
     )
     assert result.returncode == 2
     assert "lat" in result.stderr and "cam-1" in result.stderr

@@ -44,9 +44,7 @@ async def test_h264_is_passed_through_with_its_own_profile(make_rtsp_camera, sta
     await viewer.close(gateway.http)
 
 
-async def test_parameter_sets_sent_only_out_of_band_are_injected(
-    make_rtsp_camera, start_gateway
-):
+async def test_parameter_sets_sent_only_out_of_band_are_injected(make_rtsp_camera, start_gateway):
     camera = make_rtsp_camera(profile="main", inband_params=False, **SMALL)
     gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
     viewer = await watch(gateway)

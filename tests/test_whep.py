@@ -24,8 +24,7 @@ async def valid_offer() -> str:
 async def demo_gateway(start_gateway, **relay):
     cameras = [
         camera_entry("demo", "demo:testsrc", demo_size="320x240"),
-        camera_entry("dead", f"rtsp://127.0.0.1:{free_port()}/nothing",
-                     open_timeout_seconds=2.0),
+        camera_entry("dead", f"rtsp://127.0.0.1:{free_port()}/nothing", open_timeout_seconds=2.0),
     ]
     return await start_gateway(settings_for(cameras, **relay))
 
@@ -35,8 +34,9 @@ async def test_bad_requests_get_their_status(start_gateway):
     http, url = gateway.http, gateway.url
     offer = await valid_offer()
 
-    response = await http.post(f"{url}/whep/demo", data=offer,
-                               headers={"Content-Type": "text/plain"})
+    response = await http.post(
+        f"{url}/whep/demo", data=offer, headers={"Content-Type": "text/plain"}
+    )
     assert response.status == 415
     assert "application/sdp" in (await response.json())["error"]
 
@@ -60,8 +60,11 @@ async def test_bad_requests_get_their_status(start_gateway):
     assert response.status == 204
     assert response.headers["Accept-Post"] == "application/sdp"
 
-    response = await http.patch(f"{url}/whep/sessions/abc", data="a=candidate:1",
-                                headers={"Content-Type": "application/trickle-ice-sdpfrag"})
+    response = await http.patch(
+        f"{url}/whep/sessions/abc",
+        data="a=candidate:1",
+        headers={"Content-Type": "application/trickle-ice-sdpfrag"},
+    )
     assert response.status == 422
 
     response = await http.delete(f"{url}/whep/sessions/unknown")
@@ -70,8 +73,9 @@ async def test_bad_requests_get_their_status(start_gateway):
 
 async def test_unreachable_camera_is_503_with_retry_after(start_gateway):
     gateway = await demo_gateway(start_gateway)
-    response = await gateway.http.post(f"{gateway.url}/whep/dead", data=await valid_offer(),
-                                       headers=SDP)
+    response = await gateway.http.post(
+        f"{gateway.url}/whep/dead", data=await valid_offer(), headers=SDP
+    )
     assert response.status == 503
     assert int(response.headers["Retry-After"]) >= 1
     body = await response.json()
@@ -104,8 +108,9 @@ async def test_wrong_rtsp_password_leaks_nowhere(make_rtsp_camera, start_gateway
     source = camera.url.replace("right-pass", secret)
     assert secret in source
     gateway = await start_gateway(settings_for([camera_entry("cam", source)]))
-    response = await gateway.http.post(f"{gateway.url}/whep/cam", data=await valid_offer(),
-                                       headers=SDP)
+    response = await gateway.http.post(
+        f"{gateway.url}/whep/cam", data=await valid_offer(), headers=SDP
+    )
     assert response.status == 503
     text = await response.text()
     assert "credentials" in text

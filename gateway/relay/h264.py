@@ -62,7 +62,7 @@ def ensure_parameter_sets(access_unit: bytes, parameter_sets: list[bytes]) -> by
     """
     units = split_nal_units(access_unit)
     types = {nal_type(u) for u in units}
-    if NAL_SPS in types and NAL_PPS in types or not parameter_sets:
+    if (NAL_SPS in types and NAL_PPS in types) or not parameter_sets:
         return access_unit
     return b"".join(START_CODE + u for u in parameter_sets) + access_unit
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -161,7 +162,7 @@ class CameraHub:
                 continue
             except SourceError as exc:
                 error = exc
-            except Exception as exc:  # noqa: BLE001 - a camera must never kill the gateway
+            except Exception as exc:
                 # Only the class name: messages from PyAV can carry the camera URL.
                 error = SourceError(f"camera stream failed ({type(exc).__name__})")
             if stop.is_set():
@@ -175,10 +176,8 @@ class CameraHub:
     def _post(self, stop: threading.Event, callback: Callable[[Any], None], arg: Any) -> None:
         """Run `callback(arg)` on the event loop, unless this pull was stopped."""
         assert self._loop is not None
-        try:
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
             self._loop.call_soon_threadsafe(self._if_current, stop, callback, arg)
-        except RuntimeError:  # loop closed during shutdown
-            pass
 
     def _if_current(self, stop: threading.Event, callback: Callable[[Any], None], arg: Any) -> None:
         if stop is self._stop and not stop.is_set():
@@ -210,9 +209,7 @@ class CameraHub:
         if self.state == "live":
             self.state = "reconnecting"
         self._failed.set()
-        log.warning(
-            "camera %s: %s; retrying in %.1f s", self.camera.id, error, self._backoff
-        )
+        log.warning("camera %s: %s; retrying in %.1f s", self.camera.id, error, self._backoff)
 
     def _on_frame(self, frame: EncodedFrame) -> None:
         now = time.monotonic()

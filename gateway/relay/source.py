@@ -81,9 +81,7 @@ class CameraSource:
             if stream is None:
                 raise SourceError("camera stream has no video track", retry=False)
             ctx = stream.codec_context
-            passthrough = (
-                ctx.name == "h264" and not ctx.has_b_frames and not self.force_transcode
-            )
+            passthrough = ctx.name == "h264" and not ctx.has_b_frames and not self.force_transcode
             if passthrough:
                 self._pass_through(container, stream, stop, on_info, on_frame)
             else:
@@ -106,8 +104,10 @@ class CameraSource:
                 "rtsp_transport": cam.rtsp_transport,
                 # Socket I/O timeout in microseconds: a silent camera fails the read.
                 "timeout": str(int(cam.read_timeout_seconds * 1_000_000)),
-                # SPS/PPS usually come in the SDP; long probing only delays the first viewer.
-                "analyzeduration": "1000000",
+                # SPS/PPS come in the SDP: default probing costs a new viewer ~1.2 s
+                # (measured), minimal probing 0.13 s with the size still known.
+                "probesize": "32",
+                "analyzeduration": "0",
             }
             return av.open(
                 cam.source,
@@ -128,9 +128,7 @@ class CameraSource:
         def send_info(sps: bytes) -> None:
             nonlocal info_sent
             on_info(
-                StreamInfo(
-                    "passthrough", "h264", ctx.width, ctx.height, h264.profile_level_id(sps)
-                )
+                StreamInfo("passthrough", "h264", ctx.width, ctx.height, h264.profile_level_id(sps))
             )
             info_sent = True
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, sdp
 from aiortc import codecs as aiortc_codecs
-from aiortc import sdp
 
 from gateway.relay import h264
 
@@ -58,37 +57,36 @@ def _h264_parameters(profile_level_id: str) -> dict[str, str | int | None]:
 
 
 def register_h264_profile(profile_level_id: str) -> RTCRtpCodecCapability:
-    """Make aiortc able to negotiate this exact H.264 profile.
+    """The aiortc codec that negotiates this H.264 profile, added if aiortc lacks it.
 
     aiortc only knows Constrained Baseline and Baseline; a High-profile camera
     must be described as what it is, or browsers may refuse to decode it.
+    aiortc matches a viewer's codec to the first local codec of the same
+    profile, so one entry per profile is used whatever its level.
     """
-    parameters = _h264_parameters(profile_level_id)
+    profile = _profile(profile_level_id)
     codecs = aiortc_codecs.CODECS["video"]
-    if not any(c.mimeType == "video/H264" and c.parameters == parameters for c in codecs):
+    h264 = [c for c in codecs if c.mimeType == "video/H264"]
+    existing = next(
+        (c for c in h264 if _profile(str(c.parameters.get("profile-level-id"))) == profile),
+        None,
+    )
+    if existing is None:
         used = {c.payloadType for c in codecs}
         pt = next(p for p in range(96, 128, 2) if p not in used and p + 1 not in used)
-        template = next(c for c in codecs if c.mimeType == "video/H264")
-        codec = copy.deepcopy(template)
-        codec.payloadType, codec.parameters = pt, parameters
+        existing = copy.deepcopy(h264[0])
+        existing.payloadType, existing.parameters = pt, _h264_parameters(profile_level_id)
         rtx = RTCRtpCodecParameters(
             mimeType="video/rtx", clockRate=90000, payloadType=pt + 1, parameters={"apt": pt}
         )
-        codecs += [codec, rtx]
-    return RTCRtpCodecCapability(mimeType="video/H264", clockRate=90000, parameters=parameters)
+        codecs += [existing, rtx]
+    return RTCRtpCodecCapability(
+        mimeType="video/H264", clockRate=90000, parameters=dict(existing.parameters)
+    )
 
 
-def _profile(profile_level_id: str) -> sdp.H264Profile | None:
-    try:
-        return sdp.parse_h264_profile_level_id(profile_level_id)[0]
-    except ValueError:
-        return None
-
-
-def codec_preferences(
-    profile_level_id: str, offer: sdp.SessionDescription
-) -> list[RTCRtpCodecCapability]:
-    """H.264 with the camera's own profile, plus RTX, if the viewer can decode it."""
+def answer_profile(profile_level_id: str, offer: sdp.SessionDescription) -> str:
+    """The profile-level-id to answer with: the camera's own, if the viewer can decode it."""
     offered = {
         _profile(str(codec.parameters.get("profile-level-id", "42e01f")))
         for media in offer.media
@@ -103,9 +101,15 @@ def codec_preferences(
         candidates.append("640c" + profile_level_id[4:])
     for candidate in candidates:
         if _profile(candidate) in offered:
-            rtx = RTCRtpCodecCapability(mimeType="video/rtx", clockRate=90000)
-            return [register_h264_profile(candidate), rtx]
+            return candidate
     raise BadOffer(
         f"offer does not accept H.264 {h264.profile_name(profile_level_id)} "
         "(packetization-mode=1), which this camera sends"
     )
+
+
+def _profile(profile_level_id: str) -> sdp.H264Profile | None:
+    try:
+        return sdp.parse_h264_profile_level_id(profile_level_id)[0]
+    except ValueError:
+        return None

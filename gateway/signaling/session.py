@@ -10,11 +10,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCSessionDescription,
+)
+from aiortc.sdp import SessionDescription
 
 from gateway.relay import CameraHub, ViewerTrack
 
-from .offer import codec_preferences
+from .offer import answer_profile, register_h264_profile
+
+RTX = RTCRtpCodecCapability(mimeType="video/rtx", clockRate=90000)
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +70,7 @@ class ViewerSession:
         cls,
         hub: CameraHub,
         offer_sdp: str,
-        offer: object,
+        offer: SessionDescription,
         remote: str,
         configuration: RTCConfiguration,
         on_lost: Callable[[ViewerSession], None],
@@ -73,11 +81,16 @@ class ViewerSession:
         session = cls(hub, track, pc, remote)
         try:
             assert hub.info is not None
-            preferences = codec_preferences(hub.info.profile_level_id, offer)  # type: ignore[arg-type]
+            profile_level_id = answer_profile(hub.info.profile_level_id, offer)
             transceiver = pc.addTransceiver(track, direction="sendonly")
             # Before setRemoteDescription, or aiortc silently negotiates VP8.
-            transceiver.setCodecPreferences(preferences)
+            transceiver.setCodecPreferences([register_h264_profile(profile_level_id), RTX])
             await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            # aiortc answers with its codec entry for this profile; state the
+            # camera's exact level too (the transceiver holds its own copies).
+            for codec in transceiver._codecs:
+                if codec.mimeType == "video/H264":
+                    codec.parameters["profile-level-id"] = profile_level_id
             await pc.setLocalDescription(await pc.createAnswer())
         except BaseException:
             await session.close("negotiation failed")

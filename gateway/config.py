@@ -1,0 +1,327 @@
+"""Settings: TOML to frozen, typed, validated dataclasses.
+
+This is the only module that reads TOML or environment variables. Each settings class
+declares its keys with `_key(default, rule, secret=...)`; one generic reader checks
+unknown keys, types and rules, so a new section is a dataclass plus a `Settings` field.
+
+Every error names the key, e.g. ``cameras[1] (id 'taipei-101').lat``, and never
+contains a secret: camera sources and credentials may hold passwords.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from types import NoneType, UnionType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+
+class ConfigError(Exception):
+    """A settings mistake. The message names the key and never holds a secret value."""
+
+
+# A rule gets an already type-checked value and returns None, or what is wrong with it.
+Rule = Callable[[Any], str | None]
+
+
+def _key(
+    default: Any = dataclasses.MISSING, rule: Rule | None = None, *, secret: bool = False
+) -> Any:
+    """A settings field. Secrets may be `{ env = "NAME" }`, and are kept out of repr."""
+    return field(default=default, repr=not secret, metadata={"rule": rule, "secret": secret})
+
+
+def _between(lo: float, hi: float) -> Rule:
+    return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}, got {v!r}"
+
+
+def _at_least(lo: float) -> Rule:
+    return lambda v: None if v >= lo else f"must be >= {lo}, got {v!r}"
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else f"must be > 0, got {v!r}"
+
+
+def _one_of(*choices: str) -> Rule:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}, got {v!r}"
+
+
+def _not_blank(v: str) -> str | None:
+    return None if v.strip() else "must not be empty"
+
+
+# Camera ids appear in URLs (/whep/{id}), so they are restricted to URL-safe characters.
+_CAMERA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def _camera_id(v: str) -> str | None:
+    if _CAMERA_ID.fullmatch(v):
+        return None
+    return f"must be 1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit, got {v!r}"
+
+
+# The pattern is pasted into a lavfi filter string, so only these known sources are allowed.
+DEMO_PATTERNS = ("testsrc", "testsrc2", "smptebars", "smptehdbars", "rgbtestsrc", "mandelbrot")
+
+
+def _camera_source(v: str) -> str | None:
+    # Never echo the value: an RTSP URL usually carries the camera's password.
+    if v.startswith("demo:"):
+        if v.removeprefix("demo:") in DEMO_PATTERNS:
+            return None
+        return f"demo pattern must be one of {', '.join(DEMO_PATTERNS)} (value hidden)"
+    if not v.startswith(("rtsp://", "rtsps://")):
+        return "must start with rtsp://, rtsps:// or demo: (value hidden)"
+    try:
+        host = urlsplit(v).hostname
+    except ValueError:
+        host = None
+    return None if host else "has no host (value hidden)"
+
+
+def _frame_size(v: tuple[int, int]) -> str | None:
+    if all(16 <= n <= 3840 and n % 2 == 0 for n in v):
+        return None
+    return f"width and height must be even and between 16 and 3840, got {v[0]}x{v[1]}"
+
+
+_ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+
+
+def _ice_urls(urls: tuple[str, ...]) -> str | None:
+    if not urls:
+        return "must list at least one URL"
+    for i, url in enumerate(urls):
+        if not url.startswith(_ICE_SCHEMES):  # not echoed: a TURN URL may embed a user
+            return f"entry {i} must start with stun:, stuns:, turn: or turns:"
+    return None
+
+
+def _cameras(cameras: tuple[CameraSettings, ...]) -> str | None:
+    if not cameras:
+        return "at least one camera is required (add a [[cameras]] table)"
+    first: dict[str, int] = {}
+    for i, camera in enumerate(cameras):
+        if (j := first.setdefault(camera.id, i)) != i:
+            return f"cameras[{j}] and cameras[{i}] have the same id {camera.id!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = _key("127.0.0.1", _not_blank)
+    port: int = _key(8080, _between(1, 65535))
+    max_body_bytes: int = _key(65536, _between(1024, 1 << 20))  # WHEP offer limit
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    linger_seconds: float = _key(5.0, _at_least(0))
+    start_timeout_seconds: float = _key(8.0, _positive)
+    viewer_queue_frames: int = _key(50, _at_least(2))  # bound of each viewer's queue
+    reconnect_initial_seconds: float = _key(0.5, _positive)
+    reconnect_max_seconds: float = _key(10.0, _positive)
+    transcode_bitrate_kbps: int = _key(2000, _between(100, 50000))
+    transcode_preset: str = _key(
+        "veryfast", _one_of("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
+    )
+
+    def __post_init__(self) -> None:
+        # Cross-field checks raise ValueError("key: problem"); the reader adds the table name.
+        if self.reconnect_max_seconds < self.reconnect_initial_seconds:
+            raise ValueError(
+                "reconnect_max_seconds: must be >= reconnect_initial_seconds "
+                f"({self.reconnect_initial_seconds!r}), got {self.reconnect_max_seconds!r}"
+            )
+
+
+@dataclass(frozen=True)
+class IceServer:
+    urls: tuple[str, ...] = _key(rule=_ice_urls)
+    username: str | None = None
+    credential: str | None = _key(None, secret=True)
+
+    def __post_init__(self) -> None:
+        turn = any(url.startswith(("turn:", "turns:")) for url in self.urls)
+        if turn and not (self.username and self.credential):
+            raise ValueError("credential: a turn:/turns: server needs username and credential")
+
+
+@dataclass(frozen=True)
+class WebRtcSettings:
+    ice_servers: tuple[IceServer, ...] = ()
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    id: str = _key(rule=_camera_id)
+    name: str = _key(rule=_not_blank)  # any Unicode, e.g. 臺北車站
+    lat: float = _key(rule=_between(-90, 90))
+    lon: float = _key(rule=_between(-180, 180))
+    source: str = _key(rule=_camera_source, secret=True)  # rtsp(s)://... or demo:<pattern>
+    rtsp_transport: str = _key("tcp", _one_of("tcp", "udp"))
+    open_timeout_seconds: float = _key(5.0, _positive)
+    read_timeout_seconds: float = _key(5.0, _positive)
+    demo_size: tuple[int, int] = _key((1280, 720), _frame_size)  # TOML: "1280x720"
+    demo_fps: int = _key(25, _between(1, 60))
+
+    @property
+    def is_demo(self) -> bool:
+        return self.source.startswith("demo:")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # A missing section means all its defaults; cameras are required.
+    server: ServerSettings = ServerSettings()
+    relay: RelaySettings = RelaySettings()
+    webrtc: WebRtcSettings = WebRtcSettings()
+    cameras: tuple[CameraSettings, ...] = _key((), _cameras)
+
+    def camera(self, camera_id: str) -> CameraSettings | None:
+        return next((c for c in self.cameras if c.id == camera_id), None)
+
+
+def load_settings(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read and validate a TOML settings file; environ defaults to os.environ."""
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:  # its message gives line and column, not values
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    return parse_settings(data, environ)
+
+
+def parse_settings(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate already-parsed TOML data; environ defaults to os.environ."""
+    return _read_table(Settings, data, "", os.environ if environ is None else environ)
+
+
+T = TypeVar("T")
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _read_table(cls: type[T], table: Any, where: str, environ: Mapping[str, str]) -> T:
+    """Build dataclass `cls` from TOML table `table` found at key path `where`."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where or '(top level)'}: expected a table, got {_kind(table)}")
+    prefix = f"{where}." if where else ""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for name in table:
+        if name not in fields:
+            raise ConfigError(f"{prefix}{name}: unknown key (known: {', '.join(fields)})")
+    values = {}
+    for name, f in fields.items():
+        key = prefix + name
+        if name in table:
+            raw = table[name]
+            if f.metadata.get("secret"):
+                raw = _resolve_secret(raw, key, environ)
+            value = _convert(raw, _hints(cls)[name], key, environ)
+        elif f.default is not dataclasses.MISSING:
+            value = f.default
+        else:
+            raise ConfigError(f"{key}: missing required key")
+        if (rule := f.metadata.get("rule")) and (problem := rule(value)):
+            raise ConfigError(f"{key}: {problem}")
+        values[name] = value
+    try:
+        return cls(**values)
+    except ValueError as exc:  # a cross-field check in __post_init__
+        raise ConfigError(f"{prefix}{exc}") from None
+
+
+_SIZE = re.compile(r"(\d{1,5})x(\d{1,5})")
+_EXPECTED = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _convert(value: Any, hint: Any, key: str, environ: Mapping[str, str]) -> Any:
+    """Check `value` against the field's type hint; nested tables and arrays recurse."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is UnionType:  # `str | None`: TOML has no null, so the value is the other type
+        (hint,) = (a for a in args if a is not NoneType)
+        return _convert(value, hint, key, environ)
+    if dataclasses.is_dataclass(hint):
+        return _read_table(hint, value, key, environ)
+    if origin is tuple and args[1:] == (Ellipsis,):
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected an array, got {_kind(value)}")
+        return tuple(
+            _convert(item, args[0], _item_key(key, i, item), environ)
+            for i, item in enumerate(value)
+        )
+    if hint == tuple[int, int]:  # a frame size, written "1280x720"
+        match = _SIZE.fullmatch(value) if isinstance(value, str) else None
+        if not match:
+            got = repr(value) if isinstance(value, str) else _kind(value)
+            raise ConfigError(f'{key}: expected a size like "1280x720", got {got}')
+        return int(match[1]), int(match[2])
+    if hint is float and type(value) is int:  # ints are fine for floats, bools are not
+        value = float(value)
+    if type(value) is not hint:  # exact type: a bool is not an int here
+        raise ConfigError(f"{key}: expected {_EXPECTED[hint]}, got {_kind(value)}")
+    if hint is float and not math.isfinite(value):
+        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+    return value
+
+
+def _item_key(key: str, index: int, item: Any) -> str:
+    """`cameras[1] (id 'taipei-101')`: an entry named by its id, when it has a valid one."""
+    ident = item.get("id") if isinstance(item, Mapping) else None
+    if isinstance(ident, str) and _CAMERA_ID.fullmatch(ident):
+        return f"{key}[{index}] (id {ident!r})"
+    return f"{key}[{index}]"
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _resolve_secret(value: Any, key: str, environ: Mapping[str, str]) -> Any:
+    """A secret is written inline or as `{ env = "NAME" }`, read from the environment."""
+    if not isinstance(value, Mapping):
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f'{key}: expected a string or {{ env = "NAME" }}, got {_kind(value)}')
+    name = value.get("env")
+    if set(value) != {"env"} or not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+        # Not echoed: a misplaced secret could be in there.
+        raise ConfigError(f'{key}: must be a string or {{ env = "NAME" }} with a variable name')
+    secret = environ.get(name)
+    if not secret:
+        raise ConfigError(f"{key}: environment variable {name} is not set or is empty")
+    return secret
+
+
+def _kind(value: Any) -> str:
+    """The TOML name of a value's type, for error messages."""
+    if isinstance(value, bool):
+        return "boolean"
+    kinds = (
+        (int, "integer"),
+        (float, "float"),
+        (str, "string"),
+        (list, "array"),
+        (Mapping, "table"),
+    )
+    return next((name for t, name in kinds if isinstance(value, t)), type(value).__name__)

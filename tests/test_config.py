@@ -1,0 +1,225 @@
+"""gateway.config: TOML to validated settings, with errors that name the key and hide secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import (
+    ConfigError,
+    IceServer,
+    RelaySettings,
+    ServerSettings,
+    load_settings,
+    parse_settings,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "s3cretPW"
+
+
+def cam(**fields: Any) -> dict[str, Any]:
+    return {
+        "id": "cam-1",
+        "name": "測試",
+        "lat": 25.04,
+        "lon": 121.56,
+        "source": "demo:testsrc",
+    } | fields
+
+
+def parse(*cameras: dict[str, Any], environ: dict[str, str] | None = None, **tables: Any):
+    return parse_settings({**tables, "cameras": list(cameras or [cam()])}, environ or {})
+
+
+def error(*cameras: dict[str, Any], environ: dict[str, str] | None = None, **tables: Any) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse(*cameras, environ=environ, **tables)
+    return str(info.value)
+
+
+def test_example_file_loads_with_taipei_demo_cameras():
+    settings = load_settings(ROOT / "config.example.toml", environ={})
+    assert len(settings.cameras) >= 4
+    assert all(c.is_demo for c in settings.cameras)
+    assert {"臺北市政府", "臺北車站", "西門町", "台北101", "大稻埕碼頭"} <= {
+        c.name for c in settings.cameras
+    }
+    hall = settings.camera("taipei-city-hall")
+    assert hall is not None and (hall.lat, hall.lon) == (25.0375, 121.5637)
+    assert hall.demo_size == (640, 360) and hall.demo_fps == 25
+    assert (settings.server.host, settings.server.port) == ("127.0.0.1", 8080)
+    assert settings.camera("nope") is None
+
+
+def test_defaults_and_ints_accepted_for_floats():
+    settings = parse(cam(), relay={"linger_seconds": 3})
+    assert settings.server == ServerSettings()
+    assert settings.relay == RelaySettings(linger_seconds=3.0)
+    assert isinstance(settings.relay.linger_seconds, float)
+    assert settings.webrtc.ice_servers == ()
+    camera = settings.cameras[0]
+    assert (camera.rtsp_transport, camera.demo_size, camera.demo_fps) == ("tcp", (1280, 720), 25)
+
+
+def test_unknown_key_is_named_with_the_known_ones():
+    message = error(server={"prot": 8080})
+    assert message == "server.prot: unknown key (known: host, port, max_body_bytes)"
+    assert error(cam(zoom=2)).startswith("cameras[0] (id 'cam-1').zoom: unknown key")
+    assert error(auth={}).startswith("auth: unknown key")
+
+
+@pytest.mark.parametrize(
+    ("tables", "expected"),
+    [
+        ({"server": {"port": "8080"}}, "server.port: expected an integer, got string"),
+        ({"server": {"port": True}}, "server.port: expected an integer, got boolean"),
+        (
+            {"relay": {"linger_seconds": False}},
+            "relay.linger_seconds: expected a number, got boolean",
+        ),
+        ({"server": []}, "server: expected a table, got array"),
+        (
+            {"webrtc": {"ice_servers": {"urls": []}}},
+            "webrtc.ice_servers: expected an array, got table",
+        ),
+    ],
+)
+def test_wrong_type_names_key_expected_and_actual(tables, expected):
+    assert error(**tables) == expected
+
+
+def test_bool_is_not_a_number_for_cameras_either():
+    assert error(cam(lat=True)) == "cameras[0] (id 'cam-1').lat: expected a number, got boolean"
+    assert "demo_fps: expected an integer, got boolean" in error(cam(demo_fps=True))
+
+
+def test_duplicate_camera_id_names_both_indexes():
+    message = error(cam(), cam(id="other"), cam())
+    assert "cameras[0]" in message and "cameras[2]" in message and "'cam-1'" in message
+
+
+def test_cameras_are_required():
+    with pytest.raises(ConfigError, match="at least one camera"):
+        parse_settings({}, {})
+    with pytest.raises(ConfigError, match="at least one camera"):
+        parse_settings({"cameras": []}, {})
+
+
+def test_missing_source_is_named():
+    camera = cam()
+    del camera["source"]
+    assert error(camera) == "cameras[0] (id 'cam-1').source: missing required key"
+
+
+def test_lat_out_of_range():
+    message = error(cam(), cam(id="ximending", lat=123.0))
+    assert message == "cameras[1] (id 'ximending').lat: must be between -90 and 90, got 123.0"
+    assert "lon: must be between -180 and 180" in error(cam(lon=-181))
+
+
+@pytest.mark.parametrize("bad_id", ["a b", "-lead", "x" * 65, "台北", "a/b", "", "cam\n"])
+def test_camera_id_must_be_url_safe(bad_id):
+    assert error(cam(id=bad_id)).startswith("cameras[0].id: must be 1-64 of")
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"demo_size": "641x360"}, "demo_size: width and height must be even"),
+        ({"demo_size": "big"}, 'demo_size: expected a size like "1280x720"'),
+        ({"demo_fps": 0}, "demo_fps: must be between 1 and 60"),
+        ({"rtsp_transport": "http"}, "rtsp_transport: must be one of tcp, udp"),
+        ({"name": " "}, "name: must not be empty"),
+        ({"source": "demo:nullsrc"}, "source: demo pattern must be one of"),
+    ],
+)
+def test_camera_field_rules(fields, fragment):
+    assert fragment in error(cam(**fields))
+
+
+def test_relay_rules():
+    assert "transcode_preset: must be one of" in error(relay={"transcode_preset": "slow"})
+    assert "relay.viewer_queue_frames: must be >= 2" in error(relay={"viewer_queue_frames": 1})
+    message = error(relay={"reconnect_initial_seconds": 2, "reconnect_max_seconds": 1})
+    assert message.startswith("relay.reconnect_max_seconds: must be >= reconnect_initial_seconds")
+    assert "must be a finite number" in error(relay={"linger_seconds": float("inf")})
+
+
+def test_env_reference_is_resolved():
+    url = f"rtsp://admin:{SECRET}@10.0.0.1/x"
+    settings = parse(cam(source={"env": "CAM_URL"}), environ={"CAM_URL": url})
+    assert settings.cameras[0].source == url
+    assert not settings.cameras[0].is_demo
+    assert SECRET not in repr(settings)
+
+
+def test_missing_env_variable_is_named():
+    message = error(cam(source={"env": "CAM_XINYI_01_URL"}))
+    assert message.startswith("cameras[0] (id 'cam-1').source:")
+    assert "CAM_XINYI_01_URL" in message
+    assert "environment variable" in error(cam(source={"env": "X"}), environ={"X": ""})
+    assert 'env = "NAME"' in error(cam(source={"env": 5}))
+    assert 'env = "NAME"' in error(cam(source={"env": "X", "other": 1}))
+
+
+def test_ice_servers():
+    turn = {"urls": ["turns:turn.example.org:5349"], "username": "gw", "credential": {"env": "T"}}
+    settings = parse(
+        webrtc={"ice_servers": [{"urls": ["stun:s.example.org"]}, turn]}, environ={"T": SECRET}
+    )
+    assert settings.webrtc.ice_servers[0] == IceServer(urls=("stun:s.example.org",))
+    assert settings.webrtc.ice_servers[1].credential == SECRET
+    assert SECRET not in repr(settings)
+    message = error(webrtc={"ice_servers": [{"urls": ["http://x"]}]})
+    assert message.startswith("webrtc.ice_servers[0].urls: entry 0 must start with stun:")
+    message = error(webrtc={"ice_servers": [{"urls": ["turn:t.example.org"]}]})
+    assert message.startswith("webrtc.ice_servers[0].credential: a turn:/turns: server needs")
+
+
+@pytest.mark.parametrize(
+    ("camera", "ice", "environ"),
+    [
+        (cam(source=f"rtsp://admin:{SECRET}@10.0.0.1/x", lat=99), [], {}),
+        (cam(source=f"rtsp://admin:{SECRET}@10.0.0.1/x", rtsp_transport=7), [], {}),
+        (cam(source=f"ftp://admin:{SECRET}@x"), [], {}),
+        (cam(source=f"rtsp://admin:{SECRET}@[bad/x"), [], {}),
+        (cam(source=f"demo:{SECRET}"), [], {}),
+        (cam(source={"env": "U"}), [], {"U": f"ftp://admin:{SECRET}@x"}),
+        (cam(source={"env": "U", "v": SECRET}), [], {}),
+        (cam(source={"env": f"rtsp://admin:{SECRET}@x"}), [], {}),
+        (cam(), [{"urls": [f"turn:admin:{SECRET}@x"], "credential": SECRET}], {}),
+        (cam(), [{"urls": [f"http://admin:{SECRET}@x"]}], {}),
+    ],
+)
+def test_secrets_never_appear_in_errors(camera, ice, environ):
+    message = error(camera, environ=environ, webrtc={"ice_servers": ice})
+    assert SECRET not in message and "admin" not in message
+
+
+def test_toml_syntax_error_names_the_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'[server]\nport = = 8080\nsource = "rtsp://admin:{SECRET}@x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+    message = str(info.value)
+    assert str(path) in message and "invalid TOML" in message and "line 2" in message
+    assert SECRET not in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings(tmp_path / "absent.toml", {})
+
+
+def test_load_reads_env_from_os_environ_by_default(tmp_path, monkeypatch):
+    path = tmp_path / "env.toml"
+    path.write_text(
+        '[[cameras]]\nid = "xinyi-01"\nname = "信義區路口 01"\nlat = 25.033\nlon = 121.565\n'
+        'source = { env = "CAM_XINYI_01_URL" }\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CAM_XINYI_01_URL", "rtsp://u:p@10.0.0.2/s")
+    assert load_settings(path).cameras[0].source == "rtsp://u:p@10.0.0.2/s"
