@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from camera.fixture import free_port
 from conftest import camera_entry, settings_for
 from viewer import Viewer
 
-from gateway.appkeys import HUBS
+from gateway.appkeys import HUBS, SESSIONS
 
 SDP = {"Content-Type": "application/sdp"}
 
@@ -132,3 +133,35 @@ async def test_cameras_api_is_geojson_without_sources(start_gateway):
     assert feature["properties"]["name"] == "測試 demo"
     assert "source" not in str(body) and "rtsp" not in str(body)
     assert (await gateway.http.get(f"{gateway.url}/healthz")).status == 200
+
+
+async def test_viewer_that_vanishes_is_ended_within_seconds(start_gateway):
+    gateway = await demo_gateway(start_gateway)
+    viewer = Viewer(gateway.url, "demo")
+    assert (await viewer.connect(gateway.http)).status == 201
+    assert await viewer.wait_frames(3)
+    (session,) = list(gateway.app[SESSIONS])
+    # Gone without a DELETE: only the peer connection tells.
+    await viewer.pc.close()
+    await asyncio.wait_for(session.ended.wait(), timeout=10)
+    assert session.end_reason == "connection lost"
+    assert len(gateway.app[SESSIONS]) == 0
+    assert len(gateway.app[HUBS].get("demo").viewers) == 0
+
+
+async def test_viewer_that_goes_silent_is_ended_by_ice_consent(start_gateway):
+    gateway = await demo_gateway(start_gateway)
+    viewer = Viewer(gateway.url, "demo")
+    assert (await viewer.connect(gateway.http)).status == 201
+    assert await viewer.wait_frames(3)
+    (session,) = list(gateway.app[SESSIONS])
+    # A tablet out of coverage: its sockets go quiet, with no DTLS close or DELETE.
+    ice = viewer.pc.getTransceivers()[0].receiver.transport.transport
+    for protocol in ice._connection._protocols:
+        protocol.transport.close()
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(session.ended.wait(), timeout=15)
+    assert session.end_reason == "connection lost"
+    assert asyncio.get_running_loop().time() - started < 10
+    assert len(gateway.app[HUBS].get("demo").viewers) == 0
+    await viewer.close()

@@ -25,6 +25,7 @@ export class WhepError extends Error {
 // Plays `url` (POST /whep/{camera}) into `video`. Returns an object with
 // `pc`, `sessionUrl` and `stop()`, which ends the session on the gateway too.
 export async function playWhep(url, video, { token, onState } = {}) {
+  url = new URL(url, document.baseURI).href;
   const pc = new RTCPeerConnection({ iceServers: [] });
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addEventListener("track", (event) => {

@@ -85,8 +85,48 @@ def register_h264_profile(profile_level_id: str) -> RTCRtpCodecCapability:
     )
 
 
+P = sdp.H264Profile
+# Profiles whose decoders also decode a stream of the key profile, narrowest first
+# (ISO/IEC 14496-10 Annex A). Streams sent to viewers never have B-frames, so
+# Constrained High covers Main and High. Debian's Chromium 156, for one, offers
+# Main and High 4:4:4 but not High: a High camera is then announced as High
+# 4:4:4, a profile the browser's decoder must and does play.
+DECODABLE_AS = {
+    P.PROFILE_CONSTRAINED_BASELINE: [
+        P.PROFILE_CONSTRAINED_BASELINE,
+        P.PROFILE_BASELINE,
+        P.PROFILE_MAIN,
+        P.PROFILE_CONSTRAINED_HIGH,
+        P.PROFILE_HIGH,
+        P.PROFILE_PREDICTIVE_HIGH_444,
+    ],
+    P.PROFILE_BASELINE: [P.PROFILE_BASELINE],
+    P.PROFILE_MAIN: [
+        P.PROFILE_MAIN,
+        P.PROFILE_CONSTRAINED_HIGH,
+        P.PROFILE_HIGH,
+        P.PROFILE_PREDICTIVE_HIGH_444,
+    ],
+    P.PROFILE_CONSTRAINED_HIGH: [
+        P.PROFILE_CONSTRAINED_HIGH,
+        P.PROFILE_HIGH,
+        P.PROFILE_PREDICTIVE_HIGH_444,
+    ],
+    P.PROFILE_HIGH: [P.PROFILE_HIGH, P.PROFILE_CONSTRAINED_HIGH, P.PROFILE_PREDICTIVE_HIGH_444],
+}
+PROFILE_PREFIX = {  # profile_idc and constraint flags of profile-level-id
+    P.PROFILE_CONSTRAINED_BASELINE: "42e0",
+    P.PROFILE_BASELINE: "4200",
+    P.PROFILE_MAIN: "4d00",
+    P.PROFILE_CONSTRAINED_HIGH: "640c",
+    P.PROFILE_HIGH: "6400",
+    P.PROFILE_PREDICTIVE_HIGH_444: "f400",
+}
+
+
 def answer_profile(profile_level_id: str, offer: sdp.SessionDescription) -> str:
-    """The profile-level-id to answer with: the camera's own, if the viewer can decode it."""
+    """The profile-level-id to answer with: the camera's own if the viewer offers it,
+    else the narrowest offered profile whose decoders play the camera's stream."""
     offered = {
         _profile(str(codec.parameters.get("profile-level-id", "42e01f")))
         for media in offer.media
@@ -95,13 +135,12 @@ def answer_profile(profile_level_id: str, offer: sdp.SessionDescription) -> str:
         if codec.mimeType.lower() == "video/h264"
         and str(codec.parameters.get("packetization-mode", "0")) == "1"
     }
-    candidates = [profile_level_id]
-    if profile_level_id[:4] == "6400":
-        # Passed-through High has no B-frames, so it is also Constrained High.
-        candidates.append("640c" + profile_level_id[4:])
-    for candidate in candidates:
-        if _profile(candidate) in offered:
-            return candidate
+    camera = _profile(profile_level_id)
+    for profile in DECODABLE_AS.get(camera, [camera]) if camera else []:
+        if profile in offered:
+            if profile == camera:
+                return profile_level_id
+            return PROFILE_PREFIX[profile] + profile_level_id[4:]
     raise BadOffer(
         f"offer does not accept H.264 {h264.profile_name(profile_level_id)} "
         "(packetization-mode=1), which this camera sends"

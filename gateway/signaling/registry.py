@@ -52,8 +52,8 @@ class SessionRegistry:
         session = self._sessions.pop(session_id, None)
         return session is not None and await session.close(reason)
 
-    def _lost(self, session: ViewerSession) -> None:
-        task = asyncio.ensure_future(self.end(session.id, "connection lost"))
+    def _lost(self, session: ViewerSession, reason: str) -> None:
+        task = asyncio.ensure_future(self.end(session.id, reason))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 # give up after 4 misses, so a dead viewer is noticed within about 5 s.
 aioice.ice.CONSENT_INTERVAL = 1
 aioice.ice.CONSENT_FAILURES = 4
+# A viewer whose ICE checks never arrive (blocked UDP, closed tab) frees its slot.
+CONNECT_TIMEOUT_SECONDS = 15.0
 
 
 class ViewerSession:
@@ -52,6 +54,7 @@ class ViewerSession:
         self._started = time.monotonic()
         self.end_reason: str | None = None
         self.ended = asyncio.Event()
+        self._deadline: asyncio.TimerHandle | None = None
 
     @property
     def camera_id(self) -> str:
@@ -73,7 +76,7 @@ class ViewerSession:
         offer: SessionDescription,
         remote: str,
         configuration: RTCConfiguration,
-        on_lost: Callable[[ViewerSession], None],
+        on_lost: Callable[[ViewerSession, str], None],
     ) -> tuple[ViewerSession, str]:
         """Join the hub and answer the offer; returns the session and the answer SDP."""
         track = await hub.join()
@@ -99,8 +102,15 @@ class ViewerSession:
         @pc.on("connectionstatechange")
         def _state_changed() -> None:
             if pc.connectionState in ("failed", "closed") and session.end_reason is None:
-                on_lost(session)
+                on_lost(session, "connection lost")
 
+        def _connect_deadline() -> None:
+            if pc.connectionState != "connected" and session.end_reason is None:
+                on_lost(session, "viewer never connected")
+
+        session._deadline = asyncio.get_running_loop().call_later(
+            CONNECT_TIMEOUT_SECONDS, _connect_deadline
+        )
         return session, pc.localDescription.sdp
 
     async def close(self, reason: str) -> bool:
@@ -108,6 +118,8 @@ class ViewerSession:
         if self.end_reason is not None:
             return False
         self.end_reason = reason
+        if self._deadline is not None:
+            self._deadline.cancel()
         self.hub.leave(self.track)
         await self.pc.close()
         self.ended.set()
