@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import copy
 
-from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, sdp
+from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, rtp, sdp
 from aiortc import codecs as aiortc_codecs
 
 from gateway.relay import h264
+
+# Chromium also numbers its dynamic payload types from 35 to 63 (unassigned in
+# RFC 3551). aiortc would answer such a codec with its own number, which the
+# browser never offered, and the browser would drop every packet.
+rtp.DYNAMIC_PAYLOAD_TYPES = range(35, 128)  # type: ignore[misc]
 
 
 class BadOffer(ValueError):
