@@ -14,7 +14,7 @@ TEST_DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \
 .PHONY: demo test lint format debs clean
 
 demo: $(VENV)/.installed
-	$(PY) -m gateway --config $(CONFIG)
+	$(PY) -m gateway --config $(CONFIG) --demo
 
 test: debs $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -14,6 +14,11 @@ from gateway.logs import setup_logging
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway", description="CCTV live-view relay gateway")
     parser.add_argument("--config", required=True, help="TOML settings file")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="grant the demo accounts access to the demo cameras and print links",
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
@@ -23,14 +28,28 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
 
     from gateway.app import create_app
+    from gateway.demo import NotADemo, prepare_demo
 
+    app = create_app(settings)
+    if args.demo:
+        try:
+            links = prepare_demo(app)
+        except NotADemo as exc:
+            print(f"gateway: {exc}", file=sys.stderr)
+            return 2
+        app.on_startup.append(lambda _: _print_lines(links))
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.server.host,
         port=settings.server.port,
         print=lambda message: print(message, flush=True),
     )
     return 0
+
+
+async def _print_lines(lines: list[str]) -> None:
+    for line in lines:
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

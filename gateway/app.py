@@ -2,41 +2,147 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp_cors
 from aiohttp import web
 
-from gateway import api
-from gateway.access import AccessPolicy, AllowAll
-from gateway.appkeys import ACCESS, HUBS, SESSIONS, SETTINGS
+from gateway import admin, api
+from gateway.access import audit as audit_events
+from gateway.access.administration import AccessAdmin
+from gateway.access.audit import AuditLog
+from gateway.access.database import open_database
+from gateway.access.enforcer import GrantEnforcer
+from gateway.access.grants import GrantStore
+from gateway.access.policy import AccessControl
+from gateway.access.throttle import FailureThrottle
+from gateway.access.tickets import TicketBook
+from gateway.access.tokens import TokenVerifier
+from gateway.appkeys import ACCESS, ADMIN, EVENTS, HUBS, SESSIONS, SETTINGS, TICKETS
 from gateway.config import Settings
+from gateway.events import EventBus
 from gateway.relay import CameraHubs
-from gateway.signaling import SessionRegistry, whep
+from gateway.signaling import SessionRegistry, ViewerSession, whep
 
+log = logging.getLogger(__name__)
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 
 
-def create_app(settings: Settings, access: AccessPolicy | None = None) -> web.Application:
+def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> web.Application:
     # The offer limit is enforced by the WHEP handler with a clear 413.
-    app = web.Application(client_max_size=max(settings.server.max_body_bytes, 1024**2))
+    app = web.Application(
+        client_max_size=max(settings.server.max_body_bytes, 1024**2),
+        middlewares=[whep.plain_options],
+    )
+    db = open_database(settings.storage.database)
+    grants = GrantStore(db, (c.id for c in settings.cameras), settings.grants.max_days)
+    audit = AuditLog(db)
+    sessions = SessionRegistry(settings.webrtc)
+    bus = EventBus()
+    enforcer = GrantEnforcer(grants, sessions)
     app[SETTINGS] = settings
-    app[ACCESS] = access or AllowAll()
     app[HUBS] = CameraHubs(settings.cameras, settings.relay)
-    app[SESSIONS] = SessionRegistry(settings.webrtc)
-    app.cleanup_ctx.append(_media_lifecycle)
+    app[SESSIONS] = sessions
+    app[EVENTS] = bus
+    app[TICKETS] = TicketBook()
+    app[ACCESS] = AccessControl(
+        TokenVerifier(settings.auth), grants, audit, throttle or FailureThrottle()
+    )
+    app[ADMIN] = AccessAdmin(grants, audit, bus, sessions, enforcer)
+    _account_sessions(sessions, audit, bus)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        _prune_audit(audit, settings.audit.retention_days)
+        enforcing = asyncio.create_task(enforcer.run())
+        yield
+        enforcing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await enforcing
+        bus.close()
+        # Sessions first, so each ends with its reason before its camera is released.
+        await sessions.close("gateway shutdown")
+        await app[HUBS].close()
+        db.close()
+
+    app.cleanup_ctx.append(lifecycle)
     whep.add_routes(app)
     api.add_routes(app)
+    admin.add_routes(app)
     app.router.add_get("/", _index)
     app.router.add_static("/web/", WEB_ROOT)
+    _allow_origins(app, settings.cors.origins)
     return app
 
 
-async def _media_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    yield
-    # Sessions first, so each ends with its reason before its camera is released.
-    await app[SESSIONS].close("gateway shutdown")
-    await app[HUBS].close()
+def _account_sessions(sessions: SessionRegistry, audit: AuditLog, bus: EventBus) -> None:
+    """Every session start and end lands in the audit log and on the event bus."""
+
+    def started(session: ViewerSession) -> None:
+        audit.record(
+            audit_events.SESSION_START,
+            **_who(session),
+            authorization_ref=session.viewer.authorization_ref,
+        )
+        bus.publish("session_started", {"session": session.to_json()})
+
+    def ended(session: ViewerSession) -> None:
+        audit.record(
+            audit_events.SESSION_END,
+            **_who(session),
+            reason=session.end_reason,
+            duration_seconds=round(session.duration_seconds, 3),
+            bytes_sent=session.bytes_sent,
+        )
+        bus.publish(
+            "session_ended",
+            {
+                "session_id": session.id,
+                "camera_id": session.camera_id,
+                "reason": session.end_reason,
+            },
+            accounts=[session.account],
+        )
+
+    sessions.on_start.append(started)
+    sessions.on_end.append(ended)
+
+
+def _who(session: ViewerSession) -> dict[str, object]:
+    return {
+        "account": session.account,
+        "camera_id": session.camera_id,
+        "grant_id": session.viewer.grant_id,
+        "project": session.viewer.project,
+        "remote": session.remote,
+        "session_id": session.id,
+    }
+
+
+def _prune_audit(audit: AuditLog, retention_days: float) -> None:
+    if retention_days > 0:
+        pruned = audit.prune(datetime.now(UTC) - timedelta(days=retention_days))
+        if pruned:
+            log.info("audit: pruned %d rows older than %g days", pruned, retention_days)
+
+
+def _allow_origins(app: web.Application, origins: tuple[str, ...]) -> None:
+    """CORS for the dashboards in config; preflights from any other origin fail."""
+    options = aiohttp_cors.ResourceOptions(
+        allow_credentials=False,
+        expose_headers=("Location", "Retry-After", "Accept-Post"),
+        allow_headers=("Authorization", "Content-Type"),
+        allow_methods=("GET", "POST", "PATCH", "DELETE"),
+    )
+    cors = aiohttp_cors.setup(app, defaults={origin: options for origin in origins})
+    for route in list(app.router.routes()):
+        path = route.resource.canonical if route.resource else ""
+        if path.startswith(("/whep/", "/api/")) and route.method != "OPTIONS":
+            cors.add(route)
 
 
 async def _index(request: web.Request) -> web.FileResponse:

@@ -179,13 +179,88 @@ class CameraSettings:
         return self.source.startswith("demo:")
 
 
+_HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+_KEY_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "ES512")
+
+
+def _algorithms(algorithms: tuple[str, ...]) -> str | None:
+    if not algorithms:
+        return "must list at least one algorithm"
+    for name in algorithms:
+        if name not in _HMAC_ALGORITHMS + _KEY_ALGORITHMS:  # "none" included
+            known = ", ".join(_HMAC_ALGORITHMS + _KEY_ALGORITHMS)
+            return f"{name!r} is not accepted (one of {known})"
+    return None
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """How bearer tokens (JWTs) are verified. The defaults match the city dashboard."""
+
+    algorithms: tuple[str, ...] = _key(("HS256",), _algorithms)
+    secret: str | None = _key(None, secret=True)  # shared secret for HS*
+    public_key_file: str | None = None  # PEM public key for RS*/PS*/ES*
+    jwks_url: str | None = None  # or a JWKS endpoint for RS*/PS*/ES*
+    jwks_cache_seconds: float = _key(300.0, _positive)
+    issuer: str = "Taipei citydashboard"  # "" skips the check
+    audience: str = ""  # "" skips the check
+    leeway_seconds: float = _key(30.0, _between(0, 300))
+    account_claim: str = _key("account_id", _not_blank)
+    fallback_account_claim: str = "sub"  # used when account_claim is absent
+    admin_claim: str = _key("is_admin", _not_blank)
+
+    def __post_init__(self) -> None:
+        hmac = any(a in _HMAC_ALGORITHMS for a in self.algorithms)
+        keyed = any(a in _KEY_ALGORITHMS for a in self.algorithms)
+        if hmac and keyed:
+            # A public key accepted as an HMAC secret would let anyone sign tokens.
+            raise ValueError("algorithms: do not mix HS* with RS*/PS*/ES* (algorithm confusion)")
+        if hmac and (not self.secret or len(self.secret.encode()) < 32):
+            raise ValueError("secret: HS* needs a secret of at least 32 bytes")
+        if keyed and not (self.public_key_file or self.jwks_url):
+            raise ValueError("public_key_file: RS*/PS*/ES* need public_key_file or jwks_url")
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    # Grants and the audit log (SQLite, WAL). Never video: nothing else is written.
+    database: str = _key("data/gateway.sqlite3", _not_blank)
+
+
+@dataclass(frozen=True)
+class GrantSettings:
+    max_days: float = _key(14.0, _between(0.01, 366))  # longest window a grant may have
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    retention_days: float = _key(400.0, _at_least(0))  # 0 keeps every row
+
+
+def _origins(origins: tuple[str, ...]) -> str | None:
+    for origin in origins:
+        if not re.fullmatch(r"https?://[^/\s]+", origin):
+            return f"{origin!r} must be a scheme and host, like https://dashboard.example.org"
+    return None
+
+
+@dataclass(frozen=True)
+class CorsSettings:
+    origins: tuple[str, ...] = _key((), _origins)  # dashboards that may embed the player
+
+
 @dataclass(frozen=True)
 class Settings:
-    # A missing section means all its defaults; cameras are required.
+    # A missing section means all its defaults; auth and cameras are required.
+    auth: AuthSettings
+    cameras: tuple[CameraSettings, ...] = _key((), _cameras)
     server: ServerSettings = ServerSettings()
     relay: RelaySettings = RelaySettings()
     webrtc: WebRtcSettings = WebRtcSettings()
-    cameras: tuple[CameraSettings, ...] = _key((), _cameras)
+    storage: StorageSettings = StorageSettings()
+    grants: GrantSettings = GrantSettings()
+    audit: AuditSettings = AuditSettings()
+    cors: CorsSettings = CorsSettings()
 
     def camera(self, camera_id: str) -> CameraSettings | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
@@ -241,6 +316,8 @@ def _read_table(cls: type[T], table: Any, where: str, environ: Mapping[str, str]
             value = _convert(raw, _hints(cls)[name], key, environ)
         elif f.default is not dataclasses.MISSING:
             value = f.default
+        elif dataclasses.is_dataclass(_hints(cls)[name]):
+            raise ConfigError(f"{key}: missing required table [{key}]")
         else:
             raise ConfigError(f"{key}: missing required key")
         if (rule := f.metadata.get("rule")) and (problem := rule(value)):

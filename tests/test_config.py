@@ -31,6 +31,7 @@ def cam(**fields: Any) -> dict[str, Any]:
 
 
 def parse(*cameras: dict[str, Any], environ: dict[str, str] | None = None, **tables: Any):
+    tables.setdefault("auth", {"secret": "x" * 32})
     return parse_settings({**tables, "cameras": list(cameras or [cam()])}, environ or {})
 
 
@@ -68,7 +69,7 @@ def test_unknown_key_is_named_with_the_known_ones():
     message = error(server={"prot": 8080})
     assert message == "server.prot: unknown key (known: host, port, max_body_bytes)"
     assert error(cam(zoom=2)).startswith("cameras[0] (id 'cam-1').zoom: unknown key")
-    assert error(auth={}).startswith("auth: unknown key")
+    assert error(audit={"keep": 1}).startswith("audit.keep: unknown key")
 
 
 @pytest.mark.parametrize(
@@ -103,9 +104,9 @@ def test_duplicate_camera_id_names_both_indexes():
 
 def test_cameras_are_required():
     with pytest.raises(ConfigError, match="at least one camera"):
-        parse_settings({}, {})
+        parse_settings({"auth": {"secret": "x" * 32}}, {})
     with pytest.raises(ConfigError, match="at least one camera"):
-        parse_settings({"cameras": []}, {})
+        parse_settings({"auth": {"secret": "x" * 32}, "cameras": []}, {})
 
 
 def test_missing_source_is_named():
@@ -217,9 +218,37 @@ def test_missing_file(tmp_path):
 def test_load_reads_env_from_os_environ_by_default(tmp_path, monkeypatch):
     path = tmp_path / "env.toml"
     path.write_text(
+        f'[auth]\nsecret = "{"x" * 32}"\n'
         '[[cameras]]\nid = "xinyi-01"\nname = "信義區路口 01"\nlat = 25.033\nlon = 121.565\n'
         'source = { env = "CAM_XINYI_01_URL" }\n',
         encoding="utf-8",
     )
     monkeypatch.setenv("CAM_XINYI_01_URL", "rtsp://u:p@10.0.0.2/s")
     assert load_settings(path).cameras[0].source == "rtsp://u:p@10.0.0.2/s"
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        (None, "auth: missing required table [auth]"),
+        ({}, "auth.secret: HS* needs a secret of at least 32 bytes"),
+        ({"secret": "short"}, "auth.secret: HS* needs a secret of at least 32 bytes"),
+        ({"algorithms": ["none"], "secret": "x" * 32}, "auth.algorithms: 'none' is not accepted"),
+        (
+            {"algorithms": ["HS256", "RS256"], "secret": "x" * 32},
+            "auth.algorithms: do not mix HS* with RS*/PS*/ES* (algorithm confusion)",
+        ),
+        ({"algorithms": ["RS256"]}, "auth.public_key_file: RS*/PS*/ES* need public_key_file"),
+    ],
+)
+def test_auth_mistakes_are_named(auth, expected):
+    data = {"cameras": [cam()]} | ({"auth": auth} if auth is not None else {})
+    with pytest.raises(ConfigError) as info:
+        parse_settings(data, {})
+    assert str(info.value).startswith(expected)
+    assert "x" * 32 not in str(info.value)
+
+
+def test_cors_origins_must_be_origins():
+    message = error(cors={"origins": ["https://dash.example.org/path"]})
+    assert message.startswith("cors.origins:")

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from viewer import Viewer
-
-from gateway.config import load_settings
+from gateway.config import StorageSettings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def test_demo_config_plays(start_gateway):
+async def test_demo_config_plays(start_gateway, tmp_path):
     settings = load_settings(ROOT / "config.example.toml")
+    settings = replace(settings, storage=StorageSettings(str(tmp_path / "demo.sqlite3")))
     assert len(settings.cameras) >= 4
     assert all(camera.is_demo for camera in settings.cameras)
     gateway = await start_gateway(settings)
     camera = settings.cameras[0]
-    viewer = Viewer(gateway.url, camera.id)
+    viewer = gateway.viewer(camera.id)
     response = await viewer.connect(gateway.http)
     assert response.status == 201, await response.text()
     assert await viewer.wait_frames(10)
@@ -32,6 +32,7 @@ async def test_demo_config_plays(start_gateway):
 def test_bad_config_exits_2_naming_the_key(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text(
+        f'[auth]\nsecret = "{"s" * 32}"\n'
         '[[cameras]]\nid = "cam-1"\nname = "x"\nlat = 95.0\nlon = 121.5\n'
         'source = "rtsp://admin:Secr3tPW@10.0.0.1/stream"\n',
         encoding="utf-8",

@@ -23,7 +23,7 @@ def answered_profile(answer: str) -> str:
 
 
 async def watch(gateway, camera_id: str = "cam") -> Viewer:
-    viewer = Viewer(gateway.url, camera_id)
+    viewer = gateway.viewer(camera_id)
     response = await viewer.connect(gateway.http)
     assert response.status == 201, await response.text()
     return viewer

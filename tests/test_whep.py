@@ -6,12 +6,12 @@ import asyncio
 import logging
 
 from camera.fixture import free_port
-from conftest import camera_entry, settings_for
+from conftest import bearer, camera_entry, settings_for
 from viewer import Viewer
 
 from gateway.appkeys import HUBS, SESSIONS
 
-SDP = {"Content-Type": "application/sdp"}
+SDP = {"Content-Type": "application/sdp", **bearer()}
 
 
 async def valid_offer() -> str:
@@ -68,7 +68,7 @@ async def test_bad_requests_get_their_status(start_gateway):
     )
     assert response.status == 422
 
-    response = await http.delete(f"{url}/whep/sessions/unknown")
+    response = await http.delete(f"{url}/whep/sessions/unknown", headers=bearer())
     assert response.status == 404
 
 
@@ -86,18 +86,18 @@ async def test_unreachable_camera_is_503_with_retry_after(start_gateway):
 
 async def test_session_lifecycle_and_delete(start_gateway):
     gateway = await demo_gateway(start_gateway)
-    viewer = Viewer(gateway.url, "demo")
+    viewer = gateway.viewer("demo")
     response = await viewer.connect(gateway.http)
     assert response.status == 201
     assert response.content_type == "application/sdp"
     assert response.headers["Location"].startswith("/whep/sessions/")
     assert await viewer.wait_frames(5)
     assert viewer.frames[-1][1:] == (320, 240)
-    response = await gateway.http.delete(viewer.session_url)
+    response = await gateway.http.delete(viewer.session_url, headers=bearer())
     assert response.status == 200
     await viewer.closed.wait()  # the gateway closed the peer connection
     assert len(gateway.app[HUBS].get("demo").viewers) == 0
-    response = await gateway.http.delete(viewer.session_url)
+    response = await gateway.http.delete(viewer.session_url, headers=bearer())
     assert response.status == 404
     await viewer.close()
 
@@ -115,7 +115,7 @@ async def test_wrong_rtsp_password_leaks_nowhere(make_rtsp_camera, start_gateway
     assert response.status == 503
     text = await response.text()
     assert "credentials" in text
-    listing = await (await gateway.http.get(f"{gateway.url}/api/cameras")).text()
+    listing = await (await gateway.http.get(f"{gateway.url}/api/cameras", headers=bearer())).text()
     for place in (text, listing, caplog.text):
         assert secret not in place
         assert "admin" not in place
@@ -124,7 +124,7 @@ async def test_wrong_rtsp_password_leaks_nowhere(make_rtsp_camera, start_gateway
 
 async def test_cameras_api_is_geojson_without_sources(start_gateway):
     gateway = await demo_gateway(start_gateway)
-    response = await gateway.http.get(f"{gateway.url}/api/cameras")
+    response = await gateway.http.get(f"{gateway.url}/api/cameras", headers=bearer())
     assert response.status == 200
     body = await response.json()
     assert body["type"] == "FeatureCollection"
@@ -137,7 +137,7 @@ async def test_cameras_api_is_geojson_without_sources(start_gateway):
 
 async def test_viewer_that_vanishes_is_ended_within_seconds(start_gateway):
     gateway = await demo_gateway(start_gateway)
-    viewer = Viewer(gateway.url, "demo")
+    viewer = gateway.viewer("demo")
     assert (await viewer.connect(gateway.http)).status == 201
     assert await viewer.wait_frames(3)
     (session,) = list(gateway.app[SESSIONS])
@@ -151,7 +151,7 @@ async def test_viewer_that_vanishes_is_ended_within_seconds(start_gateway):
 
 async def test_viewer_that_goes_silent_is_ended_by_ice_consent(start_gateway):
     gateway = await demo_gateway(start_gateway)
-    viewer = Viewer(gateway.url, "demo")
+    viewer = gateway.viewer("demo")
     assert (await viewer.connect(gateway.http)).status == 201
     assert await viewer.wait_frames(3)
     (session,) = list(gateway.app[SESSIONS])

@@ -1,9 +1,4 @@
-"""Who may watch: the one place the access decision is made.
+"""Who may watch: tokens, grants, the access decision, and the audit log.
 
-The relay-core release admits everyone; grants, tokens and the audit log plug in
-here without the HTTP handlers changing.
+`AccessControl` (policy.py) is the one entry point every handler calls.
 """
-
-from .policy import AccessDenied, AccessPolicy, AllowAll, Viewer
-
-__all__ = ["AccessDenied", "AccessPolicy", "AllowAll", "Viewer"]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from aiortc import RTCConfiguration, RTCIceServer
 
+from gateway.access.policy import Viewer
 from gateway.config import WebRtcSettings
 from gateway.relay import CameraHub
 
@@ -28,15 +29,27 @@ class SessionRegistry:
             ]
         )
         self._pending: set[asyncio.Task[bool]] = set()
+        # Observers, e.g. the audit log and the event bus. A start observer that
+        # raises refuses the session: nobody watches without the record written.
+        self.on_start: list[Callable[[ViewerSession], None]] = []
+        self.on_end: list[Callable[[ViewerSession], None]] = []
 
-    async def open(self, hub: CameraHub, body: bytes, remote: str) -> tuple[ViewerSession, str]:
+    async def open(
+        self, hub: CameraHub, body: bytes, remote: str, viewer: Viewer
+    ) -> tuple[ViewerSession, str]:
         """Validate the offer, join the camera and answer. Raises BadOffer, CameraUnavailable."""
         offer_sdp, offer = parse_offer(body)
         session, answer = await ViewerSession.negotiate(
-            hub, offer_sdp, offer, remote, self._configuration, self._lost
+            hub, offer_sdp, offer, remote, viewer, self._configuration, self._lost
         )
+        try:
+            for observer in self.on_start:
+                observer(session)
+        except BaseException:
+            await session.close("not recorded")  # never registered: no end observers
+            raise
         self._sessions[session.id] = session
-        log.info("session %s started: camera %s from %s", session.id, hub.id, remote)
+        log.info("session %s started: camera %s", session.id, hub.id)
         return session, answer
 
     def get(self, session_id: str) -> ViewerSession | None:
@@ -50,7 +63,11 @@ class SessionRegistry:
 
     async def end(self, session_id: str, reason: str) -> bool:
         session = self._sessions.pop(session_id, None)
-        return session is not None and await session.close(reason)
+        if session is None or not await session.close(reason):
+            return False
+        for observer in self.on_end:
+            observer(session)
+        return True
 
     def _lost(self, session: ViewerSession, reason: str) -> None:
         task = asyncio.ensure_future(self.end(session.id, reason))

@@ -18,6 +18,7 @@ from aiortc import (
 )
 from aiortc.sdp import SessionDescription
 
+from gateway.access.policy import Viewer
 from gateway.relay import CameraHub, ViewerTrack
 
 from .offer import answer_profile, register_h264_profile
@@ -36,7 +37,7 @@ CONNECT_TIMEOUT_SECONDS = 15.0
 
 
 class ViewerSession:
-    """The unit that is listed, ended and (later) audited."""
+    """The unit that is listed, revoked and audited: one viewer, one camera, one grant."""
 
     def __init__(
         self,
@@ -44,8 +45,10 @@ class ViewerSession:
         track: ViewerTrack,
         pc: RTCPeerConnection,
         remote: str,
+        viewer: Viewer,
     ) -> None:
         self.id = secrets.token_urlsafe(16)
+        self.viewer = viewer
         self.hub = hub
         self.track = track
         self.pc = pc
@@ -61,12 +64,29 @@ class ViewerSession:
         return self.hub.id
 
     @property
+    def account(self) -> str:
+        return self.viewer.account
+
+    @property
     def bytes_sent(self) -> int:
         return self.track.bytes_sent
 
     @property
     def duration_seconds(self) -> float:
         return time.monotonic() - self._started
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "account": self.account,
+            "camera_id": self.camera_id,
+            "project": self.viewer.project,
+            "grant_id": self.viewer.grant_id,
+            "started_at": self.started_at.isoformat(),
+            "remote": self.remote,
+            "bytes_sent": self.bytes_sent,
+            "state": self.pc.connectionState,
+        }
 
     @classmethod
     async def negotiate(
@@ -75,13 +95,14 @@ class ViewerSession:
         offer_sdp: str,
         offer: SessionDescription,
         remote: str,
+        viewer: Viewer,
         configuration: RTCConfiguration,
         on_lost: Callable[[ViewerSession, str], None],
     ) -> tuple[ViewerSession, str]:
         """Join the hub and answer the offer; returns the session and the answer SDP."""
         track = await hub.join()
         pc = RTCPeerConnection(configuration)
-        session = cls(hub, track, pc, remote)
+        session = cls(hub, track, pc, remote, viewer)
         try:
             assert hub.info is not None
             profile_level_id = answer_profile(hub.info.profile_level_id, offer)

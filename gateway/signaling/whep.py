@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from collections.abc import Awaitable, Callable
 
-from gateway.access import AccessDenied
-from gateway.appkeys import ACCESS, HUBS, SESSIONS, SETTINGS
+from aiohttp import hdrs, web
+
+from gateway.access.policy import AccessDenied, remote_of
+from gateway.appkeys import ACCESS, ADMIN, HUBS, SESSIONS, SETTINGS
 from gateway.relay import CameraUnavailable
 
 from .offer import BadOffer
@@ -28,14 +30,17 @@ async def post_offer(request: web.Request) -> web.Response:
     if len(body) > limit:
         return error(413, f"offer is larger than {limit} bytes")
     camera_id = request.match_info["camera_id"]
-    hub = app[HUBS].get(camera_id)
-    if hub is None:
-        return error(404, f"no camera with id {camera_id!r}")
+    access = app[ACCESS]
     try:
-        await app[ACCESS].authorize_view(request, camera_id)
-        session, answer = await app[SESSIONS].open(hub, body, request.remote or "")
+        identity = await access.identify(request)
+        hub = app[HUBS].get(camera_id)
+        if hub is None:
+            return error(404, f"no camera with id {camera_id!r}")
+        viewer = access.authorize_view(request, identity, camera_id)
     except AccessDenied as exc:
         return error(exc.status, str(exc))
+    try:
+        session, answer = await app[SESSIONS].open(hub, body, remote_of(request), viewer)
     except BadOffer as exc:
         return error(400, str(exc))
     except CameraUnavailable as exc:
@@ -52,13 +57,23 @@ async def post_offer(request: web.Request) -> web.Response:
     )
 
 
-async def options_offer(request: web.Request) -> web.Response:
-    return web.Response(status=204, headers={"Accept-Post": SDP})
-
-
 async def delete_session(request: web.Request) -> web.Response:
-    if not await request.app[SESSIONS].end(request.match_info["session_id"], "viewer left"):
+    """The viewer ends its own session (an administrator may end any)."""
+    try:
+        identity = await request.app[ACCESS].identify(request)
+    except AccessDenied as exc:
+        return error(exc.status, str(exc))
+    session = request.app[SESSIONS].get(request.match_info["session_id"])
+    if session is None:
         return error(404, "no such session")
+    if session.account != identity.account:
+        if not identity.is_admin:
+            return error(403, "this session belongs to another account")
+        await request.app[ADMIN].revoke_session(
+            identity, remote_of(request), session.id, "ended through WHEP DELETE"
+        )
+    else:
+        await request.app[SESSIONS].end(session.id, "viewer left")
     return web.json_response({"ended": True})
 
 
@@ -66,8 +81,25 @@ async def patch_session(request: web.Request) -> web.Response:
     return error(422, "trickle ICE is not supported; send all candidates in the offer")
 
 
+@web.middleware
+async def plain_options(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """OPTIONS on a WHEP endpoint: 204 with Accept-Post, CORS preflight or not.
+
+    aiohttp-cors answers preflights (and refuses origins not in config); a plain
+    OPTIONS, which WHEP clients send to discover the endpoint, is answered here.
+    """
+    if request.method != hdrs.METH_OPTIONS or not request.path.startswith("/whep/"):
+        return await handler(request)
+    if hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers:
+        return web.Response(status=204, headers={"Accept-Post": SDP})
+    response = await handler(request)
+    response.headers["Accept-Post"] = SDP
+    return response
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/whep/{camera_id}", post_offer)
-    app.router.add_route("OPTIONS", "/whep/{camera_id}", options_offer)
     app.router.add_delete("/whep/sessions/{session_id}", delete_session)
     app.router.add_patch("/whep/sessions/{session_id}", patch_session)

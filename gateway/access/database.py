@@ -1,0 +1,125 @@
+"""The gateway's one SQLite file: grants and the audit log. Never video.
+
+Opened in WAL mode so readers (the admin console, `gateway audit verify`) never
+block the writer. The schema is versioned with `PRAGMA user_version`; each entry
+of MIGRATIONS moves it up by one, in a transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+MIGRATIONS: list[str] = [
+    # 1: grants, their members and cameras, and the hash-chained audit log.
+    """
+    CREATE TABLE grants (
+        id INTEGER PRIMARY KEY,
+        project TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        authorization_ref TEXT NOT NULL,
+        starts_at TEXT NOT NULL,          -- ISO 8601, UTC
+        ends_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_by TEXT,
+        revoke_reason TEXT
+    );
+    CREATE TABLE grant_members (
+        grant_id INTEGER NOT NULL REFERENCES grants(id),
+        account TEXT NOT NULL,
+        PRIMARY KEY (grant_id, account)
+    );
+    CREATE INDEX grant_members_account ON grant_members(account);
+    CREATE TABLE grant_cameras (
+        grant_id INTEGER NOT NULL REFERENCES grants(id),
+        camera_id TEXT NOT NULL,
+        PRIMARY KEY (grant_id, camera_id)
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,          -- gapless, in order of writing
+        at TEXT NOT NULL,                 -- ISO 8601, UTC
+        event TEXT NOT NULL,
+        account TEXT,
+        camera_id TEXT,
+        grant_id INTEGER,
+        project TEXT,
+        remote TEXT,
+        session_id TEXT,
+        detail TEXT NOT NULL,             -- JSON object
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL                -- sha256(prev_hash || canonical row content)
+    );
+    CREATE INDEX audit_at ON audit(at);
+    CREATE INDEX audit_account ON audit(account);
+    CREATE INDEX audit_camera ON audit(camera_id);
+    CREATE INDEX audit_project ON audit(project);
+    -- Where the chain starts after old rows were pruned (at most one row).
+    CREATE TABLE audit_anchor (
+        seq INTEGER NOT NULL,             -- the last pruned row
+        hash TEXT NOT NULL
+    );
+    -- Append-only. Pruning is the one sanctioned delete; it drops rows through
+    -- audit_pruning, which it fills inside its own transaction.
+    CREATE TABLE audit_pruning (through_seq INTEGER NOT NULL);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    WHEN NOT EXISTS (SELECT 1 FROM audit_pruning WHERE OLD.seq <= through_seq)
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+]
+
+
+class DatabaseError(Exception):
+    """The database cannot be used; the message names the file and the problem."""
+
+
+def open_database(path: str | Path) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the database file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None)  # explicit transactions only
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        migrate(db)
+    except (sqlite3.Error, OSError) as exc:
+        raise DatabaseError(f"{path}: {exc}") from None
+    return db
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise DatabaseError(
+            f"schema version {version} is newer than this gateway ({len(MIGRATIONS)})"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(script):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements; triggers keep their inner semicolons."""
+    statements, current = [], ""
+    for line in script.splitlines():
+        line = line.split("--", 1)[0].rstrip()
+        if not line:
+            continue
+        current += line + "\n"
+        if current.rstrip().endswith(";") and sqlite3.complete_statement(current):
+            statements.append(current)
+            current = ""
+    return statements

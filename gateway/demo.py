@@ -1,0 +1,50 @@
+"""`make demo`: a grant for two demo accounts and ready-to-open links for them.
+
+Only for configurations whose cameras are all built-in demo sources, so a real
+deployment can never be opened up by starting it with --demo.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+
+from gateway.access.tokens import mint
+from gateway.appkeys import ACCESS, SETTINGS
+
+DEMO_VIEWER = "demo-viewer"
+DEMO_ADMIN = "demo-admin"
+DEMO_HOURS = 12
+
+
+class NotADemo(Exception):
+    pass
+
+
+def prepare_demo(app: web.Application) -> list[str]:
+    """Ensure the demo grant exists; return lines to print with the links."""
+    settings = app[SETTINGS]
+    if not all(camera.is_demo for camera in settings.cameras):
+        raise NotADemo("--demo needs a configuration whose cameras are all demo: sources")
+    grants = app[ACCESS].grants
+    if not grants.active_for(DEMO_VIEWER):
+        now = datetime.now(UTC)
+        grants.create(
+            project="Demo 示範專案",
+            purpose="make demo: synthetic cameras only",
+            authorization_ref="DEMO-0001",
+            members=[DEMO_VIEWER, DEMO_ADMIN],
+            cameras=[camera.id for camera in settings.cameras],
+            starts_at=now - timedelta(minutes=1),
+            ends_at=now + timedelta(hours=DEMO_HOURS),
+            created_by="make demo",
+        )
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    ttl = DEMO_HOURS * 3600
+    viewer = mint(settings.auth, DEMO_VIEWER, ttl_seconds=ttl)
+    admin = mint(settings.auth, DEMO_ADMIN, is_admin=True, ttl_seconds=ttl)
+    return [
+        f"Demo viewer ({DEMO_VIEWER}): {base}/#token={viewer}",
+        f"Demo admin token ({DEMO_ADMIN}), for the admin API: {admin}",
+    ]

@@ -1,0 +1,429 @@
+"""The hash-chained audit log against a real SQLite file (invariant 7)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.access.audit import (
+    ACCESS_DENIED,
+    AUDIT_PRUNED,
+    GENESIS,
+    GRANT_CREATED,
+    SESSION_END,
+    SESSION_START,
+    AuditLog,
+    AuditWriteError,
+    verify_file,
+)
+from gateway.access.database import open_database
+
+T0 = datetime(2027, 12, 31, 20, 0, tzinfo=UTC)
+PROJECT = "2027 跨年晚會 信義區"
+HASHED = (
+    "seq",
+    "at",
+    "event",
+    "account",
+    "camera_id",
+    "grant_id",
+    "project",
+    "remote",
+    "session_id",
+)
+
+
+class Clock:
+    """A clock the test moves; each reading advances one second."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "gateway.db"
+
+
+@pytest.fixture
+def db(db_path: Path) -> Iterator[sqlite3.Connection]:
+    connection = open_database(db_path)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def log(db: sqlite3.Connection, clock: Clock) -> AuditLog:
+    return AuditLog(db, clock=clock)
+
+
+def attacker(db_path: Path) -> sqlite3.Connection:
+    """A plain connection to the file, with the append-only triggers dropped."""
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    raw.execute("DROP TRIGGER audit_no_update")
+    raw.execute("DROP TRIGGER audit_no_delete")
+    return raw
+
+
+def fill(log: AuditLog, count: int) -> None:
+    for i in range(count):
+        log.record(SESSION_START, account=f"user{i % 3}", camera_id=f"cam-{i % 4}", n=i)
+
+
+def test_record_and_query_round_trip(log: AuditLog, clock: Clock) -> None:
+    first = log.record(
+        GRANT_CREATED,
+        account="admin",
+        grant_id=7,
+        project=PROJECT,
+        authorization_ref="北市警資字第 1130001 號",
+        ends_at=datetime(2028, 1, 1, 2, 0, tzinfo=UTC),
+    )
+    log.record(
+        SESSION_START,
+        account="陳小明",
+        camera_id="cam-1",
+        grant_id=7,
+        project=PROJECT,
+        remote="10.0.0.5",
+        session_id="s1",
+    )
+    clock.now += timedelta(hours=1)
+    log.record(SESSION_END, account="陳小明", camera_id="cam-1", session_id="s1", seconds=3600)
+    log.record(ACCESS_DENIED, account="mallory", camera_id="cam-2", reason="沒有有效授權")
+
+    rows = log.query()
+    assert [row["seq"] for row in rows] == [first + 3, first + 2, first + 1, first]  # newest first
+    grant = rows[-1]
+    assert grant["project"] == PROJECT
+    assert grant["grant_id"] == 7
+    assert grant["detail"] == {
+        "authorization_ref": "北市警資字第 1130001 號",
+        "ends_at": "2028-01-01T02:00:00.000000+00:00",
+    }
+    assert grant["at"] == "2027-12-31T20:00:01.000000+00:00"
+
+    assert [r["event"] for r in log.query(account="陳小明")] == [SESSION_END, SESSION_START]
+    assert [r["event"] for r in log.query(camera_id="cam-2")] == [ACCESS_DENIED]
+    assert len(log.query(project=PROJECT)) == 2
+    assert [r["event"] for r in log.query(event=ACCESS_DENIED)] == [ACCESS_DENIED]
+    early = log.query(until=T0 + timedelta(minutes=1))
+    assert [r["event"] for r in early] == [SESSION_START, GRANT_CREATED]
+    late = log.query(since=T0 + timedelta(minutes=1), account="陳小明")
+    assert [r["detail"] for r in late] == [{"seconds": 3600}]
+    assert [r["seq"] for r in log.query(limit=2, offset=1)] == [first + 2, first + 1]
+    assert log.query(account="' OR 1=1 --") == []  # values are bound, never spliced
+    assert log.verify().ok
+
+
+def test_chain_verifies_after_many_rows(log: AuditLog) -> None:
+    fill(log, 300)
+    assert log.verify().ok
+    assert log.verify().rows_checked == 300
+    assert log.query(limit=1)[0]["seq"] == 300
+
+
+def test_empty_log_verifies(log: AuditLog) -> None:
+    assert log.verify().ok
+    assert log.verify().rows_checked == 0
+
+
+def test_triggers_block_update_and_delete(log: AuditLog, db: sqlite3.Connection) -> None:
+    fill(log, 3)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE audit SET account = 'nobody' WHERE seq = 2")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM audit WHERE seq = 2")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM audit")
+    assert log.verify().ok
+    assert log.verify().rows_checked == 3
+
+
+def test_edited_row_is_named(log: AuditLog, db_path: Path) -> None:
+    fill(log, 30)
+    raw = attacker(db_path)
+    raw.execute("UPDATE audit SET account = 'someone-else' WHERE seq = 17")
+    result = log.verify()
+    assert not result.ok
+    assert result.first_bad_seq == 17
+    assert result.rows_checked == 16
+    assert result.problem == "row 17: hash does not match its content (edited?)"
+
+
+def test_edited_detail_is_named(log: AuditLog, db_path: Path) -> None:
+    fill(log, 5)
+    attacker(db_path).execute("""UPDATE audit SET detail = '{"n":99}' WHERE seq = 4""")
+    assert log.verify().first_bad_seq == 4
+
+
+def spec_hash(row: sqlite3.Row) -> str:
+    """The documented formula, written out independently of the module."""
+    content = {key: row[key] for key in HASHED}
+    content["detail"] = json.loads(row["detail"])
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((row["prev_hash"] + "\n" + canonical).encode()).hexdigest()
+
+
+def test_hashes_follow_the_documented_formula(log: AuditLog, db: sqlite3.Connection) -> None:
+    log.record(SESSION_START, account="陳小明", camera_id="cam-1", grant_id=3, seconds=1.5)
+    log.record(SESSION_END, account="陳小明", camera_id="cam-1", grant_id=3)
+    rows = db.execute("SELECT * FROM audit ORDER BY seq").fetchall()
+    assert rows[0]["prev_hash"] == GENESIS
+    assert rows[1]["prev_hash"] == rows[0]["hash"]
+    assert [spec_hash(row) for row in rows] == [row["hash"] for row in rows]
+
+
+def test_edited_row_with_recomputed_hash_breaks_the_next_link(log: AuditLog, db_path: Path) -> None:
+    fill(log, 10)
+    raw = attacker(db_path)
+    raw.row_factory = sqlite3.Row
+    raw.execute("UPDATE audit SET account = 'someone-else' WHERE seq = 5")
+    edited = raw.execute("SELECT * FROM audit WHERE seq = 5").fetchone()
+    raw.execute("UPDATE audit SET hash = ? WHERE seq = 5", (spec_hash(edited),))
+    result = log.verify()
+    assert result.first_bad_seq == 6
+    assert result.problem == (
+        "row 6: previous hash does not match row 5 (row deleted or reordered?)"
+    )
+
+
+def test_deleted_middle_row_names_the_row_after_the_gap(log: AuditLog, db_path: Path) -> None:
+    fill(log, 20)
+    attacker(db_path).execute("DELETE FROM audit WHERE seq = 10")
+    result = log.verify()
+    assert not result.ok
+    assert result.first_bad_seq == 11
+    assert result.problem is not None
+    assert "row 10 missing" in result.problem
+
+
+def test_deleted_rows_renumbered_still_fail(log: AuditLog, db_path: Path) -> None:
+    fill(log, 6)
+    raw = attacker(db_path)
+    raw.execute("DELETE FROM audit WHERE seq = 3")
+    raw.execute("UPDATE audit SET seq = seq - 1 WHERE seq > 3")  # close the gap
+    result = log.verify()
+    assert result.first_bad_seq == 3
+    assert result.problem is not None
+    assert "previous hash does not match row 2" in result.problem
+
+
+def test_deleted_first_rows_fail(log: AuditLog, db_path: Path) -> None:
+    fill(log, 6)
+    attacker(db_path).execute("DELETE FROM audit WHERE seq <= 2")
+    result = log.verify()
+    assert result.first_bad_seq == 3
+    assert result.problem is not None
+    assert result.problem.startswith("rows 1..2 missing")
+
+
+def test_swapped_rows_fail(log: AuditLog, db_path: Path) -> None:
+    fill(log, 10)
+    raw = attacker(db_path)
+    columns = "at, event, account, camera_id, grant_id, project, remote, session_id, detail"
+    columns += ", prev_hash, hash"
+    five = raw.execute(f"SELECT {columns} FROM audit WHERE seq = 5").fetchone()
+    six = raw.execute(f"SELECT {columns} FROM audit WHERE seq = 6").fetchone()
+    assignments = ", ".join(f"{column.strip()} = ?" for column in columns.split(","))
+    raw.execute(f"UPDATE audit SET {assignments} WHERE seq = 5", six)
+    raw.execute(f"UPDATE audit SET {assignments} WHERE seq = 6", five)
+    result = log.verify()
+    assert not result.ok
+    assert result.first_bad_seq == 5
+
+
+def test_prune_keeps_the_chain_verifiable(log: AuditLog, clock: Clock) -> None:
+    fill(log, 10)  # at T0+1s .. T0+10s
+    clock.now = T0 + timedelta(days=30)
+    fill(log, 5)  # seq 11..15
+
+    deleted = log.prune(T0 + timedelta(days=1), account="admin")
+    assert deleted == 10
+    result = log.verify()
+    assert result.ok, result.problem
+    assert result.rows_checked == 6  # 5 kept + the audit_pruned row
+
+    newest = log.query(limit=1)[0]
+    assert newest["seq"] == 16
+    assert newest["event"] == AUDIT_PRUNED
+    assert newest["account"] == "admin"
+    assert newest["detail"] == {"through_seq": 10, "rows": 10}
+    assert min(row["seq"] for row in log.query()) == 11
+
+    log.record(SESSION_START, account="user", camera_id="cam-1")
+    assert log.verify().ok
+    assert log.prune(T0 + timedelta(days=1)) == 0  # nothing older left
+
+
+def test_prune_everything_leaves_the_pruned_row(
+    log: AuditLog, db: sqlite3.Connection, clock: Clock
+) -> None:
+    fill(log, 4)
+    assert log.prune(clock.now + timedelta(days=1)) == 4
+    rows = log.query()
+    assert [(row["seq"], row["event"]) for row in rows] == [(5, AUDIT_PRUNED)]
+    assert rows[0]["detail"] == {"through_seq": 4, "rows": 4}
+    anchor = db.execute("SELECT seq FROM audit_anchor").fetchall()
+    assert [a["seq"] for a in anchor] == [4]
+    assert log.verify().ok
+
+    assert log.prune(clock.now + timedelta(days=1)) == 1  # the pruned row itself may go later
+    assert [row["seq"] for row in log.query()] == [6]  # seq never restarts at 1
+    assert db.execute("SELECT COUNT(*) FROM audit_anchor").fetchone()[0] == 1
+    assert db.execute("SELECT COUNT(*) FROM audit_pruning").fetchone()[0] == 0
+    assert log.verify().ok
+
+
+def test_prune_keeps_rows_written_after_a_clock_step_back(log: AuditLog, clock: Clock) -> None:
+    fill(log, 3)  # T0+1..3s
+    clock.now = T0 + timedelta(days=10)
+    fill(log, 2)  # seq 4, 5: recent
+    clock.now = T0 - timedelta(days=10)
+    fill(log, 1)  # seq 6: "old" by its timestamp, but written after recent rows
+    assert log.prune(T0 + timedelta(days=1)) == 3
+    assert sorted(row["seq"] for row in log.query())[:3] == [4, 5, 6]
+    assert log.verify().ok
+
+
+def test_prune_refuses_a_tampered_chain(log: AuditLog, db_path: Path, clock: Clock) -> None:
+    fill(log, 5)
+    attacker(db_path).execute("UPDATE audit SET account = 'x' WHERE seq = 2")
+    with pytest.raises(AuditWriteError, match="row 2"):
+        log.prune(clock.now + timedelta(days=1))
+    assert len(log.query()) == 5  # nothing deleted: the evidence stays
+
+
+def test_tampered_anchor_fails(log: AuditLog, db_path: Path, clock: Clock) -> None:
+    fill(log, 5)
+    clock.now += timedelta(days=30)
+    fill(log, 3)
+    log.prune(clock.now - timedelta(days=1))
+    assert log.verify().ok
+
+    raw = sqlite3.connect(db_path, isolation_level=None)  # audit_anchor has no triggers
+    raw.execute("UPDATE audit_anchor SET hash = ?", ("a" * 64,))
+    result = log.verify()
+    assert not result.ok
+    assert result.first_bad_seq == 6
+    assert result.problem == "row 6: previous hash does not match the anchor (anchor changed?)"
+
+    raw.execute("DELETE FROM audit_anchor")
+    result = log.verify()
+    assert result.first_bad_seq == 6
+    assert result.problem is not None
+    assert result.problem.startswith("rows 1..5 missing")
+
+    raw.execute("INSERT INTO audit_anchor (seq, hash) VALUES (7, ?)", (GENESIS,))
+    assert log.verify().first_bad_seq == 6  # a row before the claimed chain start
+
+
+def test_to_csv(log: AuditLog) -> None:
+    log.record(SESSION_START, account='=HYPERLINK("http://x")', camera_id="cam-1", note="台北")
+    log.record(ACCESS_DENIED, account="+1", project="-2", remote="@evil", reason="\tx")
+    text = AuditLog.to_csv(log.query())
+    lines = text.splitlines()
+    header = "seq,at,event,account,camera_id,grant_id,project,remote,session_id,detail,hash"
+    assert lines[0] == header
+    denied, start = list(csv.DictReader(io.StringIO(text)))
+    assert start["account"] == '\'=HYPERLINK("http://x")'
+    assert start["detail"] == '{"note":"台北"}'
+    assert start["grant_id"] == ""
+    assert len(start["hash"]) == 64
+    assert denied["account"] == "'+1"
+    assert denied["project"] == "'-2"
+    assert denied["remote"] == "'@evil"
+    assert denied["detail"] == '{"reason":"\\tx"}'  # JSON-escaped, starts with "{"
+    assert AuditLog.to_csv([]).splitlines() == [lines[0]]
+
+
+def test_write_error_on_read_only_database(log: AuditLog, db_path: Path) -> None:
+    fill(log, 2)
+    read_only = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None)
+    audit = AuditLog(read_only)
+    with pytest.raises(AuditWriteError):
+        audit.record(SESSION_START, account="user", camera_id="cam-1")
+    assert not read_only.in_transaction  # rolled back, usable for reading
+    assert audit.verify().ok
+    assert len(audit.query()) == 2
+    with pytest.raises(AuditWriteError):
+        audit.prune(T0 + timedelta(days=1))
+    read_only.close()
+
+
+def test_record_joins_the_callers_transaction(log: AuditLog, db: sqlite3.Connection) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    log.record(GRANT_CREATED, account="admin", grant_id=1)
+    db.execute("ROLLBACK")  # e.g. the grant insert failed: its audit row goes too
+    assert log.query() == []
+    db.execute("BEGIN IMMEDIATE")
+    seq = log.record(GRANT_CREATED, account="admin", grant_id=1)
+    db.execute("COMMIT")
+    assert [row["seq"] for row in log.query()] == [seq]
+    assert log.verify().ok
+
+
+def test_bad_values_are_refused_before_writing(log: AuditLog) -> None:
+    with pytest.raises(TypeError):
+        log.record(SESSION_START, blob=object())
+    with pytest.raises(TypeError):
+        log.record(SESSION_START, account=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        log.record(SESSION_START, grant_id="5")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        log.record(SESSION_START, ratio=float("nan"))
+    with pytest.raises(ValueError):
+        log.record("")
+    assert log.query() == []
+
+
+def test_open_sessions(log: AuditLog) -> None:
+    log.record(SESSION_START, account="a", camera_id="cam-1", session_id="s1")
+    log.record(SESSION_START, account="b", camera_id="cam-2", session_id="s2")
+    log.record(SESSION_END, account="a", camera_id="cam-1", session_id="s1")
+    log.record(SESSION_START, account="c", camera_id="cam-3", session_id="s3")
+    log.record(SESSION_END, account="c", camera_id="cam-3", session_id="s3")
+    log.record(SESSION_START, account="d", camera_id="cam-4", session_id="s4")
+    log.record(ACCESS_DENIED, account="e", camera_id="cam-4", session_id="s4")
+    open_ = log.open_sessions()
+    assert [(row["session_id"], row["account"]) for row in open_] == [("s2", "b"), ("s4", "d")]
+    assert open_[0]["detail"] == {}
+    log.record(SESSION_END, session_id="s2", reason="gateway restarted")
+    assert [row["session_id"] for row in log.open_sessions()] == ["s4"]
+
+
+def test_verify_file(log: AuditLog, db_path: Path, tmp_path: Path) -> None:
+    missing = verify_file(str(tmp_path / "nope.db"))
+    assert not missing.ok
+    assert missing.problem is not None
+    assert missing.problem.endswith("no such file")
+
+    fill(log, 12)
+    result = verify_file(str(db_path))
+    assert result.ok
+    assert result.rows_checked == 12
+
+    attacker(db_path).execute("UPDATE audit SET camera_id = 'cam-x' WHERE seq = 9")
+    result = verify_file(str(db_path))
+    assert (result.ok, result.first_bad_seq) == (False, 9)
+
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("hello")
+    assert not verify_file(str(not_a_db)).ok

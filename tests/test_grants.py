@@ -1,0 +1,317 @@
+"""GrantStore against a real SQLite file: validation, decisions, restarts."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.access.database import open_database
+from gateway.access.grants import Grant, GrantInvalid, GrantNotFound, GrantStore, Refusal
+
+T0 = datetime(2027, 1, 1, tzinfo=UTC)
+CAMERAS = ["cam-1", "cam-2", "cam-3"]
+TAIPEI = timezone(timedelta(hours=8))
+NASTY = "'); DROP TABLE grants; --"
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "gateway.sqlite3"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0)
+
+
+@pytest.fixture
+def store(db_path: Path, clock: Clock) -> GrantStore:
+    return GrantStore(open_database(db_path), CAMERAS, max_days=30, clock=clock)
+
+
+def fields(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "project": "2027 跨年晚會 信義區",
+        "purpose": "人潮管理",
+        "authorization_ref": "北市警資字第1160000001號",
+        "members": ["alice", "bob"],
+        "cameras": ["cam-1", "cam-2"],
+        "starts_at": T0,
+        "ends_at": T0 + timedelta(hours=6),
+        "created_by": "admin",
+    }
+    return base | overrides
+
+
+def refusal(store: GrantStore, account: str, camera: str, now: datetime | None = None) -> Refusal:
+    with pytest.raises(Refusal) as info:
+        store.decide(account, camera, now)
+    return info.value
+
+
+def test_create_get_round_trip_converts_to_utc(store: GrantStore) -> None:
+    created = store.create(
+        **fields(
+            starts_at="2027-01-01T08:00:00+08:00",
+            ends_at=datetime(2027, 1, 1, 20, tzinfo=TAIPEI),
+        )
+    )
+    got = store.get(created.id)
+    assert got == created
+    assert got.project == "2027 跨年晚會 信義區"
+    assert got.authorization_ref == "北市警資字第1160000001號"
+    assert got.members == {"alice", "bob"} and got.cameras == {"cam-1", "cam-2"}
+    assert got.starts_at == T0 and got.starts_at.tzinfo == UTC
+    assert got.ends_at == T0 + timedelta(hours=12)
+    assert got.created_by == "admin" and got.created_at == T0 and got.revoked_at is None
+    assert got.status(T0 - timedelta(seconds=1)) == "pending"
+    assert got.status(T0) == "active" and got.is_active(T0)
+    assert got.status(got.ends_at) == "ended"
+    data = got.to_json(T0)
+    assert data["starts_at"] == "2027-01-01T00:00:00Z"
+    assert data["members"] == ["alice", "bob"] and data["status"] == "active"
+    # Stored as UTC text, whatever the caller's offset.
+    row = store.db.execute("SELECT starts_at FROM grants WHERE id = ?", (got.id,)).fetchone()
+    assert row[0].startswith("2027-01-01T00:00:00") and row[0].endswith("+00:00")
+
+
+def test_get_unknown_grant(store: GrantStore) -> None:
+    with pytest.raises(GrantNotFound):
+        store.get(999)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "words"),
+    [
+        ({"members": []}, "members", "at least one"),
+        ({"members": "alice"}, "members", "list"),
+        ({"members": ["alice", 7]}, "members", "item 2"),
+        ({"members": ["alice", None]}, "members", "null"),
+        ({"members": ["alice", "alice"]}, "members", "twice"),
+        ({"members": ["x" * 257]}, "members", "256"),
+        ({"members": [f"u{i}" for i in range(501)]}, "members", "500"),
+        ({"cameras": []}, "cameras", "at least one"),
+        ({"cameras": ["cam-1", "cam-404"]}, "cameras", "cam-404"),
+        ({"starts_at": datetime(2027, 1, 1)}, "starts_at", "timezone"),
+        ({"ends_at": "2027-01-01T06:00:00"}, "ends_at", "timezone"),
+        ({"starts_at": "next tuesday"}, "starts_at", "ISO 8601"),
+        ({"ends_at": T0 - timedelta(hours=1)}, "ends_at", "after starts_at"),
+        ({"ends_at": T0}, "ends_at", "after starts_at"),
+        ({"ends_at": T0 + timedelta(days=30, seconds=1)}, "ends_at", "30 days"),
+        ({"authorization_ref": "   "}, "authorization_ref", "required"),
+        ({"authorization_ref": None}, "authorization_ref", "required"),
+        ({"project": ""}, "project", "required"),
+        ({"project": "x" * 100_000}, "project", "200"),
+        ({"purpose": "x" * 100_000}, "purpose", "2000"),
+        ({"authorization_ref": "x" * 100_000}, "authorization_ref", "200"),
+        ({"members": ["x" * 100_000]}, "members", "256"),
+        ({"starts_at": "2" * 100_000}, "starts_at", "ISO 8601"),
+    ],
+)
+def test_validation_names_the_field(
+    store: GrantStore, overrides: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(GrantInvalid) as info:
+        store.create(**fields(**overrides))
+    assert info.value.field == field
+    assert str(info.value).startswith(f"{field}: ")
+    assert words in str(info.value)
+    assert len(str(info.value)) < 300  # never echoes a huge value back
+    assert store.list() == []  # nothing stored
+
+
+def test_unknown_cameras_message_names_a_few(store: GrantStore) -> None:
+    with pytest.raises(GrantInvalid) as info:
+        store.create(**fields(cameras=["cam-1", *(f"x{i}" for i in range(10))]))
+    assert "'x0'" in str(info.value) and "and 7 more" in str(info.value)
+
+
+def test_sql_metacharacters_are_stored_verbatim(db_path: Path, clock: Clock) -> None:
+    store = GrantStore(open_database(db_path), [*CAMERAS, NASTY], max_days=30, clock=clock)
+    grant = store.create(
+        **fields(
+            project=NASTY,
+            purpose=NASTY + "\n%s ? :name",
+            authorization_ref=NASTY,
+            members=[NASTY, 'bob" OR 1=1 --'],
+            cameras=[NASTY],
+            created_by=NASTY,
+        )
+    )
+    got = store.get(grant.id)
+    assert got.project == NASTY and got.authorization_ref == NASTY and got.created_by == NASTY
+    assert got.purpose == NASTY + "\n%s ? :name"
+    assert got.members == {NASTY, 'bob" OR 1=1 --'} and got.cameras == {NASTY}
+    assert store.decide(NASTY, NASTY) == got
+    assert store.revoke(grant.id, by=NASTY, reason=NASTY).revoke_reason == NASTY
+    tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"grants", "grant_members", "grant_cameras"} <= tables
+
+
+def test_decide_allows_member_on_granted_camera(store: GrantStore) -> None:
+    grant = store.create(**fields())
+    assert store.decide("alice", "cam-1") == grant
+    assert store.decide("bob", "cam-2", T0 + timedelta(hours=5, minutes=59)) == grant
+
+
+def test_decide_refuses_non_member_and_other_camera(store: GrantStore) -> None:
+    store.create(**fields())
+    for account, camera in [("mallory", "cam-1"), ("alice", "cam-3"), ("", "cam-1")]:
+        r = refusal(store, account, camera)
+        assert r.reason == "no grant" and r.grant is None
+
+
+def test_decide_pending_ended_revoked(store: GrantStore, clock: Clock) -> None:
+    grant = store.create(**fields())
+    r = refusal(store, "alice", "cam-1", T0 - timedelta(minutes=1))
+    assert (r.reason, r.grant) == ("not yet started", grant)
+    r = refusal(store, "alice", "cam-1", grant.ends_at)
+    assert (r.reason, r.grant) == ("ended", grant)
+    clock.now = T0 + timedelta(hours=1)
+    revoked = store.revoke(grant.id, by="admin", reason="警方撤回同意")
+    assert revoked.revoked_at == clock.now and revoked.revoked_by == "admin"
+    r = refusal(store, "alice", "cam-1")
+    assert (r.reason, r.grant) == ("revoked", revoked)
+    assert str(r) == "revoked"
+
+
+def test_refusal_prefers_pending_then_revoked_then_ended(store: GrantStore) -> None:
+    ended = store.create(**fields(starts_at=T0 - timedelta(days=2), ends_at=T0 - timedelta(days=1)))
+    assert refusal(store, "alice", "cam-1").reason == "ended"
+    revoked = store.create(**fields())
+    store.revoke(revoked.id, by="admin", reason="mistake")
+    assert refusal(store, "alice", "cam-1").reason == "revoked"
+    pending = store.create(
+        **fields(starts_at=T0 + timedelta(days=1), ends_at=T0 + timedelta(days=2))
+    )
+    r = refusal(store, "alice", "cam-1")
+    assert (r.reason, r.grant) == ("not yet started", pending)
+    assert ended.id < revoked.id < pending.id
+
+
+def test_two_active_grants_pick_the_one_ending_last(store: GrantStore) -> None:
+    long = store.create(**fields(project="long", ends_at=T0 + timedelta(days=2)))
+    store.create(**fields(project="short", ends_at=T0 + timedelta(hours=1)))
+    assert store.decide("alice", "cam-1") == long
+    assert [g.project for g in store.active_for("alice")] == ["short", "long"]
+    assert store.active_for("mallory") == []
+
+
+def test_update_replaces_members_and_cameras(store: GrantStore, clock: Clock) -> None:
+    grant = store.create(**fields())
+    clock.now = T0 + timedelta(minutes=5)
+    before, after = store.update(grant.id, by="admin", members=["carol"], cameras=["cam-3"])
+    assert before == grant
+    assert after.members == {"carol"} and after.cameras == {"cam-3"}
+    assert after.updated_at == clock.now and after.starts_at == grant.starts_at
+    assert after.purpose == grant.purpose  # untouched fields stay
+    assert refusal(store, "alice", "cam-3").reason == "no grant"
+    assert refusal(store, "carol", "cam-1").reason == "no grant"
+    assert store.decide("carol", "cam-3") == after
+
+
+def test_update_window_and_validation(store: GrantStore) -> None:
+    grant = store.create(**fields())
+    _, after = store.update(grant.id, by="admin", ends_at="2027-01-01T10:00:00+08:00")
+    assert after.ends_at == T0 + timedelta(hours=2)
+    with pytest.raises(GrantInvalid) as info:
+        store.update(grant.id, by="admin", ends_at=T0 + timedelta(days=31))
+    assert info.value.field == "ends_at"
+    with pytest.raises(GrantInvalid) as info:
+        store.update(grant.id, by="admin", starts_at=T0 + timedelta(hours=3))
+    assert info.value.field == "ends_at"  # would end before it starts
+    with pytest.raises(GrantInvalid) as info:
+        store.update(grant.id, by="admin", members=[])
+    assert info.value.field == "members"
+    assert store.get(grant.id) == after  # failed updates changed nothing
+    assert store.update(grant.id, by="admin") == (after, after)
+    with pytest.raises(GrantNotFound):
+        store.update(999, by="admin", purpose="x")
+
+
+def test_update_refuses_revoked_grant(store: GrantStore) -> None:
+    grant = store.create(**fields())
+    revoked = store.revoke(grant.id, by="admin", reason="done")
+    with pytest.raises(GrantInvalid) as info:
+        store.update(grant.id, by="admin", members=["alice"])
+    assert info.value.field == "grant" and "revoked" in str(info.value)
+    assert store.get(grant.id) == revoked
+
+
+def test_revoke_twice_and_reason_required(store: GrantStore) -> None:
+    grant = store.create(**fields())
+    with pytest.raises(GrantInvalid) as info:
+        store.revoke(grant.id, by="admin", reason="  ")
+    assert info.value.field == "reason"
+    store.revoke(grant.id, by="admin", reason="event over")
+    with pytest.raises(GrantInvalid) as info:
+        store.revoke(grant.id, by="other", reason="again")
+    assert str(info.value) == "grant: already revoked"
+    assert store.get(grant.id).revoked_by == "admin"
+    with pytest.raises(GrantNotFound):
+        store.revoke(999, by="admin", reason="x")
+
+
+def test_next_change(store: GrantStore) -> None:
+    assert store.next_change() is None
+    a = store.create(**fields(starts_at=T0 + timedelta(hours=1), ends_at=T0 + timedelta(hours=3)))
+    b = store.create(**fields(ends_at=T0 + timedelta(hours=2)))
+    assert store.next_change() == a.starts_at
+    assert store.next_change(a.starts_at) == b.ends_at  # strictly after now
+    assert store.next_change(b.ends_at) == a.ends_at
+    assert store.next_change(a.ends_at) is None
+    store.revoke(a.id, by="admin", reason="cancelled")
+    assert store.next_change() == b.ends_at
+
+
+def test_list_newest_first(store: GrantStore, clock: Clock) -> None:
+    old = store.create(**fields(project="old", ends_at=T0 + timedelta(hours=1)))
+    new = store.create(**fields(project="new"))
+    revoked = store.create(**fields(project="revoked"))
+    store.revoke(revoked.id, by="admin", reason="x")
+    assert [g.id for g in store.list()] == [revoked.id, new.id, old.id]
+    clock.now = T0 + timedelta(hours=2)
+    assert [g.id for g in store.list(include_ended=False)] == [new.id]
+
+
+def test_second_store_on_same_file_sees_same_state(db_path: Path, clock: Clock) -> None:
+    first = GrantStore(open_database(db_path), CAMERAS, max_days=30, clock=clock)
+    kept = first.create(**fields())
+    gone = first.create(**fields(members=["carol"]))
+    first.db.close()  # the gateway stops
+
+    second = GrantStore(open_database(db_path), CAMERAS, max_days=30, clock=clock)
+    assert second.list() == [gone, kept]
+    second.revoke(gone.id, by="admin", reason="while the other was down")
+    assert refusal(second, "carol", "cam-1").reason == "revoked"
+
+    # And a live store sees changes written by another connection, with no cache.
+    third = GrantStore(open_database(db_path), CAMERAS, max_days=30, clock=clock)
+    assert isinstance(third.decide("alice", "cam-1"), Grant)
+    second.update(kept.id, by="admin", members=["bob"])
+    assert refusal(third, "alice", "cam-1").reason == "no grant"
+
+
+def test_write_failure_rolls_back(store: GrantStore) -> None:
+    grant = store.create(**fields())
+    # Fail after the members were replaced: the whole update must roll back.
+    store.db.execute(
+        "CREATE TRIGGER fail_cameras BEFORE INSERT ON grant_cameras"
+        " BEGIN SELECT RAISE(ABORT, 'boom'); END"
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        store.update(grant.id, by="admin", members=["zed"], cameras=["cam-3"])
+    assert not store.db.in_transaction
+    assert store.get(grant.id) == grant
