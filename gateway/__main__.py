@@ -13,6 +13,11 @@ from gateway.logs import setup_logging
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway", description="CCTV live-view relay gateway")
+    parser.add_argument(
+        "command",
+        nargs="*",
+        help="nothing to run the server; 'audit verify' to check the audit log's hash chain",
+    )
     parser.add_argument("--config", required=True, help="TOML settings file")
     parser.add_argument(
         "--demo",
@@ -25,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == ["audit", "verify"]:
+        return _verify_audit(settings.storage.database)
+    if args.command:
+        parser.error(f"unknown command {' '.join(args.command)!r}")
     setup_logging()
 
     from gateway.app import create_app
@@ -45,6 +54,17 @@ def main(argv: list[str] | None = None) -> int:
         print=lambda message: print(message, flush=True),
     )
     return 0
+
+
+def _verify_audit(database: str) -> int:
+    from gateway.access.audit import verify_file
+
+    result = verify_file(database)
+    if result.ok:
+        print(f"audit log intact: {result.rows_checked} rows verified")
+        return 0
+    print(f"audit log BROKEN at row {result.first_bad_seq}: {result.problem}", file=sys.stderr)
+    return 1
 
 
 async def _print_lines(lines: list[str]) -> None:

@@ -1,0 +1,478 @@
+"""Access control end to end: tokens, grants, live revocation, audit, CORS, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from conftest import SECRET, VIEWER, bearer, camera_entry, settings_for, token
+from viewer import Viewer
+
+from gateway.access.database import open_database
+from gateway.access.grants import GrantStore
+from gateway.access.throttle import FailureThrottle
+from gateway.appkeys import ACCESS, SESSIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+SDP = {"Content-Type": "application/sdp"}
+ADMIN = "admin-1"
+
+
+def demo_cameras(*ids: str) -> list[dict]:
+    return [camera_entry(i, "demo:testsrc", demo_size="160x120", demo_fps=10) for i in ids]
+
+
+async def gateway_with(start_gateway, *ids: str, **options):
+    return await start_gateway(settings_for(demo_cameras(*(ids or ("cam-a", "cam-b")))), **options)
+
+
+def audit_rows(gateway, **filters) -> list[dict]:
+    return gateway.app[ACCESS].audit.query(**filters)
+
+
+async def offer_sdp() -> str:
+    viewer = Viewer("http://unused", "x")
+    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+    sdp = viewer.pc.localDescription.sdp
+    await viewer.pc.close()
+    return sdp
+
+
+async def watch(gateway, camera_id: str = "cam-a", account: str = VIEWER) -> Viewer:
+    viewer = gateway.viewer(camera_id, account)
+    response = await viewer.connect(gateway.http)
+    assert response.status == 201, await response.text()
+    assert await viewer.wait_frames(2)
+    return viewer
+
+
+class EventReader:
+    """An SSE client, as a browser's EventSource would be (ticket in the URL)."""
+
+    def __init__(self, gateway, account: str = VIEWER, admin: bool = False) -> None:
+        self.gateway, self.account, self.admin = gateway, account, admin
+        self.events: list[dict] = []
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> EventReader:
+        response = await self.gateway.http.post(
+            f"{self.gateway.url}/api/events/ticket",
+            headers=self.gateway.bearer(self.account, admin=self.admin),
+        )
+        ticket = (await response.json())["ticket"]
+        self._response = await self.gateway.http.get(
+            f"{self.gateway.url}/api/events?ticket={ticket}"
+        )
+        assert self._response.status == 200
+        self._task = asyncio.ensure_future(self._read())
+        await self.wait_for("hello")
+        return self
+
+    async def _read(self) -> None:
+        async for line in self._response.content:
+            if line.startswith(b"data: "):
+                self.events.append(json.loads(line[6:]))
+
+    async def wait_for(self, kind: str, timeout: float = 5.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.events:
+                if event["type"] == kind:
+                    return event
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no {kind} event; got {[e['type'] for e in self.events]}")
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._task.cancel()
+        self._response.close()
+
+
+# --- tokens ---------------------------------------------------------------------
+
+
+def unsigned() -> str:
+    def b64(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    claims = {"account_id": VIEWER, "iss": "Taipei citydashboard", "exp": time.time() + 600}
+    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "Basic dXNlcjpwYXNz",
+        "Bearer not-a-jwt",
+        f"Bearer {token()[:-4]}AAAA",  # bad signature
+        f"Bearer {unsigned()}",  # alg: none
+        f"Bearer {token(ttl=-120)}",  # expired beyond the leeway
+        f"Bearer {token(iss='someone else')}",
+        f"Bearer {token(nbf=int(time.time()) + 3600)}",
+    ],
+    ids=[
+        "missing",
+        "basic",
+        "malformed",
+        "bad-signature",
+        "alg-none",
+        "expired",
+        "wrong-iss",
+        "nbf-future",
+    ],
+)
+async def test_bad_tokens_get_401_and_are_audited(start_gateway, authorization):
+    gateway = await gateway_with(start_gateway)
+    headers = dict(SDP) | ({"Authorization": authorization} if authorization else {})
+    response = await gateway.http.post(
+        f"{gateway.url}/whep/cam-a", data=await offer_sdp(), headers=headers
+    )
+    assert response.status == 401
+    assert (await response.json())["error"] == "missing or invalid token"  # no oracle
+    (row,) = audit_rows(gateway, event="token_rejected")
+    assert row["remote"] == "127.0.0.1" and row["detail"]["reason"]
+    for path in ("/api/cameras", "/api/me", "/api/grants", "/api/sessions", "/api/audit"):
+        assert (await gateway.http.get(gateway.url + path, headers=headers)).status == 401
+
+
+async def test_failed_token_checks_are_slowed_per_address(start_gateway):
+    gateway = await gateway_with(
+        start_gateway, throttle=FailureThrottle(base_seconds=0.1, cap_seconds=2.0)
+    )
+    bad = {"Authorization": "Bearer forged"}
+    started = time.monotonic()
+    for _ in range(5):
+        assert (await gateway.http.get(f"{gateway.url}/api/me", headers=bad)).status == 401
+    assert time.monotonic() - started >= 0.1 + 0.2 + 0.4 + 0.8 + 1.6 - 0.05
+    started = time.monotonic()
+    assert (await gateway.http.get(f"{gateway.url}/api/me", headers=bearer())).status == 200
+    assert time.monotonic() - started < 0.5  # a good token is never held back
+
+
+# --- grants decide who watches ---------------------------------------------------
+
+
+async def test_refusals_say_which_rule_failed(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    gateway.grant(members=["member-1"], cameras=["cam-a"])
+    gateway.grant(members=["early-1"], cameras=["cam-a"], starts_in=600)
+    cases = [
+        ("stranger", "cam-a", "no grant"),
+        ("member-1", "cam-b", "no grant"),
+        ("early-1", "cam-a", "not yet started"),
+    ]
+    for account, camera_id, reason in cases:
+        response = await gateway.viewer(camera_id, account).connect(gateway.http)
+        assert response.status == 403
+        assert (await response.json())["error"].endswith(reason)
+    denied = audit_rows(gateway, event="access_denied")
+    assert sorted(r["detail"]["reason"] for r in denied) == sorted(c[2] for c in cases)
+    response = await gateway.viewer("nope", "member-1").connect(gateway.http)
+    assert response.status == 404
+
+
+async def test_session_ends_within_a_second_of_its_grant_ending(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    grant = gateway.grant(cameras=["cam-a"], starts_in=-1, lasts=4)
+    async with EventReader(gateway) as events:
+        viewer = await watch(gateway)
+        hello = events.events[0]
+        assert hello["grants"][0]["id"] == grant.id  # the countdown's end
+        await asyncio.wait_for(viewer.closed.wait(), timeout=10)
+        late = (datetime.now(UTC) - grant.ends_at).total_seconds()
+        assert late < 1.5, f"session outlived its grant by {late:.2f} s"
+        ended = await events.wait_for("session_ended")
+        assert ended["reason"] == "grant ended"
+    (row,) = audit_rows(gateway, event="session_end")
+    assert row["account"] == VIEWER and row["grant_id"] == grant.id
+    assert row["project"] == grant.project and row["detail"]["reason"] == "grant ended"
+    assert row["detail"]["bytes_sent"] > 0 and row["detail"]["duration_seconds"] > 0
+    await viewer.close()
+
+
+async def admin_post(gateway, path: str, body: dict) -> aiohttp.ClientResponse:
+    return await gateway.http.post(
+        gateway.url + path, json=body, headers=gateway.bearer(ADMIN, admin=True)
+    )
+
+
+@pytest.mark.parametrize("how", ["session", "account", "grant", "member", "camera"])
+async def test_admin_revocation_closes_the_viewer_within_a_second(start_gateway, how):
+    gateway = await gateway_with(start_gateway, grant=False)
+    grant = gateway.grant(members=[VIEWER, "other-1"], cameras=["cam-a", "cam-b"])
+    async with EventReader(gateway) as events:
+        viewer = await watch(gateway)
+        bystander = await watch(gateway, "cam-b", "other-1")
+        (session,) = [s for s in gateway.app[SESSIONS] if s.account == VIEWER]
+        started = time.monotonic()
+        method, path, body = {
+            "session": ("POST", f"/api/sessions/{session.id}/revoke", {"reason": "不當使用"}),
+            "account": ("POST", f"/api/accounts/{VIEWER}/revoke", {"reason": "離職"}),
+            "grant": ("POST", f"/api/grants/{grant.id}/revoke", {"reason": "活動結束"}),
+            "member": ("PATCH", f"/api/grants/{grant.id}", {"members": ["other-1"]}),
+            "camera": ("PATCH", f"/api/grants/{grant.id}", {"cameras": ["cam-b"]}),
+        }[how]
+        response = await gateway.http.request(
+            method, gateway.url + path, json=body, headers=gateway.bearer(ADMIN, admin=True)
+        )
+        assert response.status == 200, await response.text()
+        await asyncio.wait_for(viewer.closed.wait(), timeout=5)
+        assert time.monotonic() - started < 1.5
+        ended = await events.wait_for("session_ended")
+        assert ended["session_id"] == session.id and ended["reason"]
+    if how == "grant":
+        assert bystander.closed.is_set()
+    else:  # the other member keeps watching
+        assert not bystander.closed.is_set() and await bystander.wait_frames(3)
+    events_written = {r["event"] for r in audit_rows(gateway)}
+    assert "session_end" in events_written
+    assert {
+        "session": "session_revoked",
+        "account": "session_revoked",
+        "grant": "grant_revoked",
+        "member": "grant_updated",
+        "camera": "grant_updated",
+    }[how] in events_written
+    await viewer.close()
+    await bystander.close(gateway.http)
+
+
+# --- the admin API ---------------------------------------------------------------
+
+ADMIN_CALLS = [
+    ("GET", "/api/grants"),
+    ("POST", "/api/grants"),
+    ("GET", "/api/grants/1"),
+    ("PATCH", "/api/grants/1"),
+    ("POST", "/api/grants/1/revoke"),
+    ("GET", "/api/sessions"),
+    ("POST", "/api/sessions/x/revoke"),
+    ("POST", "/api/accounts/viewer-1/revoke"),
+    ("GET", "/api/audit"),
+]
+
+
+async def test_admin_endpoints_refuse_non_admins(start_gateway):
+    gateway = await gateway_with(start_gateway)
+    for method, path in ADMIN_CALLS:
+        response = await gateway.http.request(
+            method, gateway.url + path, json={"reason": "x"}, headers=gateway.bearer()
+        )
+        assert response.status == 403, (method, path)
+        assert "administrator" in (await response.json())["error"]
+    denied = audit_rows(gateway, event="access_denied")
+    assert len(denied) == len(ADMIN_CALLS)
+
+
+def grant_body(**fields) -> dict:
+    now = datetime.now(UTC)
+    return {
+        "project": "2027 跨年 信義區",
+        "purpose": "crowd safety",
+        "authorization_ref": "北市警資字第1130000001號",
+        "members": [VIEWER],
+        "cameras": ["cam-a"],
+        "starts_at": now.isoformat(),
+        "ends_at": (now + timedelta(hours=4)).isoformat(),
+    } | fields
+
+
+async def test_grant_api_validates_and_stores_hostile_text_verbatim(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    sneaky = "'); DROP TABLE grants; --"
+    response = await admin_post(gateway, "/api/grants", grant_body(project=sneaky, purpose=sneaky))
+    assert response.status == 201
+    created = await response.json()
+    assert created["project"] == sneaky and created["status"] == "active"
+    assert created["created_by"] == ADMIN
+    response = await gateway.http.get(
+        f"{gateway.url}/api/grants/{created['id']}", headers=gateway.bearer(ADMIN, admin=True)
+    )
+    assert (await response.json())["project"] == sneaky
+    for bad, field in [
+        ({"project": "x" * 100_000}, "project"),
+        ({"members": []}, "members"),
+        ({"cameras": ["cam-zzz"]}, "cameras"),
+        ({"authorization_ref": ""}, "authorization_ref"),
+        ({"ends_at": "2020-01-01T00:00:00+08:00"}, "ends_at"),
+        ({"starts_at": "2027-01-01T00:00:00"}, "starts_at"),
+    ]:
+        response = await admin_post(gateway, "/api/grants", grant_body(**bad))
+        assert response.status == 422, bad
+        assert (await response.json())["field"] == field
+    response = await admin_post(gateway, "/api/grants", {"project": 1, "color": "red"})
+    assert response.status == 400 and "color" in (await response.json())["error"]
+    response = await gateway.http.post(
+        f"{gateway.url}/api/grants",
+        data="{not json",
+        headers=gateway.bearer(ADMIN, admin=True) | {"Content-Type": "application/json"},
+    )
+    assert response.status == 400
+    (row,) = audit_rows(gateway, event="grant_created")
+    assert row["account"] == ADMIN and row["project"] == sneaky
+    assert row["detail"]["authorization_ref"] == "北市警資字第1130000001號"
+
+
+async def test_cameras_listing_follows_grants(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    gateway.grant(cameras=["cam-b"])
+    listing = await (
+        await gateway.http.get(f"{gateway.url}/api/cameras", headers=gateway.bearer())
+    ).json()
+    assert [f["id"] for f in listing["features"]] == ["cam-b"]
+    assert listing["features"][0]["properties"]["granted_until"]
+    listing = await (
+        await gateway.http.get(
+            f"{gateway.url}/api/cameras", headers=gateway.bearer(ADMIN, admin=True)
+        )
+    ).json()
+    assert {f["id"] for f in listing["features"]} == {"cam-a", "cam-b"}
+    assert "source" not in json.dumps(listing) and "demo:" not in json.dumps(listing)
+
+
+async def test_admin_lists_sessions_and_exports_audit_csv(start_gateway):
+    gateway = await gateway_with(start_gateway)
+    viewer = await watch(gateway)
+    admin = gateway.bearer(ADMIN, admin=True)
+    sessions = await (await gateway.http.get(f"{gateway.url}/api/sessions", headers=admin)).json()
+    (listed,) = sessions["sessions"]
+    assert listed["account"] == VIEWER and listed["camera_id"] == "cam-a"
+    assert listed["project"] and listed["grant_id"] and listed["remote"] == "127.0.0.1"
+    response = await gateway.http.get(
+        f"{gateway.url}/api/audit?account={VIEWER}&camera_id=cam-a&format=csv", headers=admin
+    )
+    assert response.status == 200 and response.content_type == "text/csv"
+    text = await response.text()
+    assert text.splitlines()[0].startswith("seq,at,event")
+    assert "session_start" in text
+    response = await gateway.http.get(f"{gateway.url}/api/audit?since=yesterday", headers=admin)
+    assert response.status == 400
+    await viewer.close(gateway.http)
+
+
+# --- audit chain, restart, nothing recorded, CORS ---------------------------------
+
+
+def test_audit_verify_cli_names_an_edited_row(tmp_path):
+    database = tmp_path / "gw.sqlite3"
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        f'[auth]\nsecret = "{SECRET}"\n[storage]\ndatabase = "{database}"\n'
+        '[[cameras]]\nid = "cam-a"\nname = "A"\nlat = 25.0\nlon = 121.5\nsource = "demo:testsrc"\n',
+        encoding="utf-8",
+    )
+    from gateway.access.audit import AuditLog
+
+    log = AuditLog(open_database(database))
+    for i in range(5):
+        log.record("session_start", account=f"viewer-{i}", camera_id="cam-a")
+    cli = [sys.executable, "-m", "gateway", "audit", "verify", "--config", str(config)]
+    result = subprocess.run(cli, capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "5 rows" in result.stdout
+    raw = sqlite3.connect(database)
+    raw.execute("DROP TRIGGER audit_no_update")  # as someone covering their tracks would
+    raw.execute("UPDATE audit SET account = 'nobody' WHERE seq = 3")
+    raw.commit()
+    result = subprocess.run(cli, capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert result.returncode == 1
+    assert "row 3" in result.stderr
+
+
+async def test_grant_revoked_while_gateway_was_down_is_honoured(start_gateway, tmp_path):
+    database = str(tmp_path / "gw.sqlite3")
+    settings = settings_for(demo_cameras("cam-a"), database=database)
+    first = await start_gateway(settings)
+    viewer = await watch(first)
+    await first.server.close()  # the gateway stops: its viewers' sessions end
+    await asyncio.wait_for(viewer.closed.wait(), timeout=10)
+    await viewer.close()
+    # While it is down, the grant is revoked in the database by another process.
+    store = GrantStore(open_database(database), ["cam-a"], 14)
+    (grant,) = store.active_for(VIEWER)
+    store.revoke(grant.id, by=ADMIN, reason="police withdrew consent")
+    second = await start_gateway(settings, grant=False)
+    response = await second.viewer("cam-a").connect(second.http)
+    assert response.status == 403
+    assert (await response.json())["error"].endswith("revoked")
+    rows = audit_rows(second)
+    assert {"session_start", "session_end", "access_denied"} <= {r["event"] for r in rows}
+
+
+MEDIA_SIGNS = (b"\x00\x00\x00\x01\x67", b"\x00\x00\x01\x67", b"ftyp", b"\x1a\x45\xdf\xa3", b"mdat")
+
+
+def snapshot(*folders: Path) -> dict[Path, tuple[int, int]]:
+    files = {}
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if ".venv" in path.parts or ".git" in path.parts or not path.is_file():
+                continue
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            files[path] = (stat.st_size, stat.st_mtime_ns)
+    return files
+
+
+async def test_nothing_is_recorded(make_rtsp_camera, start_gateway, tmp_path):
+    import tempfile
+
+    folders = [ROOT, tmp_path, Path(tempfile.gettempdir())]
+    before = snapshot(*folders)
+    camera = make_rtsp_camera(width=320, height=240)
+    cameras = [camera_entry("cam-a", camera.url), *demo_cameras("cam-b")]
+    gateway = await start_gateway(settings_for(cameras, database=str(tmp_path / "gw.sqlite3")))
+    viewers = [await watch(gateway, "cam-a"), await watch(gateway, "cam-b")]
+    for viewer in viewers:
+        assert await viewer.wait_frames(25)
+        await viewer.close(gateway.http)
+    await gateway.server.close()
+    after = snapshot(*folders)
+    changed = [p for p, stamp in after.items() if before.get(p) != stamp]
+    assert any(p.name.startswith("gw.sqlite3") for p in changed)  # the audit rows
+    for path in changed:
+        data = path.read_bytes()
+        found = [sign for sign in MEDIA_SIGNS if sign in data]
+        assert not found, f"{path} gained media content {found}"
+
+
+async def test_cors_preflight_allows_only_configured_origins(start_gateway):
+    settings = settings_for(demo_cameras("cam-a"))
+    from dataclasses import replace
+
+    from gateway.config import CorsSettings
+
+    gateway = await start_gateway(
+        replace(settings, cors=CorsSettings(origins=("https://dashboard.taipei",)))
+    )
+    for path, method in (("/whep/cam-a", "POST"), ("/api/cameras", "GET")):
+        preflight = {
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization,content-type",
+        }
+        allowed = await gateway.http.options(
+            gateway.url + path, headers=preflight | {"Origin": "https://dashboard.taipei"}
+        )
+        assert allowed.status == 200, path
+        assert allowed.headers["Access-Control-Allow-Origin"] == "https://dashboard.taipei"
+        refused = await gateway.http.options(
+            gateway.url + path, headers=preflight | {"Origin": "https://evil.example"}
+        )
+        assert refused.status == 403, path
+        assert "Access-Control-Allow-Origin" not in refused.headers
+    response = await gateway.http.get(
+        f"{gateway.url}/api/cameras",
+        headers=gateway.bearer() | {"Origin": "https://dashboard.taipei"},
+    )
+    assert response.headers["Access-Control-Allow-Origin"] == "https://dashboard.taipei"
