@@ -13,10 +13,10 @@ TEST_DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \
 
 .PHONY: demo test lint format debs clean
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed web/node_modules/.installed
 	$(PY) -m gateway --config $(CONFIG) --demo
 
-test: debs $(VENV)/.installed-test
+test: debs $(VENV)/.installed-test web/node_modules/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
@@ -46,5 +46,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# Leaflet and friends, pinned in web/package-lock.json, served as they ship.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache web/node_modules

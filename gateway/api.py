@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gateway import events
 from gateway.access.policy import AccessDenied
-from gateway.appkeys import ACCESS, EVENTS, HUBS, SESSIONS, TICKETS
+from gateway.appkeys import ACCESS, EVENTS, HUBS, SESSIONS, SETTINGS, TICKETS
 from gateway.signaling.whep import error
 
 
@@ -110,6 +110,12 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
         bus.unsubscribe(subscription)
 
 
+async def client_config(request: web.Request) -> web.Response:
+    """What the browser needs before sign-in: the map tiles. No secrets here."""
+    settings = request.app[SETTINGS].map
+    return reply({"map": {"tile_url": settings.tile_url, "attribution": settings.attribution}})
+
+
 async def healthz(request: web.Request) -> web.Response:
     return reply({"status": "ok", "sessions": len(request.app[SESSIONS])})
 
@@ -120,3 +126,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/events/ticket", event_ticket)
     app.router.add_get("/api/events", event_stream)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/config.json", client_config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -73,8 +73,12 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     whep.add_routes(app)
     api.add_routes(app)
     admin.add_routes(app)
-    app.router.add_get("/", _index)
+    app.router.add_get("/", _page("index.html"))
+    app.router.add_get("/admin", _page("admin.html"))
     app.router.add_static("/web/", WEB_ROOT)
+    # Front-end packages from npm (pinned in web/package.json), served as they ship.
+    if (WEB_ROOT / "node_modules").is_dir():  # `make demo` and `make test` install them
+        app.router.add_static("/vendor/", WEB_ROOT / "node_modules")
     _allow_origins(app, settings.cors.origins)
     return app
 
@@ -145,5 +149,8 @@ def _allow_origins(app: web.Application, origins: tuple[str, ...]) -> None:
             cors.add(route)
 
 
-async def _index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(WEB_ROOT / "index.html")
+def _page(name: str) -> Callable[[web.Request], Awaitable[web.FileResponse]]:
+    async def page(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(WEB_ROOT / name)
+
+    return page

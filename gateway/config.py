@@ -250,6 +250,14 @@ class CorsSettings:
 
 
 @dataclass(frozen=True)
+class MapSettings:
+    # Base map tiles for the viewer; without a reachable tile server the camera
+    # points still show on a plain background.
+    tile_url: str = _key("https://tile.openstreetmap.org/{z}/{x}/{y}.png", _not_blank)
+    attribution: str = "&copy; OpenStreetMap contributors"
+
+
+@dataclass(frozen=True)
 class Settings:
     # A missing section means all its defaults; auth and cameras are required.
     auth: AuthSettings
@@ -261,6 +269,7 @@ class Settings:
     grants: GrantSettings = GrantSettings()
     audit: AuditSettings = AuditSettings()
     cors: CorsSettings = CorsSettings()
+    map: MapSettings = MapSettings()
 
     def camera(self, camera_id: str) -> CameraSettings | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
