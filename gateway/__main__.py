@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.server.host,
         port=settings.server.port,
         print=lambda message: print(message, flush=True),
+        # Event streams are ended on shutdown; nothing else should hold us near 5 s.
+        shutdown_timeout=3.0,
     )
     return 0
 

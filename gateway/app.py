@@ -26,7 +26,7 @@ from gateway.access.tokens import TokenVerifier
 from gateway.appkeys import ACCESS, ADMIN, EVENTS, HUBS, SESSIONS, SETTINGS, TICKETS
 from gateway.config import Settings
 from gateway.events import EventBus
-from gateway.relay import CameraHubs
+from gateway.relay import CameraHub, CameraHubs
 from gateway.signaling import SessionRegistry, ViewerSession, whep
 
 log = logging.getLogger(__name__)
@@ -55,21 +55,23 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     )
     app[ADMIN] = AccessAdmin(grants, audit, bus, sessions, enforcer)
     _account_sessions(sessions, audit, bus)
+    _announce_cameras(app[HUBS], sessions, bus)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        _close_out_sessions(audit)
         _prune_audit(audit, settings.audit.retention_days)
         enforcing = asyncio.create_task(enforcer.run())
         yield
         enforcing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await enforcing
-        bus.close()
-        # Sessions first, so each ends with its reason before its camera is released.
-        await sessions.close("gateway shutdown")
+        await _end_sessions(app)
         await app[HUBS].close()
         db.close()
 
     app.cleanup_ctx.append(lifecycle)
+    # Before aiohttp waits for open requests: event streams end, viewers are told.
+    app.on_shutdown.append(_end_sessions)
     whep.add_routes(app)
     api.add_routes(app)
     admin.add_routes(app)
@@ -114,6 +116,44 @@ def _account_sessions(sessions: SessionRegistry, audit: AuditLog, bus: EventBus)
 
     sessions.on_start.append(started)
     sessions.on_end.append(ended)
+
+
+def _announce_cameras(hubs: CameraHubs, sessions: SessionRegistry, bus: EventBus) -> None:
+    """A camera going offline or coming back is news to the people watching it."""
+
+    def changed(hub: CameraHub) -> None:
+        if hub.state in ("offline", "live"):
+            watching = [s.account for s in sessions if s.camera_id == hub.id]
+            bus.publish(
+                "camera_state",
+                {"camera_id": hub.id, "state": hub.state, "reason": hub.last_error},
+                accounts=watching,
+            )
+
+    for hub in hubs:
+        hub.on_state_change.append(changed)
+
+
+async def _end_sessions(app: web.Application) -> None:
+    app[EVENTS].close()
+    # Sessions before cameras, so each ends with its reason written down.
+    await app[SESSIONS].close("gateway shutdown")
+
+
+def _close_out_sessions(audit: AuditLog) -> None:
+    """Sessions a crash left open in the audit log end there, with the reason why."""
+    for row in audit.open_sessions():
+        audit.record(
+            audit_events.SESSION_END,
+            account=row["account"],
+            camera_id=row["camera_id"],
+            grant_id=row["grant_id"],
+            project=row["project"],
+            remote=row["remote"],
+            session_id=row["session_id"],
+            reason="gateway restarted",
+            started_at=row["at"],
+        )
 
 
 def _who(session: ViewerSession) -> dict[str, object]:

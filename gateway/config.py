@@ -130,6 +130,8 @@ class RelaySettings:
     viewer_queue_frames: int = _key(50, _at_least(2))  # bound of each viewer's queue
     reconnect_initial_seconds: float = _key(0.5, _positive)
     reconnect_max_seconds: float = _key(10.0, _positive)
+    max_viewers: int = _key(200, _at_least(1))  # all cameras together; then 503
+    max_viewers_per_camera: int = _key(100, _at_least(1))
     transcode_bitrate_kbps: int = _key(2000, _between(100, 50000))
     transcode_preset: str = _key(
         "veryfast", _one_of("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
@@ -170,7 +172,7 @@ class CameraSettings:
     source: str = _key(rule=_camera_source, secret=True)  # rtsp(s)://... or demo:<pattern>
     rtsp_transport: str = _key("tcp", _one_of("tcp", "udp"))
     open_timeout_seconds: float = _key(5.0, _positive)
-    read_timeout_seconds: float = _key(5.0, _positive)
+    stall_timeout_seconds: float = _key(5.0, _positive)
     demo_size: tuple[int, int] = _key((1280, 720), _frame_size)  # TOML: "1280x720"
     demo_fps: int = _key(25, _between(1, 60))
 

@@ -46,13 +46,18 @@ class CameraHub:
       backoff; viewers stay joined and resume at the next keyframe.
     """
 
-    def __init__(self, camera: CameraSettings, relay: RelaySettings) -> None:
+    def __init__(
+        self, camera: CameraSettings, relay: RelaySettings, capacity: Capacity | None = None
+    ) -> None:
         self.camera = camera
         self.relay = relay
+        self.capacity = capacity or Capacity(relay.max_viewers)
         self.viewers: set[ViewerTrack] = set()
         self.info: StreamInfo | None = None
-        self.state = "idle"  # idle, connecting, live, reconnecting
+        self.state = "idle"  # idle, connecting, live, offline
         self.last_error: str | None = None
+        # Told of every change of `state`, e.g. to tell the camera's viewers it is offline.
+        self.on_state_change: list[Callable[[CameraHub], None]] = []
         self.reconnects = 0
         self.frames_in = 0
         self._source = CameraSource(camera, relay)
@@ -78,6 +83,17 @@ class CameraHub:
 
     async def join(self) -> ViewerTrack:
         """Add a viewer; wait until the camera delivers video it can be sent."""
+        if self.state == "offline":
+            # Existing viewers wait for the camera; a new one is told now, not in 8 s.
+            raise CameraUnavailable(
+                self.last_error or "camera is offline", retry_after=max(1, round(self._backoff))
+            )
+        if len(self.viewers) >= self.relay.max_viewers_per_camera:
+            raise CameraUnavailable(
+                f"camera has its maximum of {self.relay.max_viewers_per_camera} viewers",
+                retry_after=30,
+            )
+        self.capacity.take()
         self._cancel_linger()
         track = ViewerTrack(self.camera.id, self.relay.viewer_queue_frames)
         self.viewers.add(track)
@@ -105,7 +121,9 @@ class CameraHub:
 
     def leave(self, track: ViewerTrack) -> None:
         track.stop()
-        self.viewers.discard(track)
+        if track in self.viewers:
+            self.viewers.discard(track)
+            self.capacity.give_back()
         if not self.viewers and self._thread is not None and self._linger is None:
             self._linger = asyncio.get_running_loop().call_later(
                 self.relay.linger_seconds, self._stop_pull
@@ -122,7 +140,7 @@ class CameraHub:
         self._loop = asyncio.get_running_loop()
         self._stop = threading.Event()
         self._backoff = self.relay.reconnect_initial_seconds
-        self.state = "connecting"
+        self._set_state("connecting")
         self._thread = threading.Thread(
             target=self._pull, args=(self._stop,), name=f"camera-{self.camera.id}", daemon=True
         )
@@ -136,7 +154,7 @@ class CameraHub:
             self._stop.set()
         self.info = None
         self._ready.clear()
-        self.state = "idle"
+        self._set_state("idle")
         if thread is not None:
             log.info("camera %s: pull stopped", self.camera.id)
         return thread
@@ -189,8 +207,8 @@ class CameraHub:
         if self.info is not None:
             self.reconnects += 1
         self.info = info
-        self.state = "live"
         self.last_error = None
+        self._set_state("live")
         self._pts_offset = None  # a new connection starts a new source clock
         for track in self.viewers:
             track.resync()
@@ -206,8 +224,7 @@ class CameraHub:
 
     def _on_error(self, error: SourceError) -> None:
         self.last_error = str(error)
-        if self.state == "live":
-            self.state = "reconnecting"
+        self._set_state("offline")
         self._failed.set()
         log.warning("camera %s: %s; retrying in %.1f s", self.camera.id, error, self._backoff)
 
@@ -227,21 +244,45 @@ class CameraHub:
         for track in self.viewers:
             track.offer(packet)
 
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            for listener in self.on_state_change:
+                listener(self)
+
     async def close(self) -> None:
         for track in list(self.viewers):
-            track.stop()
-        self.viewers.clear()
+            self.leave(track)
         self._cancel_linger()
         thread = self._stop_pull()
         if thread is not None:
-            await asyncio.to_thread(thread.join, self.camera.read_timeout_seconds + 1)
+            await asyncio.to_thread(thread.join, self.camera.stall_timeout_seconds + 1)
+
+
+class Capacity:
+    """The gateway-wide viewer limit, shared by every hub."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self) -> None:
+        if self.used >= self.limit:
+            raise CameraUnavailable(
+                f"the gateway has its maximum of {self.limit} viewers", retry_after=30
+            )
+        self.used += 1
+
+    def give_back(self) -> None:
+        self.used -= 1
 
 
 class CameraHubs:
     """One hub per configured camera, created up front, idle until watched."""
 
     def __init__(self, cameras: tuple[CameraSettings, ...], relay: RelaySettings) -> None:
-        self._hubs = {camera.id: CameraHub(camera, relay) for camera in cameras}
+        capacity = Capacity(relay.max_viewers)
+        self._hubs = {camera.id: CameraHub(camera, relay, capacity) for camera in cameras}
 
     def get(self, camera_id: str) -> CameraHub | None:
         return self._hubs.get(camera_id)

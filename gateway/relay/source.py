@@ -103,7 +103,7 @@ class CameraSource:
             options = {
                 "rtsp_transport": cam.rtsp_transport,
                 # Socket I/O timeout in microseconds: a silent camera fails the read.
-                "timeout": str(int(cam.read_timeout_seconds * 1_000_000)),
+                "timeout": str(int(cam.stall_timeout_seconds * 1_000_000)),
                 # SPS/PPS come in the SDP: default probing costs a new viewer ~1.2 s
                 # (measured), minimal probing 0.13 s with the size still known.
                 "probesize": "32",
@@ -112,7 +112,7 @@ class CameraSource:
             return av.open(
                 cam.source,
                 options=options,
-                timeout=(cam.open_timeout_seconds, cam.read_timeout_seconds),
+                timeout=(cam.open_timeout_seconds, cam.stall_timeout_seconds),
             )
         except av.error.FFmpegError as exc:
             raise _describe(exc, cam) from None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
+from gateway.access.audit import AuditWriteError
 from gateway.access.policy import AccessDenied, remote_of
 from gateway.appkeys import ACCESS, ADMIN, HUBS, SESSIONS, SETTINGS
 from gateway.relay import CameraUnavailable
@@ -13,6 +15,7 @@ from gateway.relay import CameraUnavailable
 from .offer import BadOffer
 
 SDP = "application/sdp"
+log = logging.getLogger(__name__)
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -43,6 +46,14 @@ async def post_offer(request: web.Request) -> web.Response:
         session, answer = await app[SESSIONS].open(hub, body, remote_of(request), viewer)
     except BadOffer as exc:
         return error(400, str(exc))
+    except AuditWriteError:
+        # Nobody watches unaccounted: no audit row, no picture.
+        log.error("audit log cannot be written; refusing a viewer of camera %s", camera_id)
+        return error(
+            503,
+            "access cannot be recorded right now, so viewing is refused",
+            headers={"Retry-After": "30"},
+        )
     except CameraUnavailable as exc:
         return error(
             503,
