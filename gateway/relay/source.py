@@ -93,6 +93,7 @@ class CameraSource:
 
     def _open(self) -> av.container.InputContainer:
         cam = self.camera
+        started = time.monotonic()
         try:
             if cam.is_demo:
                 pattern = cam.source.removeprefix("demo:")
@@ -115,6 +116,11 @@ class CameraSource:
                 timeout=(cam.open_timeout_seconds, cam.stall_timeout_seconds),
             )
         except av.error.FFmpegError as exc:
+            if time.monotonic() - started >= 0.9 * cam.open_timeout_seconds:
+                # An interrupted open surfaces as whatever FFmpeg was parsing at the time.
+                raise SourceError(
+                    f"camera did not answer within {cam.open_timeout_seconds:g} s (timeout)"
+                ) from None
             raise _describe(exc, cam) from None
         except OSError as exc:
             raise SourceError(f"camera could not be opened ({type(exc).__name__})") from None

@@ -154,10 +154,21 @@ class RtspCamera:
             self._open = 0
             self._lock.notify_all()
 
-    def restart(self) -> None:
-        """Stop if running, then start again on the same port."""
+    def restart(self, **options) -> None:
+        """Stop if running, then start again on the same port (with new options if given)."""
         self.stop()
+        if options:
+            self.args = camera_args(**options)
         self.start()
+
+    def pause(self) -> None:
+        """SIGSTOP: the connection stays open but no packet arrives (a stalled camera)."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
 
     @property
     def running(self) -> bool:
