@@ -7,6 +7,7 @@ test-artifacts/camera-faults.json, so the numbers can be read after a CI run.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
@@ -27,7 +28,7 @@ SMALL = {"width": 320, "height": 240, "fps": 25}
 def record_gap(name: str, viewer) -> float:
     """The longest time without a frame, in seconds, and keep it as an artifact."""
     stamps = [t for t, _, _ in viewer.frames]
-    gap = max((b - a for a, b in zip(stamps, stamps[1:], strict=False)), default=0.0)
+    gap = max((b - a for a, b in itertools.pairwise(stamps)), default=0.0)
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / "camera-faults.json"
     results = json.loads(path.read_text()) if path.exists() else {}
