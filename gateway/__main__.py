@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return _verify_audit(settings.storage.database)
     if args.command:
         parser.error(f"unknown command {' '.join(args.command)!r}")
-    setup_logging()
+    setup_logging(settings.server.log_format)
 
     from gateway.app import create_app
     from gateway.demo import NotADemo, prepare_demo

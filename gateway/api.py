@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 from aiohttp import web
 
 from gateway import events
 from gateway.access.policy import AccessDenied
-from gateway.appkeys import ACCESS, EVENTS, HUBS, SESSIONS, SETTINGS, TICKETS
+from gateway.appkeys import ACCESS, DATABASE, EVENTS, HUBS, SESSIONS, SETTINGS, TICKETS
 from gateway.signaling.whep import error
 
 
@@ -117,7 +118,17 @@ async def client_config(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
     return reply({"status": "ok", "sessions": len(request.app[SESSIONS])})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the database answers, so access can be decided and recorded."""
+    try:
+        request.app[DATABASE].execute("SELECT count(*) FROM grants").fetchone()
+    except sqlite3.Error:
+        return reply({"status": "database unavailable"}, status=503)
+    return reply({"status": "ready"})
 
 
 def add_routes(app: web.Application) -> None:
@@ -126,4 +137,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/events/ticket", event_ticket)
     app.router.add_get("/api/events", event_stream)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/config.json", client_config)

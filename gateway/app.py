@@ -23,9 +23,20 @@ from gateway.access.policy import AccessControl
 from gateway.access.throttle import FailureThrottle
 from gateway.access.tickets import TicketBook
 from gateway.access.tokens import TokenVerifier
-from gateway.appkeys import ACCESS, ADMIN, EVENTS, HUBS, SESSIONS, SETTINGS, TICKETS
+from gateway.appkeys import (
+    ACCESS,
+    ADMIN,
+    DATABASE,
+    EVENTS,
+    HUBS,
+    METRICS,
+    SESSIONS,
+    SETTINGS,
+    TICKETS,
+)
 from gateway.config import Settings
 from gateway.events import EventBus
+from gateway.metrics import GatewayMetrics
 from gateway.relay import CameraHub, CameraHubs
 from gateway.signaling import SessionRegistry, ViewerSession, whep
 
@@ -50,11 +61,20 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     app[SESSIONS] = sessions
     app[EVENTS] = bus
     app[TICKETS] = TicketBook()
+    app[DATABASE] = db
+    app[METRICS] = metrics = GatewayMetrics(app[HUBS], sessions)
     app[ACCESS] = AccessControl(
-        TokenVerifier(settings.auth), grants, audit, throttle or FailureThrottle()
+        TokenVerifier(settings.auth),
+        grants,
+        audit,
+        throttle or FailureThrottle(),
+        on_denied=lambda reason: metrics.denials.labels(reason).inc(),
     )
     app[ADMIN] = AccessAdmin(grants, audit, bus, sessions, enforcer)
     _account_sessions(sessions, audit, bus)
+    sessions.on_start.append(
+        lambda session: _time_first_frame(session, metrics),
+    )
     _announce_cameras(app[HUBS], sessions, bus)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -75,6 +95,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     whep.add_routes(app)
     api.add_routes(app)
     admin.add_routes(app)
+    app.router.add_get("/metrics", metrics.handler)
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/admin", _page("admin.html"))
     app.router.add_static("/web/", WEB_ROOT)
@@ -154,6 +175,13 @@ def _close_out_sessions(audit: AuditLog) -> None:
             reason="gateway restarted",
             started_at=row["at"],
         )
+
+
+def _time_first_frame(session: ViewerSession, metrics: GatewayMetrics) -> None:
+    def first_frame() -> None:
+        metrics.first_frame.observe(session.duration_seconds)
+
+    session.track.on_first_frame = first_frame
 
 
 def _who(session: ViewerSession) -> dict[str, object]:

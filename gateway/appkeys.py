@@ -1,5 +1,7 @@
 """Typed application state shared by the handlers (aiohttp `web.AppKey`)."""
 
+import sqlite3
+
 from aiohttp import web
 
 from gateway.access.administration import AccessAdmin
@@ -7,6 +9,7 @@ from gateway.access.policy import AccessControl
 from gateway.access.tickets import TicketBook
 from gateway.config import Settings
 from gateway.events import EventBus
+from gateway.metrics import GatewayMetrics
 from gateway.relay import CameraHubs
 from gateway.signaling.registry import SessionRegistry
 
@@ -17,3 +20,5 @@ ACCESS = web.AppKey("access", AccessControl)
 ADMIN = web.AppKey("admin", AccessAdmin)
 EVENTS = web.AppKey("events", EventBus)
 TICKETS = web.AppKey("tickets", TicketBook)
+DATABASE = web.AppKey("database", sqlite3.Connection)
+METRICS = web.AppKey("metrics", GatewayMetrics)

@@ -121,6 +121,7 @@ class ServerSettings:
     host: str = _key("127.0.0.1", _not_blank)
     port: int = _key(8080, _between(1, 65535))
     max_body_bytes: int = _key(65536, _between(1024, 1 << 20))  # WHEP offer limit
+    log_format: str = _key("json", _one_of("json", "text"))
 
 
 @dataclass(frozen=True)

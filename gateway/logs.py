@@ -1,11 +1,19 @@
-"""Logging set-up, with a last-line redaction of credentials in URLs."""
+"""Logging: one JSON object per line, with session and camera ids, credentials masked."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from datetime import UTC, datetime
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+# Ids our modules pass with `extra=`; a log collector can filter on them.
+CONTEXT_FIELDS = ("session_id", "camera_id")
+
+
+def redact(text: str) -> str:
+    return _USERINFO.sub(r"\1***@", text) if "@" in text else text
 
 
 class RedactCredentials(logging.Filter):
@@ -14,15 +22,36 @@ class RedactCredentials(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if "@" in message:
-            record.msg, record.args = _USERINFO.sub(r"\1***@", message), None
+            record.msg, record.args = redact(message), None
         return True
 
 
-def setup_logging(level: int = logging.INFO) -> None:
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for field in CONTEXT_FIELDS:
+            if (value := getattr(record, field, None)) is not None:
+                entry[field] = value
+        if record.exc_info:
+            # Only the exception's class and our frames: messages can carry a URL.
+            entry["error"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(log_format: str = "json", level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactCredentials())
     logging.basicConfig(level=level, handlers=[handler], force=True)
-    # aiortc and aioice log every packet at DEBUG and details of peers at INFO.
+    # aiortc and aioice log every packet at DEBUG and peers' details at INFO. The
+    # access log is off: event-stream URLs carry a (single-use) ticket.
     for noisy in ("aiortc", "aioice", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -6,6 +6,7 @@ camera it answers one question: which grant allows this viewer, and until when.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,11 +52,13 @@ class AccessControl:
         grants: GrantStore,
         audit: AuditLog,
         throttle: FailureThrottle,
+        on_denied: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self.verifier = verifier
         self.grants = grants
         self.audit = audit
         self.throttle = throttle
+        self.on_denied = on_denied  # e.g. a metric by reason
 
     async def identify(self, request: web.Request) -> Identity:
         """The caller's identity from its bearer token, else 401."""
@@ -63,6 +66,7 @@ class AccessControl:
             return await self.verifier.averify_header(request.headers.get("Authorization"))
         except TokenRejected as exc:
             # The reason is for the audit trail; the caller learns nothing from it.
+            self.on_denied("invalid token")
             self.audit.record(events.TOKEN_REJECTED, remote=remote_of(request), reason=str(exc))
             await self.throttle.failed(remote_of(request))
             raise AccessDenied(401, INVALID_TOKEN) from None
@@ -70,6 +74,7 @@ class AccessControl:
     async def require_admin(self, request: web.Request) -> Identity:
         identity = await self.identify(request)
         if not identity.is_admin:
+            self.on_denied("not an administrator")
             self.audit.record(
                 events.ACCESS_DENIED,
                 account=identity.account,
@@ -85,6 +90,7 @@ class AccessControl:
         try:
             grant = self.grants.decide(identity.account, camera_id)
         except Refusal as refusal:
+            self.on_denied(refusal.reason)
             self.audit.record(
                 events.ACCESS_DENIED,
                 account=identity.account,

@@ -60,6 +60,9 @@ class CameraHub:
         self.on_state_change: list[Callable[[CameraHub], None]] = []
         self.reconnects = 0
         self.frames_in = 0
+        # Totals of viewers that have left, so the metrics only ever count up.
+        self.bytes_out_before = 0
+        self.frames_dropped_before = 0
         self._source = CameraSource(camera, relay)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -76,6 +79,10 @@ class CameraHub:
     @property
     def id(self) -> str:
         return self.camera.id
+
+    @property
+    def _log_ids(self) -> dict[str, str]:
+        return {"camera_id": self.camera.id}
 
     @property
     def pulling(self) -> bool:
@@ -124,6 +131,8 @@ class CameraHub:
         if track in self.viewers:
             self.viewers.discard(track)
             self.capacity.give_back()
+            self.bytes_out_before += track.bytes_sent
+            self.frames_dropped_before += track.frames_dropped
         if not self.viewers and self._thread is not None and self._linger is None:
             self._linger = asyncio.get_running_loop().call_later(
                 self.relay.linger_seconds, self._stop_pull
@@ -145,7 +154,7 @@ class CameraHub:
             target=self._pull, args=(self._stop,), name=f"camera-{self.camera.id}", daemon=True
         )
         self._thread.start()
-        log.info("camera %s: pull started", self.camera.id)
+        log.info("camera %s: pull started", self.camera.id, extra=self._log_ids)
 
     def _stop_pull(self) -> threading.Thread | None:
         self._linger = None
@@ -156,7 +165,7 @@ class CameraHub:
         self._ready.clear()
         self._set_state("idle")
         if thread is not None:
-            log.info("camera %s: pull stopped", self.camera.id)
+            log.info("camera %s: pull stopped", self.camera.id, extra=self._log_ids)
         return thread
 
     def _pull(self, stop: threading.Event) -> None:
@@ -175,7 +184,11 @@ class CameraHub:
                 self._source.run(stop, on_info, on_frame)
                 error = SourceError("camera ended the stream")
             except NeedsTranscode:
-                log.info("camera %s: B-frames found; switching to transcode", self.camera.id)
+                log.info(
+                    "camera %s: B-frames found; switching to transcode",
+                    self.camera.id,
+                    extra=self._log_ids,
+                )
                 self._source.force_transcode = True
                 continue
             except SourceError as exc:
@@ -220,13 +233,20 @@ class CameraHub:
             info.width,
             info.height,
             info.profile_level_id,
+            extra=self._log_ids,
         )
 
     def _on_error(self, error: SourceError) -> None:
         self.last_error = str(error)
         self._set_state("offline")
         self._failed.set()
-        log.warning("camera %s: %s; retrying in %.1f s", self.camera.id, error, self._backoff)
+        log.warning(
+            "camera %s: %s; retrying in %.1f s",
+            self.camera.id,
+            error,
+            self._backoff,
+            extra=self._log_ids,
+        )
 
     def _on_frame(self, frame: EncodedFrame) -> None:
         now = time.monotonic()
@@ -243,6 +263,14 @@ class CameraHub:
         packet.is_keyframe = frame.keyframe
         for track in self.viewers:
             track.offer(packet)
+
+    @property
+    def bytes_out(self) -> int:
+        return self.bytes_out_before + sum(t.bytes_sent for t in self.viewers)
+
+    @property
+    def frames_dropped(self) -> int:
+        return self.frames_dropped_before + sum(t.frames_dropped for t in self.viewers)
 
     def _set_state(self, state: str) -> None:
         if state != self.state:

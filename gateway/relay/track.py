@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 import av
 from aiortc import MediaStreamTrack
@@ -30,6 +31,7 @@ class ViewerTrack(MediaStreamTrack):
         self.frames_sent = 0
         self.bytes_sent = 0
         self.frames_dropped = 0
+        self.on_first_frame: Callable[[], None] | None = None  # e.g. time to first frame
 
     def offer(self, packet: av.Packet) -> None:
         """Called by the hub on the event loop for every frame; never blocks."""
@@ -61,6 +63,8 @@ class ViewerTrack(MediaStreamTrack):
             self._wakeup.clear()
             await self._wakeup.wait()
         packet = self._queue.popleft()
+        if self.frames_sent == 0 and self.on_first_frame is not None:
+            self.on_first_frame()
         self.frames_sent += 1
         self.bytes_sent += packet.size
         return packet

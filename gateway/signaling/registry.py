@@ -49,7 +49,12 @@ class SessionRegistry:
             await session.close("not recorded")  # never registered: no end observers
             raise
         self._sessions[session.id] = session
-        log.info("session %s started: camera %s", session.id, hub.id)
+        log.info(
+            "session %s started: camera %s",
+            session.id,
+            hub.id,
+            extra={"session_id": session.id, "camera_id": hub.id},
+        )
         return session, answer
 
     def get(self, session_id: str) -> ViewerSession | None:

@@ -100,9 +100,11 @@ class ViewerSession:
         on_lost: Callable[[ViewerSession, str], None],
     ) -> tuple[ViewerSession, str]:
         """Join the hub and answer the offer; returns the session and the answer SDP."""
+        requested = time.monotonic()
         track = await hub.join()
         pc = RTCPeerConnection(configuration)
         session = cls(hub, track, pc, remote, viewer)
+        session._started = requested  # its clock starts with the offer
         try:
             assert hub.info is not None
             profile_level_id = answer_profile(hub.info.profile_level_id, offer)
@@ -151,5 +153,6 @@ class ViewerSession:
             self.duration_seconds,
             self.bytes_sent,
             reason,
+            extra={"session_id": self.id, "camera_id": self.camera_id},
         )
         return True

@@ -48,7 +48,11 @@ async def post_offer(request: web.Request) -> web.Response:
         return error(400, str(exc))
     except AuditWriteError:
         # Nobody watches unaccounted: no audit row, no picture.
-        log.error("audit log cannot be written; refusing a viewer of camera %s", camera_id)
+        log.error(
+            "audit log cannot be written; refusing a viewer of camera %s",
+            camera_id,
+            extra={"camera_id": camera_id},
+        )
         return error(
             503,
             "access cannot be recorded right now, so viewing is refused",

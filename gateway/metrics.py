@@ -1,0 +1,83 @@
+"""Prometheus metrics (prometheus-client), read from the live objects at scrape time.
+
+Gauges and totals come from the hubs and sessions themselves, so nothing can
+drift out of step; only events without a standing count (denials, time to first
+frame) are counted as they happen.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from gateway.relay import CameraHubs
+from gateway.signaling.registry import SessionRegistry
+
+
+class GatewayMetrics:
+    def __init__(self, hubs: CameraHubs, sessions: SessionRegistry) -> None:
+        self.registry = CollectorRegistry()  # per app: tests start many gateways
+        self.registry.register(_LiveCollector(hubs, sessions))
+        self.denials = Counter(
+            "cctv_access_denials",
+            "Refused requests, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.first_frame = Histogram(
+            "cctv_time_to_first_frame_seconds",
+            "From the WHEP offer to the first frame handed to the viewer's sender",
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
+            registry=self.registry,
+        )
+
+    async def handler(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
+
+
+class _LiveCollector:
+    def __init__(self, hubs: CameraHubs, sessions: SessionRegistry) -> None:
+        self.hubs = hubs
+        self.sessions = sessions
+
+    def collect(self) -> Iterator[Metric]:
+        viewers = GaugeMetricFamily("cctv_viewers", "Viewers per camera", labels=["camera"])
+        pulling = GaugeMetricFamily("cctv_active_pulls", "Cameras being pulled now")
+        state = GaugeMetricFamily(
+            "cctv_camera_up", "1 while the camera delivers video", labels=["camera"]
+        )
+        sent = CounterMetricFamily(
+            "cctv_bytes_out", "Video bytes handed to viewers", labels=["camera"]
+        )
+        dropped = CounterMetricFamily(
+            "cctv_frames_dropped_slow_viewer",
+            "Frames dropped because a viewer fell behind",
+            labels=["camera"],
+        )
+        reconnects = CounterMetricFamily(
+            "cctv_upstream_reconnects", "Camera connections reopened", labels=["camera"]
+        )
+        pulls = 0
+        for hub in self.hubs:
+            viewers.add_metric([hub.id], len(hub.viewers))
+            state.add_metric([hub.id], 1 if hub.state == "live" else 0)
+            sent.add_metric([hub.id], hub.bytes_out)
+            dropped.add_metric([hub.id], hub.frames_dropped)
+            reconnects.add_metric([hub.id], hub.reconnects)
+            pulls += hub.pulling
+        pulling.add_metric([], pulls)
+        by_state = Tally(s.pc.connectionState for s in self.sessions)
+        sessions = GaugeMetricFamily(
+            "cctv_sessions", "Viewer sessions by connection state", labels=["state"]
+        )
+        for name in ("new", "connecting", "connected", "disconnected"):
+            sessions.add_metric([name], by_state.get(name, 0))
+        yield from (viewers, pulling, state, sent, dropped, reconnects, sessions)
