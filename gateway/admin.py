@@ -5,6 +5,7 @@ Handlers parse, call AccessAdmin or a store, and serialize; nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -18,7 +19,7 @@ from gateway.access.policy import AccessDenied, remote_of
 from gateway.access.tokens import Identity
 from gateway.api import reply
 from gateway.appkeys import ACCESS, ADMIN, SESSIONS
-from gateway.signaling.whep import error
+from gateway.signaling.whep import BODY_TIMEOUT_SECONDS, error
 
 Handler = Callable[[web.Request, Identity], Awaitable[web.StreamResponse]]
 GRANT_FIELDS = {
@@ -58,8 +59,11 @@ def admin_only(handler: Handler) -> Callable[[web.Request], Awaitable[web.Stream
 
 async def json_body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        text = await asyncio.wait_for(request.text(), BODY_TIMEOUT_SECONDS)
+        body = json.loads(text)
+    except TimeoutError:
+        raise BadRequest(f"body not received within {BODY_TIMEOUT_SECONDS:g} s") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise BadRequest("body must be a JSON object") from None
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")

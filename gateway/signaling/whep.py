@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -15,6 +16,7 @@ from gateway.relay import CameraUnavailable
 from .offer import BadOffer
 
 SDP = "application/sdp"
+BODY_TIMEOUT_SECONDS = 10.0
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,11 @@ async def post_offer(request: web.Request) -> web.Response:
     limit = app[SETTINGS].server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return error(413, f"offer is larger than {limit} bytes")
-    body = await request.content.read(limit + 1)
+    try:
+        # A slowloris body must not hold a handler (and its memory) for ever.
+        body = await asyncio.wait_for(request.content.read(limit + 1), BODY_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return error(408, f"offer body not received within {BODY_TIMEOUT_SECONDS:g} s")
     if len(body) > limit:
         return error(413, f"offer is larger than {limit} bytes")
     camera_id = request.match_info["camera_id"]
