@@ -130,7 +130,8 @@ async def test_stalled_viewer_does_not_hold_back_another(make_rtsp_camera, start
         settings_for([camera_entry("cam", camera.url)], viewer_queue_frames=10)
     )
     hub = gateway.app[HUBS].get("cam")
-    stalled = await hub.join()  # joins like a viewer, then never reads
+    stalled = await hub.join()  # joins like a viewer, reads once, then never again
+    await asyncio.wait_for(stalled.recv(), 10)
     viewer = await watch(gateway)
     started = time.monotonic()
     assert await viewer.wait_frames(75)  # 3 s of 25 fps
@@ -140,3 +141,21 @@ async def test_stalled_viewer_does_not_hold_back_another(make_rtsp_camera, start
     assert len(stalled._queue) <= 10  # bounded: memory does not grow
     hub.leave(stalled)
     await viewer.close(gateway.http)
+
+
+async def test_a_viewer_joining_mid_gop_starts_from_its_keyframe(make_rtsp_camera, start_gateway):
+    camera = make_rtsp_camera(**SMALL)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    hub = gateway.app[HUBS].get("cam")
+    warm = await watch(gateway)
+    assert await warm.wait_frames(30)  # well into a GOP
+    replay = hub._catch_up()
+    assert replay[0].is_keyframe and not any(p.is_keyframe for p in replay[1:])
+    stamps = [p.pts for p in replay]
+    assert stamps == sorted(set(stamps)) and stamps[-1] == hub._gop[-1].pts
+    assert stamps[-1] - stamps[0] < 90 * len(replay) + 1  # squeezed: no fast-forward
+    joiner = await watch(gateway)
+    assert await joiner.wait_frames(10)
+    assert {(w, h) for _, w, h in joiner.frames} == {(320, 240)}
+    for viewer in (warm, joiner):
+        await viewer.close(gateway.http)

@@ -27,6 +27,9 @@ from .track import ViewerTrack
 
 log = logging.getLogger(__name__)
 
+GOP_CACHE_FRAMES = 300  # 12 s at 25 fps; a camera with a longer GOP gets no catch-up
+CATCH_UP_SPACING = CLOCK_RATE // 1000  # 1 ms between replayed frames
+
 
 class CameraUnavailable(Exception):
     """The camera cannot serve a new viewer now; the message is safe to show."""
@@ -71,6 +74,9 @@ class CameraHub:
         self._ready = asyncio.Event()
         self._failed = asyncio.Event()
         self._backoff = relay.reconnect_initial_seconds
+        # The frames since the last keyframe, so a new viewer's picture starts at once
+        # instead of at the camera's next keyframe (up to a whole GOP, 2-10 s, later).
+        self._gop: list[av.Packet] = []
         # Output clock: viewers see one continuous 90 kHz timeline across reconnects.
         self._pts_offset: int | None = None
         self._last_pts = 0
@@ -102,7 +108,7 @@ class CameraHub:
             )
         self.capacity.take()
         self._cancel_linger()
-        track = ViewerTrack(self.camera.id, self.relay.viewer_queue_frames)
+        track = ViewerTrack(self.camera.id, self.relay.viewer_queue_frames, self._catch_up)
         self.viewers.add(track)
         if self._thread is None:
             self._start_pull()
@@ -162,6 +168,7 @@ class CameraHub:
         if self._stop is not None:
             self._stop.set()
         self.info = None
+        self._gop = []
         self._ready.clear()
         self._set_state("idle")
         if thread is not None:
@@ -223,6 +230,7 @@ class CameraHub:
         self.last_error = None
         self._set_state("live")
         self._pts_offset = None  # a new connection starts a new source clock
+        self._gop = []
         for track in self.viewers:
             track.resync()
         self._ready.set()
@@ -261,8 +269,32 @@ class CameraHub:
         packet.pts = pts
         packet.time_base = VIDEO_TIME_BASE
         packet.is_keyframe = frame.keyframe
+        if frame.keyframe:
+            self._gop = [packet]
+        elif self._gop and len(self._gop) < GOP_CACHE_FRAMES:
+            self._gop.append(packet)
+        else:
+            self._gop = []  # a GOP too long to keep: newcomers wait for a keyframe
         for track in self.viewers:
             track.offer(packet)
+
+    def _catch_up(self) -> list[av.Packet]:
+        """The current GOP for a viewer starting now, replayed without a fast-forward.
+
+        Its timestamps are squeezed to 1 ms apart, ending at the newest frame: the
+        decoder gets every reference it needs, and the player shows the newest
+        picture at once instead of playing the last seconds back quickly.
+        """
+        frames = self._gop
+        last = frames[-1].pts if frames else 0
+        replay = []
+        for i, frame in enumerate(frames):
+            packet = av.Packet(bytes(frame))
+            packet.pts = last - (len(frames) - 1 - i) * CATCH_UP_SPACING
+            packet.time_base = VIDEO_TIME_BASE
+            packet.is_keyframe = frame.is_keyframe
+            replay.append(packet)
+        return replay
 
     @property
     def bytes_out(self) -> int:

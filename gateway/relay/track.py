@@ -21,13 +21,23 @@ class ViewerTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, camera_id: str, max_frames: int) -> None:
+    def __init__(
+        self,
+        camera_id: str,
+        max_frames: int,
+        catch_up: Callable[[], list[av.Packet]] | None = None,
+    ) -> None:
         super().__init__()
         self.camera_id = camera_id
         self._max_frames = max_frames
         self._queue: deque[av.Packet] = deque()
         self._wakeup = asyncio.Event()
         self._waiting_keyframe = True
+        # Until the sender asks for its first frame (its connection is up), nothing is
+        # queued; then `catch_up` gives the frames since the camera's last keyframe.
+        self._catch_up = catch_up
+        self._started = False
+        self._allowance = 0  # catch-up frames still queued, beyond the bound
         self.frames_sent = 0
         self.bytes_sent = 0
         self.frames_dropped = 0
@@ -35,14 +45,14 @@ class ViewerTrack(MediaStreamTrack):
 
     def offer(self, packet: av.Packet) -> None:
         """Called by the hub on the event loop for every frame; never blocks."""
-        if self.readyState != "live":
+        if self.readyState != "live" or not self._started:
             return
         if self._waiting_keyframe:
             if not packet.is_keyframe:
                 self.frames_dropped += 1
                 return
             self._waiting_keyframe = False
-        if len(self._queue) >= self._max_frames:
+        if len(self._queue) >= self._max_frames + self._allowance:
             self.frames_dropped += len(self._queue)
             self._queue.clear()
             if not packet.is_keyframe:
@@ -57,17 +67,28 @@ class ViewerTrack(MediaStreamTrack):
         self._waiting_keyframe = True
 
     async def recv(self) -> av.Packet:
+        if not self._started:
+            self._start()
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
             self._wakeup.clear()
             await self._wakeup.wait()
         packet = self._queue.popleft()
+        self._allowance = max(0, self._allowance - 1)
         if self.frames_sent == 0 and self.on_first_frame is not None:
             self.on_first_frame()
         self.frames_sent += 1
         self.bytes_sent += packet.size
         return packet
+
+    def _start(self) -> None:
+        self._started = True
+        frames = self._catch_up() if self._catch_up else []
+        if frames:  # begins with a keyframe: the picture is there at once
+            self._queue.extend(frames)
+            self._allowance = len(frames)
+            self._waiting_keyframe = False
 
     def stop(self) -> None:
         super().stop()
