@@ -46,5 +46,5 @@ def prepare_demo(app: web.Application) -> list[str]:
     admin = mint(settings.auth, DEMO_ADMIN, is_admin=True, ttl_seconds=ttl)
     return [
         f"Demo viewer ({DEMO_VIEWER}): {base}/#token={viewer}",
-        f"Demo admin token ({DEMO_ADMIN}), for the admin API: {admin}",
+        f"Demo admin  ({DEMO_ADMIN}):  {base}/admin#token={admin}",
     ]
