@@ -5,10 +5,9 @@ Handlers parse, call AccessAdmin or a store, and serialize; nothing else.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +18,7 @@ from gateway.access.policy import AccessDenied, remote_of
 from gateway.access.tokens import Identity
 from gateway.api import reply
 from gateway.appkeys import ACCESS, ADMIN, SESSIONS
-from gateway.signaling.whep import BODY_TIMEOUT_SECONDS, error
+from gateway.signaling.whep import BODY_TIMEOUT_SECONDS, error, read_body
 
 Handler = Callable[[web.Request, Identity], Awaitable[web.StreamResponse]]
 GRANT_FIELDS = {
@@ -32,6 +31,7 @@ GRANT_FIELDS = {
     "ends_at",
 }
 UPDATABLE = {"members", "cameras", "starts_at", "ends_at", "purpose"}
+MAX_JSON_BYTES = 1 << 20
 
 
 class BadRequest(Exception):
@@ -59,18 +59,35 @@ def admin_only(handler: Handler) -> Callable[[web.Request], Awaitable[web.Stream
 
 async def json_body(request: web.Request, allowed: set[str]) -> dict[str, Any]:
     try:
-        text = await asyncio.wait_for(request.text(), BODY_TIMEOUT_SECONDS)
-        body = json.loads(text)
+        raw = await read_body(request, MAX_JSON_BYTES)
     except TimeoutError:
         raise BadRequest(f"body not received within {BODY_TIMEOUT_SECONDS:g} s") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise BadRequest("body must be a JSON object") from None
+    if raw is None:
+        raise BadRequest(f"body is larger than {MAX_JSON_BYTES} bytes")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+        _check_text(body)
+    except (ValueError, RecursionError):  # bad JSON or UTF-8, huge numbers, lone surrogates
+        raise BadRequest("body must be a JSON object of valid UTF-8 text") from None
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
     unknown = set(body) - allowed
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(sorted(map(str, unknown)))[:200]}")
     return body
+
+
+def _check_text(value: Any) -> None:
+    """Every string must be encodable: JSON may carry lone surrogates ("\\ud800")."""
+    if isinstance(value, str):
+        value.encode("utf-8")  # UnicodeEncodeError is a ValueError
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
 
 
 async def reason_of(request: web.Request) -> str:
@@ -81,10 +98,10 @@ async def reason_of(request: web.Request) -> str:
 
 
 def grant_id_of(request: web.Request) -> int:
-    try:
-        return int(request.match_info["grant_id"])
-    except ValueError:
-        raise GrantNotFound from None
+    text = request.match_info["grant_id"]
+    if not text.isdigit() or not 0 < int(text) < 2**63:  # SQLite integers are 64-bit
+        raise GrantNotFound
+    return int(text)
 
 
 @admin_only
@@ -98,6 +115,9 @@ async def list_grants(request: web.Request, admin: Identity) -> web.Response:
 @admin_only
 async def create_grant(request: web.Request, admin: Identity) -> web.Response:
     fields = await json_body(request, GRANT_FIELDS)
+    missing = sorted(GRANT_FIELDS - set(fields))
+    if missing:
+        raise GrantInvalid(missing[0], "required")
     grant = request.app[ADMIN].create_grant(admin, remote_of(request), fields)
     return reply(request.app[ADMIN].grants_json(grant), status=201)
 
@@ -153,15 +173,16 @@ async def audit_log(request: web.Request, admin: Identity) -> web.Response:
     for key in ("since", "until"):
         if key in query:
             try:
-                filters[key] = datetime.fromisoformat(query[key])
-            except ValueError:
+                moment = datetime.fromisoformat(query[key])
+                if moment.tzinfo is None:
+                    raise BadRequest(f"{key}: include a timezone, e.g. +08:00")
+                filters[key] = moment.astimezone(UTC)
+            except (ValueError, OverflowError):
                 raise BadRequest(f"{key}: use ISO 8601, e.g. 2027-01-01T00:00:00+08:00") from None
-            if filters[key].tzinfo is None:
-                raise BadRequest(f"{key}: include a timezone, e.g. +08:00")
-    try:
-        filters["limit"] = min(int(query.get("limit", 1000)), 100_000)
-    except ValueError:
-        raise BadRequest("limit: must be a whole number") from None
+    limit = query.get("limit", "1000")
+    if not limit.isdigit() or not 1 <= int(limit) <= 100_000:
+        raise BadRequest("limit: a whole number from 1 to 100000")
+    filters["limit"] = int(limit)
     rows = request.app[ACCESS].audit.query(**filters)
     if query.get("format") == "csv":
         return web.Response(

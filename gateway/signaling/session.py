@@ -16,12 +16,13 @@ from aiortc import (
     RTCRtpCodecCapability,
     RTCSessionDescription,
 )
+from aiortc.exceptions import InvalidAccessError, OperationError
 from aiortc.sdp import SessionDescription
 
 from gateway.access.policy import Viewer
 from gateway.relay import CameraHub, ViewerTrack
 
-from .offer import answer_profile, register_h264_profile
+from .offer import BadOffer, answer_profile, register_h264_profile
 
 RTX = RTCRtpCodecCapability(mimeType="video/rtx", clockRate=90000)
 
@@ -111,13 +112,20 @@ class ViewerSession:
             transceiver = pc.addTransceiver(track, direction="sendonly")
             # Before setRemoteDescription, or aiortc silently negotiates VP8.
             transceiver.setCodecPreferences([register_h264_profile(profile_level_id), RTX])
-            await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            except (ValueError, LookupError, OperationError, InvalidAccessError) as exc:
+                # What aiortc refuses is a fault of the offer; its words are about SDP.
+                raise BadOffer(f"offer cannot be answered: {str(exc)[:200]}") from None
             # aiortc answers with its codec entry for this profile; state the
             # camera's exact level too (the transceiver holds its own copies).
             for codec in transceiver._codecs:
                 if codec.mimeType == "video/H264":
                     codec.parameters["profile-level-id"] = profile_level_id
-            await pc.setLocalDescription(await pc.createAnswer())
+            try:
+                await pc.setLocalDescription(await pc.createAnswer())
+            except (ValueError, LookupError, OperationError, InvalidAccessError) as exc:
+                raise BadOffer(f"offer cannot be answered: {str(exc)[:200]}") from None
         except BaseException:
             await session.close("negotiation failed")
             raise

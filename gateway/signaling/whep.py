@@ -32,11 +32,10 @@ async def post_offer(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > limit:
         return error(413, f"offer is larger than {limit} bytes")
     try:
-        # A slowloris body must not hold a handler (and its memory) for ever.
-        body = await asyncio.wait_for(request.content.read(limit + 1), BODY_TIMEOUT_SECONDS)
+        body = await read_body(request, limit)
     except TimeoutError:
         return error(408, f"offer body not received within {BODY_TIMEOUT_SECONDS:g} s")
-    if len(body) > limit:
+    if body is None:
         return error(413, f"offer is larger than {limit} bytes")
     camera_id = request.match_info["camera_id"]
     access = app[ACCESS]
@@ -76,6 +75,21 @@ async def post_offer(request: web.Request) -> web.Response:
         content_type=SDP,
         headers={"Location": f"/whep/sessions/{session.id}"},
     )
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None past `limit` bytes; TimeoutError if it comes too slowly.
+
+    A body arrives in pieces (read(n) returns what is there so far), and a
+    slowloris body must not hold a handler and its memory for ever.
+    """
+    body = bytearray()
+    async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+        while chunk := await request.content.read(limit + 1 - len(body)):
+            body += chunk
+            if len(body) > limit:
+                return None
+    return bytes(body)
 
 
 async def delete_session(request: web.Request) -> web.Response:
