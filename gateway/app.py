@@ -215,6 +215,10 @@ def _allow_origins(app: web.Application, origins: tuple[str, ...]) -> None:
         path = route.resource.canonical if route.resource else ""
         if path.startswith(("/whep/", "/api/")) and route.method != "OPTIONS":
             cors.add(route)
+    # A dashboard loads the player module itself from here: <script type="module" src=…>.
+    for resource in list(app.router.resources()):
+        if isinstance(resource, web.StaticResource) and resource.canonical == "/web":
+            cors.add(resource)
 
 
 def _page(name: str) -> Callable[[web.Request], Awaitable[web.FileResponse]]:

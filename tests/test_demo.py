@@ -25,7 +25,8 @@ async def test_demo_config_plays(start_gateway, tmp_path):
     assert await viewer.wait_frames(10)
     assert viewer.frames[-1][1:] == camera.demo_size
     page = await gateway.http.get(gateway.url + "/")
-    assert page.status == 200 and "whep.js" in await page.text()
+    assert page.status == 200 and "viewer.js" in await page.text()
+    assert (await gateway.http.get(gateway.url + "/web/cctv-player.js")).status == 200
     await viewer.close(gateway.http)
 
 

@@ -1,0 +1,658 @@
+// <cctv-player camera="cam-id" token-provider="getToken">: one live CCTV camera.
+//
+// One ES module, no build step. It plays the camera over WHEP, shows its state
+// in words, its latency and bitrate, and the grant's last ten minutes; it
+// reconnects after network drops, never after a revocation or the grant's end,
+// and ends its session on the gateway when it leaves the page.
+//
+//   attributes  camera, token-provider (name of a global function returning a
+//               token or a Promise of one), base-url (the gateway; defaults to
+//               where this file came from), label, ends-at (ISO 8601), lang
+//   properties  token, tokenProvider, events (a GatewayEvents), state, reason,
+//               stats, pc, video; stop()
+//   events      statechange {state, reason}, revoked {reason}, ended {reason}
+//   states      idle, connecting, waiting, live, reconnecting, revoked, ended,
+//               denied, error, stopped
+
+const HERE = new URL("../", import.meta.url).href; // the gateway that served this file
+const GATHER_CAP_MS = 500; // host candidates come in a few ms; never wait for STUN
+const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+const DISCONNECTED_GRACE_MS = 2500; // "disconnected" often heals by itself
+const STALL_MS = 3000; // no new frame for this long: back to "waiting for picture"
+const COUNTDOWN_FROM_S = 600; // show the grant's remaining time in its last 10 minutes
+const TERMINAL = new Set(["revoked", "ended", "denied", "error", "stopped"]);
+// Why the gateway ended a session, when that is no reason to stop watching.
+const TRANSIENT = new Set(["connection lost", "viewer never connected", "gateway shutdown"]);
+
+const TEXT = {
+  "zh-Hant": {
+    idle: "待命",
+    connecting: "連線中…",
+    waiting: "等待畫面…",
+    live: "直播中",
+    reconnecting: "重新連線中…",
+    revoked: "觀看權限已撤銷",
+    ended: "授權期間已結束",
+    denied: "沒有觀看權限",
+    error: "無法播放",
+    stopped: "已停止",
+    left: "授權剩餘",
+    fullscreen: "全螢幕",
+    latency: "延遲",
+    in: (s) => `${s} 秒後重試`,
+  },
+  en: {
+    idle: "Idle",
+    connecting: "Connecting…",
+    waiting: "Waiting for picture…",
+    live: "Live",
+    reconnecting: "Reconnecting…",
+    revoked: "Access revoked",
+    ended: "Grant ended",
+    denied: "No access",
+    error: "Cannot play",
+    stopped: "Stopped",
+    left: "Grant ends in",
+    fullscreen: "Fullscreen",
+    latency: "latency",
+    in: (s) => `retry in ${s} s`,
+  },
+};
+// The gateway's reasons, in Traditional Chinese (English shows them as sent).
+const REASONS_ZH = {
+  "grant ended": "授權期間已結束",
+  ended: "授權期間已結束",
+  "grant revoked": "專案授權已撤銷",
+  revoked: "專案授權已撤銷",
+  "removed from grant": "已自授權名單移除",
+  "camera removed from grant": "此攝影機已自授權移除",
+  "grant removed": "授權已刪除",
+  "no grant": "沒有有效的授權",
+  "not yet started": "授權尚未開始",
+  "no token": "未取得登入憑證",
+  "missing or invalid token": "登入憑證無效或已過期",
+  "revoked by an administrator": "管理員撤銷",
+  "camera unavailable": "攝影機暫時無法連線",
+  "network error": "網路中斷",
+  "connection lost": "連線中斷",
+  "viewer never connected": "未能建立連線",
+  "gateway shutdown": "閘道器重新啟動",
+};
+
+function translateReason(reason, lang) {
+  if (!reason || lang === "en") return reason || "";
+  const [head, ...rest] = reason.split(": ");
+  const zh = REASONS_ZH[reason] || REASONS_ZH[head];
+  if (!zh) return reason;
+  return REASONS_ZH[reason] ? zh : `${zh}：${rest.join(": ")}`;
+}
+
+// What a reason to end a session means for the tile: try again, or stop for good.
+function outcome(reason) {
+  if (TRANSIENT.has(reason)) return "reconnect";
+  return reason === "grant ended" || reason === "ended" ? "ended" : "revoked";
+}
+
+function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") resolve();
+    });
+    setTimeout(resolve, GATHER_CAP_MS);
+  });
+}
+
+async function errorOf(response) {
+  try {
+    return (await response.json()).error || response.statusText;
+  } catch {
+    return response.statusText;
+  }
+}
+
+const SSE_TYPES = [
+  "hello",
+  "session_started",
+  "session_ended",
+  "grant_created",
+  "grant_updated",
+  "grant_revoked",
+];
+
+// One event stream (SSE) per gateway for the whole page, shared by every player
+// and by the page itself. It re-dispatches each event as a CustomEvent of the
+// same name (detail: the event's data) and keeps the account's grants, so a
+// player knows when its grant ends. After an error it reopens with a new ticket.
+export class GatewayEvents extends EventTarget {
+  constructor(baseUrl, tokenProvider) {
+    super();
+    this.baseUrl = new URL(baseUrl, document.baseURI).href;
+    this.tokenProvider = tokenProvider;
+    this.account = null;
+    this.grants = new Map();
+    this.failures = 0;
+    this.closed = false;
+    this.open();
+  }
+
+  async open() {
+    if (this.closed) return;
+    try {
+      const token = await this.tokenProvider();
+      const response = await fetch(new URL("api/events/ticket", this.baseUrl), {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      if (!response.ok) throw new Error(await errorOf(response));
+      const { url } = await response.json();
+      const source = new EventSource(new URL(url, this.baseUrl)); // a one-time ticket, never the token
+      this.source = source;
+      for (const type of SSE_TYPES) {
+        source.addEventListener(type, (event) => this.receive(type, JSON.parse(event.data)));
+      }
+      source.onopen = () => (this.failures = 0);
+      source.onerror = () => {
+        source.close(); // the ticket is spent: EventSource's own retry would get 401
+        this.retry();
+      };
+    } catch {
+      this.retry();
+    }
+  }
+
+  retry() {
+    const delay = BACKOFF_MS[Math.min(this.failures++, BACKOFF_MS.length - 1)];
+    if (!this.closed) setTimeout(() => this.open(), delay);
+  }
+
+  receive(type, data) {
+    if (type === "hello") {
+      this.account = data.account;
+      this.grants = new Map(data.grants.map((grant) => [grant.id, grant]));
+    } else if (data.grant && data.grant.members?.includes(this.account)) {
+      this.grants.set(data.grant.id, data.grant);
+    } else if (data.grant) {
+      this.grants.delete(data.grant.id); // no longer names this account
+    }
+    this.dispatchEvent(new CustomEvent(type, { detail: data }));
+  }
+
+  // When the last of the account's live grants for this camera ends (a Date), or null.
+  endsAt(camera) {
+    const now = Date.now();
+    let latest = null;
+    for (const grant of this.grants.values()) {
+      const ends = new Date(grant.ends_at);
+      const active = !grant.revoked_at && new Date(grant.starts_at) <= now && ends > now;
+      if (active && grant.cameras.includes(camera) && (!latest || ends > latest)) latest = ends;
+    }
+    return latest;
+  }
+
+  close() {
+    this.closed = true;
+    this.source?.close();
+  }
+}
+
+const shared = new Map();
+// The page's one GatewayEvents for this gateway, made on first use.
+export function gatewayEvents(baseUrl, tokenProvider) {
+  const key = new URL(baseUrl, document.baseURI).href;
+  if (!shared.has(key)) shared.set(key, new GatewayEvents(key, tokenProvider));
+  return shared.get(key);
+}
+
+const STYLE = `
+:host { display: block; position: relative; aspect-ratio: 16 / 9; overflow: hidden;
+  background: #0b0f14; color: #f5f7fa; border-radius: 6px;
+  font: 14px/1.35 system-ui, "Noto Sans TC", "PingFang TC", sans-serif; }
+:host(:fullscreen) { aspect-ratio: auto; border-radius: 0; }
+video { display: block; width: 100%; height: 100%; object-fit: contain; background: #0b0f14; }
+.bar { position: absolute; left: 0; right: 0; display: flex; align-items: center; gap: .5rem;
+  padding: 0 0 0 .6rem; min-height: 44px; }
+.top { top: 0; background: linear-gradient(#000a, #0000); }
+.bottom { bottom: 0; background: linear-gradient(#0000, #000b); }
+.label { font-weight: 600; flex: 1; min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.state { display: inline-flex; align-items: center; gap: .4rem; flex: 1; min-width: 0; }
+.state::before { content: ""; width: .6rem; height: .6rem; border-radius: 50%; background: #f5b301; flex: none; }
+:host([state=live]) .state::before { background: #2ecc71; }
+:host([state=revoked]) .state::before, :host([state=denied]) .state::before,
+:host([state=error]) .state::before { background: #e74c3c; }
+:host([state=ended]) .state::before, :host([state=stopped]) .state::before { background: #95a5a6; }
+.stats, .countdown { font-variant-numeric: tabular-nums; white-space: nowrap; opacity: .9; }
+.countdown { background: #b9770e; padding: .1rem .45rem; border-radius: 4px; }
+.countdown.urgent { background: #c0392b; }
+.message { position: absolute; inset: 25% 8%; display: grid; place-items: center; text-align: center;
+  font-size: 1.05rem; white-space: pre-line; pointer-events: none; text-shadow: 0 1px 2px #000; }
+.message:empty { display: none; }
+button { min-width: 44px; min-height: 44px; border: 0; background: transparent; color: inherit;
+  font: inherit; cursor: pointer; display: grid; place-items: center; }
+button:focus-visible { outline: 2px solid #5dade2; outline-offset: -4px; }
+[hidden] { display: none !important; }
+`;
+
+export class CctvPlayer extends HTMLElement {
+  static observedAttributes = ["camera", "base-url", "label", "lang", "ends-at"];
+
+  #token = null;
+  #events = null;
+  #listening = null;
+  #pc = null;
+  #sessionUrl = null;
+  #sessionId = null;
+  #sessionToken = null;
+  #run = 0; // bumped by every (re)start and stop: older async steps see it and quit
+  #failures = 0;
+  #wasLive = false;
+  #timers = new Set();
+  #ticker = null;
+  #last = null; // the previous stats sample
+  #lastFrameAt = 0;
+  #ui;
+
+  constructor() {
+    super();
+    const root = this.attachShadow({ mode: "open" });
+    root.innerHTML = `<style>${STYLE}</style>
+      <video muted autoplay playsinline></video>
+      <div class="bar top"><span class="label"></span><span class="countdown" hidden></span><slot name="actions"></slot></div>
+      <div class="message" role="status"></div>
+      <div class="bar bottom"><span class="state" aria-live="polite"></span><span class="stats"></span>
+        <button class="fullscreen" type="button"><svg viewBox="0 0 24 24" width="22" height="22"
+          fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" aria-hidden="true">
+          <path d="M4 9V4h5M15 4h5v5M20 15v5h-5M9 20H4v-5"/></svg></button></div>`;
+    const $ = (selector) => root.querySelector(selector);
+    this.#ui = {
+      video: $("video"),
+      label: $(".label"),
+      countdown: $(".countdown"),
+      message: $(".message"),
+      state: $(".state"),
+      stats: $(".stats"),
+      fullscreen: $(".fullscreen"),
+    };
+    this.#ui.fullscreen.addEventListener("click", () => this.toggleFullscreen());
+    this.#ui.video.addEventListener("playing", () => this.#sawPicture());
+    this.state = "idle";
+    this.reason = "";
+    this.stats = {};
+  }
+
+  // --- the host page's handles ------------------------------------------------
+
+  get video() {
+    return this.#ui.video;
+  }
+  get pc() {
+    return this.#pc;
+  }
+  get sessionUrl() {
+    return this.#sessionUrl;
+  }
+  get baseUrl() {
+    return new URL(this.getAttribute("base-url") || HERE, document.baseURI).href;
+  }
+  get token() {
+    return this.#token;
+  }
+  set token(value) {
+    this.#token = value;
+    if (this.isConnected && (this.state === "idle" || this.state === "error")) this.#restart();
+  }
+  get events() {
+    return this.#events || gatewayEvents(this.baseUrl, () => this.#getToken());
+  }
+  set events(source) {
+    this.#events = source;
+    if (this.#listening) this.#listen(source);
+  }
+  // Traditional Chinese unless the element or the page says English.
+  get lang() {
+    const lang = this.closest("[lang]")?.getAttribute("lang") || document.documentElement.lang;
+    return (lang || "").toLowerCase().startsWith("en") ? "en" : "zh-Hant";
+  }
+  set lang(value) {
+    this.setAttribute("lang", value);
+  }
+
+  async #getToken() {
+    if (this.#token) return this.#token;
+    const provider = this.tokenProvider || globalThis[this.getAttribute("token-provider")];
+    const token = typeof provider === "function" ? await provider() : null;
+    if (!token) throw Object.assign(new Error("no token"), { noToken: true });
+    return token;
+  }
+
+  // --- lifecycle --------------------------------------------------------------
+
+  connectedCallback() {
+    live.add(this);
+    this.#render();
+    if (this.state === "idle" || this.state === "stopped") this.#restart();
+  }
+
+  disconnectedCallback() {
+    // A move within the page reconnects at once; only a real removal ends the session.
+    queueMicrotask(() => {
+      if (!this.isConnected) {
+        live.delete(this);
+        this.#listen(null);
+        this.stop();
+      }
+    });
+  }
+
+  attributeChangedCallback(name, before, after) {
+    if (before === after) return;
+    if ((name === "camera" || name === "base-url") && this.isConnected && before !== null) {
+      this.#restart();
+    }
+    this.#render();
+  }
+
+  // Ends the session on the gateway (WHEP DELETE) and stays stopped.
+  stop() {
+    this.#teardown(true);
+    this.#setState("stopped", "");
+  }
+
+  render() {
+    this.#render();
+  }
+
+  toggleFullscreen() {
+    if (document.fullscreenElement === this) return document.exitFullscreen();
+    if (this.requestFullscreen) return this.requestFullscreen().catch(() => {});
+    if (this.webkitRequestFullscreen) return this.webkitRequestFullscreen();
+    return this.#ui.video.webkitEnterFullscreen?.(); // iPhone: the video element only
+  }
+
+  // --- the session --------------------------------------------------------------
+
+  #restart() {
+    this.#teardown(true);
+    this.#failures = 0;
+    this.#wasLive = false;
+    this.#connect(++this.#run);
+  }
+
+  async #connect(run) {
+    this.#setState(this.#wasLive || this.#failures ? "reconnecting" : "connecting", "");
+    const camera = this.getAttribute("camera");
+    let token;
+    try {
+      token = await this.#getToken();
+    } catch (error) {
+      if (run !== this.#run) return;
+      return this.#finish("error", error.noToken ? "no token" : String(error.message || error));
+    }
+    if (run !== this.#run) return;
+    if (!camera) return this.#setState("idle", "");
+    this.#listen(this.events); // the page's event stream: how a revocation reaches us
+    const url = new URL(`whep/${encodeURIComponent(camera)}`, this.baseUrl);
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    this.#pc = pc;
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addEventListener("track", (event) => {
+      this.#ui.video.srcObject = event.streams[0] || new MediaStream([event.track]);
+    });
+    pc.addEventListener("connectionstatechange", () => this.#connectionChanged(pc, run));
+    let response;
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+      response = await fetch(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
+        body: pc.localDescription.sdp,
+      });
+    } catch {
+      if (run === this.#run) this.#dropped(run, "network error");
+      return;
+    }
+    if (run !== this.#run) {
+      // Stopped while the offer was out: end the session that was made for nobody.
+      if (response.status === 201) this.#delete(new URL(response.headers.get("Location"), url), token);
+      return;
+    }
+    if (response.status !== 201) return this.#refused(run, response);
+    this.#sessionUrl = new URL(response.headers.get("Location"), url).href;
+    this.#sessionId = this.#sessionUrl.split("/").pop();
+    this.#sessionToken = token;
+    try {
+      await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    } catch (error) {
+      if (run === this.#run) this.#finish("error", String(error.message || error));
+      return;
+    }
+    if (run !== this.#run) return;
+    this.#setState("waiting", "");
+    this.#lastFrameAt = performance.now();
+    this.#ticker = setInterval(() => this.#tick(run), 1000);
+  }
+
+  async #refused(run, response) {
+    const message = await errorOf(response);
+    if (run !== this.#run) return;
+    this.#closePc();
+    if (response.status === 403) {
+      // "no active grant for this camera: <rule>"
+      const rule = message.includes(": ") ? message.split(": ").pop() : message;
+      if (outcome(rule) === "ended") return this.#finish("ended", "grant ended");
+      return this.#finish(this.#wasLive ? "revoked" : "denied", rule);
+    }
+    if (response.status === 503 || response.status >= 500 || response.status === 429) {
+      const wait = Number(response.headers.get("Retry-After")) * 1000;
+      return this.#dropped(run, "camera unavailable", wait || undefined);
+    }
+    this.#finish("error", message); // 400, 401, 404, 413, 415: trying again will not help
+  }
+
+  #connectionChanged(pc, run) {
+    if (run !== this.#run || pc !== this.#pc) return;
+    const state = pc.connectionState;
+    if (state === "failed" || state === "closed") this.#dropped(run, "connection lost");
+    if (state === "disconnected") {
+      this.#later(() => {
+        if (run === this.#run && pc.connectionState === "disconnected") {
+          this.#dropped(run, "connection lost");
+        }
+      }, DISCONNECTED_GRACE_MS);
+    }
+  }
+
+  // The connection went away without a word from the gateway: try again later.
+  // A revocation or the grant's end, announced on the event stream meanwhile,
+  // cancels the retry (#sessionEnded); so does a 403 on the new offer.
+  #dropped(run, reason, wait) {
+    if (run !== this.#run || TERMINAL.has(this.state)) return;
+    const sessionId = this.#sessionId;
+    this.#teardown(true); // DELETE, in case the gateway still holds the session
+    this.#sessionId = sessionId; // its session_ended may still come, and stop the retry
+    const next = ++this.#run;
+    const delay = wait ?? BACKOFF_MS[Math.min(this.#failures, BACKOFF_MS.length - 1)];
+    this.#failures += 1;
+    this.#setState("reconnecting", reason);
+    this.#ui.stats.textContent = TEXT[this.lang].in(Math.round(delay / 1000));
+    this.#later(() => next === this.#run && this.#connect(next), delay);
+  }
+
+  #sessionEnded = (event) => {
+    const { session_id: id, reason } = event.detail;
+    if (!id || id !== this.#sessionId || TERMINAL.has(this.state)) return;
+    const what = outcome(reason);
+    if (what === "reconnect") this.#dropped(this.#run, reason);
+    else this.#finish(what, reason, false);
+  };
+
+  #grantsChanged = () => this.#render();
+
+  #listen(source) {
+    if (source === this.#listening) return;
+    const grantTypes = ["hello", "grant_created", "grant_updated", "grant_revoked"];
+    if (this.#listening) {
+      this.#listening.removeEventListener("session_ended", this.#sessionEnded);
+      for (const type of grantTypes) this.#listening.removeEventListener(type, this.#grantsChanged);
+    }
+    this.#listening = source;
+    if (source) {
+      source.addEventListener("session_ended", this.#sessionEnded);
+      for (const type of grantTypes) source.addEventListener(type, this.#grantsChanged);
+    }
+  }
+
+  // Stop for good: revoked, grant ended, no access, or an error that retrying won't fix.
+  #finish(state, reason, deleteSession = true) {
+    this.#teardown(deleteSession);
+    ++this.#run;
+    this.#setState(state, reason);
+    if (state === "revoked" || state === "ended") {
+      this.dispatchEvent(new CustomEvent(state, { detail: { reason } }));
+    }
+  }
+
+  #teardown(deleteSession) {
+    this.#run += 1;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    clearInterval(this.#ticker);
+    this.#ticker = null;
+    this.#last = null;
+    this.stats = {};
+    const pc = this.#pc;
+    const url = deleteSession && this.#sessionUrl;
+    this.#closePc(false);
+    this.#sessionUrl = null;
+    this.#sessionId = null;
+    // DELETE first, then close: closed first, the gateway would see "connection lost".
+    if (url) this.#delete(url, this.#sessionToken).finally(() => pc?.close());
+    else pc?.close();
+  }
+
+  #closePc(close = true) {
+    if (close) this.#pc?.close();
+    this.#pc = null;
+    this.#ui.video.srcObject = null;
+  }
+
+  async #delete(url, token) {
+    try {
+      await fetch(url, {
+        method: "DELETE",
+        headers: { Authorization: `Bearer ${token}` },
+        keepalive: true, // still sent when the page is closing
+      });
+    } catch {
+      /* the gateway also notices a silent viewer within seconds */
+    }
+  }
+
+  #later(callback, ms) {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      callback();
+    }, ms);
+    this.#timers.add(timer);
+  }
+
+  // --- what the tile shows ------------------------------------------------------
+
+  #sawPicture() {
+    this.#lastFrameAt = performance.now();
+    if (this.state === "waiting") {
+      this.#wasLive = true;
+      this.#failures = 0;
+      this.#setState("live", "");
+    }
+  }
+
+  async #tick(run) {
+    this.#render();
+    const pc = this.#pc;
+    if (!pc || run !== this.#run) return;
+    let inbound;
+    let pair;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") inbound = s;
+      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s;
+    });
+    if (!inbound || run !== this.#run) return;
+    const last = this.#last;
+    this.#last = inbound;
+    if (last && inbound.framesDecoded > last.framesDecoded) this.#sawPicture();
+    else if (this.state === "live" && performance.now() - this.#lastFrameAt > STALL_MS) {
+      this.#setState("waiting", "");
+    }
+    if (!last) return;
+    const seconds = (inbound.timestamp - last.timestamp) / 1000;
+    const emitted = inbound.jitterBufferEmittedCount - last.jitterBufferEmittedCount;
+    const buffer = emitted > 0 ? (inbound.jitterBufferDelay - last.jitterBufferDelay) / emitted : 0;
+    const rtt = pair?.currentRoundTripTime ?? 0;
+    this.stats = {
+      framesDecoded: inbound.framesDecoded,
+      width: inbound.frameWidth,
+      height: inbound.frameHeight,
+      bitrateKbps: Math.round(((inbound.bytesReceived - last.bytesReceived) * 8) / seconds / 1000),
+      latencyMs: Math.round((buffer + rtt / 2) * 1000),
+    };
+    this.#render();
+  }
+
+  #setState(state, reason) {
+    const changed = state !== this.state || reason !== this.reason;
+    this.state = state;
+    this.reason = reason || "";
+    this.setAttribute("state", state);
+    this.#render();
+    if (changed) this.dispatchEvent(new CustomEvent("statechange", { detail: { state, reason } }));
+  }
+
+  #endsAt() {
+    const given = this.getAttribute("ends-at");
+    if (given) return new Date(given);
+    return this.events.endsAt(this.getAttribute("camera"));
+  }
+
+  #render() {
+    const lang = this.lang;
+    const text = TEXT[lang];
+    const ui = this.#ui;
+    const reason = translateReason(this.reason, lang);
+    const terminal = TERMINAL.has(this.state) && this.state !== "stopped";
+    ui.label.textContent = this.getAttribute("label") || this.getAttribute("camera") || "";
+    ui.state.textContent = text[this.state] + (reason && !terminal ? ` · ${reason}` : "");
+    ui.message.textContent = terminal ? text[this.state] + (reason ? `\n${reason}` : "") : "";
+    const s = this.stats;
+    if (this.state === "live" && s.bitrateKbps !== undefined) {
+      ui.stats.textContent = `${text.latency} ${s.latencyMs} ms · ${s.bitrateKbps} kbps`;
+    } else if (this.state !== "reconnecting") {
+      ui.stats.textContent = "";
+    }
+    ui.fullscreen.title = ui.fullscreen.ariaLabel = text.fullscreen;
+    const ends = TERMINAL.has(this.state) ? null : this.#endsAt();
+    const left = ends ? Math.max(0, Math.floor((ends - Date.now()) / 1000)) : Infinity;
+    ui.countdown.hidden = left > COUNTDOWN_FROM_S;
+    if (!ui.countdown.hidden) {
+      const clock = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+      ui.countdown.textContent = `${text.left} ${clock}`;
+      ui.countdown.classList.toggle("urgent", left < 60);
+    }
+  }
+}
+
+
+// Players follow the page's language when it changes (<html lang="...">), and end
+// their sessions when the page goes away (or into the back-forward cache).
+const live = new Set();
+addEventListener("pagehide", () => live.forEach((player) => player.stop()));
+addEventListener("pageshow", (event) => {
+  if (event.persisted) live.forEach((player) => player.connectedCallback());
+});
+new MutationObserver(() => live.forEach((player) => player.render())).observe(
+  document.documentElement,
+  { attributes: true, attributeFilter: ["lang"] },
+);
+
+if (!customElements.get("cctv-player")) customElements.define("cctv-player", CctvPlayer);

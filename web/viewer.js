@@ -1,0 +1,263 @@
+// The viewer page: a map and a list of the cameras the user may watch, and a grid
+// of <cctv-player> tiles. Everything about a live session is the element's job.
+
+import { gatewayEvents } from "/web/cctv-player.js";
+import { authorized, embedded, getToken, hasToken } from "/web/signin.js";
+
+const TEXT = {
+  "zh-Hant": {
+    title: "CCTV 即時影像",
+    layout: "版面",
+    map: "攝影機地圖",
+    search: "搜尋攝影機",
+    loading: "載入中…",
+    none: "目前沒有可觀看的攝影機",
+    nomatch: "沒有符合的攝影機",
+    signin: "請由市府儀表板開啟此頁（缺少登入憑證）",
+    failed: "無法取得攝影機清單：",
+    empty: "點選地圖上的點或清單中的攝影機",
+    close: "關閉",
+    watching: "觀看中",
+    until: "授權至",
+    other: "English",
+  },
+  en: {
+    title: "CCTV live view",
+    layout: "Layout",
+    map: "Camera map",
+    search: "Search cameras",
+    loading: "Loading…",
+    none: "No cameras you may watch right now",
+    nomatch: "No camera matches",
+    signin: "Open this page from the city dashboard (no sign-in token)",
+    failed: "Cannot load the cameras: ",
+    empty: "Pick a camera on the map or in the list",
+    close: "Close",
+    watching: "watching",
+    until: "granted until",
+    other: "中文",
+  },
+};
+const $ = (selector) => document.querySelector(selector);
+const lang = () => (document.documentElement.lang === "en" ? "en" : "zh-Hant");
+const t = (key) => TEXT[lang()][key];
+
+// --- state ---------------------------------------------------------------------
+let cameras = []; // GeoJSON features
+let layout = 2;
+const tiles = new Map(); // camera id -> tile element, oldest first
+const grid = $("#grid");
+const list = $("#cameras");
+const search = $("#search");
+const notice = $("#notice");
+
+// --- the map ---------------------------------------------------------------------
+const map = L.map("map", { maxZoom: 19, zoomControl: true }).setView(
+  [25.04, 121.54],
+  12,
+);
+const markers = L.markerClusterGroup({
+  showCoverageOnHover: false,
+  maxClusterRadius: 40,
+  iconCreateFunction: (cluster) =>
+    L.divIcon({
+      html: `<span>${cluster.getChildCount()}</span>`,
+      className: "cam-cluster",
+      iconSize: [44, 44],
+    }),
+}).addTo(map);
+
+new ResizeObserver(() => map.invalidateSize()).observe(document.getElementById("map"));
+
+function pin(feature) {
+  const html = document.createElement("span");
+  html.className = "cam-pin-dot";
+  html.dataset.camera = feature.id;
+  return L.divIcon({ html, className: "cam-pin", iconSize: [44, 44] });
+}
+
+fetch("/config.json")
+  .then((response) => response.json())
+  .then(({ map: settings }) => {
+    // Offline, the tiles fail and the points stay on a plain background.
+    L.tileLayer(settings.tile_url, { attribution: settings.attribution, maxZoom: 19 }).addTo(map);
+  })
+  .catch(() => {});
+
+let fitted = false;
+function drawMap() {
+  markers.clearLayers();
+  for (const feature of cameras) {
+    const [lon, lat] = feature.geometry.coordinates;
+    const marker = L.marker([lat, lon], {
+      icon: pin(feature),
+      title: feature.properties.name,
+      alt: feature.properties.name,
+      keyboard: true,
+    });
+    marker.bindTooltip(feature.properties.name, { direction: "top", offset: [0, -16] });
+    marker.on("click", () => open(feature));
+    markers.addLayer(marker);
+  }
+  map.invalidateSize();
+  if (cameras.length && !fitted) {
+    fitted = true; // once: a later refresh (a grant changed) must not move the map
+    map.fitBounds(markers.getBounds(), {
+      paddingTopLeft: [64, 40], // clear of the zoom buttons
+      paddingBottomRight: [40, 40],
+      maxZoom: 15,
+      animate: false,
+    });
+  }
+}
+
+// --- the list ----------------------------------------------------------------------
+function drawList() {
+  const query = search.value.trim().toLowerCase();
+  const shown = cameras.filter((feature) =>
+    `${feature.properties.name} ${feature.id}`.toLowerCase().includes(query),
+  );
+  list.replaceChildren(
+    ...shown.map((feature) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.camera = feature.id;
+      button.setAttribute("aria-pressed", String(tiles.has(feature.id)));
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = feature.properties.name;
+      const meta = document.createElement("span");
+      meta.className = "meta";
+      const until = feature.properties.granted_until;
+      meta.textContent = tiles.has(feature.id)
+        ? t("watching")
+        : until
+          ? `${t("until")} ${new Date(until).toLocaleString(lang(), { dateStyle: "short", timeStyle: "short" })}`
+          : "";
+      button.append(name, meta);
+      button.addEventListener("click", () => open(feature));
+      const item = document.createElement("li");
+      item.append(button);
+      return item;
+    }),
+  );
+  notice.textContent = cameras.length ? (shown.length ? "" : t("nomatch")) : t("none");
+}
+search.addEventListener("input", drawList);
+
+async function loadCameras() {
+  try {
+    const response = await fetch("/api/cameras", { headers: await authorized() });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error || response.statusText);
+    cameras = body.features.sort((a, b) =>
+      a.properties.name.localeCompare(b.properties.name, "zh-Hant"),
+    );
+    drawMap();
+    drawList();
+  } catch (error) {
+    notice.textContent = t("failed") + error.message;
+  }
+}
+
+// --- the grid ------------------------------------------------------------------------
+function open(feature) {
+  const existing = tiles.get(feature.id);
+  if (existing) {
+    existing.classList.remove("flash");
+    void existing.offsetWidth; // restart the animation
+    existing.classList.add("flash");
+    return;
+  }
+  const player = document.createElement("cctv-player");
+  player.setAttribute("camera", feature.id);
+  player.setAttribute("label", feature.properties.name);
+  player.tokenProvider = getToken;
+  const close = document.createElement("button");
+  close.type = "button";
+  close.slot = "actions";
+  close.className = "close";
+  close.textContent = "✕";
+  close.addEventListener("click", () => closeTile(feature.id));
+  player.append(close);
+  tiles.set(feature.id, player);
+  while (tiles.size > layout * layout) closeTile(tiles.keys().next().value);
+  drawGrid();
+  drawList();
+}
+
+function closeTile(id) {
+  tiles.get(id)?.remove(); // the element ends its session when it leaves the page
+  tiles.delete(id);
+  drawGrid();
+  drawList();
+}
+
+function drawGrid() {
+  grid.style.setProperty("--n", layout);
+  const cells = [...tiles.values()];
+  for (const player of cells) {
+    player.querySelector(".close").ariaLabel = t("close");
+    player.querySelector(".close").title = t("close");
+  }
+  const empty = Math.max(0, layout * layout - cells.length);
+  const placeholders = Array.from({ length: empty }, () => {
+    const slot = document.createElement("div");
+    slot.className = "empty";
+    slot.textContent = t("empty");
+    return slot;
+  });
+  // Keep live tiles in place (moving them would not end their sessions, but why move).
+  for (const old of grid.querySelectorAll(".empty")) old.remove();
+  for (const player of cells) if (player.parentNode !== grid) grid.append(player);
+  grid.append(...placeholders);
+}
+
+function setLayout(n) {
+  layout = n;
+  for (const button of document.querySelectorAll("[data-layout]")) {
+    button.setAttribute("aria-pressed", String(Number(button.dataset.layout) === n));
+  }
+  // Fewer places than tiles: the oldest close (and end their sessions).
+  while (tiles.size > n * n) closeTile(tiles.keys().next().value);
+  drawGrid();
+}
+for (const button of document.querySelectorAll("[data-layout]")) {
+  button.addEventListener("click", () => setLayout(Number(button.dataset.layout)));
+}
+
+// --- language ----------------------------------------------------------------------
+function translate() {
+  document.title = t("title");
+  for (const el of document.querySelectorAll("[data-i18n]")) {
+    if (el.id !== "notice") el.textContent = t(el.dataset.i18n);
+  }
+  for (const el of document.querySelectorAll("[data-i18n-placeholder]")) {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
+  }
+  for (const el of document.querySelectorAll("[data-i18n-label]")) {
+    el.ariaLabel = t(el.dataset.i18nLabel);
+  }
+  const toggle = $("#lang");
+  toggle.textContent = t("other");
+  toggle.lang = lang() === "en" ? "zh-Hant" : "en";
+  drawList();
+  drawGrid();
+}
+$("#lang").addEventListener("click", () => {
+  document.documentElement.lang = lang() === "en" ? "zh-Hant" : "en"; // players follow
+  translate();
+});
+
+// --- start ---------------------------------------------------------------------------
+drawGrid();
+if (!hasToken() && !embedded) notice.textContent = t("signin");
+getToken().then(() => {
+  loadCameras();
+  // The page's one event stream; the tiles listen to it too. A grant that
+  // starts, changes or ends changes which cameras may be watched.
+  const events = gatewayEvents("/", getToken);
+  for (const type of ["grant_created", "grant_updated", "grant_revoked"]) {
+    events.addEventListener(type, () => loadCameras());
+  }
+});
