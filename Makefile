@@ -11,7 +11,7 @@ TEST_DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
 	gstreamer1.0-plugins-bad gstreamer1.0-tools chromium
 
-.PHONY: demo test lint format debs clean
+.PHONY: demo test bench lint format debs clean
 
 demo: $(VENV)/.installed web/node_modules/.installed
 	$(PY) -m gateway --config $(CONFIG) --demo
@@ -19,9 +19,16 @@ demo: $(VENV)/.installed web/node_modules/.installed
 test: debs $(VENV)/.installed-test web/node_modules/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Issue 5's benchmark (not part of `make test`): a real RTSP camera, the gateway as its
+# own process, aiortc viewers and headless Chromium; ~5 min on 2 cores.
+# BENCH_ARGS=--quick for a ~1.5 min smoke run. Writes bench/results.json and .md.
+bench: debs $(VENV)/.installed-test web/node_modules/.installed
+	$(VENV)/bin/pip install -q py-spy
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check gateway tests
-	$(VENV)/bin/ruff format --check gateway tests
+	$(VENV)/bin/ruff check gateway tests bench
+	$(VENV)/bin/ruff format --check gateway tests bench
 
 format: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check --fix gateway tests

@@ -1,0 +1,1403 @@
+"""The gateway benchmark (issue 5): `make bench`, or `.venv/bin/python bench/run.py [--quick]`.
+
+It starts everything itself and stops it all afterwards, on loopback only:
+- real GStreamer RTSP cameras (tests/camera/rtsp_camera.py, Debian's /usr/bin/python3);
+- the gateway, as its own process (`python -m gateway --config <temp TOML>`);
+- aiortc viewers in worker processes (bench/viewers.py), headless Debian Chromium
+  (bench/chromium.py), and a plain RTSP client (bench/rtsp_probe.py).
+
+It writes bench/results.json and bench/results.md (with --quick: bench/out/results-quick.*),
+and prints the Markdown table. Gateway logs and py-spy profiles go to bench/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+OUT = BENCH / "out"  # gateway logs and profiles of the last run (git-ignored)
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import aiohttp  # noqa: E402
+from camera.fixture import RtspCamera, free_port, make_camera  # noqa: E402
+
+from gateway.access.database import open_database  # noqa: E402
+from gateway.access.grants import GrantStore  # noqa: E402
+from gateway.access.tokens import mint  # noqa: E402
+from gateway.config import AuthSettings  # noqa: E402
+
+PY = sys.executable
+SECRET = "bench-secret-of-at-least-32-bytes-0123456789abcdef"
+ACCOUNT = "bench-viewer"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+CAMERA = dict(codec="h264", profile="high", width=1280, height=720, fps=25)
+CAMERA.update(bitrate_kbps=2000, gop_seconds=2)
+LINGER = 2.0
+PROBE_VIEWERS = 5  # latency is sampled by this many viewers, each at its own fan-out position
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- /proc -----------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (all threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) seconds of the whole process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def proc_snapshot() -> dict[int, tuple[str, int]]:
+    """CPU ticks of every process, for naming what else loads the machine."""
+    snap = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                text = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read(300).replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        name = cmd or text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        snap[int(entry)] = (name[:80], int(fields[11]) + int(fields[12]))
+    return snap
+
+
+def top_others(
+    a: dict[int, tuple[str, int]], b: dict[int, tuple[str, int]], ours: set[int], dt: float
+) -> list[dict[str, Any]]:
+    rows = [
+        (b[pid][1] - a[pid][1], b[pid][0])
+        for pid in b
+        if pid in a and pid not in ours and b[pid][1] > a[pid][1]
+    ]
+    rows.sort(reverse=True)
+    return [{"cmd": name, "cpu_pct": round(100 * t / CLK_TCK / dt, 1)} for t, name in rows[:3]]
+
+
+QUIET_PCT = 20.0  # other processes' load (% of a core) under which a window may start
+QUIET_WAIT = 45.0  # at most this long; then measure anyway, and the row says so
+
+
+async def wait_quiet(ours: set[int]) -> float:
+    """Wait (bounded) until processes other than ours load the machine little.
+
+    The machine may be shared (other jobs running tests): a measurement window that
+    overlaps their bursts shows their load as latency and lost frames.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < QUIET_WAIT:
+        a = proc_snapshot()
+        await asyncio.sleep(1.0)
+        b = proc_snapshot()
+        other = sum(b[p][1] - a[p][1] for p in b if p in a and p not in ours and not _is_kernel(p))
+        if 100 * other / CLK_TCK < QUIET_PCT:
+            break
+    return round(time.monotonic() - start, 1)
+
+
+def _is_kernel(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return not f.read(1)
+    except OSError:
+        return True
+
+
+def machine_info() -> dict[str, Any]:
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "ram_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary(values: list[float], scale: float = 1.0) -> dict[str, Any]:
+    vals = [v * scale for v in values if v is not None]
+    return {
+        "n": len(vals),
+        "p50": _r(percentile(vals, 0.5)),
+        "p95": _r(percentile(vals, 0.95)),
+        "p99": _r(percentile(vals, 0.99)),
+        "min": _r(min(vals) if vals else None),
+        "max": _r(max(vals) if vals else None),
+    }
+
+
+def _r(v: float | None, digits: int = 3) -> float | None:
+    return None if v is None else round(v, digits)
+
+
+# --- processes -------------------------------------------------------------------
+
+
+class Gateway:
+    def __init__(self, workdir: Path, config: Path, port: int, name: str, src: Path = ROOT) -> None:
+        self.src = src
+        self.name = name
+        self.config = config
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = workdir / f"gateway-{int(time.time() * 1000)}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def start(self) -> None:
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [PY, "-m", "gateway", "--config", str(self.config)],
+            cwd=self.src,
+            env={**os.environ, "PYTHONPATH": str(self.src)},
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{self.url}/healthz") as response:
+                        if response.status == 200:
+                            return
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"gateway did not start; log:\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    async def stop(self) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            for _ in range(150):
+                if proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                proc.kill()
+                proc.wait()
+        self._log.close()
+        with contextlib.suppress(OSError):
+            OUT.mkdir(exist_ok=True)
+            (OUT / f"gateway-{self.name}.log").write_bytes(self.log_path.read_bytes())
+
+
+class WorkerProc:
+    """A bench/viewers.py process, driven by JSON lines."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.proc: asyncio.subprocess.Process | None = None
+        self._next = 0
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self, gateway_url: str, camera: str, token: str) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            PY,
+            str(BENCH / "viewers.py"),
+            *(["--priority"] if self.name == "probe" else []),
+            "--gateway",
+            gateway_url,
+            "--camera",
+            camera,
+            "--token",
+            token,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 26,
+        )
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
+        if not line.startswith(b'{"ready"'):
+            raise RuntimeError(f"worker {self.name} did not start: {line!r}")
+        self._reader = asyncio.create_task(self._read())
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            message = json.loads(line)
+            future = self._waiting.pop(message.get("id", -1), None)
+            if future is not None and not future.done():
+                future.set_result(message)
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(RuntimeError(f"worker {self.name} exited"))
+
+    async def call(self, cmd: str, _timeout: float = 300, **kwargs: Any) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdin is not None
+        self._next += 1
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[self._next] = future
+        self.proc.stdin.write(
+            (json.dumps({"cmd": cmd, "id": self._next, **kwargs}) + "\n").encode()
+        )
+        await self.proc.stdin.drain()
+        result = await asyncio.wait_for(future, _timeout)
+        if "error" in result and len(result) <= 2:
+            raise RuntimeError(f"worker {self.name} {cmd}: {result['error']}")
+        return result
+
+    async def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(Exception):
+            assert proc.stdin is not None
+            proc.stdin.write(b'{"cmd": "quit", "id": 0}\n')
+            await proc.stdin.drain()
+        try:
+            await asyncio.wait_for(proc.wait(), 25)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+
+
+class RtspProbe:
+    """bench/rtsp_probe.py: frames as a plain RTSP client sees them, straight from the camera."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.frames: list[tuple[float, int, int, int]] = []
+        self.proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            PY,
+            str(BENCH / "rtsp_probe.py"),
+            self.url,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 20)
+        if not line.startswith(b"READY"):
+            raise RuntimeError("RTSP probe did not start")
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            t, pts, key, size = line.split()
+            self.frames.append((float(t), int(pts), int(key), int(size)))
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+
+
+# --- latency: match viewer frames to the camera's ------------------------------------
+
+
+def match_latency(
+    direct: list[tuple[float, int, int, int]],
+    viewer: list[list[float]] | list[tuple[float, float, int, int, int]],
+) -> dict[str, Any]:
+    """Latency = arrival at the viewer - arrival at a plain RTSP client, per frame.
+
+    RTP timestamps at the viewer and PyAV pts at the probe differ by one constant
+    (mod 2^32). A 25 fps stream is periodic, so keyframes (much larger than other
+    frames) fix that constant: each viewer keyframe is paired with the probe's
+    keyframe that arrived just before it.
+    """
+    if len(direct) < 10 or len(viewer) < 10:
+        return {"matched": 0}
+    sizes = sorted(f[3] for f in viewer)
+    median_size = sizes[len(sizes) // 2]
+    direct_keys = [f for f in direct if f[2]]
+    offsets: Counter[int] = Counter()
+    for first, _last, ts, size, _n in viewer:
+        if size < 3 * median_size:
+            continue
+        before = [d for d in direct_keys if d[0] <= first + 0.002 and first - d[0] < 1.0]
+        if before:
+            d = before[-1]
+            offsets[(int(ts) - d[1]) & 0xFFFFFFFF] += 1
+    if not offsets:
+        return {"matched": 0}
+    offset, votes = offsets.most_common(1)[0]
+    by_pts = {d[1]: d for d in direct}
+    first_lat, last_lat = [], []
+    for first, last, ts, _size, _n in viewer:
+        d = by_pts.get((int(ts) - offset) & 0xFFFFFFFF)
+        if d is not None:
+            first_lat.append(first - d[0])
+            last_lat.append(last - d[0])
+    return {
+        "_first": first_lat,
+        "_last": last_lat,
+        "matched": len(first_lat),
+        "keyframe_votes": votes,
+        "first_packet_ms": summary(first_lat, 1000),
+        "last_packet_ms": summary(last_lat, 1000),
+    }
+
+
+def match_latency_many(
+    direct: list[tuple[float, int, int, int]], viewers: list[list[Any]]
+) -> dict[str, Any]:
+    """Latency pooled over several probe viewers (each sits elsewhere in the fan-out)."""
+    per = [match_latency(direct, v) for v in viewers]
+    first: list[float] = []
+    last: list[float] = []
+    for m in per:
+        first += m.pop("_first", [])
+        last += m.pop("_last", [])
+    if not first:
+        return {"matched": 0, "viewers": len(viewers)}
+    return {
+        "matched": len(first),
+        "viewers": len(viewers),
+        "first_packet_ms": summary(first, 1000),
+        "last_packet_ms": summary(last, 1000),
+        "per_viewer_p50_ms": [m["first_packet_ms"]["p50"] for m in per if m.get("matched")],
+    }
+
+
+# --- the benchmark -----------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    quick: bool
+    ttff_joins: int
+    chromium_joins: int
+    levels: list[int]
+    window: float
+    settle: float
+    teardown_reps: int
+    revoke_reps: int
+    many_cameras: int
+    many_camera_procs: int
+    transcode_levels: list[int]
+    profile_at: int | None
+    count_workers: int = 4
+
+    @classmethod
+    def make(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(True, 10, 6, [1, 20], 5.0, 3.0, 1, 2, 5, 1, [1, 10], None, 2)
+        return cls(False, 30, 30, [1, 50, 100, 200], 12.0, 4.0, 3, 5, 20, 4, [1, 50], 100)
+
+
+@dataclass
+class Bench:
+    plan: Plan
+    workdir: Path
+    results: dict[str, Any] = field(default_factory=dict)
+    cameras: dict[str, RtspCamera] = field(default_factory=dict)
+
+    gateway_rev: str | None = None
+
+    def __post_init__(self) -> None:
+        self.gateway_src = ROOT
+        if self.gateway_rev:
+            # The gateway of that commit, exported read-only from git: the work tree is untouched.
+            self.gateway_src = self.workdir / "src"
+            self.gateway_src.mkdir()
+            archive = subprocess.run(
+                ["git", "archive", self.gateway_rev, "gateway", "web"],
+                cwd=ROOT, capture_output=True, check=True,
+            ).stdout  # fmt: skip
+            subprocess.run(["tar", "-x", "-C", str(self.gateway_src)], input=archive, check=True)
+        self.auth = AuthSettings(secret=SECRET)
+        self.token = mint(self.auth, ACCOUNT, ttl_seconds=6 * 3600)
+        self.admin = mint(self.auth, "bench-admin", is_admin=True, ttl_seconds=6 * 3600)
+        self.page_port = free_port()
+        self.db_path = self.workdir / "gateway.sqlite3"
+        # The cameras the gateway knows. They are only started when a phase needs them
+        # (the gateway pulls a camera only while it has viewers).
+        self.cameras["main"] = make_camera(mount="main", **CAMERA)
+        self.cameras["hevc"] = make_camera(mount="hevc", **{**CAMERA, "codec": "h265"})
+        procs = [make_camera(mount="many", **CAMERA) for _ in range(self.plan.many_camera_procs)]
+        self.many_procs = procs
+        self.many_ids = [f"many-{i:02d}" for i in range(self.plan.many_cameras)]
+        self.many_url = {cid: procs[i % len(procs)].url for i, cid in enumerate(self.many_ids)}
+        self.config = self.workdir / "bench.toml"
+        self._write_config()
+        self._grant()
+
+    def _write_config(self) -> None:
+        def q(s: str) -> str:
+            return json.dumps(s)
+
+        cams = [("main", self.cameras["main"].url), ("hevc", self.cameras["hevc"].url)]
+        cams += list(self.many_url.items())
+        lines = [
+            "[server]",
+            'host = "127.0.0.1"',
+            "port = 0",  # replaced per gateway start
+            "[auth]",
+            f"secret = {q(SECRET)}",
+            "[storage]",
+            f"database = {q(str(self.db_path))}",
+            "[cors]",
+            f"origins = [{q(f'http://127.0.0.1:{self.page_port}')}]",
+            "[relay]",
+            f"linger_seconds = {LINGER}",
+            "start_timeout_seconds = 10.0",
+            "max_viewers = 2000",
+            "max_viewers_per_camera = 1000",
+        ]
+        for cid, url in cams:
+            lines += [
+                "[[cameras]]",
+                f"id = {q(cid)}",
+                f"name = {q('bench ' + cid)}",
+                "lat = 25.04",
+                "lon = 121.56",
+                f"source = {q(url)}",
+            ]
+        self._config_text = "\n".join(lines) + "\n"
+
+    def _grant(self) -> None:
+        db = open_database(self.db_path)
+        try:
+            ids = ["main", "hevc", *self.many_ids]
+            now = datetime.now(UTC)
+            GrantStore(db, ids, 14).create(
+                project="benchmark",
+                purpose="performance benchmark (bench/run.py)",
+                authorization_ref="BENCH-0001",
+                members=[ACCOUNT],
+                cameras=ids,
+                starts_at=now - timedelta(minutes=1),
+                ends_at=now + timedelta(hours=6),
+                created_by="bench",
+            )
+        finally:
+            db.close()
+
+    @contextlib.asynccontextmanager
+    async def gateway(self, name: str):  # type: ignore[no-untyped-def]
+        port = free_port()
+        config = self.workdir / f"bench-{port}.toml"
+        config.write_text(self._config_text.replace("port = 0", f"port = {port}"))
+        gw = Gateway(self.workdir, config, port, name, self.gateway_src)
+        await gw.start()
+        try:
+            yield gw
+        finally:
+            await gw.stop()
+
+    @contextlib.asynccontextmanager
+    async def workers(self, gw: Gateway, names: list[str], camera: str = "main"):  # type: ignore[no-untyped-def]
+        procs = [WorkerProc(n) for n in names]
+        try:
+            await asyncio.gather(*(p.start(gw.url, camera, self.token) for p in procs))
+            yield procs
+        finally:
+            await asyncio.gather(*(p.stop() for p in procs), return_exceptions=True)
+
+    # --- TTFF ------------------------------------------------------------------------
+
+    async def run_ttff(self) -> None:
+        plan = self.plan
+        cam = self.cameras["main"]
+        async with self.gateway("ttff") as gw, self.workers(gw, ["decode", "warm"]) as (dec, warm):
+            log("TTFF: cold start (camera idle, first viewer)")
+            cold = (await dec.call("ttff", n=1, min_delay=0, max_delay=0, hold=0.5))["joins"][0]
+            self.results["ttff_cold_aiortc"] = cold
+            await warm.call("join", n=1, wait_frames=10)
+            log(f"TTFF: {plan.ttff_joins} aiortc joins (camera warm, random 0-2 s apart)")
+            joins = (await dec.call("ttff", n=plan.ttff_joins, hold=0.5, timeout=10))["joins"]
+            self.results["ttff_aiortc"] = self._ttff_summary(joins)
+            log(f"TTFF: {plan.chromium_joins} Chromium joins")
+            from chromium import chromium_ttff
+
+            try:
+                chrome = await chromium_ttff(
+                    f"{gw.url}/whep/main", self.token, self.page_port, plan.chromium_joins
+                )
+                self.results["ttff_chromium"] = {
+                    "browser": chrome["browser"],
+                    **self._ttff_summary(chrome["joins"]),
+                }
+            except Exception as exc:  # e.g. no chromium: report, go on
+                log(f"Chromium TTFF failed: {type(exc).__name__}: {exc}")
+                self.results["ttff_chromium"] = {"error": f"{type(exc).__name__}: {exc}"}
+            await warm.call("leave")
+        assert cam.running
+
+    @staticmethod
+    def _ttff_summary(joins: list[dict[str, Any]]) -> dict[str, Any]:
+        ok = [j for j in joins if j.get("ttff_s") is not None]
+        fps_hold = [
+            (j["frames_in_hold"] - j.get("frames_at_first", 1)) / j["hold_s"]
+            for j in ok
+            if "frames_in_hold" in j
+        ]
+        return {
+            "joins": len(joins),
+            "failed": len(joins) - len(ok),
+            "ttff_ms": summary([j["ttff_s"] for j in ok], 1000),
+            "live_picture_ms": summary([j["live_s"] for j in ok if j.get("live_s")], 1000),
+            "decoder_warnings": sum(j.get("decoder_warnings", 0) for j in joins),
+            "presented_in_first_0_5_s": summary(
+                [j["presented_in_hold"] for j in ok if "presented_in_hold" in j]
+            ),
+            "answer_ms": summary([j["answer_s"] for j in ok], 1000),
+            "connected_ms": summary([j["connected_s"] for j in ok if j.get("connected_s")], 1000),
+            "fps_after_first_frame": summary(fps_hold),
+            "media_ahead_ms_max": _r(max((j.get("media_ahead_ms", 0) for j in ok), default=None)),
+            "errors": [j["error"] for j in joins if "error" in j][:3],
+            "raw": joins,
+        }
+
+    # --- fan-out -------------------------------------------------------------------
+
+    async def run_fanout(self) -> None:
+        plan = self.plan
+        names = ["probe", "decode"] + [f"count{i}" for i in range(plan.count_workers)]
+        probe = RtspProbe(self.cameras["main"].url)
+        await probe.start()
+        levels: list[dict[str, Any]] = []
+        self.results["fanout"] = levels
+        try:
+            async with self.gateway("fanout") as gw, self.workers(gw, names) as workers:
+                lat_w, dec_w, *count_ws = workers
+                have = {w.name: 0 for w in workers}
+                idle_rss = rss_mb(gw.pid)
+                idle_cpu0, t_idle0 = cpu_seconds(gw.pid), time.monotonic()
+                await asyncio.sleep(2)
+                idle_cpu = 100 * (cpu_seconds(gw.pid) - idle_cpu0) / (time.monotonic() - t_idle0)
+                self.results["gateway_idle"] = {
+                    "cpu_pct": _r(idle_cpu, 2),
+                    "rss_mb": _r(idle_rss, 1),
+                }
+                for level in plan.levels:
+                    log(f"fan-out: ramping to {level} viewers")
+                    want = {
+                        "probe": 1 if level < 10 else PROBE_VIEWERS,
+                        "decode": 1 if level >= 2 else 0,
+                    }
+                    rest = level - sum(want.values())
+                    for i, w in enumerate(count_ws):
+                        want[w.name] = rest // len(count_ws) + (
+                            1 if i < rest % len(count_ws) else 0
+                        )
+                    t_ramp = time.monotonic()
+                    joins = await asyncio.gather(
+                        *(
+                            w.call(
+                                "join",
+                                n=want[w.name] - have[w.name],
+                                kind="decode" if w is dec_w else "count",
+                                log=w is lat_w,
+                                batch=4,
+                                pause=0.4,
+                            )
+                            for w in workers
+                            if want[w.name] > have[w.name]
+                        )
+                    )
+                    ramp_s = time.monotonic() - t_ramp
+                    failed = sum(j["failed"] for j in joins)
+                    errors = [e for j in joins for e in j["errors"]][:3]
+                    for w in workers:
+                        have[w.name] = max(have[w.name], want[w.name])
+                    await asyncio.sleep(plan.settle)
+                    result = await self._measure(gw, workers, probe, lat_w)
+                    result.update(viewers=level, ramp_s=_r(ramp_s, 1), join_failed=failed)
+                    if errors:
+                        result["join_errors"] = errors
+                    levels.append(result)
+                    log(
+                        f"  {level} viewers: gateway {result['gateway_cpu_pct']:.1f}% CPU, "
+                        f"{result['gateway_rss_mb']:.0f} MB, fps min/median "
+                        f"{result['fps_min']}/{result['fps_median']}"
+                    )
+                    if level == plan.profile_at:
+                        self.results["profile"] = await self._profile(gw, level)
+                log("fan-out: all viewers leave")
+                await asyncio.gather(*(w.call("leave") for w in workers))
+        finally:
+            await probe.stop()
+        self.results["camera_stream"] = self._camera_stream(probe.frames)
+
+    async def _measure(
+        self, gw: Gateway, workers: list[WorkerProc], probe: RtspProbe, lat_w: WorkerProc
+    ) -> dict[str, Any]:
+        window = self.plan.window
+        pids = [w.pid for w in workers]
+        cam_pid = self.cameras["main"]._proc.pid  # type: ignore[union-attr]
+        waited = await wait_quiet({gw.pid, *pids, cam_pid, probe.pid, os.getpid()})
+        s0 = await asyncio.gather(*(w.call("stats") for w in workers))
+        snap0 = proc_snapshot()
+        split0 = cpu_split(gw.pid)
+        g0, m0, t0 = cpu_seconds(gw.pid), machine_busy(), time.monotonic()
+        w0 = sum(cpu_seconds(p) for p in pids)
+        c0 = cpu_seconds(cam_pid)
+        p0 = cpu_seconds(probe.pid)
+        await asyncio.sleep(window)
+        g1, m1, t1 = cpu_seconds(gw.pid), machine_busy(), time.monotonic()
+        split1 = cpu_split(gw.pid)
+        w1 = sum(cpu_seconds(p) for p in pids)
+        c1 = cpu_seconds(cam_pid)
+        p1 = cpu_seconds(probe.pid)
+        snap1 = proc_snapshot()
+        s1 = await asyncio.gather(*(w.call("stats") for w in workers))
+        rss = rss_mb(gw.pid)
+        fps, decode_fps, lost, packets, states = [], [], 0, 0, Counter()
+        for a, b in zip(s0, s1, strict=True):
+            dt = b["t"] - a["t"]
+            for va, vb in zip(a["viewers"], b["viewers"], strict=False):
+                rate = (vb["frames"] - va["frames"]) / dt
+                fps.append(rate)
+                states[vb["state"]] += 1
+                if vb["kind"] == "decode":
+                    decode_fps.append(rate)
+                if vb["packets"] is not None:
+                    lost += vb["lost"] - va["lost"]
+                    packets += vb["packets"] - va["packets"]
+        logs = (await lat_w.call("log", since=t0))["viewers"]
+        direct = [f for f in probe.frames if f[0] >= t0 - 1.0]
+        latency = match_latency_many(direct, [[f for f in lg if f[1] <= t1] for lg in logs])
+        dt = t1 - t0
+        busy = (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * 100 * (os.cpu_count() or 1)
+        ours = (g1 - g0) + (w1 - w0) + (c1 - c0) + (p1 - p0)
+        return {
+            "window_s": _r(dt, 1),
+            "gateway_cpu_pct": round(100 * (g1 - g0) / dt, 1),
+            "gateway_rss_mb": round(rss, 1),
+            "gateway_system_cpu_pct": round(100 * (split1[1] - split0[1]) / dt, 1),
+            "fps_min": _r(min(fps), 2) if fps else None,
+            "fps_median": _r(statistics.median(fps), 2) if fps else None,
+            "fps_decoding_viewer": _r(decode_fps[0], 2) if decode_fps else None,
+            "viewers_measured": len(fps),
+            "viewers_below_20fps": sum(1 for f in fps if f < 20),
+            "viewer_states": dict(states),
+            "rtp_loss_pct": _r(100 * lost / max(1, lost + packets), 3),
+            "latency": latency,
+            "viewer_workers_cpu_pct": round(100 * (w1 - w0) / dt, 1),
+            "camera_cpu_pct": round(100 * (c1 - c0) / dt, 1),
+            "machine_busy_pct_of_one_core": round(busy, 1),
+            # Whatever else ran on the machine meanwhile (kernel softirq, other jobs).
+            "other_load_pct": round(busy - 100 * ours / dt, 1),
+            "waited_for_quiet_s": waited,
+            "other_top": top_others(
+                snap0, snap1, {gw.pid, *pids, cam_pid, probe.pid, os.getpid()}, dt
+            ),
+        }
+
+    async def _profile(self, gw: Gateway, level: int) -> dict[str, Any]:
+        """Two py-spy recordings of the gateway: all active samples, then only GIL holders.
+
+        On loopback, a `sendto` runs the receiver's network stack and wakes the viewer
+        process, which on 2 cores often preempts the gateway mid-call: py-spy counts that
+        runnable time too. The GIL-only view shows where the interpreter's CPU goes.
+        """
+        spy = ROOT / ".venv" / "bin" / "py-spy"
+        if not spy.exists():
+            return {"error": "py-spy not installed (.venv/bin/pip install py-spy)"}
+        OUT.mkdir(exist_ok=True)
+        result: dict[str, Any] = {}
+        for view, extra in (("active", []), ("gil", ["--gil"])):
+            out = OUT / f"profile-{level}-{view}.txt"
+            log(f"profiling the gateway with py-spy at {level} viewers ({view}, 8 s)")
+            proc = await asyncio.create_subprocess_exec(
+                str(spy), "record", "--pid", str(gw.pid), "--duration", "8", "--rate", "200",
+                "--nonblocking", "--format", "raw", "--output", str(out), *extra,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            _, err = await proc.communicate()
+            if proc.returncode != 0 or not out.exists():
+                result[view] = {"error": err.decode(errors="replace")[-300:]}
+            else:
+                result[view] = {"file": str(out.relative_to(ROOT)), **summarize_profile(out)}
+        return result
+
+    @staticmethod
+    def _camera_stream(frames: list[tuple[float, int, int, int]]) -> dict[str, Any]:
+        if len(frames) < 50:
+            return {}
+        span = frames[-1][0] - frames[0][0]
+        keys = [f[0] for f in frames if f[2]]
+        gaps = [b - a for a, b in itertools.pairwise(keys)]
+        return {
+            "fps": _r((len(frames) - 1) / span, 2),
+            "kbps": _r(sum(f[3] for f in frames) * 8 / span / 1000, 0),
+            "avg_frame_bytes": int(statistics.mean(f[3] for f in frames)),
+            "keyframe_interval_s": _r(statistics.median(gaps), 2) if gaps else None,
+        }
+
+    # --- teardown ------------------------------------------------------------------
+
+    async def run_teardown(self) -> None:
+        plan = self.plan
+        cam = self.cameras["main"]
+        closes, revokes = [], []
+        async with self.gateway("teardown") as gw, self.workers(gw, ["teardown"]) as (w,):
+            for _ in range(plan.teardown_reps):
+                await w.call("join", n=1, wait_frames=10)
+                await asyncio.sleep(1.0)
+                if cam.connections != 1:
+                    log(f"teardown: camera has {cam.connections} connections, expected 1")
+                left = await w.call("leave")
+                closed = await asyncio.to_thread(cam.wait_connections, 0, LINGER + 15)
+                t_closed = time.monotonic()
+                if closed:
+                    closes.append(t_closed - left["last_delete_sent"] - LINGER)
+                await asyncio.sleep(0.5)
+            async with aiohttp.ClientSession() as http:
+                admin = {"Authorization": f"Bearer {self.admin}"}
+                for _ in range(plan.revoke_reps):
+                    joined = await w.call("join", n=1, wait_frames=10)
+                    session_url = joined["sessions"][0]
+                    session_id = session_url.rsplit("/", 1)[1]
+                    await asyncio.sleep(1.0)
+                    t0 = time.monotonic()
+                    async with http.post(
+                        f"{gw.url}/api/sessions/{session_id}/revoke",
+                        json={"reason": "benchmark"},
+                        headers=admin,
+                    ) as response:
+                        status = response.status
+                    t_answer = time.monotonic()
+                    closed = await w.call("closed_at", session=session_url, timeout=10)
+                    revokes.append(
+                        {
+                            "status": status,
+                            "answer_s": t_answer - t0,
+                            "closed_s": (closed["closed_at"] - t0) if closed["closed_at"] else None,
+                        }
+                    )
+        self.results["teardown"] = {
+            "linger_s": LINGER,
+            "rtsp_closed_after_linger_s": summary(closes),
+            "revoke_to_pc_closed_s": summary([r["closed_s"] for r in revokes if r["closed_s"]]),
+            "revoke_raw": revokes,
+        }
+
+    # --- many cameras ----------------------------------------------------------------
+
+    async def run_many(self) -> None:
+        plan = self.plan
+        for cam in self.many_procs:
+            cam.start()
+        try:
+            n_workers = min(4, plan.many_cameras)
+            async with (
+                self.gateway("many") as gw,
+                self.workers(gw, [f"many{i}" for i in range(n_workers)]) as workers,
+            ):
+                log(f"many cameras: {plan.many_cameras} cameras, one viewer each")
+                for i, cid in enumerate(self.many_ids):
+                    await workers[i % n_workers].call("join", n=1, camera=cid)
+                await asyncio.sleep(plan.settle + 2)
+                cam_pids = [c._proc.pid for c in self.many_procs]  # type: ignore[union-attr]
+                await wait_quiet({gw.pid, os.getpid(), *(w.pid for w in workers), *cam_pids})
+                s0 = await asyncio.gather(*(w.call("stats") for w in workers))
+                g0, t0 = cpu_seconds(gw.pid), time.monotonic()
+                cams0 = sum(cpu_seconds(c._proc.pid) for c in self.many_procs)  # type: ignore[union-attr]
+                await asyncio.sleep(plan.window)
+                g1, t1 = cpu_seconds(gw.pid), time.monotonic()
+                cams1 = sum(cpu_seconds(c._proc.pid) for c in self.many_procs)  # type: ignore[union-attr]
+                s1 = await asyncio.gather(*(w.call("stats") for w in workers))
+                fps = [
+                    (vb["frames"] - va["frames"]) / (b["t"] - a["t"])
+                    for a, b in zip(s0, s1, strict=True)
+                    for va, vb in zip(a["viewers"], b["viewers"], strict=False)
+                ]
+                self.results["many_cameras"] = {
+                    "cameras": plan.many_cameras,
+                    "camera_processes": len(self.many_procs),
+                    "rtsp_connections": sum(c.connections for c in self.many_procs),
+                    "gateway_cpu_pct": round(100 * (g1 - g0) / (t1 - t0), 1),
+                    "gateway_rss_mb": round(rss_mb(gw.pid), 1),
+                    "fps_min": _r(min(fps), 2) if fps else None,
+                    "fps_median": _r(statistics.median(fps), 2) if fps else None,
+                    "camera_processes_cpu_pct": round(100 * (cams1 - cams0) / (t1 - t0), 1),
+                }
+                await asyncio.gather(*(w.call("leave") for w in workers))
+        finally:
+            for cam in self.many_procs:
+                cam.stop()
+
+    # --- transcode -------------------------------------------------------------------
+
+    async def run_transcode(self) -> None:
+        plan = self.plan
+        cam = self.cameras["hevc"]
+        cam.start()
+        rows = []
+        try:
+            async with (
+                self.gateway("transcode") as gw,
+                self.workers(gw, ["tc0", "tc1"], camera="hevc") as workers,
+            ):
+                have = 0
+                for level in plan.transcode_levels:
+                    log(f"transcode (H.265 camera): {level} viewers")
+                    add = level - have
+                    await asyncio.gather(
+                        *(
+                            w.call(
+                                "join",
+                                n=add // 2 + (add % 2 if i == 0 else 0),
+                                batch=4,
+                                wait_frames=15,
+                            )
+                            for i, w in enumerate(workers)
+                            if add // 2 + (add % 2 if i == 0 else 0) > 0
+                        )
+                    )
+                    have = level
+                    await asyncio.sleep(plan.settle)
+                    await wait_quiet(
+                        {gw.pid, os.getpid(), cam._proc.pid, *(w.pid for w in workers)}  # type: ignore[union-attr]
+                    )
+                    s0 = await asyncio.gather(*(w.call("stats") for w in workers))
+                    g0, t0 = cpu_seconds(gw.pid), time.monotonic()
+                    await asyncio.sleep(plan.window)
+                    g1, t1 = cpu_seconds(gw.pid), time.monotonic()
+                    s1 = await asyncio.gather(*(w.call("stats") for w in workers))
+                    fps = [
+                        (vb["frames"] - va["frames"]) / (b["t"] - a["t"])
+                        for a, b in zip(s0, s1, strict=True)
+                        for va, vb in zip(a["viewers"], b["viewers"], strict=False)
+                    ]
+                    rows.append(
+                        {
+                            "viewers": level,
+                            "gateway_cpu_pct": round(100 * (g1 - g0) / (t1 - t0), 1),
+                            "gateway_rss_mb": round(rss_mb(gw.pid), 1),
+                            "fps_min": _r(min(fps), 2) if fps else None,
+                            "fps_median": _r(statistics.median(fps), 2) if fps else None,
+                        }
+                    )
+                    log(f"  {level} viewers: gateway {rows[-1]['gateway_cpu_pct']}% CPU")
+                await asyncio.gather(*(w.call("leave") for w in workers))
+                modes = [
+                    m for m in ("transcode", "passthrough") if f"hevc: live, {m}" in gw.tail(10_000)
+                ]
+        finally:
+            cam.stop()
+        self.results["transcode"] = rows
+        self.results["transcode_mode_seen"] = modes
+
+    # --- all -------------------------------------------------------------------------
+
+    async def run(self, phases: list[str]) -> None:
+        self.results["machine"] = machine_info()
+        self.results["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        self.results["quick"] = self.plan.quick
+        self.results["setup"] = {
+            "camera": "tests/camera/rtsp_camera.py --codec h264 --profile high --width 1280 "
+            "--height 720 --fps 25 --bitrate-kbps 2000 --gop-seconds 2",
+            "linger_seconds": LINGER,
+            "viewer_count_method": "RTP marker bits counted at the UDP socket, before SRTP",
+        }
+        self.results["git"] = _git_head()
+        if self.gateway_rev:
+            self.results["git"]["gateway_rev"] = self.gateway_rev
+            self.results["git"]["gateway_modified"] = False
+        main = self.cameras["main"]
+        main.start()
+        try:
+            for phase in phases:
+                t = time.monotonic()
+                await getattr(self, f"run_{phase}")()
+                self.results.setdefault("phase_seconds", {})[phase] = round(time.monotonic() - t)
+        finally:
+            main.stop()
+
+
+def _git_head() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    try:
+        return {
+            "head": git("rev-parse", "--short", "HEAD").strip(),
+            "gateway_modified": bool(git("status", "--porcelain", "gateway").strip()),
+        }
+    except OSError:
+        return {}
+
+
+# --- profile ---------------------------------------------------------------------
+
+
+def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
+    """py-spy raw (collapsed) stacks: the functions with most own and total samples."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        samples += n
+        frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        own[_short(frames[-1])] += n
+        for f in {_short(f) for f in frames}:
+            if not any(g in f for g in _GENERIC_FILES):
+                total[f] += n
+
+    def rows(counter: Counter[str]) -> list[dict[str, Any]]:
+        return [
+            {"function": f, "pct": round(100 * n / max(1, samples), 1)}
+            for f, n in counter.most_common(top)
+        ]
+
+    return {"samples": samples, "top_own": rows(own), "top_total": rows(total)}
+
+
+# Frames every stack has (the event loop, the entry point): left out of the "total" ranking.
+_GENERIC_FILES = ("base_events.py)", "events.py)", "web.py)", "gateway/__main__.py)", "runpy>)")
+
+
+def _short(frame: str) -> str:
+    # "function (path/to/module.py:123)" -> "function (module.py)": one row per function
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")").rsplit(":", 1)[0]
+    parts = where.split("/")
+    if "site-packages" in parts:
+        parts = parts[parts.index("site-packages") + 1 :]
+    elif "gateway" in parts:
+        parts = parts[parts.index("gateway") :]
+    else:
+        parts = parts[-1:]
+    return f"{name} ({'/'.join(parts)})"
+
+
+# --- report ----------------------------------------------------------------------
+
+
+def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+
+    def add(name: str, target: str, measured: str, ok: bool | None) -> None:
+        out.append({"target": name, "goal": target, "measured": measured, "met": ok})
+
+    for key, label in (("ttff_aiortc", "aiortc"), ("ttff_chromium", "Chromium")):
+        t = r.get(key, {}).get("ttff_ms")
+        if t and t["n"]:
+            add(
+                f"TTFF {label}",
+                "p50 ≤ 400 ms, p95 ≤ 800 ms",
+                f"p50 {t['p50']:.0f} ms, p95 {t['p95']:.0f} ms",
+                t["p50"] <= 400 and t["p95"] <= 800,
+            )
+    fan = r.get("fanout") or []
+    top = max(fan, key=lambda x: x["viewers"]) if fan else None
+    if top:
+        base = min(fan, key=lambda x: x["viewers"])
+        n = top["viewers"] - base["viewers"]
+        per_cpu = (top["gateway_cpu_pct"] - base["gateway_cpu_pct"]) / max(1, n)
+        per_rss = (top["gateway_rss_mb"] - base["gateway_rss_mb"]) / max(1, n)
+        add(
+            f"Fan-out {top['viewers']} viewers",
+            "25 fps each, ≤ 100 % of a core, ≤ 0.5 %/viewer, ≤ 1 MB/viewer",
+            f"fps min {top['fps_min']}, median {top['fps_median']}; CPU {top['gateway_cpu_pct']} % "
+            f"({per_cpu:.2f} %/viewer); RSS {per_rss:.2f} MB/viewer",
+            (top["fps_min"] or 0) >= 24.0
+            and top["gateway_cpu_pct"] <= 100
+            and per_cpu <= 0.5
+            and per_rss <= 1.0,
+        )
+        lat = [f["latency"] for f in fan if f["latency"].get("matched")]
+        if lat:
+            worst = max(x["first_packet_ms"]["p99"] for x in lat)
+            add(
+                "Added latency",
+                "p99 ≤ 10 ms",
+                f"worst p99 {worst:.1f} ms (first packet)",
+                worst <= 10,
+            )
+    td = r.get("teardown")
+    if td:
+        c = td["rtsp_closed_after_linger_s"]
+        if c["n"]:
+            add("Teardown", "≤ linger + 1 s", f"linger + {c['max']:.2f} s (max)", c["max"] <= 1.0)
+        v = td["revoke_to_pc_closed_s"]
+        if v["n"]:
+            add("Revoke", "≤ 1 s to closed", f"{v['max']:.2f} s (max)", v["max"] <= 1.0)
+    tc = r.get("transcode") or []
+    if len(tc) >= 2:
+        a, b = tc[0], tc[-1]
+        growth = (b["gateway_cpu_pct"] - a["gateway_cpu_pct"]) / max(0.1, a["gateway_cpu_pct"])
+        add(
+            "Transcode",
+            f"CPU {a['viewers']} vs {b['viewers']} viewers differ < 30 %",
+            f"{a['gateway_cpu_pct']} % vs {b['gateway_cpu_pct']} % (+{100 * growth:.0f} %)",
+            growth < 0.30,
+        )
+    return out
+
+
+def markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [
+        f"# Gateway benchmark {'(quick) ' if r.get('quick') else ''}— {r['started_at']}",
+        "",
+        f"Machine: {m['nproc']} cores, {m['cpu_model']}, {m['ram_gb']} GB RAM, "
+        f"Linux {m['kernel']}, Python {m['python']}. Gateway: "
+        + (
+            f"commit {r['git']['gateway_rev']}"
+            if r.get("git", {}).get("gateway_rev")
+            else f"work tree at {r.get('git', {}).get('head')}"
+            + (" (gateway/ modified)" if r.get("git", {}).get("gateway_modified") else "")
+        )
+        + ".",
+    ]
+    cs = r.get("camera_stream")
+    if cs:
+        lines.append(
+            f"Camera as measured by a plain RTSP client: {cs['fps']} fps, {cs['kbps']:.0f} kbit/s "
+            f"({cs['avg_frame_bytes']} B/frame), keyframe every {cs['keyframe_interval_s']} s."
+        )
+    lines += [
+        "",
+        "## Targets (issue 5)",
+        "",
+        "| target | goal | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for t in r.get("targets", []):
+        met = {True: "yes", False: "**no**", None: "?"}[t["met"]]
+        lines.append(f"| {t['target']} | {t['goal']} | {t['measured']} | {met} |")
+    if any(k in r for k in ("ttff_cold_aiortc", "ttff_aiortc", "ttff_chromium")):
+        lines += ["", "## Time to first frame (WHEP POST → first decoded frame)", ""]
+        lines += [
+            "| viewer | joins | p50 ms | p95 ms | max ms | answer p50 ms | "
+            "live picture p50 / p95 ms | frames decoded in the 0.5 s after the first (p50) | "
+            "frames presented in it (p50) | decoder warnings | failed |"
+        ]
+        lines += ["|---|---|---|---|---|---|---|---|---|---|---|"]
+    cold = r.get("ttff_cold_aiortc")
+    if cold and cold.get("ttff_s") is not None:
+        live = f"{1000 * cold['live_s']:.0f}" if cold.get("live_s") else ""
+        lines.append(
+            f"| aiortc, cold start (camera idle) | 1 | {cold['ttff_s'] * 1000:.0f} | | | "
+            f"{cold['answer_s'] * 1000:.0f} | {live} | "
+            f"{cold.get('frames_in_hold', 1) - 1} | | {cold.get('decoder_warnings', '')} | 0 |"
+        )
+    for key, label in (
+        ("ttff_aiortc", "aiortc (camera warm)"),
+        ("ttff_chromium", "Chromium (camera warm)"),
+    ):
+        t = r.get(key)
+        if not t:
+            continue
+        if "error" in t:
+            lines.append(f"| {label} | error: {t['error']} | | | | | | | | | |")
+            continue
+        name = f"{label}, {t['browser']}" if "browser" in t else label
+        f, a, h = t["ttff_ms"], t["answer_ms"], t["fps_after_first_frame"]
+        lv, pr = t.get("live_picture_ms") or {}, t.get("presented_in_first_0_5_s") or {}
+        live = f"{lv['p50']:.0f} / {lv['p95']:.0f}" if lv.get("n") else ""
+        decoded = round(h["p50"] * 0.5) if h.get("p50") is not None else ""
+        warnings = t.get("decoder_warnings", "") if "browser" not in t else "n/a"
+        lines.append(
+            f"| {name} | {t['joins']} | {f['p50']:.0f} | {f['p95']:.0f} | {f['max']:.0f} | "
+            f"{a['p50']:.0f} | {live} | {decoded} | {pr.get('p50') or ''} | {warnings} | "
+            f"{t['failed']} |"
+        )
+    idle = r.get("gateway_idle")
+    if r.get("fanout"):
+        lines += ["", "## Fan-out: one 720p25 H.264 High camera, passthrough", ""]
+    if idle:
+        lines.append(f"Idle gateway: {idle['cpu_pct']} % CPU, {idle['rss_mb']} MB RSS.")
+        lines.append("")
+    lines += (
+        []
+        if not r.get("fanout")
+        else [
+            "| viewers | gateway CPU % of a core | CPU %/viewer | RSS MB | RSS MB/viewer | fps min | fps median | "
+            "viewers < 20 fps | decoding viewer fps | RTP loss % | latency first pkt p50/p99 ms | frame complete p50/p99 ms | "
+            "viewer procs CPU % | camera CPU % | other load % |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+    )
+    fan = r.get("fanout") or []
+    base = fan[0] if fan else None
+    for f in fan:
+        n = f["viewers"] - base["viewers"]
+        per_cpu = f"{(f['gateway_cpu_pct'] - base['gateway_cpu_pct']) / n:.2f}" if n else ""
+        per_rss = f"{(f['gateway_rss_mb'] - base['gateway_rss_mb']) / n:.2f}" if n else ""
+        lat = f["latency"]
+        if lat.get("matched"):
+            a, b = lat["first_packet_ms"], lat["last_packet_ms"]
+            l1 = f"{a['p50']:.1f} / {a['p99']:.1f}"
+            l2 = f"{b['p50']:.1f} / {b['p99']:.1f}"
+        else:
+            l1 = l2 = "n/a"
+        noisy = " ⚠" if f.get("other_load_pct", 0) > 2 * QUIET_PCT else ""
+        lines.append(
+            f"| {f['viewers']}{noisy} | {f['gateway_cpu_pct']} | {per_cpu} | {f['gateway_rss_mb']} | {per_rss} | "
+            f"{f['fps_min']} | {f['fps_median']} | {f['viewers_below_20fps']} | {f['fps_decoding_viewer'] or ''} | {f['rtp_loss_pct']} | "
+            f"{l1} | {l2} | {f['viewer_workers_cpu_pct']} | {f['camera_cpu_pct']} | {f['other_load_pct']} |"
+        )
+    others = {o["cmd"] for f in fan for o in f.get("other_top", []) if o["cpu_pct"] >= 10}
+    if others:
+        lines += [
+            "",
+            "Other load on the machine during the windows: " + "; ".join(sorted(others)[:5]) + ".",
+        ]
+    td = r.get("teardown")
+    if td:
+        c, v = td["rtsp_closed_after_linger_s"], td["revoke_to_pc_closed_s"]
+        lines += ["", "## Teardown", "", "| measure | n | p50 s | max s |", "|---|---|---|---|"]
+        lines.append(
+            f"| last viewer's DELETE → RTSP closed, minus linger ({td['linger_s']} s) | {c['n']} | "
+            f"{c['p50']} | {c['max']} |"
+        )
+        lines.append(
+            f"| admin revoke POST → viewer's peer connection closed | {v['n']} | {v['p50']} | {v['max']} |"
+        )
+    mc = r.get("many_cameras")
+    if mc:
+        lines += [
+            "",
+            "## Many cameras",
+            "",
+            f"{mc['cameras']} cameras (720p25 H.264 High; {mc['camera_processes']} GStreamer camera processes, "
+            f"each serving {mc['cameras'] // max(1, mc['camera_processes'])} of the gateway's RTSP pulls; "
+            f"{mc['rtsp_connections']} RTSP connections seen), one viewer each: gateway "
+            f"**{mc['gateway_cpu_pct']} %** of a core, {mc['gateway_rss_mb']} MB RSS, "
+            f"fps min/median {mc['fps_min']}/{mc['fps_median']}.",
+        ]
+    tc = r.get("transcode")
+    if tc:
+        lines += [
+            "",
+            "## Transcode: one 720p25 H.265 camera",
+            "",
+            "| viewers | gateway CPU % | RSS MB | fps min | fps median |",
+            "|---|---|---|---|---|",
+        ]
+        for t in tc:
+            lines.append(
+                f"| {t['viewers']} | {t['gateway_cpu_pct']} | {t['gateway_rss_mb']} | {t['fps_min']} | {t['fps_median']} |"
+            )
+    prof = r.get("profile") or {}
+    for view, title in (
+        ("gil", "holding the GIL (where the interpreter's CPU goes)"),
+        ("active", "all active samples (includes time in syscalls and preempted in them)"),
+    ):
+        p = prof.get(view)
+        if not p or "top_own" not in p:
+            continue
+        lines += [
+            "",
+            f"## Profile at {r['setup'].get('profile_at')} viewers: py-spy, {title}",
+            "",
+            f"{p['samples']} samples; raw stacks in `{p['file']}`.",
+            "",
+            "| own % | function | | total % | function |",
+            "|---|---|---|---|---|",
+        ]
+        for a, b in zip(p["top_own"], p["top_total"], strict=False):
+            lines.append(f"| {a['pct']} | `{a['function']}` | | {b['pct']} | `{b['function']}` |")
+    lines += ["", METHOD.strip()]
+    lines += [
+        "",
+        "Reproduce: `make bench` (or `.venv/bin/python bench/run.py`; `--quick` for a smoke run).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+METHOD = """## How it is measured
+
+- **Everything on loopback**, started and stopped by `bench/run.py`: the camera
+  (`tests/camera/rtsp_camera.py`), the gateway as its own process
+  (`python -m gateway --config <temp TOML>`, grant written to its SQLite file first),
+  aiortc viewers in worker processes (`bench/viewers.py`), headless Debian Chromium
+  (`bench/chromium.py`) and a plain RTSP client (`bench/rtsp_probe.py`).
+- **TTFF**: aiortc from just before the WHEP POST (offer already gathered) to the first
+  frame `track.recv()` returns, decoded. Chromium with default WebRTC settings (mDNS
+  hiding on), page on its own loopback origin (CORS, as an embedding dashboard), from
+  `performance.now()` just before `fetch` to the first `requestVideoFrameCallback` or
+  `videoWidth > 0`. Joins are a new peer connection each, spaced by random 0-2 s
+  (seeded), closed with DELETE 0.5 s after the first frame; a background viewer keeps the
+  camera pulled. "Live picture" is when the first frame followed by a normal frame
+  interval (>= 20 ms of RTP time) was decoded (aiortc) or presented (Chromium,
+  `rtpTimestamp` of `requestVideoFrameCallback`): frames before it are a replayed GOP.
+  In the 0.5 s after the first frame, about 12 frames decoded or presented is real time;
+  more is a catch-up burst. Decoder warnings are FFmpeg h264 / aiortc warnings in the
+  aiortc decoding viewer (missing references, corrupt slices).
+- **Fan-out**: gateway CPU is the change of utime+stime in `/proc/<pid>/stat` over the
+  window, RSS is `VmRSS` at its end; per-viewer figures are differences from the first
+  row. Viewers join in batches of 4 per worker. Counting viewers read RTP headers (not
+  encrypted by SRTP) at the UDP socket and count a frame per marker bit, skipping SRTP,
+  the jitter buffer and decoding; one viewer decodes for real.
+- **Added latency**: 5 probe viewers (a nice -10 process) against a plain RTSP client
+  reading the camera directly with PyAV (nice -10). Frames are matched by RTP timestamp,
+  aligned at keyframes; both sides pay the same RTSP demuxing. It includes loopback
+  delivery and the probe's wake-up, so it is an upper bound, and other load on the
+  machine inflates its tail.
+- **Teardown**: from just before the last viewer's DELETE to the camera printing
+  CLIENT_CLOSED, minus linger. **Revoke**: admin `POST /api/sessions/{id}/revoke` to the
+  viewer's peer connection (DTLS) closing.
+- **Many cameras**: x264 at 720p costs ~17 % of a core per camera process, so 20 camera
+  processes would not fit 2 cores: 4 camera processes at 720p each serve 5 of the
+  gateway's cameras. The gateway still holds 20 independent RTSP pulls.
+- **Caveat: the camera's real bitrate** is what the table's first lines say, well under
+  the nominal 2 Mbit/s: the test pattern compresses well. Fewer packets per frame than a
+  real 2 Mbit/s camera make the per-packet part of the fan-out cost look smaller.
+"""
+
+PHASES = ["ttff", "fanout", "teardown", "many", "transcode"]
+
+
+async def amain() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a ~3 minute smoke run")
+    parser.add_argument("--phases", default=",".join(PHASES), help=f"comma list of {PHASES}")
+    parser.add_argument(
+        "--gateway-rev",
+        help="run the gateway of this git commit (exported to a temp dir) instead of the work tree",
+    )
+    parser.add_argument("--levels", help="fan-out viewer counts, e.g. 1,50,100,200")
+    parser.add_argument(
+        "--out", help="output prefix (default bench/results or bench/results-quick)"
+    )
+    args = parser.parse_args()
+    plan = Plan.make(args.quick)
+    if args.levels:
+        plan.levels = [int(n) for n in args.levels.split(",")]
+        if plan.profile_at not in plan.levels:
+            plan.profile_at = None
+    phases = [p for p in args.phases.split(",") if p]
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases {sorted(unknown)}")
+    out = (
+        Path(args.out) if args.out else (OUT / "results-quick" if args.quick else BENCH / "results")
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
+        bench = Bench(plan, Path(tmp), gateway_rev=args.gateway_rev)
+        bench.results["setup_plan"] = plan.__dict__
+        try:
+            await bench.run(phases)
+        except BaseException:
+            for gw_log in sorted(Path(tmp).glob("gateway-*.log"))[-1:]:
+                print(f"--- {gw_log.name} (tail) ---", file=sys.stderr)
+                print(
+                    "\n".join(gw_log.read_text(errors="replace").splitlines()[-40:]),
+                    file=sys.stderr,
+                )
+            raise
+        finally:
+            r = bench.results
+            r.setdefault("setup", {})["profile_at"] = plan.profile_at
+            r.setdefault("machine", machine_info())
+            r.setdefault("started_at", "?")
+            r["duration_s"] = round(time.monotonic() - started)
+            r["targets"] = targets(r)
+            out.with_suffix(".json").write_text(json.dumps(r, indent=2, ensure_ascii=False) + "\n")
+            text = markdown(r)
+            out.with_suffix(".md").write_text(text)
+    print(text)
+    log(f"done in {r['duration_s']} s: {out.with_suffix('.json')}, {out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(amain()))
