@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from gateway import events
 from gateway.access.policy import AccessDenied
+from gateway.access.tokens import Identity
 from gateway.appkeys import ACCESS, DATABASE, EVENTS, HUBS, SESSIONS, SETTINGS, TICKETS
 from gateway.signaling.whep import error
 
@@ -23,16 +25,28 @@ def reply(value: Any, status: int = 200, **kwargs: Any) -> web.Response:
     return web.json_response(value, status=status, dumps=dumps, **kwargs)
 
 
-async def cameras(request: web.Request) -> web.Response:
+def signed_in(
+    handler: Callable[[web.Request, Identity], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Pass the caller's identity to `handler`, or answer 401."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            identity = await request.app[ACCESS].identify(request)
+        except AccessDenied as exc:
+            return error(exc.status, str(exc))
+        return await handler(request, identity)
+
+    return wrapped
+
+
+@signed_in
+async def cameras(request: web.Request, identity: Identity) -> web.Response:
     """The cameras the caller may view now, as GeoJSON (administrators: all).
 
     Never a source URL: only id, name, place, and until when the caller may watch.
     """
     access = request.app[ACCESS]
-    try:
-        identity = await access.identify(request)
-    except AccessDenied as exc:
-        return error(exc.status, str(exc))
     until: dict[str, str] = {}
     for grant in access.grants.active_for(identity.account):
         for camera_id in grant.cameras:
@@ -59,13 +73,10 @@ async def cameras(request: web.Request) -> web.Response:
     )
 
 
-async def me(request: web.Request) -> web.Response:
+@signed_in
+async def me(request: web.Request, identity: Identity) -> web.Response:
     """The caller, and the grants that name it now (for the tile countdowns)."""
     access = request.app[ACCESS]
-    try:
-        identity = await access.identify(request)
-    except AccessDenied as exc:
-        return error(exc.status, str(exc))
     now = access.grants.clock()
     return reply(
         {
@@ -76,11 +87,8 @@ async def me(request: web.Request) -> web.Response:
     )
 
 
-async def event_ticket(request: web.Request) -> web.Response:
-    try:
-        identity = await request.app[ACCESS].identify(request)
-    except AccessDenied as exc:
-        return error(exc.status, str(exc))
+@signed_in
+async def event_ticket(request: web.Request, identity: Identity) -> web.Response:
     ticket = request.app[TICKETS].issue(identity)
     return reply({"ticket": ticket, "url": f"/api/events?ticket={ticket}"})
 

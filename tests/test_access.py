@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import SECRET, VIEWER, bearer, camera_entry, settings_for, token
-from viewer import Viewer
+from viewer import Viewer, offer_sdp
 
 from gateway.access.database import open_database
 from gateway.access.grants import GrantStore
@@ -37,14 +37,6 @@ async def gateway_with(start_gateway, *ids: str, **options):
 
 def audit_rows(gateway, **filters) -> list[dict]:
     return gateway.app[ACCESS].audit.query(**filters)
-
-
-async def offer_sdp() -> str:
-    viewer = Viewer("http://unused", "x")
-    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
-    sdp = viewer.pc.localDescription.sdp
-    await viewer.pc.close()
-    return sdp
 
 
 async def watch(gateway, camera_id: str = "cam-a", account: str = VIEWER) -> Viewer:

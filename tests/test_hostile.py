@@ -30,7 +30,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from conftest import camera_entry, settings_for
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from viewer import Viewer
+from viewer import Viewer, offer_sdp
 from yarl import URL
 
 from gateway.appkeys import HUBS, SESSIONS
@@ -71,14 +71,6 @@ def drawn(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
 
 def demo_cameras(*ids: str) -> list[dict[str, Any]]:
     return [camera_entry(i, "demo:testsrc", demo_size="160x120", demo_fps=10) for i in ids]
-
-
-async def offer_sdp() -> str:
-    viewer = Viewer("http://unused", "x")
-    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
-    sdp = viewer.pc.localDescription.sdp
-    await viewer.pc.close()
-    return sdp
 
 
 async def watch(gateway, camera_id: str = "cam-a") -> Viewer:

@@ -7,19 +7,11 @@ import logging
 
 from camera.fixture import free_port
 from conftest import bearer, camera_entry, settings_for
-from viewer import Viewer
+from viewer import offer_sdp
 
 from gateway.appkeys import HUBS, SESSIONS
 
 SDP = {"Content-Type": "application/sdp", **bearer()}
-
-
-async def valid_offer() -> str:
-    viewer = Viewer("http://unused", "x")
-    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
-    sdp = viewer.pc.localDescription.sdp
-    await viewer.pc.close()
-    return sdp
 
 
 async def demo_gateway(start_gateway, **relay):
@@ -33,7 +25,7 @@ async def demo_gateway(start_gateway, **relay):
 async def test_bad_requests_get_their_status(start_gateway):
     gateway = await demo_gateway(start_gateway)
     http, url = gateway.http, gateway.url
-    offer = await valid_offer()
+    offer = await offer_sdp()
 
     response = await http.post(
         f"{url}/whep/demo", data=offer, headers={"Content-Type": "text/plain"}
@@ -75,7 +67,7 @@ async def test_bad_requests_get_their_status(start_gateway):
 async def test_unreachable_camera_is_503_with_retry_after(start_gateway):
     gateway = await demo_gateway(start_gateway)
     response = await gateway.http.post(
-        f"{gateway.url}/whep/dead", data=await valid_offer(), headers=SDP
+        f"{gateway.url}/whep/dead", data=await offer_sdp(), headers=SDP
     )
     assert response.status == 503
     assert int(response.headers["Retry-After"]) >= 1
@@ -110,7 +102,7 @@ async def test_wrong_rtsp_password_leaks_nowhere(make_rtsp_camera, start_gateway
     assert secret in source
     gateway = await start_gateway(settings_for([camera_entry("cam", source)]))
     response = await gateway.http.post(
-        f"{gateway.url}/whep/cam", data=await valid_offer(), headers=SDP
+        f"{gateway.url}/whep/cam", data=await offer_sdp(), headers=SDP
     )
     assert response.status == 503
     text = await response.text()

@@ -75,3 +75,12 @@ class Viewer:
         await self.pc.close()
         if self._reader is not None:
             self._reader.cancel()
+
+
+async def offer_sdp() -> str:
+    """A real aiortc offer, for requests that need a valid body but no viewer."""
+    viewer = Viewer("http://unused", "x")
+    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+    sdp = viewer.pc.localDescription.sdp
+    await viewer.pc.close()
+    return sdp
