@@ -159,3 +159,30 @@ async def test_a_viewer_joining_mid_gop_starts_from_its_keyframe(make_rtsp_camer
     assert {(w, h) for _, w, h in joiner.frames} == {(320, 240)}
     for viewer in (warm, joiner):
         await viewer.close(gateway.http)
+
+
+async def test_each_frame_is_packetized_once_for_all_viewers(
+    make_rtsp_camera, start_gateway, monkeypatch
+):
+    from aiortc.codecs.h264 import H264Encoder
+
+    camera = make_rtsp_camera(**SMALL)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewers = [await watch(gateway) for _ in range(4)]
+    for viewer in viewers:
+        assert await viewer.wait_frames(5)
+    calls = 0
+    packetize = H264Encoder._packetize.__func__
+
+    def counting(cls, packages):  # aiortc's packetizer, counted
+        nonlocal calls
+        calls += 1
+        return packetize(cls, packages)
+
+    monkeypatch.setattr(H264Encoder, "_packetize", classmethod(counting))
+    frames_before = gateway.app[HUBS].get("cam").frames_in
+    assert await viewers[0].wait_frames(25)
+    frames = gateway.app[HUBS].get("cam").frames_in - frames_before
+    assert frames > 0 and calls <= frames + 2, f"{calls} packetizations for {frames} frames"
+    for viewer in viewers:
+        await viewer.close(gateway.http)

@@ -22,6 +22,7 @@ from aiortc.sdp import SessionDescription
 from gateway.access.policy import Viewer
 from gateway.relay import CameraHub, ViewerTrack
 
+from . import packing  # noqa: F401 - one packetization per frame for all viewers
 from .offer import BadOffer, answer_profile, register_h264_profile
 
 RTX = RTCRtpCodecCapability(mimeType="video/rtx", clockRate=90000)
