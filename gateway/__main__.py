@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import uvloop
 from aiohttp import web
 
 from gateway.config import ConfigError, load_settings
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gateway: {exc}", file=sys.stderr)
             return 2
         app.on_startup.append(lambda _: _print_lines(links))
+    # uvloop's C event loop: at 100 viewers most of the gateway's time is in the
+    # loop's datagram sends and selector (bench/results.md).
+    uvloop.install()
     web.run_app(
         app,
         host=settings.server.host,
