@@ -56,19 +56,7 @@ _HASHED = (
 _TEXT_FIELDS = ("account", "camera_id", "project", "remote", "session_id")
 _COLUMNS = (*_HASHED, "prev_hash", "hash")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM audit"
-CSV_COLUMNS = (
-    "seq",
-    "at",
-    "event",
-    "account",
-    "camera_id",
-    "grant_id",
-    "project",
-    "remote",
-    "session_id",
-    "detail",
-    "hash",
-)
+CSV_COLUMNS = (*_HASHED, "hash")
 # Spreadsheets run cells starting with these as formulas (tab/CR too, per OWASP).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from gateway.signaling.registry import SessionRegistry
 from gateway.signaling.session import ViewerSession
 
-from .grants import GrantNotFound, GrantStore
+from .grants import Grant, GrantNotFound, GrantStore
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +48,23 @@ class GrantEnforcer:
         for session in self.sessions:
             bound[session.viewer.grant_id].append(session)
         for grant_id, sessions in bound.items():
+            grant = self._load(grant_id)  # once per grant, not per session
             for session in sessions:
-                reason = self._reason_to_end(grant_id, session, now)
+                reason = self._reason_to_end(grant, session, now)
                 if reason:
                     await self.sessions.end(session.id, reason)
 
-    def _reason_to_end(self, grant_id: int | None, session: ViewerSession, now: datetime) -> str:
+    def _load(self, grant_id: int | None) -> Grant | None:
         if grant_id is None:
-            return "no grant"
+            return None
         try:
-            grant = self.grants.get(grant_id)
+            return self.grants.get(grant_id)
         except GrantNotFound:
+            return None
+
+    @staticmethod
+    def _reason_to_end(grant: Grant | None, session: ViewerSession, now: datetime) -> str:
+        if grant is None:
             return "grant removed"
         status = grant.status(now)
         if status == "revoked":
