@@ -186,3 +186,40 @@ async def test_each_frame_is_packetized_once_for_all_viewers(
     assert frames > 0 and calls <= frames + 2, f"{calls} packetizations for {frames} frames"
     for viewer in viewers:
         await viewer.close(gateway.http)
+
+
+async def test_a_lost_packet_is_resent_over_rtx(make_rtsp_camera, start_gateway):
+    """The lean sender (gateway/signaling/sender.py) still answers NACKs."""
+    from gateway.appkeys import SESSIONS
+    from gateway.signaling.sender import RelaySender, fast_path_available
+
+    camera = make_rtsp_camera(**SMALL)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewer = await watch(gateway)
+    h264 = int(re.search(r"a=rtpmap:(\d+) H264/90000", viewer.answer).group(1))
+    rtx = int(re.search(r"a=rtpmap:(\d+) rtx/90000", viewer.answer).group(1))
+    receiver = viewer.pc.getReceivers()[0]
+    deliver = receiver._handle_rtp_packet
+    media, dropped, resent = 0, None, asyncio.Event()
+
+    async def lossy(packet, arrival_time_ms):  # the viewer's network loses one packet
+        nonlocal media, dropped
+        if packet.payload_type == h264:
+            media += 1
+            if media == 40:
+                dropped = packet.sequence_number
+                return
+        elif packet.payload_type == rtx and dropped is not None:
+            original = int.from_bytes(packet.payload[:2], "big")  # RFC 4588 OSN
+            if original == dropped:
+                resent.set()
+        await deliver(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = lossy
+    (session,) = list(gateway.app[SESSIONS])
+    sender = session.pc.getSenders()[0]
+    assert isinstance(sender, RelaySender) and fast_path_available(sender)
+    await asyncio.wait_for(resent.wait(), 20)
+    frames = len(viewer.frames)
+    assert await viewer.wait_frames(frames + 10)
+    await viewer.close(gateway.http)

@@ -22,8 +22,8 @@ from aiortc.sdp import SessionDescription
 from gateway.access.policy import Viewer
 from gateway.relay import CameraHub, ViewerTrack
 
-from . import packing  # noqa: F401 - one packetization per frame for all viewers
 from .offer import BadOffer, answer_profile, register_h264_profile
+from .sender import RelaySender
 
 RTX = RTCRtpCodecCapability(mimeType="video/rtx", clockRate=90000)
 
@@ -111,6 +111,8 @@ class ViewerSession:
             assert hub.info is not None
             profile_level_id = answer_profile(hub.info.profile_level_id, offer)
             transceiver = pc.addTransceiver(track, direction="sendonly")
+            # aiortc builds the sender; only its send loop is ours (sender.py).
+            transceiver.sender.__class__ = RelaySender
             # Before setRemoteDescription, or aiortc silently negotiates VP8.
             transceiver.setCodecPreferences([register_h264_profile(profile_level_id), RTX])
             try:
