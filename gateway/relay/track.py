@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable
 
@@ -10,13 +11,20 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+log = logging.getLogger(__name__)
+
 
 class ViewerTrack(MediaStreamTrack):
-    """A video track fed by the hub; aiortc's sender packs what `recv` returns.
+    """A video track fed by the hub, pulled through `recv` or pushed to a sink.
 
-    The queue is bounded. A viewer that falls behind loses what is queued and
-    resumes at the next keyframe, so the hub never waits for it and its decoder
-    never sees a frame whose references are missing.
+    Pulled (aiortc's own sender), the queue is bounded. A viewer that falls behind
+    loses what is queued and resumes at the next keyframe, so the hub never waits
+    for it and its decoder never sees a frame whose references are missing.
+
+    Pushed (`attach`, used by RelaySender), the hub's fan-out loop hands each frame
+    straight to the sink, which sends it without blocking: no task wake-up per
+    viewer per frame, so the last viewer in the fan-out is not later by one
+    scheduler round trip per viewer before it.
     """
 
     kind = "video"
@@ -42,6 +50,8 @@ class ViewerTrack(MediaStreamTrack):
         self.bytes_sent = 0
         self.frames_dropped = 0
         self.on_first_frame: Callable[[], None] | None = None  # e.g. time to first frame
+        self._sink: Callable[[av.Packet], None] | None = None
+        self._ended = asyncio.Event()
 
     def offer(self, packet: av.Packet) -> None:
         """Called by the hub on the event loop for every frame; never blocks."""
@@ -52,6 +62,9 @@ class ViewerTrack(MediaStreamTrack):
                 self.frames_dropped += 1
                 return
             self._waiting_keyframe = False
+        if self._sink is not None:
+            self._push(packet)
+            return
         if len(self._queue) >= self._max_frames + self._allowance:
             self.frames_dropped += len(self._queue)
             self._queue.clear()
@@ -76,11 +89,37 @@ class ViewerTrack(MediaStreamTrack):
             await self._wakeup.wait()
         packet = self._queue.popleft()
         self._allowance = max(0, self._allowance - 1)
+        self._count(packet)
+        return packet
+
+    def attach(self, sink: Callable[[av.Packet], None]) -> None:
+        """Push frames to `sink` from now on: first the catch-up, then each new one."""
+        if not self._started:
+            self._start()
+        self._sink = sink
+        while self._queue and self._sink is not None:
+            self._push(self._queue.popleft())
+        self._allowance = 0
+
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
+
+    def _push(self, packet: av.Packet) -> None:
+        assert self._sink is not None
+        self._count(packet)
+        try:
+            self._sink(packet)
+        except ConnectionError:  # the peer connection is closing
+            self.stop()
+        except Exception:
+            log.exception("sending to a viewer failed; ending its track")
+            self.stop()
+
+    def _count(self, packet: av.Packet) -> None:
         if self.frames_sent == 0 and self.on_first_frame is not None:
             self.on_first_frame()
         self.frames_sent += 1
         self.bytes_sent += packet.size
-        return packet
 
     def _start(self) -> None:
         self._started = True
@@ -92,5 +131,7 @@ class ViewerTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         super().stop()
+        self._sink = None
         self._queue.clear()
         self._wakeup.set()
+        self._ended.set()

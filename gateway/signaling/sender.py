@@ -1,17 +1,20 @@
-"""RelaySender: aiortc's RTP sender with a lean send loop for relayed H.264.
+"""RelaySender: aiortc's RTP sender with a lean send path for relayed H.264.
 
-aiortc's `RTCRtpSender._run_rtp` costs about 38 µs per packet per viewer here
-(bench/results.md, py-spy at 100 viewers): it packetizes the frame again for every
-viewer, builds an `RtpPacket` and its header extensions and reads the NTP clock per
-packet, and awaits four layers of DTLS/ICE coroutines per send. The gateway sends
-the same frame to hundreds of viewers, so this loop decides both the cost per viewer
-and how late the last viewer in the fan-out gets the frame.
+aiortc's `RTCRtpSender._run_rtp` costs about 38 µs per packet per viewer (py-spy at
+100 viewers, bench/results.md before this module): it packetizes the frame again
+for every viewer, builds an `RtpPacket` with header extensions and reads the NTP
+clock per packet, awaits four DTLS/ICE coroutine layers per send, and wakes one
+task per viewer per frame. The gateway sends the same frame to hundreds of
+viewers, so this path decides the cost per viewer and how late the last viewer
+in the fan-out gets each frame.
 
-Here a frame is packetized once for all viewers, each viewer's RTP header (with
-its extensions and one clock reading) is built once per frame, and each packet is
-SRTP-protected by libsrtp in a shared buffer and handed straight to the ICE pair's
-UDP transport: about 6 µs per packet, of which libsrtp and the `sendto` system call
-are most. Everything else (ICE, DTLS, RTCP reports, NACK, stats) stays aiortc's.
+Here the hub's fan-out loop pushes each frame to the sender (ViewerTrack.attach);
+a frame is packetized once for all viewers; each viewer's RTP header (with its
+extensions and one clock reading) is built once per frame; and each packet is
+SRTP-protected by libsrtp in a shared buffer and handed straight to the ICE
+pair's UDP transport. libsrtp and the `sendto` system call are most of what is
+left (about 2 and 3.5 µs per packet here). ICE, DTLS, RTCP reports, NACK
+handling and stats stay aiortc's.
 
 It reaches into aiortc 1.16's private attributes (hence the pin in setup.cfg);
 `fast_path_available` is checked by a test so an upgrade that moves them fails loudly.
@@ -20,13 +23,11 @@ It reaches into aiortc 1.16's private attributes (hence the pin in setup.cfg);
 from __future__ import annotations
 
 import asyncio
-import logging
 import struct
 
 import av
 from aiortc import clock
 from aiortc.codecs.h264 import H264Encoder
-from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender, random_sequence_number
@@ -36,8 +37,6 @@ from pylibsrtp import Error as SrtpError
 from pylibsrtp._binding import ffi, lib
 
 from gateway.relay import ViewerTrack
-
-log = logging.getLogger(__name__)
 
 _H264 = H264Encoder()  # `pack` keeps no state between frames
 _SEQ = struct.Struct("!H")
@@ -79,23 +78,22 @@ class RelaySender(RTCRtpSender):
         self._RTCRtpSender__rtp_started.set()
         self._history: dict[int, tuple[int, bytes, int, int]] = {}
         self._payload_type = codec.payloadType
-        sequence_number = random_sequence_number()
-        timestamp_origin = random32()
+        self._sequence_number = random_sequence_number()
+        self._timestamp_origin = random32()
         try:
-            while True:
-                packet = await track.recv()
-                payloads, timestamp = FramePacker.pack(packet)
-                if payloads and self._enabled:
-                    sequence_number = self._send_frame(
-                        payloads, uint32_add(timestamp_origin, timestamp), sequence_number
-                    )
-        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+            track.attach(self._send_packet)  # the hub's fan-out loop calls it
+            await track.wait_ended()
+        except asyncio.CancelledError:
             pass
-        except Exception:
-            # As aiortc does: the loop must end cleanly or stop() would hang.
-            log.exception("RTP send loop failed")
         track.stop()
         self._RTCRtpSender__rtp_exited.set()
+
+    def _send_packet(self, packet: av.Packet) -> None:
+        payloads, timestamp = FramePacker.pack(packet)
+        if payloads and self._enabled:
+            self._sequence_number = self._send_frame(
+                payloads, uint32_add(self._timestamp_origin, timestamp), self._sequence_number
+            )
 
     def _send_frame(self, payloads: list[bytes], timestamp: int, sequence_number: int) -> int:
         dtls = self.transport
