@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Callable
+from typing import Any
 
 import av
 from aiortc import clock
 from aiortc.codecs.h264 import H264Encoder
-from aiortc.rtcdtlstransport import State
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender, random_sequence_number
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensionsMap, RtpPacket, wrap_rtx
@@ -46,6 +48,7 @@ _CDATA = ffi.new("char[]", 1500)
 _BUF = ffi.buffer(_CDATA)
 _LEN = ffi.new("int *")
 _PROTECT = lib.srtp_protect
+MAX_UNSENT_BYTES = 256 * 1024  # about one second of a 2 Mbit/s camera
 
 
 class FramePacker:
@@ -80,6 +83,7 @@ class RelaySender(RTCRtpSender):
         self._payload_type = codec.payloadType
         self._sequence_number = random_sequence_number()
         self._timestamp_origin = random32()
+        self._behind = False
         try:
             track.attach(self._send_packet)  # the hub's fan-out loop calls it
             await track.wait_ended()
@@ -89,20 +93,40 @@ class RelaySender(RTCRtpSender):
         self._RTCRtpSender__rtp_exited.set()
 
     def _send_packet(self, packet: av.Packet) -> None:
-        payloads, timestamp = FramePacker.pack(packet)
-        if payloads and self._enabled:
-            self._sequence_number = self._send_frame(
-                payloads, uint32_add(self._timestamp_origin, timestamp), self._sequence_number
-            )
-
-    def _send_frame(self, payloads: list[bytes], timestamp: int, sequence_number: int) -> int:
         dtls = self.transport
         if dtls._state != State.CONNECTED:
             raise ConnectionError("Cannot send encrypted RTP, not connected")
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
             raise ConnectionError("Cannot send data, not connected")
-        sendto, addr = pair.protocol.transport.sendto, pair.remote_addr
+        udp = pair.protocol.transport
+        # sendto never blocks: when the kernel refuses (EAGAIN), the event loop
+        # queues in memory. A viewer whose socket stays that full skips frames
+        # up to the next keyframe rather than growing the queue.
+        if self._behind or udp.get_write_buffer_size() > MAX_UNSENT_BYTES:
+            self._behind = not packet.is_keyframe or udp.get_write_buffer_size() > 0
+            if self._behind:
+                return
+        payloads, timestamp = FramePacker.pack(packet)
+        if payloads and self._enabled:
+            self._sequence_number = self._send_frame(
+                udp.sendto,
+                pair.remote_addr,
+                dtls,
+                payloads,
+                uint32_add(self._timestamp_origin, timestamp),
+                self._sequence_number,
+            )
+
+    def _send_frame(
+        self,
+        sendto: Callable[[bytes, Any], None],
+        addr: Any,
+        dtls: RTCDtlsTransport,
+        payloads: list[bytes],
+        timestamp: int,
+        sequence_number: int,
+    ) -> int:
         srtp = dtls._tx_srtp._srtp[0]
 
         ntp = clock.current_ntp_time()
