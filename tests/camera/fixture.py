@@ -44,6 +44,8 @@ def camera_args(
     password: str | None = None,
     auth_method: str | None = None,
     inband_params: bool = True,
+    pattern: str | None = None,
+    filler: bool = False,
 ) -> list[str]:
     """Map keyword options to rtsp_camera.py flags (None = script default)."""
     values = {
@@ -58,10 +60,13 @@ def camera_args(
         "user": user,
         "password": password,
         "auth-method": auth_method,
+        "pattern": pattern,
     }
     args = [f"--{k}={v}" for k, v in values.items() if v is not None]
     if not inband_params:
         args.append("--no-inband-params")
+    if filler:
+        args.append("--filler")
     return args
 
 

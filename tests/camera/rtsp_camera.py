@@ -21,16 +21,24 @@ def emit(line: str) -> None:
 
 
 def build_launch(a: argparse.Namespace) -> str:
-    src = (
-        f"videotestsrc is-live=true pattern=ball"
-        f" ! video/x-raw,width={a.width},height={a.height},framerate={a.fps}/1"
-        ' ! timeoverlay font-desc="Sans 24"'
-    )
+    raw = f"video/x-raw,width={a.width},height={a.height},framerate={a.fps}/1"
+    if a.pattern == "bars":
+        # Colour bars drawn once and repeated: far cheaper than drawing every frame.
+        src = f"videotestsrc pattern=smpte num-buffers=1 ! {raw} ! imagefreeze is-live=true"
+    else:
+        src = f"videotestsrc is-live=true pattern={a.pattern} ! {raw}"
+    src += ' ! timeoverlay font-desc="Sans 24"'
     keyint = a.fps * a.gop_seconds
     if a.codec == "h265":
+        hrd = ""
+        if a.filler:  # x264enc derives its VBV from bitrate (600 ms buffer); x265enc does not.
+            hrd = (
+                f":hrd=1:strict-cbr=1:vbv-maxrate={a.bitrate_kbps}"
+                f":vbv-bufsize={a.bitrate_kbps * 3 // 5}"
+            )
         enc = (
             f"x265enc name=enc speed-preset=ultrafast tune=zerolatency bitrate={a.bitrate_kbps}"
-            f' key-int-max={keyint} option-string="scenecut=0:open-gop=0"'
+            f' key-int-max={keyint} option-string="scenecut=0:open-gop=0{hrd}"'
             " ! video/x-h265,profile=main ! rtph265pay name=pay0 pt=96 config-interval=1"
         )
     else:
@@ -39,6 +47,8 @@ def build_launch(a: argparse.Namespace) -> str:
         # ultrafast turns off CABAC and 8x8dct, so x264 would emit Constrained Baseline
         # whatever the caps say; switch back on what the requested profile needs.
         opts = {"baseline": "", "main": ":cabac=1", "high": ":cabac=1:8x8dct=1"}[a.profile]
+        if a.filler:
+            opts += ":nal-hrd=cbr:filler"
         fmt, interval = "byte-stream", 1
         if a.no_inband_params:  # SPS/PPS only in the SDP's sprop-parameter-sets
             # x264 itself writes SPS/PPS before every IDR unless told not to.
@@ -69,6 +79,20 @@ def main() -> None:
     p.add_argument("--password")
     p.add_argument("--auth-method", choices=["basic", "digest"], default="basic")
     p.add_argument("--no-inband-params", action="store_true")
+    p.add_argument(
+        "--pattern",
+        choices=["ball", "bars", "snow"],
+        default="ball",
+        help="ball: a moving ball; bars: still colour bars (cheapest); snow: noise in every "
+        "frame, so the encoder spends the whole bitrate on picture (costly). The clock runs "
+        "on all of them.",
+    )
+    p.add_argument(
+        "--filler",
+        action="store_true",
+        help="hard CBR: the encoder pads each frame with filler data NAL units, so the stream "
+        "really carries --bitrate-kbps even when the picture compresses well",
+    )
     a = p.parse_args()
 
     Gst.init(None)
