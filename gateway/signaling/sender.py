@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender, random_sequence_number
-from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensionsMap, RtpPacket, wrap_rtx
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket, wrap_rtx
 from aiortc.utils import random32, uint16_add, uint32_add
 from pylibsrtp import Error as SrtpError
 from pylibsrtp._binding import ffi, lib
@@ -42,6 +43,9 @@ from gateway.relay import ViewerTrack
 
 _H264 = H264Encoder()  # `pack` keeps no state between frames
 _SEQ = struct.Struct("!H")
+_TIMESTAMP = struct.Struct("!I")
+# NACKs come within a round trip or two; half a second of frames covers that.
+HISTORY_FRAMES = 12
 # One buffer for every sender: a packet is written, protected and copied out
 # before anything else runs on the event loop.
 _CDATA = ffi.new("char[]", 1500)
@@ -79,8 +83,10 @@ class RelaySender(RTCRtpSender):
             await super()._run_rtp(codec)
             return
         self._RTCRtpSender__rtp_started.set()
-        self._history: dict[int, tuple[int, bytes, int, int]] = {}
         self._payload_type = codec.payloadType
+        self._prepare_header()
+        # (first sequence number, timestamp, payloads) of recent frames, for NACKs.
+        self._sent: deque[tuple[int, int, list[bytes]]] = deque(maxlen=HISTORY_FRAMES)
         self._sequence_number = random_sequence_number()
         self._timestamp_origin = random32()
         self._behind = False
@@ -128,44 +134,50 @@ class RelaySender(RTCRtpSender):
         sequence_number: int,
     ) -> int:
         srtp = dtls._tx_srtp._srtp[0]
-
+        buf, lenp, cdata, protect, pack_seq = _BUF, _LEN, _CDATA, _PROTECT, _SEQ.pack_into
+        # SRTP leaves the header in the clear, so it is written once per frame; per
+        # packet only the sequence number (and the last one's marker) changes.
         ntp = clock.current_ntp_time()
-        header = self._packet(0, timestamp, ntp).serialize(self._extensions_map)
-        size, last = len(header), len(payloads) - 1
-        marked = bytes([header[1] | 0x80])
-        history, buf, lenp, cdata = self._history, _BUF, _LEN, _CDATA
-        octets = sent = 0
+        header = self._header
+        size = len(header)
+        buf[0:size] = header
+        _TIMESTAMP.pack_into(buf, 4, timestamp)
+        if self._abs_send_time_at:
+            at = self._abs_send_time_at
+            buf[at : at + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        first, last, sent = sequence_number, len(payloads) - 1, 0
         for i, payload in enumerate(payloads):
-            end = size + len(payload)
-            buf[0:size] = header
             if i == last:
-                buf[1:2] = marked
-            _SEQ.pack_into(buf, 2, sequence_number)
+                buf[1:2] = self._marked
+            pack_seq(buf, 2, sequence_number)
+            end = size + len(payload)
             buf[size:end] = payload
             lenp[0] = end
-            if _PROTECT(srtp, cdata, lenp):
+            if protect(srtp, cdata, lenp):
                 raise SrtpError("srtp_protect failed")
-            data = buf[0 : lenp[0]]
-            sendto(data, addr)
-            history[sequence_number % RTP_HISTORY_SIZE] = (
-                sequence_number,
-                payload,
-                timestamp,
-                int(i == last),
-            )
-            octets += len(payload)
-            sent += len(data)
-            sequence_number = uint16_add(sequence_number, 1)
+            sent += lenp[0]
+            sendto(buf[0 : lenp[0]], addr)
+            sequence_number = (sequence_number + 1) & 0xFFFF
+        self._sent.append((first, timestamp, payloads))
 
         # What aiortc's loop records per packet, recorded per frame: RTCP sender
         # reports and getStats() read these.
         self._RTCRtpSender__ntp_timestamp = ntp
         self._RTCRtpSender__rtp_timestamp = timestamp
-        self._RTCRtpSender__octet_count += octets
+        self._RTCRtpSender__octet_count += sum(map(len, payloads))
         self._RTCRtpSender__packet_count += len(payloads)
         dtls._RTCDtlsTransport__tx_bytes += sent
         dtls._RTCDtlsTransport__tx_packets += len(payloads)
         return sequence_number
+
+    def _prepare_header(self) -> None:
+        """This viewer's RTP header template, and where abs-send-time sits in it."""
+        header = self._packet(0, 0, 0).serialize(self._extensions_map)
+        other = self._packet(0, 0, 0xFFFFFF << 14).serialize(self._extensions_map)
+        differ = [i for i, (a, b) in enumerate(zip(header, other, strict=True)) if a != b]
+        self._header = header
+        self._abs_send_time_at = differ[0] if differ else None
+        self._marked = bytes([header[1] | 0x80])
 
     @property
     def _extensions_map(self) -> HeaderExtensionsMap:
@@ -185,16 +197,19 @@ class RelaySender(RTCRtpSender):
 
     async def _retransmit(self, sequence_number: int) -> None:
         """Answer a NACK from this sender's history, over RTX when negotiated."""
-        history = getattr(self, "_history", None)
-        if history is None:  # not the fast path: aiortc's own history
+        if not hasattr(self, "_sent"):  # not the fast path: aiortc's own history
             await super()._retransmit(sequence_number)
             return
-        entry = history.get(sequence_number % RTP_HISTORY_SIZE)
-        if entry is None or entry[0] != sequence_number:
-            return
-        _, payload, timestamp, marker = entry
+        for frame in reversed(self._sent):
+            index = (sequence_number - frame[0]) & 0xFFFF
+            if index < len(frame[2]):
+                break
+        else:
+            return  # too old: the viewer will recover at the next keyframe
+        _, timestamp, payloads = frame
         packet = self._packet(sequence_number, timestamp, clock.current_ntp_time())
-        packet.payload, packet.marker = payload, marker
+        packet.payload = payloads[index]
+        packet.marker = int(index == len(payloads) - 1)
         rtx_payload_type = self._RTCRtpSender__rtx_payload_type
         if rtx_payload_type is not None:
             packet = wrap_rtx(
