@@ -191,6 +191,7 @@ async def test_each_frame_is_packetized_once_for_all_viewers(
 async def test_a_lost_packet_is_resent_over_rtx(make_rtsp_camera, start_gateway):
     """The lean sender (gateway/signaling/sender.py) still answers NACKs."""
     from gateway.appkeys import SESSIONS
+    from gateway.signaling.datagrams import DatagramSender
     from gateway.signaling.sender import RelaySender, fast_path_available
 
     camera = make_rtsp_camera(**SMALL)
@@ -220,6 +221,7 @@ async def test_a_lost_packet_is_resent_over_rtx(make_rtsp_camera, start_gateway)
     sender = session.pc.getSenders()[0]
     assert isinstance(sender, RelaySender) and fast_path_available(sender)
     await asyncio.wait_for(resent.wait(), 20)
+    assert isinstance(sender._output, DatagramSender) and sender._output.gso
     frames = len(viewer.frames)
     assert await viewer.wait_frames(frames + 10)
     await viewer.close(gateway.http)

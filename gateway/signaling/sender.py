@@ -25,8 +25,6 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections import deque
-from collections.abc import Callable
-from typing import Any
 
 import av
 from aiortc import clock
@@ -40,6 +38,8 @@ from pylibsrtp import Error as SrtpError
 from pylibsrtp._binding import ffi, lib
 
 from gateway.relay import ViewerTrack
+
+from .datagrams import Output, output_for
 
 _H264 = H264Encoder()  # `pack` keeps no state between frames
 _SEQ = struct.Struct("!H")
@@ -90,12 +90,15 @@ class RelaySender(RTCRtpSender):
         self._sequence_number = random_sequence_number()
         self._timestamp_origin = random32()
         self._behind = False
+        self._output: Output | None = None
         try:
             track.attach(self._send_packet)  # the hub's fan-out loop calls it
             await track.wait_ended()
         except asyncio.CancelledError:
             pass
         track.stop()
+        if self._output is not None:
+            self._output.close()
         self._RTCRtpSender__rtp_exited.set()
 
     def _send_packet(self, packet: av.Packet) -> None:
@@ -105,34 +108,28 @@ class RelaySender(RTCRtpSender):
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
             raise ConnectionError("Cannot send data, not connected")
-        udp = pair.protocol.transport
-        # sendto never blocks: when the kernel refuses (EAGAIN), the event loop
-        # queues in memory. A viewer whose socket stays that full skips frames
-        # up to the next keyframe rather than growing the queue.
-        if self._behind or udp.get_write_buffer_size() > MAX_UNSENT_BYTES:
-            self._behind = not packet.is_keyframe or udp.get_write_buffer_size() > 0
+        out = self._output
+        if out is None or out.transport is not pair.protocol.transport:
+            if out is not None:
+                out.close()
+            out = self._output = output_for(pair.protocol)
+        # Nothing here blocks: a full kernel buffer refuses (DatagramSender) or the
+        # event loop queues in memory (EventLoopSender). A viewer that far behind
+        # skips frames up to the next keyframe rather than growing a queue.
+        if self._behind or out.transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+            self._behind = not packet.is_keyframe or out.transport.get_write_buffer_size() > 0
             if self._behind:
                 return
         payloads, timestamp = FramePacker.pack(packet)
         if payloads and self._enabled:
-            self._sequence_number = self._send_frame(
-                udp.sendto,
-                pair.remote_addr,
-                dtls,
-                payloads,
-                uint32_add(self._timestamp_origin, timestamp),
-                self._sequence_number,
-            )
+            datagrams = self._protect(dtls, payloads, uint32_add(self._timestamp_origin, timestamp))
+            if not out.send(datagrams, pair.remote_addr):
+                self._behind = True
 
-    def _send_frame(
-        self,
-        sendto: Callable[[bytes, Any], None],
-        addr: Any,
-        dtls: RTCDtlsTransport,
-        payloads: list[bytes],
-        timestamp: int,
-        sequence_number: int,
-    ) -> int:
+    def _protect(
+        self, dtls: RTCDtlsTransport, payloads: list[bytes], timestamp: int
+    ) -> list[bytes]:
+        """The frame's SRTP packets, numbered on from the previous frame."""
         srtp = dtls._tx_srtp._srtp[0]
         buf, lenp, cdata, protect, pack_seq = _BUF, _LEN, _CDATA, _PROTECT, _SEQ.pack_into
         # SRTP leaves the header in the clear, so it is written once per frame; per
@@ -145,7 +142,8 @@ class RelaySender(RTCRtpSender):
         if self._abs_send_time_at:
             at = self._abs_send_time_at
             buf[at : at + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
-        first, last, sent = sequence_number, len(payloads) - 1, 0
+        sequence_number = first = self._sequence_number
+        last, sent, datagrams = len(payloads) - 1, 0, []
         for i, payload in enumerate(payloads):
             if i == last:
                 buf[1:2] = self._marked
@@ -156,8 +154,9 @@ class RelaySender(RTCRtpSender):
             if protect(srtp, cdata, lenp):
                 raise SrtpError("srtp_protect failed")
             sent += lenp[0]
-            sendto(buf[0 : lenp[0]], addr)
+            datagrams.append(buf[0 : lenp[0]])
             sequence_number = (sequence_number + 1) & 0xFFFF
+        self._sequence_number = sequence_number
         self._sent.append((first, timestamp, payloads))
 
         # What aiortc's loop records per packet, recorded per frame: RTCP sender
@@ -168,7 +167,7 @@ class RelaySender(RTCRtpSender):
         self._RTCRtpSender__packet_count += len(payloads)
         dtls._RTCDtlsTransport__tx_bytes += sent
         dtls._RTCDtlsTransport__tx_packets += len(payloads)
-        return sequence_number
+        return datagrams
 
     def _prepare_header(self) -> None:
         """This viewer's RTP header template, and where abs-send-time sits in it."""
