@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections import deque
 
 import av
-from aiortc import clock
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -53,6 +53,15 @@ _BUF = ffi.buffer(_CDATA)
 _LEN = ffi.new("int *")
 _PROTECT = lib.srtp_protect
 MAX_UNSENT_BYTES = 256 * 1024  # about one second of a 2 Mbit/s camera
+
+
+NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
+
+
+def ntp_now() -> int:
+    """64-bit NTP time, as aiortc's clock.current_ntp_time() but without datetimes
+    (2 % of the gateway's interpreter time at 100 viewers went to those)."""
+    return int((time.time() + NTP_UNIX_OFFSET) * (1 << 32))
 
 
 class FramePacker:
@@ -134,7 +143,7 @@ class RelaySender(RTCRtpSender):
         buf, lenp, cdata, protect, pack_seq = _BUF, _LEN, _CDATA, _PROTECT, _SEQ.pack_into
         # SRTP leaves the header in the clear, so it is written once per frame; per
         # packet only the sequence number (and the last one's marker) changes.
-        ntp = clock.current_ntp_time()
+        ntp = ntp_now()
         header = self._header
         size = len(header)
         buf[0:size] = header
@@ -206,7 +215,7 @@ class RelaySender(RTCRtpSender):
         else:
             return  # too old: the viewer will recover at the next keyframe
         _, timestamp, payloads = frame
-        packet = self._packet(sequence_number, timestamp, clock.current_ntp_time())
+        packet = self._packet(sequence_number, timestamp, ntp_now())
         packet.payload = payloads[index]
         packet.marker = int(index == len(payloads) - 1)
         rtx_payload_type = self._RTCRtpSender__rtx_payload_type
