@@ -13,13 +13,14 @@ from gateway.config import WebRtcSettings
 from gateway.relay import CameraHub
 
 from .offer import parse_offer
-from .session import ViewerSession
+from .session import ViewerSession, check_consent_often
 
 log = logging.getLogger(__name__)
 
 
 class SessionRegistry:
     def __init__(self, webrtc: WebRtcSettings) -> None:
+        check_consent_often()
         self._sessions: dict[str, ViewerSession] = {}
         # An empty list keeps aiortc from trying a public STUN server on its own.
         self._configuration = RTCConfiguration(
