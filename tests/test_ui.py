@@ -422,7 +422,9 @@ TOO_SMALL = """() => {
     const small = [];
     const check = (el) => {
       const r = el.getBoundingClientRect();
-      if (r.width && r.height && (r.width < 44 || r.height < 44)) {
+      // Rounded: a marker mid zoom animation measures 43.99998 px.
+      const w = Math.round(r.width), h = Math.round(r.height);
+      if (w && h && (w < 44 || h < 44)) {
         const name = el.className || el.id || el.textContent.trim();
         small.push(`${el.tagName} ${name} ${r.width}x${r.height}`);
       }
