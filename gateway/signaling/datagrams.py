@@ -70,7 +70,12 @@ class DatagramSender:
         self.gso = True
 
     def send(self, datagrams: list[bytes], addr: Any) -> bool:
-        """Send in order; False if the kernel's buffer is full (the rest is dropped)."""
+        """Send in order; False if the kernel refused (the rest is dropped).
+
+        UDP makes no promise, so a full buffer or a passing network error (an ICMP
+        error reported on the socket, a route going away) costs this frame, not
+        the viewer's stream.
+        """
         sock, count, i = self._socket, len(datagrams), 0
         try:
             while i < count:
@@ -90,7 +95,7 @@ class DatagramSender:
                 elif not self._send_run(datagrams[i:j], size, addr):
                     continue  # GSO refused: the same datagrams again, one by one
                 i = j
-        except BlockingIOError:
+        except OSError:
             return False
         return True
 
