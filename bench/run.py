@@ -1375,7 +1375,7 @@ METHOD = """## How it is measured
 - **Teardown**: from just before the last viewer's DELETE to the camera printing
   CLIENT_CLOSED, minus linger. **Revoke**: admin `POST /api/sessions/{id}/revoke` to the
   viewer's peer connection (DTLS) closing.
-- **Many cameras**: x264 at 720p costs ~17 % of a core per camera process, so 20 camera
+- **Many cameras**: each 720p camera process costs ~9 % of a core, so 20 camera
   processes would not fit 2 cores: 4 camera processes at 720p each serve 5 of the
   gateway's cameras. The gateway still holds 20 independent RTSP pulls.
 - **The camera's real bitrate** is the nominal 2 Mbit/s (the table's first lines): still
@@ -1383,6 +1383,11 @@ METHOD = """## How it is measured
   x264 runs hard CBR and pads each frame with filler NAL units (`--filler`). Keyframes
   are ~75 KB, delta frames ~9 KB, about a third of the bytes filler: as many packets per
   frame as a real 2 Mbit/s camera, though a decoding viewer has less picture to decode.
+  The H.265 camera of the transcode phase shows the moving ball instead, so the
+  gateway's encoder has motion to encode; it compresses to ~700 kbit/s.
+- **Per packet**: packets sent/s is the counting viewers' received rate times the
+  viewers; the gateway's user and kernel CPU divided by it. On loopback the kernel
+  figure includes delivering each datagram to the viewer's socket.
 """
 
 PHASES = ["ttff", "fanout", "teardown", "many", "transcode"]
