@@ -28,6 +28,7 @@ import time
 from collections import deque
 
 import av
+from aioice.ice import CandidatePair
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -100,6 +101,8 @@ class RelaySender(RTCRtpSender):
         self._timestamp_origin = random32()
         self._behind = False
         self._output: Output | None = None
+        self._pair: CandidatePair | None = None  # the ICE pair self._output sends on
+        self._remote_addr: tuple[str, int] | None = None
         try:
             track.attach(self._send_packet)  # the hub's fan-out loop calls it
             await track.wait_ended()
@@ -118,10 +121,11 @@ class RelaySender(RTCRtpSender):
         if pair is None:
             raise ConnectionError("Cannot send data, not connected")
         out = self._output
-        if out is None or out.transport is not pair.protocol.transport:
+        if pair is not self._pair:  # the first frame, or ICE chose another pair
             if out is not None:
                 out.close()
             out = self._output = output_for(pair.protocol)
+            self._pair, self._remote_addr = pair, pair.remote_addr
         # Nothing here blocks: a full kernel buffer refuses (DatagramSender) or the
         # event loop queues in memory (EventLoopSender). A viewer that far behind
         # skips frames up to the next keyframe rather than growing a queue.
@@ -132,7 +136,7 @@ class RelaySender(RTCRtpSender):
         payloads, timestamp = FramePacker.pack(packet)
         if payloads and self._enabled:
             datagrams = self._protect(dtls, payloads, uint32_add(self._timestamp_origin, timestamp))
-            if not out.send(datagrams, pair.remote_addr):
+            if not out.send(datagrams, self._remote_addr):
                 self._behind = True
 
     def _protect(
