@@ -50,7 +50,7 @@ class ViewerTrack(MediaStreamTrack):
         self.bytes_sent = 0
         self.frames_dropped = 0
         self.on_first_frame: Callable[[], None] | None = None  # e.g. time to first frame
-        self._sink: Callable[[av.Packet], None] | None = None
+        self._sink: Callable[[av.Packet], bool] | None = None
         self._ended = asyncio.Event()
 
     def offer(self, packet: av.Packet) -> None:
@@ -92,8 +92,12 @@ class ViewerTrack(MediaStreamTrack):
         self._count(packet)
         return packet
 
-    def attach(self, sink: Callable[[av.Packet], None]) -> None:
-        """Push frames to `sink` from now on: first the catch-up, then each new one."""
+    def attach(self, sink: Callable[[av.Packet], bool]) -> None:
+        """Push frames to `sink` from now on: first the catch-up, then each new one.
+
+        The sink returns False for a frame it had to skip (its viewer's socket is
+        full), which counts as dropped for a slow viewer.
+        """
         if not self._started:
             self._start()
         self._sink = sink
@@ -106,14 +110,19 @@ class ViewerTrack(MediaStreamTrack):
 
     def _push(self, packet: av.Packet) -> None:
         assert self._sink is not None
-        self._count(packet)
         try:
-            self._sink(packet)
+            sent = self._sink(packet)
         except ConnectionError:  # the peer connection is closing
             self.stop()
+            return
         except Exception:
             log.exception("sending to a viewer failed; ending its track")
             self.stop()
+            return
+        if sent:
+            self._count(packet)
+        else:
+            self.frames_dropped += 1
 
     def _count(self, packet: av.Packet) -> None:
         if self.frames_sent == 0 and self.on_first_frame is not None:

@@ -111,7 +111,8 @@ class RelaySender(RTCRtpSender):
             self._output.close()
         self._RTCRtpSender__rtp_exited.set()
 
-    def _send_packet(self, packet: av.Packet) -> None:
+    def _send_packet(self, packet: av.Packet) -> bool:
+        """Send one frame; False if this viewer skipped it (counted as dropped)."""
         dtls = self.transport
         if dtls._state != State.CONNECTED:
             raise ConnectionError("Cannot send encrypted RTP, not connected")
@@ -130,12 +131,14 @@ class RelaySender(RTCRtpSender):
         if self._behind or out.transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
             self._behind = not packet.is_keyframe or out.transport.get_write_buffer_size() > 0
             if self._behind:
-                return
+                return False
         payloads, timestamp = FramePacker.pack(packet)
         if payloads and self._enabled:
             datagrams = self._protect(dtls, payloads, uint32_add(self._timestamp_origin, timestamp))
             if not out.send(datagrams, self._remote_addr):
                 self._behind = True
+                return False
+        return True
 
     def _protect(
         self, dtls: RTCDtlsTransport, payloads: list[bytes], timestamp: int
