@@ -16,8 +16,9 @@ viewer's Output (datagrams.py, UDP GSO runs). libsrtp (AES-GCM, ~0.6 µs per
 packet) and the kernel's send are most of what is left. ICE, DTLS, RTCP
 reports, NACK handling and stats stay aiortc's.
 
-It reaches into aiortc 1.16's private attributes (hence the pin in setup.cfg);
-`fast_path_available` is checked by a test so an upgrade that moves them fails loudly.
+It reaches into aiortc 1.16's private attributes (hence the pin in setup.cfg).
+Where they are missing it falls back to aiortc's own loop, and a test checks
+`fast_path_available`, so an upgrade that moves them fails loudly.
 """
 
 from __future__ import annotations
@@ -87,8 +88,12 @@ class RelaySender(RTCRtpSender):
 
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
         track = self.track
-        if not isinstance(track, ViewerTrack) or codec.mimeType.lower() != "video/h264":
-            await super()._run_rtp(codec)
+        if (
+            not isinstance(track, ViewerTrack)
+            or codec.mimeType.lower() != "video/h264"
+            or not fast_path_available(self)
+        ):
+            await super()._run_rtp(codec)  # aiortc's own loop, slower but correct
             return
         self._RTCRtpSender__rtp_started.set()
         self._payload_type = codec.payloadType
