@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from gateway.signaling.datagrams import DatagramSender
+from gateway.signaling.datagrams import DatagramSender, gso_runs
 
 
 @pytest.fixture
@@ -43,9 +43,16 @@ async def test_datagrams_arrive_whole_and_in_order(endpoints, datagrams, gso):
     transport, receiver = endpoints
     sender = DatagramSender(transport)
     sender.gso = gso
-    assert sender.send(datagrams, receiver.getsockname())
+    runs = gso_runs([len(d) for d in datagrams])
+    assert sender.send(datagrams, runs, receiver.getsockname())
     assert received(receiver, len(datagrams)) == datagrams
     assert sender.gso == gso  # this kernel takes GSO on loopback
     sender.close()
     transport.sendto(b"still open", receiver.getsockname())  # the loop's socket lives on
     assert received(receiver, 1) == [b"still open"]
+
+
+def test_runs_are_equal_sizes_ended_by_at_most_one_shorter_and_fit_one_send():
+    assert gso_runs([1300, 1300, 1299, 1299, 500, 1300]) == [(0, 3), (3, 5), (5, 6)]
+    runs = gso_runs([1214] * 70)
+    assert [j - i for i, j in runs] == [46, 24]  # 46 x (1214 + 64) bytes fit in 60 000

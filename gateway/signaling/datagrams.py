@@ -30,10 +30,41 @@ MAX_RUN_BYTES = 60_000
 MAX_RUN_SEGMENTS = 64
 
 
+MAX_OVERHEAD = 64  # what a viewer adds to each payload: RTP header, extensions, SRTP tag
+# What the event loop may hold for one viewer before its frames are skipped:
+# about one second of a 2 Mbit/s camera.
+MAX_UNSENT_BYTES = 256 * 1024
+
+
+def gso_runs(sizes: list[int]) -> list[tuple[int, int]]:
+    """Index ranges [i, j) of datagrams that one GSO send can carry.
+
+    A run is datagrams of one size, with at most one shorter one ending it. Every
+    viewer adds the same header and tag to a payload, so the runs follow from the
+    payload sizes and are worked out once per frame for all viewers.
+    """
+    runs, count, i = [], len(sizes), 0
+    while i < count:
+        size = sizes[i]
+        j, total = i + 1, size + MAX_OVERHEAD
+        while j < count and j - i < MAX_RUN_SEGMENTS:
+            n = sizes[j]
+            if n > size or total + n + MAX_OVERHEAD > MAX_RUN_BYTES:
+                break
+            j, total = j + 1, total + n + MAX_OVERHEAD
+            if n < size:
+                break
+        runs.append((i, j))
+        i = j
+    return runs
+
+
 class Output(Protocol):
+    """A viewer's way out: False from `send` means the frame was not sent."""
+
     transport: Any
 
-    def send(self, datagrams: list[bytes], addr: Any) -> bool: ...
+    def send(self, datagrams: list[bytes], runs: list[tuple[int, int]], addr: Any) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -50,7 +81,11 @@ class EventLoopSender:
     def __init__(self, transport: Any) -> None:
         self.transport = transport
 
-    def send(self, datagrams: list[bytes], addr: Any) -> bool:
+    def send(self, datagrams: list[bytes], runs: list[tuple[int, int]], addr: Any) -> bool:
+        # sendto never blocks: on EAGAIN the event loop queues in memory. A viewer
+        # that far behind skips the frame rather than growing the queue.
+        if self.transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+            return False
         for datagram in datagrams:
             self.transport.sendto(datagram, addr)
         return True
@@ -69,41 +104,28 @@ class DatagramSender:
         self._socket = socket.socket(fileno=os.dup(fd))
         self.gso = True
 
-    def send(self, datagrams: list[bytes], addr: Any) -> bool:
-        """Send in order; False if the kernel refused (the rest is dropped).
+    def send(self, datagrams: list[bytes], runs: list[tuple[int, int]], addr: Any) -> bool:
+        """Send in order, a GSO run per call; False if the kernel refused.
 
         UDP makes no promise, so a full buffer or a passing network error (an ICMP
         error reported on the socket, a route going away) costs this frame, not
         the viewer's stream.
         """
-        sock, count, i = self._socket, len(datagrams), 0
+        sock = self._socket
         try:
-            while i < count:
-                size = len(datagrams[i])
-                j, total = i + 1, size
-                if self.gso:
-                    # A run: equal sizes, and at most one shorter datagram to end it.
-                    while j < count and j - i < MAX_RUN_SEGMENTS and total + size <= MAX_RUN_BYTES:
-                        n = len(datagrams[j])
-                        if n > size:
-                            break
-                        j, total = j + 1, total + n
-                        if n < size:
-                            break
-                if j - i == 1:
-                    sock.sendto(datagrams[i], addr)
-                elif not self._send_run(datagrams[i:j], size, addr):
-                    continue  # GSO refused: the same datagrams again, one by one
-                i = j
+            for i, j in runs:
+                if j - i > 1 and self.gso and self._send_run(datagrams[i:j], addr):
+                    continue
+                for datagram in datagrams[i:j]:  # one datagram, or GSO refused
+                    sock.sendto(datagram, addr)
         except OSError:
             return False
         return True
 
-    def _send_run(self, run: list[bytes], size: int, addr: Any) -> bool:
+    def _send_run(self, run: list[bytes], addr: Any) -> bool:
+        size = _GSO_SIZE.pack(len(run[0]))
         try:
-            self._socket.sendmsg(
-                [b"".join(run)], [(socket.SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(size))], 0, addr
-            )
+            self._socket.sendmsg([b"".join(run)], [(socket.SOL_UDP, UDP_SEGMENT, size)], 0, addr)
         except OSError as exc:
             if exc.errno not in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
                 raise

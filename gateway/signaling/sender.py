@@ -27,6 +27,7 @@ import asyncio
 import struct
 import time
 from collections import deque
+from typing import NamedTuple
 
 import av
 from aioice.ice import CandidatePair
@@ -41,7 +42,7 @@ from pylibsrtp._binding import ffi, lib
 
 from gateway.relay import ViewerTrack
 
-from .datagrams import Output, output_for
+from .datagrams import Output, gso_runs, output_for
 
 _H264 = H264Encoder()  # `pack` keeps no state between frames
 _SEQ = struct.Struct("!H")
@@ -54,7 +55,6 @@ _CDATA = ffi.new("char[]", 1500)
 _BUF = ffi.buffer(_CDATA)
 _LEN = ffi.new("int *")
 _PROTECT = lib.srtp_protect
-MAX_UNSENT_BYTES = 256 * 1024  # about one second of a 2 Mbit/s camera
 NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
 
 
@@ -64,6 +64,13 @@ def ntp_now() -> int:
     return int((time.time() + NTP_UNIX_OFFSET) * (1 << 32))
 
 
+class PackedFrame(NamedTuple):
+    payloads: list[bytes]
+    timestamp: int  # 90 kHz, before a viewer's random origin
+    runs: list[tuple[int, int]]  # which payloads can leave in one GSO send
+    octets: int  # payload bytes, for the sender reports
+
+
 class FramePacker:
     """Packetize the frame being fanned out once; every viewer gets the same payloads.
 
@@ -71,14 +78,16 @@ class FramePacker:
     other, so a one-entry cache keyed by identity is enough.
     """
 
-    _last: tuple[av.Packet, tuple[list[bytes], int]] | None = None
+    _last: tuple[av.Packet, PackedFrame] | None = None
 
     @classmethod
-    def pack(cls, packet: av.Packet) -> tuple[list[bytes], int]:
+    def pack(cls, packet: av.Packet) -> PackedFrame:
         last = cls._last
         if last is not None and last[0] is packet:
             return last[1]
-        packed = _H264.pack(packet)
+        payloads, timestamp = _H264.pack(packet)
+        sizes = [len(p) for p in payloads]
+        packed = PackedFrame(payloads, timestamp, gso_runs(sizes), sum(sizes))
         cls._last = (packet, packed)
         return packed
 
@@ -130,25 +139,22 @@ class RelaySender(RTCRtpSender):
                 out.close()
             out = self._output = output_for(pair.protocol)
             self._pair, self._remote_addr = pair, pair.remote_addr
-        # Nothing here blocks: a full kernel buffer refuses (DatagramSender) or the
-        # event loop queues in memory (EventLoopSender). A viewer that far behind
-        # skips frames up to the next keyframe rather than growing a queue.
-        if self._behind or out.transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
-            self._behind = not packet.is_keyframe or out.transport.get_write_buffer_size() > 0
-            if self._behind:
+        if self._behind:  # frames were skipped: go on only from a keyframe
+            if not packet.is_keyframe:
                 return False
-        payloads, timestamp = FramePacker.pack(packet)
-        if payloads and self._enabled:
-            datagrams = self._protect(dtls, payloads, uint32_add(self._timestamp_origin, timestamp))
-            if not out.send(datagrams, self._remote_addr):
-                self._behind = True
+            self._behind = False
+        frame = FramePacker.pack(packet)
+        if frame.payloads and self._enabled:
+            datagrams = self._protect(dtls, frame)
+            if not out.send(datagrams, frame.runs, self._remote_addr):
+                self._behind = True  # its socket is full: nothing waits, the frame is lost
                 return False
         return True
 
-    def _protect(
-        self, dtls: RTCDtlsTransport, payloads: list[bytes], timestamp: int
-    ) -> list[bytes]:
+    def _protect(self, dtls: RTCDtlsTransport, frame: PackedFrame) -> list[bytes]:
         """The frame's SRTP packets, numbered on from the previous frame."""
+        payloads = frame.payloads
+        timestamp = uint32_add(self._timestamp_origin, frame.timestamp)
         srtp = dtls._tx_srtp._srtp[0]
         buf, lenp, cdata, protect, pack_seq = _BUF, _LEN, _CDATA, _PROTECT, _SEQ.pack_into
         # SRTP leaves the header in the clear, so it is written once per frame; per
@@ -162,7 +168,7 @@ class RelaySender(RTCRtpSender):
             at = self._abs_send_time_at
             buf[at : at + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
         sequence_number = first = self._sequence_number
-        last, sent, datagrams = len(payloads) - 1, 0, []
+        last, datagrams = len(payloads) - 1, []
         for i, payload in enumerate(payloads):
             if i == last:
                 buf[1:2] = self._marked
@@ -172,7 +178,6 @@ class RelaySender(RTCRtpSender):
             lenp[0] = end
             if protect(srtp, cdata, lenp):
                 raise SrtpError("srtp_protect failed")
-            sent += lenp[0]
             datagrams.append(buf[0 : lenp[0]])
             sequence_number = (sequence_number + 1) & 0xFFFF
         self._sequence_number = sequence_number
@@ -182,9 +187,9 @@ class RelaySender(RTCRtpSender):
         # reports and getStats() read these.
         self._RTCRtpSender__ntp_timestamp = ntp
         self._RTCRtpSender__rtp_timestamp = timestamp
-        self._RTCRtpSender__octet_count += sum(map(len, payloads))
+        self._RTCRtpSender__octet_count += frame.octets
         self._RTCRtpSender__packet_count += len(payloads)
-        dtls._RTCDtlsTransport__tx_bytes += sent
+        dtls._RTCDtlsTransport__tx_bytes += sum(map(len, datagrams))
         dtls._RTCDtlsTransport__tx_packets += len(payloads)
         return datagrams
 
