@@ -16,25 +16,14 @@ import random
 from typing import Any
 
 from aiohttp import web
-
-CHROMIUM = "/usr/bin/chromium"
-# As in tests/test_browser.py: flags for a closed network, none touches WebRTC.
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
+from debian_chromium import CHROMIUM, FLAGS  # tests/, on the path bench/run.py sets
 
 PAGE = """<!doctype html>
 <meta charset="utf-8">
 <title>bench</title>
 <body>
 <script>
-const GATHER_CAP_MS = 500; // as web/whep.js: host candidates come in a few ms
+const GATHER_CAP_MS = 500; // as web/cctv-player.js: host candidates come in a few ms
 
 function gathered(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();

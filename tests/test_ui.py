@@ -16,6 +16,7 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from conftest import VIEWER, camera_entry, settings_for
+from debian_chromium import CHROMIUM, FLAGS
 
 from gateway.appkeys import SESSIONS
 from gateway.config import CorsSettings
@@ -23,18 +24,7 @@ from gateway.config import CorsSettings
 playwright_api = pytest.importorskip("playwright.async_api")
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
-# Flags for a closed network; none touches WebRTC.
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 ADMIN = "admin-1"
 # Four Taipei places, far enough apart that the map shows four separate points.
 PLACES = {
