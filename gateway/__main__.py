@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _verify_audit(database: str) -> int:
-    from gateway.access.audit import verify_file
+    from gateway.store.audit import verify_file
 
     result = verify_file(database)
     if result.ok:

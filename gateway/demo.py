@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from gateway.access.tokens import mint
-from gateway.appkeys import ACCESS, SETTINGS
+from gateway.app import SETTINGS, STORE
 
 DEMO_VIEWER = "demo-viewer"
 DEMO_ADMIN = "demo-admin"
@@ -27,7 +27,7 @@ def prepare_demo(app: web.Application) -> list[str]:
     settings = app[SETTINGS]
     if not all(camera.is_demo for camera in settings.cameras):
         raise NotADemo("--demo needs a configuration whose cameras are all demo: sources")
-    grants = app[ACCESS].grants
+    grants = app[STORE].grants
     if not grants.active_for(DEMO_VIEWER):
         now = datetime.now(UTC)
         grants.create(

@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from gateway.control.sessions import SessionRegistry
 from gateway.relay import CameraHubs
-from gateway.signaling.registry import SessionRegistry
 
 
 class GatewayMetrics:
@@ -36,11 +35,9 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
-    async def handler(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(self.registry),
-            headers={"Content-Type": CONTENT_TYPE_LATEST},
-        )
+    def exposition(self) -> tuple[bytes, str]:
+        """The Prometheus text format, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
 class _LiveCollector:

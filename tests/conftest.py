@@ -16,8 +16,7 @@ from aiohttp.test_utils import TestServer
 from gateway.access.grants import Grant
 from gateway.access.throttle import FailureThrottle
 from gateway.access.tokens import mint
-from gateway.app import create_app
-from gateway.appkeys import ACCESS, HUBS, SETTINGS
+from gateway.app import HUBS, SETTINGS, STORE, create_app
 from gateway.config import AuthSettings, Settings, parse_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -84,7 +83,7 @@ class Gateway:
     ) -> Grant:
         """A grant written straight to the store, as an administrator would."""
         now = datetime.now(UTC)
-        return self.app[ACCESS].grants.create(
+        return self.app[STORE].grants.create(
             project=project,
             purpose="test",
             authorization_ref="北市警資字第1130000001號",

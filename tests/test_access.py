@@ -17,10 +17,10 @@ import pytest
 from conftest import SECRET, VIEWER, bearer, camera_entry, settings_for, token
 from viewer import Viewer, offer_sdp
 
-from gateway.access.database import open_database
-from gateway.access.grants import GrantStore
 from gateway.access.throttle import FailureThrottle
-from gateway.appkeys import ACCESS, SESSIONS
+from gateway.app import SESSIONS, STORE
+from gateway.store.database import open_database
+from gateway.store.grants import GrantStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SDP = {"Content-Type": "application/sdp"}
@@ -36,7 +36,7 @@ async def gateway_with(start_gateway, *ids: str, **options):
 
 
 def audit_rows(gateway, **filters) -> list[dict]:
-    return gateway.app[ACCESS].audit.query(**filters)
+    return gateway.app[STORE].audit.query(**filters)
 
 
 async def watch(gateway, camera_id: str = "cam-a", account: str = VIEWER) -> Viewer:
@@ -362,7 +362,7 @@ def test_audit_verify_cli_names_an_edited_row(tmp_path):
         '[[cameras]]\nid = "cam-a"\nname = "A"\nlat = 25.0\nlon = 121.5\nsource = "demo:testsrc"\n',
         encoding="utf-8",
     )
-    from gateway.access.audit import AuditLog
+    from gateway.store.audit import AuditLog
 
     log = AuditLog(open_database(database))
     for i in range(5):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.access.audit import (
+from gateway.store.audit import (
     ACCESS_DENIED,
     AUDIT_PRUNED,
     GENESIS,
@@ -24,7 +24,7 @@ from gateway.access.audit import (
     AuditWriteError,
     verify_file,
 )
-from gateway.access.database import open_database
+from gateway.store.database import open_database
 
 T0 = datetime(2027, 12, 31, 20, 0, tzinfo=UTC)
 PROJECT = "2027 跨年晚會 信義區"

@@ -9,7 +9,7 @@ import time
 from conftest import camera_entry, settings_for
 from test_ui import browser, frames_decoded, open_viewer, screenshot, wait_state  # noqa: F401
 
-from gateway.appkeys import HUBS
+from gateway.app import HUBS
 
 
 async def test_viewer_plays_a_high_profile_rtsp_camera(make_rtsp_camera, start_gateway, browser):  # noqa: F811

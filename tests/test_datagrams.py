@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from gateway.signaling.datagrams import DatagramSender, gso_runs
+from gateway.egress.datagrams import DatagramSender, gso_runs
 
 
 @pytest.fixture

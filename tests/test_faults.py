@@ -19,7 +19,7 @@ import pytest
 from conftest import camera_entry, settings_for
 from test_access import EventReader
 
-from gateway.appkeys import HUBS, SESSIONS
+from gateway.app import HUBS, SESSIONS
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 SMALL = {"width": 320, "height": 240, "fps": 25}

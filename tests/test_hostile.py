@@ -33,7 +33,8 @@ from hypothesis import strategies as st
 from viewer import Viewer, offer_sdp
 from yarl import URL
 
-from gateway.appkeys import HUBS, SESSIONS
+from gateway.app import HUBS, SESSIONS
+from gateway.egress import Ending
 
 REQUEST_SECONDS = 10.0  # a request not answered in this long is a hung request
 WHEP_ALLOWED = {201, 400, 413, 415}  # the demo camera is always available: no 503
@@ -632,7 +633,7 @@ async def test_fuzzed_api_bodies_never_break_the_gateway(start_gateway, caplog):
     ) as response:
         if response.status != 201:
             problems.append(f"a valid grant gets {response.status} after the fuzzing")
-    await gateway.app[SESSIONS].close("test over")
+    await gateway.app[SESSIONS].close(Ending("test_over", "test over"))
     assert not problems, "\n".join(problems)
 
 
@@ -699,7 +700,7 @@ async def test_surrogates_in_text_fields_are_refused_not_500(start_gateway):
         assert response.status == 201, await response.text()
     wrong = {case: status for case, status in got.items() if status not in API_ALLOWED}
     assert not wrong, f"answers outside {sorted(API_ALLOWED)}: {wrong}"
-    await gateway.app[SESSIONS].close("test over")
+    await gateway.app[SESSIONS].close(Ending("test_over", "test over"))
 
 
 # --- slow clients -----------------------------------------------------------------------

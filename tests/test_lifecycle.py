@@ -15,10 +15,10 @@ from camera.fixture import free_port
 from conftest import SECRET, VIEWER, bearer, camera_entry, settings_for
 from viewer import Viewer
 
-from gateway.access.audit import AuditLog, verify_file
-from gateway.access.database import open_database
-from gateway.access.grants import GrantStore
-from gateway.appkeys import ACCESS, HUBS, SESSIONS
+from gateway.app import HUBS, SESSIONS, STORE
+from gateway.store.audit import AuditLog, verify_file
+from gateway.store.database import open_database
+from gateway.store.grants import GrantStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,11 +142,11 @@ async def test_sessions_left_open_by_sigkill_are_closed_out_at_restart(tmp_path)
 async def test_a_full_disk_refuses_viewing_loudly(start_gateway, caplog):
     entry = camera_entry("cam", "demo:testsrc", demo_size="160x120", demo_fps=10)
     gateway = await start_gateway(settings_for([entry]))
-    db = gateway.app[ACCESS].audit._db
+    db = gateway.app[STORE].audit._db
     # SQLite's own "disk full": no page may be added to the file.
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     db.execute(f"PRAGMA max_page_count = {pages}")
-    filler = gateway.app[ACCESS].audit
+    filler = gateway.app[STORE].audit
     try:
         for i in range(10_000):  # use up the free space left in the last pages
             filler.record("filler", detail="x" * 200, n=i)

@@ -8,7 +8,7 @@ import logging
 from conftest import camera_entry, settings_for
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.appkeys import DATABASE
+from gateway.app import STORE
 from gateway.logs import JsonFormatter, RedactCredentials
 
 
@@ -49,7 +49,7 @@ async def test_readiness_follows_the_database(start_gateway):
     gateway = await start_gateway(settings_for([entry]))
     assert (await gateway.http.get(f"{gateway.url}/healthz")).status == 200
     assert (await gateway.http.get(f"{gateway.url}/readyz")).status == 200
-    gateway.app[DATABASE].close()
+    gateway.app[STORE].close()
     assert (await gateway.http.get(f"{gateway.url}/readyz")).status == 503
     assert (await gateway.http.get(f"{gateway.url}/healthz")).status == 200
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import camera_entry, settings_for
 from viewer import Viewer
 
-from gateway.appkeys import HUBS
+from gateway.app import HUBS, SESSIONS
 
 HD = {"width": 1280, "height": 720}
 SMALL = {"width": 320, "height": 240}
@@ -131,7 +131,7 @@ async def test_stalled_viewer_does_not_hold_back_another(make_rtsp_camera, start
     )
     hub = gateway.app[HUBS].get("cam")
     stalled = await hub.join()  # joins like a viewer, reads once, then never again
-    await asyncio.wait_for(stalled.recv(), 10)
+    await asyncio.wait_for(stalled.next(), 10)
     viewer = await watch(gateway)
     started = time.monotonic()
     assert await viewer.wait_frames(75)  # 3 s of 25 fps
@@ -180,19 +180,20 @@ async def test_each_frame_is_packetized_once_for_all_viewers(
         return packetize(cls, packages)
 
     monkeypatch.setattr(H264Encoder, "_packetize", classmethod(counting))
-    frames_before = gateway.app[HUBS].get("cam").frames_in
+    feed = next(iter(gateway.app[SESSIONS])).feed  # every viewer gets the same frames
+    frames_before = feed.frames_sent
     assert await viewers[0].wait_frames(25)
-    frames = gateway.app[HUBS].get("cam").frames_in - frames_before
+    frames = feed.frames_sent - frames_before
     assert frames > 0 and calls <= frames + 2, f"{calls} packetizations for {frames} frames"
     for viewer in viewers:
         await viewer.close(gateway.http)
 
 
 async def test_a_lost_packet_is_resent_over_rtx(make_rtsp_camera, start_gateway):
-    """The lean sender (gateway/signaling/sender.py) still answers NACKs."""
-    from gateway.appkeys import SESSIONS
-    from gateway.signaling.datagrams import DatagramSender
-    from gateway.signaling.sender import RelaySender, fast_path_available
+    """The lean sender (gateway/egress/sender.py) still answers NACKs."""
+    from gateway.app import SESSIONS
+    from gateway.egress.datagrams import DatagramSender
+    from gateway.egress.sender import RelaySender
 
     camera = make_rtsp_camera(**SMALL)
     gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
@@ -219,8 +220,8 @@ async def test_a_lost_packet_is_resent_over_rtx(make_rtsp_camera, start_gateway)
     receiver._handle_rtp_packet = lossy
     (session,) = list(gateway.app[SESSIONS])
     sender = session.pc.getSenders()[0]
-    assert isinstance(sender, RelaySender) and fast_path_available(sender)
     await asyncio.wait_for(resent.wait(), 20)
+    assert isinstance(sender, RelaySender) and hasattr(sender, "_sent")  # the fast path
     assert isinstance(sender._output, DatagramSender) and sender._output.gso
     frames = len(viewer.frames)
     assert await viewer.wait_frames(frames + 10)

@@ -21,7 +21,7 @@ import aiohttp
 from conftest import camera_entry, settings_for
 from viewer import Viewer
 
-from gateway.appkeys import ACCESS, HUBS, SESSIONS
+from gateway.app import HUBS, SESSIONS, STORE
 
 CAMERAS = 5
 CYCLES = 500
@@ -211,7 +211,7 @@ async def test_500_join_leave_cycles_leak_nothing(make_rtsp_camera, start_gatewa
     for key in ("tasks", "threads", "fds"):
         assert after[key] <= baseline[key] + SLACK, f"{key}: {baseline[key]} -> {after[key]}"
     # Every session that started has its end in the audit log.
-    assert gateway.app[ACCESS].audit.open_sessions() == []
+    assert gateway.app[STORE].audit.open_sessions() == []
 
     # Memory: no more than 10 % growth from the middle of the run to its end.
     middle, end = churn.rss[CYCLES // 2], churn.rss[CYCLES]

@@ -18,8 +18,9 @@ from aiohttp.test_utils import TestServer
 from conftest import VIEWER, camera_entry, settings_for
 from debian_chromium import CHROMIUM, FLAGS
 
-from gateway.appkeys import SESSIONS
+from gateway.app import SESSIONS
 from gateway.config import CorsSettings
+from gateway.egress import CONNECTION_LOST
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -249,7 +250,7 @@ async def test_a_dropped_connection_reconnects_by_itself(start_gateway, browser)
     await wait_state(page, "cam-a", "live")
     (session,) = gateway.app[SESSIONS]
     posts = page.whep_posts()
-    await gateway.app[SESSIONS].end(session.id, "connection lost")
+    await gateway.app[SESSIONS].end(session.id, CONNECTION_LOST)
     await wait_state(page, "cam-a", "reconnecting", timeout=2)
     await assert_plays(page, "cam-a")
     assert page.whep_posts() == posts + 1

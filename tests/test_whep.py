@@ -9,7 +9,7 @@ from camera.fixture import free_port
 from conftest import bearer, camera_entry, settings_for
 from viewer import offer_sdp
 
-from gateway.appkeys import HUBS, SESSIONS
+from gateway.app import HUBS, SESSIONS
 
 SDP = {"Content-Type": "application/sdp", **bearer()}
 

@@ -1,4 +1,2 @@
-"""Who may watch: tokens, grants, the access decision, and the audit log.
-
-`AccessControl` (policy.py) is the one entry point every handler calls.
-"""
+"""Pure decisions: a token to an Identity, and (grant, account, camera, time) to
+allowed or the rule that failed. No HTTP, no WebRTC, no database."""

@@ -80,7 +80,7 @@ class TokenVerifier:
     """Verifies bearer JWTs against AuthSettings.
 
     verify() may block on network I/O when jwks_url is set and the key set is not cached
-    (PyJWKClient uses urllib); async code should call averify()/averify_header().
+    (PyJWKClient uses urllib); async code should call averify().
     """
 
     def __init__(self, settings: AuthSettings) -> None:
@@ -168,17 +168,11 @@ class TokenVerifier:
             raise TokenRejected(_reason(exc)) from None
         return self._identity(claims)
 
-    def verify_header(self, authorization: str | None) -> Identity:
-        return self.verify(_bearer(authorization))
-
     async def averify(self, token: str) -> Identity:
         # Only a JWKS fetch can block; HMAC/PEM checks take microseconds, no thread needed.
         if self._jwks is None:
             return self.verify(token)
         return await asyncio.to_thread(self.verify, token)
-
-    async def averify_header(self, authorization: str | None) -> Identity:
-        return await self.averify(_bearer(authorization))
 
     def _key(self, alg: str, header: dict[str, Any]) -> Any:
         kid = header.get("kid")
@@ -213,13 +207,6 @@ class TokenVerifier:
         if len(account) > MAX_ACCOUNT_CHARS:
             raise TokenRejected("no account claim")
         return Identity(account, claims.get(s.admin_claim) is True, expires_at)
-
-
-def _bearer(authorization: str | None) -> str:
-    parts = (authorization or "").split(None, 1)
-    if len(parts) != 2 or parts[0].lower() != "bearer":
-        raise TokenRejected("missing token")
-    return parts[1].strip()
 
 
 def mint(

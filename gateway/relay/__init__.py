@@ -1,14 +1,16 @@
-"""Media: one pull per camera, fanned out to bounded per-viewer queues."""
+"""Media in: one pull per camera, fanned out to every viewer's feed. No WebRTC here."""
 
+from .feed import FeedEnded, FrameSink, ViewerFeed
 from .hub import CameraHub, CameraHubs, CameraUnavailable
 from .source import SourceError, StreamInfo
-from .track import ViewerTrack
 
 __all__ = [
     "CameraHub",
     "CameraHubs",
     "CameraUnavailable",
+    "FeedEnded",
+    "FrameSink",
     "SourceError",
     "StreamInfo",
-    "ViewerTrack",
+    "ViewerFeed",
 ]

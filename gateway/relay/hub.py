@@ -14,6 +14,7 @@ import av
 
 from gateway.config import CameraSettings, RelaySettings
 
+from .feed import ViewerFeed
 from .source import (
     CLOCK_RATE,
     VIDEO_TIME_BASE,
@@ -23,7 +24,6 @@ from .source import (
     SourceError,
     StreamInfo,
 )
-from .track import ViewerTrack
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,15 @@ CATCH_UP_SPACING = CLOCK_RATE // 1000  # 1 ms between replayed frames
 
 
 class CameraUnavailable(Exception):
-    """The camera cannot serve a new viewer now; the message is safe to show."""
+    """The camera cannot serve a new viewer now; the message is safe to show.
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    `code` is "camera_unavailable" (offline, no video) or "capacity" (too many viewers).
+    """
+
+    def __init__(self, message: str, retry_after: int, code: str = "camera_unavailable") -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.code = code
 
 
 class CameraHub:
@@ -44,7 +48,7 @@ class CameraHub:
 
     - The first `join` starts the pull in a worker thread; the pull stops
       `linger_seconds` after the last viewer leaves.
-    - Frames go to every viewer's bounded queue without waiting for any of them.
+    - Frames go to every viewer's feed without waiting for any of them.
     - While viewers remain, a failed camera is reopened with capped exponential
       backoff; viewers stay joined and resume at the next keyframe.
     """
@@ -55,14 +59,13 @@ class CameraHub:
         self.camera = camera
         self.relay = relay
         self.capacity = capacity or Capacity(relay.max_viewers)
-        self.viewers: set[ViewerTrack] = set()
+        self.viewers: set[ViewerFeed] = set()
         self.info: StreamInfo | None = None
         self.state = "idle"  # idle, connecting, live, offline
         self.last_error: str | None = None
         # Told of every change of `state`, e.g. to tell the camera's viewers it is offline.
         self.on_state_change: list[Callable[[CameraHub], None]] = []
         self.reconnects = 0
-        self.frames_in = 0
         # Totals of viewers that have left, so the metrics only ever count up.
         self.bytes_out_before = 0
         self.frames_dropped_before = 0
@@ -94,7 +97,7 @@ class CameraHub:
     def pulling(self) -> bool:
         return self._thread is not None
 
-    async def join(self) -> ViewerTrack:
+    async def join(self) -> ViewerFeed:
         """Add a viewer; wait until the camera delivers video it can be sent."""
         if self.state == "offline":
             # Existing viewers wait for the camera; a new one is told now, not in 8 s.
@@ -105,11 +108,12 @@ class CameraHub:
             raise CameraUnavailable(
                 f"camera has its maximum of {self.relay.max_viewers_per_camera} viewers",
                 retry_after=30,
+                code="capacity",
             )
         self.capacity.take()
         self._cancel_linger()
-        track = ViewerTrack(self.camera.id, self.relay.viewer_queue_frames, self._catch_up)
-        self.viewers.add(track)
+        feed = ViewerFeed(self.camera.id, self.relay.viewer_queue_frames, self._catch_up)
+        self.viewers.add(feed)
         if self._thread is None:
             self._start_pull()
         if self.info is None:
@@ -125,20 +129,20 @@ class CameraHub:
                 for waiter in waiters:
                     waiter.cancel()
             if self.info is None:
-                self.leave(track)
+                self.leave(feed)
                 reason = self.last_error or (
                     f"camera sent no video within {self.relay.start_timeout_seconds:g} s"
                 )
                 raise CameraUnavailable(reason, retry_after=max(1, round(self._backoff)))
-        return track
+        return feed
 
-    def leave(self, track: ViewerTrack) -> None:
-        track.stop()
-        if track in self.viewers:
-            self.viewers.discard(track)
+    def leave(self, feed: ViewerFeed) -> None:
+        feed.stop()
+        if feed in self.viewers:
+            self.viewers.discard(feed)
             self.capacity.give_back()
-            self.bytes_out_before += track.bytes_sent
-            self.frames_dropped_before += track.frames_dropped
+            self.bytes_out_before += feed.bytes_sent
+            self.frames_dropped_before += feed.frames_dropped
         if not self.viewers and self._thread is not None and self._linger is None:
             self._linger = asyncio.get_running_loop().call_later(
                 self.relay.linger_seconds, self._stop_pull
@@ -231,8 +235,8 @@ class CameraHub:
         self._set_state("live")
         self._pts_offset = None  # a new connection starts a new source clock
         self._gop = []
-        for track in self.viewers:
-            track.resync()
+        for feed in self.viewers:
+            feed.resync()
         self._ready.set()
         log.info(
             "camera %s: live, %s %dx%d, H.264 %s",
@@ -264,7 +268,6 @@ class CameraHub:
             self._pts_offset = self._last_pts + gap - frame.pts
         pts = frame.pts + self._pts_offset
         self._last_pts, self._last_wall = pts, now
-        self.frames_in += 1
         packet = av.Packet(frame.data)
         packet.pts = pts
         packet.time_base = VIDEO_TIME_BASE
@@ -275,8 +278,8 @@ class CameraHub:
             self._gop.append(packet)
         else:
             self._gop = []  # a GOP too long to keep: newcomers wait for a keyframe
-        for track in self.viewers:
-            track.offer(packet)
+        for feed in self.viewers:
+            feed.offer(packet)
 
     def _catch_up(self) -> list[av.Packet]:
         """The current GOP for a viewer starting now, replayed without a fast-forward.
@@ -311,8 +314,8 @@ class CameraHub:
                 listener(self)
 
     async def close(self) -> None:
-        for track in list(self.viewers):
-            self.leave(track)
+        for feed in list(self.viewers):
+            self.leave(feed)
         self._cancel_linger()
         thread = self._stop_pull()
         if thread is not None:
@@ -329,7 +332,9 @@ class Capacity:
     def take(self) -> None:
         if self.used >= self.limit:
             raise CameraUnavailable(
-                f"the gateway has its maximum of {self.limit} viewers", retry_after=30
+                f"the gateway has its maximum of {self.limit} viewers",
+                retry_after=30,
+                code="capacity",
             )
         self.used += 1
 

@@ -54,10 +54,6 @@ class StreamInfo:
 class SourceError(Exception):
     """A camera failure, described without the camera URL or credentials."""
 
-    def __init__(self, message: str, *, retry: bool = True) -> None:
-        super().__init__(message)
-        self.retry = retry
-
 
 class NeedsTranscode(Exception):
     """Passthrough found B-frames mid-stream; reconnect in transcode mode."""
@@ -79,7 +75,7 @@ class CameraSource:
         try:
             stream = container.streams.video[0] if container.streams.video else None
             if stream is None:
-                raise SourceError("camera stream has no video track", retry=False)
+                raise SourceError("camera stream has no video track")
             ctx = stream.codec_context
             passthrough = ctx.name == "h264" and not ctx.has_b_frames and not self.force_transcode
             if passthrough:

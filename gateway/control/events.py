@@ -1,4 +1,5 @@
-"""EventBus: live notices to viewers and to the admin console (served as SSE).
+"""EventBus: live notices to viewers and to the admin console (gateway/http/sse.py
+serves them as Server-Sent Events).
 
 A viewer hears about its own sessions and grants: a session revoked and why, a
 grant's end (for the countdown), a new grant. Administrators hear everything.
@@ -10,14 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from aiohttp import web
-
 QUEUE_LIMIT = 256
-HEARTBEAT_SECONDS = 15.0
 
 
 class Subscription:
@@ -61,38 +58,3 @@ class EventBus:
             self.unsubscribe(subscription)
             with contextlib.suppress(asyncio.QueueFull):
                 subscription.queue.put_nowait(None)
-
-
-async def stream(
-    request: web.Request, subscription: Subscription, first: Iterable[dict[str, Any]] = ()
-) -> web.StreamResponse:
-    """Serve a subscription as text/event-stream until either side ends it."""
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
-    )
-    await response.prepare(request)
-    try:
-        for event in first:
-            await response.write(_encode(event))
-        async for event in _events(subscription):
-            await response.write(_encode(event) if event else b": keep-alive\n\n")
-    except ConnectionResetError:
-        pass
-    return response
-
-
-async def _events(subscription: Subscription) -> AsyncIterator[dict[str, Any] | None]:
-    while True:
-        try:
-            event = await asyncio.wait_for(subscription.queue.get(), HEARTBEAT_SECONDS)
-        except TimeoutError:
-            yield None
-            continue
-        if event is None:
-            return
-        yield event
-
-
-def _encode(event: dict[str, Any]) -> bytes:
-    data = json.dumps(event, ensure_ascii=False, default=str)
-    return f"event: {event['type']}\ndata: {data}\n\n".encode()

@@ -8,10 +8,11 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
-import aioice.ice
 from aiortc import (
     RTCConfiguration,
+    RTCIceServer,
     RTCPeerConnection,
     RTCRtpCodecCapability,
     RTCSessionDescription,
@@ -19,11 +20,14 @@ from aiortc import (
 from aiortc.exceptions import InvalidAccessError, OperationError
 from aiortc.sdp import SessionDescription
 
-from gateway.access.policy import Viewer
-from gateway.relay import CameraHub, ViewerTrack
+from gateway.access.decision import Viewer
+from gateway.config import WebRtcSettings
+from gateway.relay import CameraHub, ViewerFeed
 
-from .offer import BadOffer, answer_profile, register_h264_profile
+from .compat import register_h264_profile, transceiver_codecs
+from .offer import BadOffer, answer_profile
 from .sender import RelaySender
+from .track import ViewerTrack
 
 RTX = RTCRtpCodecCapability(mimeType="video/rtx", clockRate=90000)
 
@@ -33,17 +37,26 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_SECONDS = 15.0
 
 
-def check_consent_often() -> None:
-    """Notice a vanished viewer within about 5 s instead of 30 s.
+class Ending(NamedTuple):
+    """Why a session ended: a stable code (events, the player) and words for people."""
 
-    RFC 7675 lets consent lapse after 30 s of silence (aioice: 6 checks, 5 s apart),
-    and a vanished tablet would hold a camera pull that long. Check every second and
-    give up after 4 misses. aioice reads module globals, so this applies to every
-    peer connection in the process: the gateway sets it when it starts, not on
-    import (bench viewers import this package and must keep aioice's defaults).
-    """
-    aioice.ice.CONSENT_INTERVAL = 1
-    aioice.ice.CONSENT_FAILURES = 4
+    code: str
+    reason: str
+
+
+CONNECTION_LOST = Ending("connection_lost", "connection lost")
+NEVER_CONNECTED = Ending("never_connected", "viewer never connected")
+NEGOTIATION_FAILED = Ending("negotiation_failed", "negotiation failed")
+
+
+def rtc_configuration(webrtc: WebRtcSettings) -> RTCConfiguration:
+    # An empty list keeps aiortc from trying a public STUN server on its own.
+    return RTCConfiguration(
+        iceServers=[
+            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in webrtc.ice_servers
+        ]
+    )
 
 
 class ViewerSession:
@@ -52,7 +65,7 @@ class ViewerSession:
     def __init__(
         self,
         hub: CameraHub,
-        track: ViewerTrack,
+        feed: ViewerFeed,
         pc: RTCPeerConnection,
         remote: str,
         viewer: Viewer,
@@ -60,12 +73,12 @@ class ViewerSession:
         self.id = secrets.token_urlsafe(16)
         self.viewer = viewer
         self.hub = hub
-        self.track = track
+        self.feed = feed
         self.pc = pc
         self.remote = remote
         self.started_at = datetime.now(UTC)
         self._started = time.monotonic()
-        self.end_reason: str | None = None
+        self.ending: Ending | None = None
         self.ended = asyncio.Event()
         self._deadline: asyncio.TimerHandle | None = None
 
@@ -79,7 +92,11 @@ class ViewerSession:
 
     @property
     def bytes_sent(self) -> int:
-        return self.track.bytes_sent
+        return self.feed.bytes_sent
+
+    @property
+    def end_reason(self) -> str | None:
+        return self.ending.reason if self.ending else None
 
     @property
     def duration_seconds(self) -> float:
@@ -107,18 +124,18 @@ class ViewerSession:
         remote: str,
         viewer: Viewer,
         configuration: RTCConfiguration,
-        on_lost: Callable[[ViewerSession, str], None],
+        on_lost: Callable[[ViewerSession, Ending], None],
     ) -> tuple[ViewerSession, str]:
         """Join the hub and answer the offer; returns the session and the answer SDP."""
         requested = time.monotonic()
-        track = await hub.join()
+        feed = await hub.join()
         pc = RTCPeerConnection(configuration)
-        session = cls(hub, track, pc, remote, viewer)
+        session = cls(hub, feed, pc, remote, viewer)
         session._started = requested  # its clock starts with the offer
         try:
             assert hub.info is not None
             profile_level_id = answer_profile(hub.info.profile_level_id, offer)
-            transceiver = pc.addTransceiver(track, direction="sendonly")
+            transceiver = pc.addTransceiver(ViewerTrack(feed), direction="sendonly")
             # aiortc builds the sender; only its send loop is ours (sender.py).
             transceiver.sender.__class__ = RelaySender
             # Before setRemoteDescription, or aiortc silently negotiates VP8.
@@ -130,7 +147,7 @@ class ViewerSession:
                 raise BadOffer(f"offer cannot be answered: {str(exc)[:200]}") from None
             # aiortc answers with its codec entry for this profile; state the
             # camera's exact level too (the transceiver holds its own copies).
-            for codec in transceiver._codecs:
+            for codec in transceiver_codecs(transceiver):
                 if codec.mimeType == "video/H264":
                     codec.parameters["profile-level-id"] = profile_level_id
             try:
@@ -138,31 +155,31 @@ class ViewerSession:
             except (ValueError, LookupError, OperationError, InvalidAccessError) as exc:
                 raise BadOffer(f"offer cannot be answered: {str(exc)[:200]}") from None
         except BaseException:
-            await session.close("negotiation failed")
+            await session.close(NEGOTIATION_FAILED)
             raise
 
         @pc.on("connectionstatechange")
         def _state_changed() -> None:
-            if pc.connectionState in ("failed", "closed") and session.end_reason is None:
-                on_lost(session, "connection lost")
+            if pc.connectionState in ("failed", "closed") and session.ending is None:
+                on_lost(session, CONNECTION_LOST)
 
         def _connect_deadline() -> None:
-            if pc.connectionState != "connected" and session.end_reason is None:
-                on_lost(session, "viewer never connected")
+            if pc.connectionState != "connected" and session.ending is None:
+                on_lost(session, NEVER_CONNECTED)
 
         session._deadline = asyncio.get_running_loop().call_later(
             CONNECT_TIMEOUT_SECONDS, _connect_deadline
         )
         return session, pc.localDescription.sdp
 
-    async def close(self, reason: str) -> bool:
+    async def close(self, ending: Ending) -> bool:
         """End the session once; returns False if it had already ended."""
-        if self.end_reason is not None:
+        if self.ending is not None:
             return False
-        self.end_reason = reason
+        self.ending = ending
         if self._deadline is not None:
             self._deadline.cancel()
-        self.hub.leave(self.track)
+        self.hub.leave(self.feed)
         await self.pc.close()
         self.ended.set()
         log.info(
@@ -171,7 +188,7 @@ class ViewerSession:
             self.camera_id,
             self.duration_seconds,
             self.bytes_sent,
-            reason,
+            ending.reason,
             extra={"session_id": self.id, "camera_id": self.camera_id},
         )
         return True

@@ -1,34 +1,30 @@
-"""SessionRegistry: every live viewer session, by id."""
+"""SessionRegistry: every live viewer session, by id, and how each one ends."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from aiortc import RTCConfiguration, RTCIceServer
-
-from gateway.access.policy import Viewer
-from gateway.config import WebRtcSettings
+from gateway.access.decision import Viewer
+from gateway.egress import Ending, ViewerSession, parse_offer
 from gateway.relay import CameraHub
 
-from .offer import parse_offer
-from .session import ViewerSession, check_consent_often
+if TYPE_CHECKING:
+    from aiortc import RTCConfiguration
 
 log = logging.getLogger(__name__)
 
+VIEWER_LEFT = Ending("viewer_left", "viewer left")
+SHUTDOWN = Ending("shutdown", "gateway shutdown")
+NOT_RECORDED = Ending("not_recorded", "not recorded")
+
 
 class SessionRegistry:
-    def __init__(self, webrtc: WebRtcSettings) -> None:
-        check_consent_often()
+    def __init__(self, configuration: RTCConfiguration) -> None:
         self._sessions: dict[str, ViewerSession] = {}
-        # An empty list keeps aiortc from trying a public STUN server on its own.
-        self._configuration = RTCConfiguration(
-            iceServers=[
-                RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
-                for s in webrtc.ice_servers
-            ]
-        )
+        self._configuration = configuration
         self._pending: set[asyncio.Task[bool]] = set()
         # Observers, e.g. the audit log and the event bus. A start observer that
         # raises refuses the session: nobody watches without the record written.
@@ -47,7 +43,7 @@ class SessionRegistry:
             for observer in self.on_start:
                 observer(session)
         except BaseException:
-            await session.close("not recorded")  # never registered: no end observers
+            await session.close(NOT_RECORDED)  # never registered: no end observers
             raise
         self._sessions[session.id] = session
         log.info(
@@ -67,18 +63,18 @@ class SessionRegistry:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    async def end(self, session_id: str, reason: str) -> bool:
+    async def end(self, session_id: str, ending: Ending) -> bool:
         session = self._sessions.pop(session_id, None)
-        if session is None or not await session.close(reason):
+        if session is None or not await session.close(ending):
             return False
         for observer in self.on_end:
             observer(session)
         return True
 
-    def _lost(self, session: ViewerSession, reason: str) -> None:
-        task = asyncio.ensure_future(self.end(session.id, reason))
+    def _lost(self, session: ViewerSession, ending: Ending) -> None:
+        task = asyncio.ensure_future(self.end(session.id, ending))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def close(self, reason: str = "gateway shutdown") -> None:
-        await asyncio.gather(*(self.end(s.id, reason) for s in self))
+    async def close(self, ending: Ending = SHUTDOWN) -> None:
+        await asyncio.gather(*(self.end(s.id, ending) for s in self))

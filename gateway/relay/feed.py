@@ -1,4 +1,11 @@
-"""ViewerTrack: one viewer's bounded window onto a CameraHub."""
+"""ViewerFeed: one viewer's window onto a CameraHub, and where frames are skipped.
+
+The hub offers every frame to every feed and never waits for one. A feed either
+pushes each frame straight to its sink (the fast sender), or queues a bounded
+number for a reader that pulls (`next`). Either way, a viewer that falls behind
+skips to the next keyframe, so its decoder never sees a frame whose references
+are missing. This is the one place that rule lives.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +15,25 @@ from collections import deque
 from collections.abc import Callable
 
 import av
-from aiortc import MediaStreamTrack
-from aiortc.mediastreams import MediaStreamError
 
 log = logging.getLogger(__name__)
 
+# A sink sends one frame without blocking; False means it had to skip it (the
+# viewer's socket is full), and the feed then waits for the next keyframe.
+FrameSink = Callable[[av.Packet], bool]
 
-class ViewerTrack(MediaStreamTrack):
-    """A video track fed by the hub, pulled through `recv` or pushed to a sink.
 
-    Pulled (aiortc's own sender), the queue is bounded. A viewer that falls behind
-    loses what is queued and resumes at the next keyframe, so the hub never waits
-    for it and its decoder never sees a frame whose references are missing.
+class FeedEnded(Exception):
+    """The feed was stopped: the viewer left or the session ended."""
 
-    Pushed (`attach`, used by RelaySender), the hub's fan-out loop hands each frame
-    straight to the sink, which sends it without blocking: no task wake-up per
-    viewer per frame, so the last viewer in the fan-out is not later by one
-    scheduler round trip per viewer before it.
+
+class ViewerFeed:
+    """Frames for one viewer: pulled through `next`, or pushed to a sink (`attach`).
+
+    Until the viewer's connection is up (the first `next` or `attach`), nothing is
+    kept; then `catch_up` gives the frames since the camera's last keyframe, so
+    the picture starts at once.
     """
-
-    kind = "video"
 
     def __init__(
         self,
@@ -35,27 +41,25 @@ class ViewerTrack(MediaStreamTrack):
         max_frames: int,
         catch_up: Callable[[], list[av.Packet]] | None = None,
     ) -> None:
-        super().__init__()
         self.camera_id = camera_id
         self._max_frames = max_frames
         self._queue: deque[av.Packet] = deque()
         self._wakeup = asyncio.Event()
         self._waiting_keyframe = True
-        # Until the sender asks for its first frame (its connection is up), nothing is
-        # queued; then `catch_up` gives the frames since the camera's last keyframe.
         self._catch_up = catch_up
         self._started = False
         self._allowance = 0  # catch-up frames still queued, beyond the bound
+        self.live = True
         self.frames_sent = 0
         self.bytes_sent = 0
         self.frames_dropped = 0
         self.on_first_frame: Callable[[], None] | None = None  # e.g. time to first frame
-        self._sink: Callable[[av.Packet], bool] | None = None
+        self._sink: FrameSink | None = None
         self._ended = asyncio.Event()
 
     def offer(self, packet: av.Packet) -> None:
         """Called by the hub on the event loop for every frame; never blocks."""
-        if self.readyState != "live" or not self._started:
+        if not self.live or not self._started:
             return
         if self._waiting_keyframe:
             if not packet.is_keyframe:
@@ -79,12 +83,13 @@ class ViewerTrack(MediaStreamTrack):
         """The source restarted: the next frame this viewer gets is a keyframe."""
         self._waiting_keyframe = True
 
-    async def recv(self) -> av.Packet:
+    async def next(self) -> av.Packet:
+        """The next frame for a pulling reader; FeedEnded once the feed is stopped."""
         if not self._started:
             self._start()
         while not self._queue:
-            if self.readyState != "live":
-                raise MediaStreamError
+            if not self.live:
+                raise FeedEnded
             self._wakeup.clear()
             await self._wakeup.wait()
         packet = self._queue.popleft()
@@ -92,12 +97,8 @@ class ViewerTrack(MediaStreamTrack):
         self._count(packet)
         return packet
 
-    def attach(self, sink: Callable[[av.Packet], bool]) -> None:
-        """Push frames to `sink` from now on: first the catch-up, then each new one.
-
-        The sink returns False for a frame it had to skip (its viewer's socket is
-        full), which counts as dropped for a slow viewer.
-        """
+    def attach(self, sink: FrameSink) -> None:
+        """Push frames to `sink` from now on: first the catch-up, then each new one."""
         if not self._started:
             self._start()
         self._sink = sink
@@ -116,13 +117,14 @@ class ViewerTrack(MediaStreamTrack):
             self.stop()
             return
         except Exception:
-            log.exception("sending to a viewer failed; ending its track")
+            log.exception("sending to a viewer failed; ending its feed")
             self.stop()
             return
         if sent:
             self._count(packet)
         else:
             self.frames_dropped += 1
+            self._waiting_keyframe = True  # go on only from a keyframe
 
     def _count(self, packet: av.Packet) -> None:
         if self.frames_sent == 0 and self.on_first_frame is not None:
@@ -139,7 +141,7 @@ class ViewerTrack(MediaStreamTrack):
             self._waiting_keyframe = False
 
     def stop(self) -> None:
-        super().stop()
+        self.live = False
         self._sink = None
         self._queue.clear()
         self._wakeup.set()

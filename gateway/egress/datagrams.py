@@ -1,8 +1,7 @@
 """DatagramSender: a viewer's SRTP packets out of its ICE socket, batched by UDP GSO.
 
 After SRTP is done in user space, most of what a packet costs is the kernel's
-per-datagram send path (about 5 µs here, half of the gateway's CPU at 200
-viewers; bench/results.md). With UDP generic segmentation offload (Linux 4.18+,
+per-datagram send path (bench/results.md). With UDP generic segmentation offload (Linux 4.18+,
 `UDP_SEGMENT`), one `sendmsg` carries a run of equal-sized datagrams and the
 kernel splits it late: the route, headers and system call are paid once per run.
 A frame's FU-A fragments come in at most two sizes (aiortc spreads a NAL unit's
@@ -20,7 +19,7 @@ import socket
 import struct
 from typing import Any, Protocol
 
-from aioice.ice import StunProtocol
+from .compat import is_udp_socket_protocol
 
 UDP_SEGMENT = 103  # linux/udp.h; Python's socket module does not name it
 _GSO_SIZE = struct.Struct("=H")
@@ -72,7 +71,7 @@ class Output(Protocol):
 def output_for(protocol: Any) -> Output:
     """How to send on this ICE pair: its UDP socket directly, or else the event loop."""
     transport = protocol.transport
-    if type(protocol) is StunProtocol and transport.get_extra_info("socket") is not None:
+    if is_udp_socket_protocol(protocol):
         return DatagramSender(transport)
     return EventLoopSender(transport)  # e.g. a TURN relay: aioice wraps the datagrams
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.events import EventBus
-from gateway.signaling.registry import SessionRegistry
+from gateway.access.grants import Grant
+from gateway.access.tokens import Identity
+from gateway.egress import Ending
+from gateway.store import audit as events
+from gateway.store.audit import AuditLog
+from gateway.store.grants import GrantStore
 
-from . import audit as events
-from .audit import AuditLog
 from .enforcer import GrantEnforcer
-from .grants import Grant, GrantStore
-from .tokens import Identity
+from .events import EventBus
+from .sessions import SessionRegistry
 
 
 class AccessAdmin:
@@ -77,7 +79,8 @@ class AccessAdmin:
             by=admin.account,
             reason=reason,
         )
-        return await self.sessions.end(session_id, f"revoked by an administrator: {reason}")
+        ending = Ending("revoked", f"revoked by an administrator: {reason}")
+        return await self.sessions.end(session_id, ending)
 
     async def revoke_account(self, admin: Identity, remote: str, account: str, reason: str) -> int:
         ids = [s.id for s in self.sessions if s.account == account]

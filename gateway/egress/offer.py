@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import copy
-
-from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, rtp, sdp
-from aiortc import codecs as aiortc_codecs
+from aiortc import sdp
 
 from gateway.relay import h264
 
-# Chromium also numbers its dynamic payload types from 35 to 63 (unassigned in
-# RFC 3551). aiortc would answer such a codec with its own number, which the
-# browser never offered, and the browser would drop every packet.
-rtp.DYNAMIC_PAYLOAD_TYPES = range(35, 128)  # type: ignore[misc]
+from .compat import h264_profile as _profile
 
 
 class BadOffer(ValueError):
@@ -51,43 +45,6 @@ def parse_offer(body: bytes) -> tuple[str, sdp.SessionDescription]:
         if media.dtls is None or not media.dtls.fingerprints:
             raise BadOffer("offer lacks DTLS parameters (a=fingerprint, a=setup)")
     return text, description
-
-
-def _h264_parameters(profile_level_id: str) -> dict[str, str | int | None]:
-    return {
-        "level-asymmetry-allowed": "1",
-        "packetization-mode": "1",
-        "profile-level-id": profile_level_id,
-    }
-
-
-def register_h264_profile(profile_level_id: str) -> RTCRtpCodecCapability:
-    """The aiortc codec that negotiates this H.264 profile, added if aiortc lacks it.
-
-    aiortc only knows Constrained Baseline and Baseline; a High-profile camera
-    must be described as what it is, or browsers may refuse to decode it.
-    aiortc matches a viewer's codec to the first local codec of the same
-    profile, so one entry per profile is used whatever its level.
-    """
-    profile = _profile(profile_level_id)
-    codecs = aiortc_codecs.CODECS["video"]
-    h264 = [c for c in codecs if c.mimeType == "video/H264"]
-    existing = next(
-        (c for c in h264 if _profile(str(c.parameters.get("profile-level-id"))) == profile),
-        None,
-    )
-    if existing is None:
-        used = {c.payloadType for c in codecs}
-        pt = next(p for p in range(96, 128, 2) if p not in used and p + 1 not in used)
-        existing = copy.deepcopy(h264[0])
-        existing.payloadType, existing.parameters = pt, _h264_parameters(profile_level_id)
-        rtx = RTCRtpCodecParameters(
-            mimeType="video/rtx", clockRate=90000, payloadType=pt + 1, parameters={"apt": pt}
-        )
-        codecs += [existing, rtx]
-    return RTCRtpCodecCapability(
-        mimeType="video/H264", clockRate=90000, parameters=dict(existing.parameters)
-    )
 
 
 P = sdp.H264Profile
@@ -150,10 +107,3 @@ def answer_profile(profile_level_id: str, offer: sdp.SessionDescription) -> str:
         f"offer does not accept H.264 {h264.profile_name(profile_level_id)} "
         "(packetization-mode=1), which this camera sends"
     )
-
-
-def _profile(profile_level_id: str) -> sdp.H264Profile | None:
-    try:
-        return sdp.parse_h264_profile_level_id(profile_level_id)[0]
-    except ValueError:
-        return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 
-from .tokens import Identity
+from gateway.access.tokens import Identity
 
 TICKET_SECONDS = 30.0
 

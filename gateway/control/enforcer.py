@@ -2,7 +2,8 @@
 
 It re-reads each bound grant from the database twice a second, so a grant that
 ends, is revoked, or loses the member or camera (through the API, or in the
-file by another process) ends its sessions within about a second.
+file by another process) ends its sessions within about a second. What a grant
+allows is access/decision.py's `check`, the same rule admission uses.
 """
 
 from __future__ import annotations
@@ -10,29 +11,35 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
-from datetime import UTC, datetime
 
-from gateway.signaling.registry import SessionRegistry
-from gateway.signaling.session import ViewerSession
+from gateway.access import decision
+from gateway.access.grants import Grant
+from gateway.egress import Ending, ViewerSession
+from gateway.store.grants import GrantNotFound, GrantStore
 
-from .grants import Grant, GrantNotFound, GrantStore
+from .sessions import SessionRegistry
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 0.5
 
+# How a session ends when its grant stops allowing it, by the rule that failed.
+ENDINGS = {
+    decision.NO_GRANT: Ending("grant_removed", "grant removed"),
+    decision.GRANT_REVOKED: Ending("grant_revoked", "grant revoked"),
+    decision.NOT_YET_STARTED: Ending("not_yet_started", "grant not yet started"),
+    decision.GRANT_ENDED: Ending("grant_ended", "grant ended"),
+    decision.REMOVED_FROM_GRANT: Ending("removed_from_grant", "removed from grant"),
+    decision.CAMERA_REMOVED_FROM_GRANT: Ending(
+        "camera_removed_from_grant", "camera removed from grant"
+    ),
+}
+
 
 class GrantEnforcer:
-    def __init__(
-        self,
-        grants: GrantStore,
-        sessions: SessionRegistry,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
+    def __init__(self, grants: GrantStore, sessions: SessionRegistry) -> None:
         self.grants = grants
         self.sessions = sessions
-        self.clock = clock
 
     async def run(self) -> None:
         while True:
@@ -43,16 +50,16 @@ class GrantEnforcer:
             await asyncio.sleep(SWEEP_SECONDS)
 
     async def sweep(self) -> None:
-        now = self.clock()
+        now = self.grants.clock()
         bound: dict[int | None, list[ViewerSession]] = defaultdict(list)
         for session in self.sessions:
             bound[session.viewer.grant_id].append(session)
         for grant_id, sessions in bound.items():
             grant = self._load(grant_id)  # once per grant, not per session
             for session in sessions:
-                reason = self._reason_to_end(grant, session, now)
-                if reason:
-                    await self.sessions.end(session.id, reason)
+                rule = decision.check(grant, session.account, session.camera_id, now)
+                if rule is not None:
+                    await self.sessions.end(session.id, ENDINGS[rule])
 
     def _load(self, grant_id: int | None) -> Grant | None:
         if grant_id is None:
@@ -61,18 +68,3 @@ class GrantEnforcer:
             return self.grants.get(grant_id)
         except GrantNotFound:
             return None
-
-    @staticmethod
-    def _reason_to_end(grant: Grant | None, session: ViewerSession, now: datetime) -> str:
-        if grant is None:
-            return "grant removed"
-        status = grant.status(now)
-        if status == "revoked":
-            return "grant revoked"
-        if status != "active":
-            return "grant ended"
-        if session.account not in grant.members:
-            return "removed from grant"
-        if session.camera_id not in grant.cameras:
-            return "camera removed from grant"
-        return ""

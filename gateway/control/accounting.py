@@ -1,0 +1,104 @@
+"""Accounting: every session's start and end lands in the audit log and on the event
+bus, cameras going offline are announced, and a crash's loose ends are closed out."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from gateway.egress import ViewerSession
+from gateway.relay import CameraHub, CameraHubs
+from gateway.store import audit as events
+from gateway.store.audit import AuditLog
+
+from .events import EventBus
+from .sessions import SessionRegistry
+
+log = logging.getLogger(__name__)
+
+
+def account_sessions(sessions: SessionRegistry, audit: AuditLog, bus: EventBus) -> None:
+    """Every session start and end lands in the audit log and on the event bus."""
+
+    def started(session: ViewerSession) -> None:
+        audit.record(
+            events.SESSION_START,
+            **_who(session),
+            authorization_ref=session.viewer.authorization_ref,
+        )
+        bus.publish("session_started", {"session": session.to_json()})
+
+    def ended(session: ViewerSession) -> None:
+        assert session.ending is not None
+        audit.record(
+            events.SESSION_END,
+            **_who(session),
+            reason=session.ending.reason,
+            code=session.ending.code,
+            duration_seconds=round(session.duration_seconds, 3),
+            bytes_sent=session.bytes_sent,
+        )
+        bus.publish(
+            "session_ended",
+            {
+                "session_id": session.id,
+                "camera_id": session.camera_id,
+                "reason": session.ending.reason,
+                "code": session.ending.code,
+            },
+            accounts=[session.account],
+        )
+
+    sessions.on_start.append(started)
+    sessions.on_end.append(ended)
+
+
+def announce_cameras(hubs: CameraHubs, sessions: SessionRegistry, bus: EventBus) -> None:
+    """A camera going offline or coming back is news to the people watching it."""
+
+    def changed(hub: CameraHub) -> None:
+        if hub.state in ("offline", "live"):
+            watching = [s.account for s in sessions if s.camera_id == hub.id]
+            bus.publish(
+                "camera_state",
+                {"camera_id": hub.id, "state": hub.state, "reason": hub.last_error},
+                accounts=watching,
+            )
+
+    for hub in hubs:
+        hub.on_state_change.append(changed)
+
+
+def close_out_sessions(audit: AuditLog) -> None:
+    """Sessions a crash left open in the audit log end there, with the reason why."""
+    for row in audit.open_sessions():
+        audit.record(
+            events.SESSION_END,
+            account=row["account"],
+            camera_id=row["camera_id"],
+            grant_id=row["grant_id"],
+            project=row["project"],
+            remote=row["remote"],
+            session_id=row["session_id"],
+            reason="gateway restarted",
+            code="restarted",
+            started_at=row["at"],
+        )
+
+
+def prune_audit(audit: AuditLog, retention_days: float) -> None:
+    if retention_days > 0:
+        pruned = audit.prune(datetime.now(UTC) - timedelta(days=retention_days))
+        if pruned:
+            log.info("audit: pruned %d rows older than %g days", pruned, retention_days)
+
+
+def _who(session: ViewerSession) -> dict[str, object]:
+    return {
+        "account": session.account,
+        "camera_id": session.camera_id,
+        "grant_id": session.viewer.grant_id,
+        "project": session.viewer.project,
+        "remote": session.remote,
+        "session_id": session.id,
+    }

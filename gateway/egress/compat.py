@@ -1,0 +1,349 @@
+"""Every private name of aiortc, aioice and pylibsrtp the gateway uses, and every patch.
+
+The gateway keeps aiortc for ICE, DTLS, RTCP and NACK, and sends relayed media
+itself (sender.py). That needs a few of these libraries' internals. They all sit
+here, so a library upgrade that moves one fails loudly in one place: `install()`
+runs once when the gateway starts, applies the patches and checks every name
+(setup.cfg pins the versions this was verified with).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+from typing import Any
+
+import aioice.ice
+from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpSender, rtp, sdp
+from aiortc import codecs as aiortc_codecs
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport, State
+from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
+from aiortc.rtcrtpsender import random_sequence_number
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.utils import random32
+from pylibsrtp._binding import ffi, lib
+
+__all__ = [
+    "SRTP_BUFFER",
+    "SRTP_CDATA",
+    "SRTP_LENGTH",
+    "CompatError",
+    "HookedSender",
+    "SenderInternals",
+    "install",
+    "is_udp_socket_protocol",
+    "random32",
+    "random_sequence_number",
+    "register_h264_profile",
+    "transceiver_codecs",
+]
+
+
+class CompatError(RuntimeError):
+    """A library internal the gateway relies on is missing or changed."""
+
+
+# --- patches ------------------------------------------------------------------
+
+
+def _patch_payload_types() -> None:
+    # Chromium also numbers its dynamic payload types from 35 to 63 (unassigned in
+    # RFC 3551). aiortc would answer such a codec with its own number, which the
+    # browser never offered, and the browser would drop every packet.
+    rtp.DYNAMIC_PAYLOAD_TYPES = range(35, 128)  # type: ignore[misc]
+
+
+def _patch_consent() -> None:
+    """Notice a vanished viewer within about 5 s instead of 30 s.
+
+    RFC 7675 lets consent lapse after 30 s of silence (aioice: 6 checks, 5 s apart),
+    and a vanished tablet would hold a camera pull that long. Check every second and
+    give up after 4 misses. aioice reads module globals, so this applies to every
+    peer connection in the process: the gateway sets it when it starts, never on
+    import (bench and test viewers import this package and keep aioice's defaults).
+    """
+    aioice.ice.CONSENT_INTERVAL = 1
+    aioice.ice.CONSENT_FAILURES = 4
+
+
+def _h264_parameters(profile_level_id: str) -> dict[str, str | int | None]:
+    return {
+        "level-asymmetry-allowed": "1",
+        "packetization-mode": "1",
+        "profile-level-id": profile_level_id,
+    }
+
+
+def h264_profile(profile_level_id: str) -> sdp.H264Profile | None:
+    try:
+        return sdp.parse_h264_profile_level_id(profile_level_id)[0]
+    except ValueError:
+        return None
+
+
+def register_h264_profile(profile_level_id: str) -> RTCRtpCodecCapability:
+    """The aiortc codec that negotiates this H.264 profile, added to aiortc's codec
+    table if aiortc lacks it.
+
+    aiortc only knows Constrained Baseline and Baseline; a High-profile camera
+    must be described as what it is, or browsers may refuse to decode it.
+    aiortc matches a viewer's codec to the first local codec of the same
+    profile, so one entry per profile is used whatever its level.
+    """
+    profile = h264_profile(profile_level_id)
+    codecs = aiortc_codecs.CODECS["video"]
+    h264 = [c for c in codecs if c.mimeType == "video/H264"]
+    existing = next(
+        (c for c in h264 if h264_profile(str(c.parameters.get("profile-level-id"))) == profile),
+        None,
+    )
+    if existing is None:
+        used = {c.payloadType for c in codecs}
+        pt = next(p for p in range(96, 128, 2) if p not in used and p + 1 not in used)
+        existing = copy.deepcopy(h264[0])
+        existing.payloadType, existing.parameters = pt, _h264_parameters(profile_level_id)
+        rtx = RTCRtpCodecParameters(
+            mimeType="video/rtx", clockRate=90000, payloadType=pt + 1, parameters={"apt": pt}
+        )
+        codecs += [existing, rtx]
+    return RTCRtpCodecCapability(
+        mimeType="video/H264", clockRate=90000, parameters=dict(existing.parameters)
+    )
+
+
+def transceiver_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """The negotiated codecs aiortc answers with (the transceiver's own copies)."""
+    return transceiver._codecs
+
+
+# --- the sender's internals ------------------------------------------------------
+
+
+class HookedSender(RTCRtpSender):
+    """aiortc's sender with its two private hooks routed to named methods.
+
+    aiortc runs `_run_rtp` to send media and `_retransmit` to answer a NACK; a
+    subclass overrides `run_media` and `retransmit` instead.
+    """
+
+    async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
+        await self.run_media(codec)
+
+    async def _retransmit(self, sequence_number: int) -> None:
+        await self.retransmit(sequence_number)
+
+    async def run_media(self, codec: RTCRtpCodecParameters) -> None:
+        await RTCRtpSender._run_rtp(self, codec)
+
+    async def retransmit(self, sequence_number: int) -> None:
+        await RTCRtpSender._retransmit(self, sequence_number)
+
+
+class SenderInternals:
+    """The private state of one aiortc RTCRtpSender and its DTLS transport."""
+
+    __slots__ = ("dtls", "sender")
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self.sender = sender
+        self.dtls: RTCDtlsTransport = sender.transport
+
+    def mark_started(self) -> None:
+        self.sender._RTCRtpSender__rtp_started.set()
+
+    def mark_exited(self) -> None:
+        self.sender._RTCRtpSender__rtp_exited.set()
+
+    @property
+    def mid(self) -> str | None:
+        return self.sender._RTCRtpSender__mid
+
+    @property
+    def extensions_map(self) -> Any:
+        return self.sender._RTCRtpSender__rtp_header_extensions_map
+
+    @property
+    def ssrc(self) -> int:
+        return self.sender._ssrc
+
+    @property
+    def rtx_ssrc(self) -> int:
+        return self.sender._rtx_ssrc
+
+    @property
+    def enabled(self) -> bool:
+        return self.sender._enabled
+
+    @property
+    def rtx_payload_type(self) -> int | None:
+        return self.sender._RTCRtpSender__rtx_payload_type
+
+    def next_rtx_sequence_number(self) -> int:
+        sender = self.sender
+        number = sender._RTCRtpSender__rtx_sequence_number
+        sender._RTCRtpSender__rtx_sequence_number = (number + 1) & 0xFFFF
+        return number
+
+    def record_sent(
+        self, ntp: int, rtp_timestamp: int, octets: int, packets: int, wire_bytes: int
+    ) -> None:
+        """What aiortc's own loop records per packet, recorded per frame: RTCP sender
+        reports and getStats() read these."""
+        sender, dtls = self.sender, self.dtls
+        sender._RTCRtpSender__ntp_timestamp = ntp
+        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp
+        sender._RTCRtpSender__octet_count += octets
+        sender._RTCRtpSender__packet_count += packets
+        dtls._RTCDtlsTransport__tx_bytes += wire_bytes
+        dtls._RTCDtlsTransport__tx_packets += packets
+
+    def srtp(self) -> Any:
+        """libsrtp's context for this viewer's outgoing packets; ConnectionError before
+        DTLS is up."""
+        dtls = self.dtls
+        if dtls._state != State.CONNECTED:
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
+        return dtls._tx_srtp._srtp[0]
+
+    def nominated_pair(self) -> aioice.ice.CandidatePair:
+        """The ICE pair media goes out on; ConnectionError before ICE is up."""
+        pair = self.dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            raise ConnectionError("Cannot send data, not connected")
+        return pair
+
+    async def send_rtp(self, data: bytes) -> None:
+        """aiortc's own path for one RTP packet (SRTP and the ICE pair)."""
+        await self.dtls._send_rtp(data)
+
+
+def is_udp_socket_protocol(protocol: Any) -> bool:
+    """An aioice protocol that sends straight on a UDP socket (not a TURN relay)."""
+    return (
+        type(protocol) is aioice.ice.StunProtocol
+        and protocol.transport.get_extra_info("socket") is not None
+    )
+
+
+# libsrtp protects in place: a packet is written into one shared buffer, protected
+# and copied out before anything else runs on the event loop. The buffer leaves
+# room for the SRTP tag after the largest packet the sender writes.
+SRTP_BUFFER_BYTES = 1500
+SRTP_CDATA = ffi.new("char[]", SRTP_BUFFER_BYTES)
+SRTP_BUFFER = ffi.buffer(SRTP_CDATA)
+SRTP_LENGTH = ffi.new("int *")
+srtp_protect = lib.srtp_protect
+SRTP_TAG_MAX = 16  # AES-GCM's tag; HMAC-SHA1-80 adds 10
+
+
+# --- the check ----------------------------------------------------------------------
+
+_SENDER_NAMES = (
+    "_RTCRtpSender__rtp_started",
+    "_RTCRtpSender__rtp_exited",
+    "_RTCRtpSender__mid",
+    "_RTCRtpSender__rtp_header_extensions_map",
+    "_RTCRtpSender__rtx_payload_type",
+    "_RTCRtpSender__rtx_sequence_number",
+    "_RTCRtpSender__octet_count",
+    "_RTCRtpSender__packet_count",
+    "_RTCRtpSender__ntp_timestamp",
+    "_RTCRtpSender__rtp_timestamp",
+    "_ssrc",
+    "_rtx_ssrc",
+    "_enabled",
+)
+_DTLS_NAMES = (
+    "_state",
+    "_tx_srtp",
+    "_send_rtp",
+    "_RTCDtlsTransport__tx_bytes",
+    "_RTCDtlsTransport__tx_packets",
+)
+
+
+def problems(max_packet_bytes: int = 0) -> list[str]:
+    """What is missing or changed, checked on real (unconnected) aiortc objects."""
+    found: list[str] = []
+    for owner, name in (
+        (RTCRtpSender, "_run_rtp"),
+        (RTCRtpSender, "_retransmit"),
+        (RTCDtlsTransport, "_send_rtp"),
+        (RTCRtpTransceiver, "_codecs"),
+    ):
+        if name != "_codecs" and not inspect.iscoroutinefunction(getattr(owner, name, None)):
+            found.append(f"{owner.__name__}.{name} is not a coroutine method")
+    for name in ("CONSENT_INTERVAL", "CONSENT_FAILURES", "StunProtocol", "CandidatePair"):
+        if not hasattr(aioice.ice, name):
+            found.append(f"aioice.ice.{name} is missing")
+    if not isinstance(getattr(rtp, "DYNAMIC_PAYLOAD_TYPES", None), range):
+        found.append("aiortc.rtp.DYNAMIC_PAYLOAD_TYPES is not a range")
+    if not isinstance(getattr(aiortc_codecs, "CODECS", {}).get("video"), list):
+        found.append("aiortc.codecs.CODECS['video'] is not a list")
+    if not hasattr(State, "CONNECTED"):
+        found.append("aiortc.rtcdtlstransport.State.CONNECTED is missing")
+    try:
+        # srtp_err_status_t srtp_protect(srtp_t ctx, void *rtp_hdr, int *len_ptr)
+        kind = ffi.typeof(srtp_protect)
+        args = [a.cname for a in kind.args]
+        status_ok = kind.result.kind in ("enum", "primitive")  # 0 means success
+        if not status_ok or len(args) != 3 or args[2] != "int *":
+            found.append(f"pylibsrtp srtp_protect has signature {kind.cname}")
+    except (AttributeError, TypeError) as exc:
+        found.append(f"pylibsrtp srtp_protect cannot be inspected ({exc})")
+    if max_packet_bytes + SRTP_TAG_MAX > SRTP_BUFFER_BYTES:
+        found.append(f"packets of {max_packet_bytes} bytes do not fit the SRTP buffer")
+    found += _instance_problems()
+    return found
+
+
+def _instance_problems() -> list[str]:
+    """Private attributes exist only on instances: make a sender that never connects."""
+    found: list[str] = []
+    loop = _loop_for_check()
+    try:
+        ice = RTCIceTransport(RTCIceGatherer())
+        dtls = RTCDtlsTransport(ice, [RTCCertificate.generateCertificate()])
+        sender = RTCRtpSender("video", dtls)
+        found += [f"RTCRtpSender has no {n}" for n in _SENDER_NAMES if not hasattr(sender, n)]
+        found += [f"RTCDtlsTransport has no {n}" for n in _DTLS_NAMES if not hasattr(dtls, n)]
+        connection = getattr(ice, "_connection", None)
+        if not isinstance(getattr(connection, "_nominated", None), dict):
+            found.append("aioice Connection has no _nominated dict")
+    finally:
+        if loop is not None:
+            loop.close()
+            asyncio.set_event_loop(None)
+    return found
+
+
+def _loop_for_check() -> asyncio.AbstractEventLoop | None:
+    """aiortc's objects want an event loop; make one if none runs (start-up, tests)."""
+    try:
+        asyncio.get_running_loop()
+        return None
+    except RuntimeError:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        return loop
+
+
+_installed = False
+
+
+def install(max_packet_bytes: int) -> None:
+    """Check every internal and apply the patches, once per process; CompatError names
+    what is off."""
+    global _installed
+    if _installed:
+        return
+    found = problems(max_packet_bytes)
+    if found:
+        raise CompatError(
+            "aiortc/aioice/pylibsrtp internals changed (setup.cfg pins the verified "
+            "versions): " + "; ".join(found)
+        )
+    _patch_payload_types()
+    _patch_consent()
+    _installed = True

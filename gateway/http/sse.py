@@ -1,0 +1,49 @@
+"""Server-Sent Events: an EventBus subscription served as text/event-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.control.events import Subscription
+
+HEARTBEAT_SECONDS = 15.0
+
+
+async def stream(
+    request: web.Request, subscription: Subscription, first: Iterable[dict[str, Any]] = ()
+) -> web.StreamResponse:
+    """Serve a subscription as text/event-stream until either side ends it."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+    )
+    await response.prepare(request)
+    try:
+        for event in first:
+            await response.write(_encode(event))
+        async for event in _events(subscription):
+            await response.write(_encode(event) if event else b": keep-alive\n\n")
+    except ConnectionResetError:
+        pass
+    return response
+
+
+async def _events(subscription: Subscription) -> AsyncIterator[dict[str, Any] | None]:
+    while True:
+        try:
+            event = await asyncio.wait_for(subscription.queue.get(), HEARTBEAT_SECONDS)
+        except TimeoutError:
+            yield None
+            continue
+        if event is None:
+            return
+        yield event
+
+
+def _encode(event: dict[str, Any]) -> bytes:
+    data = json.dumps(event, ensure_ascii=False, default=str)
+    return f"event: {event['type']}\ndata: {data}\n\n".encode()

@@ -1,0 +1,285 @@
+"""GrantStore: grants in the database, read afresh on every call.
+
+Every read goes to the database (no cache), so a change written by another
+process, or while this one was down, is honoured at once. Times are stored as
+fixed-width ISO 8601 UTC text.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from gateway.access.grants import (
+    ACCOUNT_MAX,
+    AUTHORIZATION_REF_MAX,
+    PROJECT_MAX,
+    PURPOSE_MAX,
+    REASON_MAX,
+    Grant,
+    GrantInvalid,
+    cameras_of,
+    check_window,
+    members_of,
+    moment,
+    parse_stored,
+    stamp,
+    text_field,
+)
+
+
+class GrantNotFound(LookupError):
+    pass
+
+
+class GrantStore:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        camera_ids: Iterable[str],
+        max_days: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if not (math.isfinite(max_days) and max_days > 0):
+            raise ValueError("max_days must be a positive number")
+        self.db = db
+        self.camera_ids = frozenset(camera_ids)
+        self.max_days = max_days
+        self.clock = clock
+
+    # -- writes: one BEGIN IMMEDIATE transaction each ------------------------------
+
+    def create(
+        self,
+        *,
+        project: str,
+        purpose: str,
+        authorization_ref: str,
+        members: Iterable[str],
+        cameras: Iterable[str],
+        starts_at: datetime | str,
+        ends_at: datetime | str,
+        created_by: str,
+    ) -> Grant:
+        project = text_field("project", project, PROJECT_MAX, single_line=True)
+        purpose = text_field("purpose", purpose, PURPOSE_MAX)
+        authorization_ref = text_field(
+            "authorization_ref", authorization_ref, AUTHORIZATION_REF_MAX, single_line=True
+        )
+        member_set = members_of(members)
+        camera_set = self._cameras(cameras)
+        start = moment("starts_at", starts_at)
+        end = moment("ends_at", ends_at)
+        self._check_window(start, end)
+        created_by = text_field("created_by", created_by, ACCOUNT_MAX, single_line=True)
+        now = stamp(self.clock())
+        with self._write():
+            cur = self.db.execute(
+                "INSERT INTO grants (project, purpose, authorization_ref, starts_at, ends_at,"
+                " created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    project,
+                    purpose,
+                    authorization_ref,
+                    stamp(start),
+                    stamp(end),
+                    created_by,
+                    now,
+                    now,
+                ),
+            )
+            grant_id = cur.lastrowid
+            assert grant_id is not None
+            self._replace_sets(grant_id, member_set, camera_set)
+            return self._get(grant_id)
+
+    def update(
+        self,
+        grant_id: int,
+        *,
+        by: str,
+        members: Iterable[str] | None = None,
+        cameras: Iterable[str] | None = None,
+        starts_at: datetime | str | None = None,
+        ends_at: datetime | str | None = None,
+        purpose: str | None = None,
+    ) -> tuple[Grant, Grant]:
+        """Change the given fields; returns (before, after). Sets are replaced, not merged."""
+        # Who is accountable; the caller audits it.
+        text_field("by", by, ACCOUNT_MAX, single_line=True)
+        new_purpose = None if purpose is None else text_field("purpose", purpose, PURPOSE_MAX)
+        new_members = None if members is None else members_of(members)
+        new_cameras = None if cameras is None else self._cameras(cameras)
+        new_start = None if starts_at is None else moment("starts_at", starts_at)
+        new_end = None if ends_at is None else moment("ends_at", ends_at)
+        with self._write():
+            # Read inside the transaction so the window check sees what we overwrite.
+            before = self._get(grant_id)
+            if before.revoked_at is not None:
+                raise GrantInvalid("grant", "revoked grants cannot be changed")
+            start = before.starts_at if new_start is None else new_start
+            end = before.ends_at if new_end is None else new_end
+            if new_start is not None or new_end is not None:
+                self._check_window(start, end)
+            purpose_text = before.purpose if new_purpose is None else new_purpose
+            member_set = before.members if new_members is None else new_members
+            camera_set = before.cameras if new_cameras is None else new_cameras
+            if (purpose_text, member_set, camera_set, start, end) == (
+                before.purpose,
+                before.members,
+                before.cameras,
+                before.starts_at,
+                before.ends_at,
+            ):
+                return before, before  # nothing changes: no write, nothing to audit
+            self.db.execute(
+                "UPDATE grants SET purpose = ?, starts_at = ?, ends_at = ?, updated_at = ?"
+                " WHERE id = ?",
+                (purpose_text, stamp(start), stamp(end), stamp(self.clock()), grant_id),
+            )
+            self._replace_sets(grant_id, member_set, camera_set)
+            return before, self._get(grant_id)
+
+    def revoke(self, grant_id: int, *, by: str, reason: str) -> Grant:
+        by = text_field("by", by, ACCOUNT_MAX, single_line=True)
+        reason = text_field("reason", reason, REASON_MAX)
+        with self._write():
+            if self._get(grant_id).revoked_at is not None:
+                raise GrantInvalid("grant", "already revoked")
+            self.db.execute(
+                "UPDATE grants SET revoked_at = ?, revoked_by = ?, revoke_reason = ?,"
+                " updated_at = ? WHERE id = ?",
+                (now := stamp(self.clock()), by, reason, now, grant_id),
+            )
+            return self._get(grant_id)
+
+    # -- reads: always from the database ------------------------------------------
+
+    def get(self, grant_id: int) -> Grant:
+        with self._read():
+            return self._get(grant_id)
+
+    def list(self, *, include_ended: bool = True) -> list[Grant]:
+        """Newest first. Without `include_ended`, grants that are over (ended or revoked)
+        are left out."""
+        with self._read():
+            grants = self._load(self.db.execute("SELECT * FROM grants ORDER BY id DESC"))
+        if include_ended:
+            return grants
+        now = self.clock()
+        return [g for g in grants if g.status(now) in ("pending", "active")]
+
+    def active_for(self, account: str, now: datetime | None = None) -> builtins.list[Grant]:
+        """Active grants naming `account`, newest first."""
+        now = self._now(now)
+        with self._read():
+            grants = self._load(
+                self.db.execute(
+                    "SELECT g.* FROM grants g JOIN grant_members m ON m.grant_id = g.id"
+                    " WHERE m.account = ? AND g.revoked_at IS NULL ORDER BY g.id DESC",
+                    (account,),
+                )
+            )
+        return [g for g in grants if g.is_active(now)]
+
+    def naming(self, account: str, camera_id: str) -> builtins.list[Grant]:
+        """Every grant that names both `account` and `camera_id`, whatever its status."""
+        with self._read():
+            return self._load(
+                self.db.execute(
+                    "SELECT g.* FROM grants g"
+                    " JOIN grant_members m ON m.grant_id = g.id"
+                    " JOIN grant_cameras c ON c.grant_id = g.id"
+                    " WHERE m.account = ? AND c.camera_id = ? ORDER BY g.id DESC",
+                    (account, camera_id),
+                )
+            )
+
+    # -- internals -----------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[None]:
+        # One snapshot, so a grant and its members/cameras are read consistently.
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
+    def _now(self, now: datetime | None) -> datetime:
+        now = self.clock() if now is None else now
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("now must be timezone-aware")
+        return now
+
+    def _cameras(self, cameras: Iterable[str]) -> frozenset[str]:
+        return cameras_of(cameras, self.camera_ids)
+
+    def _check_window(self, start: datetime, end: datetime) -> None:
+        check_window(start, end, self.max_days)
+
+    def _replace_sets(
+        self, grant_id: int, members: frozenset[str], cameras: frozenset[str]
+    ) -> None:
+        self.db.execute("DELETE FROM grant_members WHERE grant_id = ?", (grant_id,))
+        self.db.execute("DELETE FROM grant_cameras WHERE grant_id = ?", (grant_id,))
+        self.db.executemany(
+            "INSERT INTO grant_members (grant_id, account) VALUES (?, ?)",
+            [(grant_id, m) for m in sorted(members)],
+        )
+        self.db.executemany(
+            "INSERT INTO grant_cameras (grant_id, camera_id) VALUES (?, ?)",
+            [(grant_id, c) for c in sorted(cameras)],
+        )
+
+    def _get(self, grant_id: int) -> Grant:
+        grants = self._load(self.db.execute("SELECT * FROM grants WHERE id = ?", (grant_id,)))
+        if not grants:
+            raise GrantNotFound(f"grant {grant_id} not found")
+        return grants[0]
+
+    def _load(self, cursor: sqlite3.Cursor) -> builtins.list[Grant]:
+        grants = []
+        for row in cursor.fetchall():
+            members = self.db.execute(
+                "SELECT account FROM grant_members WHERE grant_id = ?", (row["id"],)
+            )
+            cameras = self.db.execute(
+                "SELECT camera_id FROM grant_cameras WHERE grant_id = ?", (row["id"],)
+            )
+            grants.append(
+                Grant(
+                    id=row["id"],
+                    project=row["project"],
+                    purpose=row["purpose"],
+                    authorization_ref=row["authorization_ref"],
+                    members=frozenset(r[0] for r in members),
+                    cameras=frozenset(r[0] for r in cameras),
+                    starts_at=parse_stored(row["starts_at"]),
+                    ends_at=parse_stored(row["ends_at"]),
+                    created_by=row["created_by"],
+                    created_at=parse_stored(row["created_at"]),
+                    updated_at=parse_stored(row["updated_at"]),
+                    revoked_at=parse_stored(row["revoked_at"]) if row["revoked_at"] else None,
+                    revoked_by=row["revoked_by"],
+                    revoke_reason=row["revoke_reason"],
+                )
+            )
+        return grants
