@@ -27,23 +27,21 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-OUT = BENCH / "out"  # gateway logs and profiles of the last run (git-ignored)
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import aiohttp  # noqa: E402
-from camera.fixture import RtspCamera, free_port, make_camera  # noqa: E402
-
-from gateway.access.database import open_database  # noqa: E402
-from gateway.access.grants import GrantStore  # noqa: E402
-from gateway.access.tokens import mint  # noqa: E402
-from gateway.config import AuthSettings  # noqa: E402
+import aiohttp
+from project import (
+    BENCH,
+    OUT,
+    ROOT,
+    RtspCamera,
+    free_port,
+    grant_cameras,
+    make_camera,
+    mint_token,
+)
 
 PY = sys.executable
 SECRET = "bench-secret-of-at-least-32-bytes-0123456789abcdef"
@@ -514,9 +512,8 @@ class Bench:
                 cwd=ROOT, capture_output=True, check=True,
             ).stdout  # fmt: skip
             subprocess.run(["tar", "-x", "-C", str(self.gateway_src)], input=archive, check=True)
-        self.auth = AuthSettings(secret=SECRET)
-        self.token = mint(self.auth, ACCOUNT, ttl_seconds=6 * 3600)
-        self.admin = mint(self.auth, "bench-admin", is_admin=True, ttl_seconds=6 * 3600)
+        self.token = mint_token(SECRET, ACCOUNT)
+        self.admin = mint_token(SECRET, "bench-admin", is_admin=True)
         self.page_port = free_port()
         self.db_path = self.workdir / "gateway.sqlite3"
         # The cameras the gateway knows. They are only started when a phase needs them
@@ -531,7 +528,7 @@ class Bench:
         self.many_url = {cid: procs[i % len(procs)].url for i, cid in enumerate(self.many_ids)}
         self.config = self.workdir / "bench.toml"
         self._write_config()
-        self._grant()
+        grant_cameras(self.db_path, ["main", "hevc", *self.many_ids], ACCOUNT)
 
     def _write_config(self) -> None:
         def q(s: str) -> str:
@@ -565,24 +562,6 @@ class Bench:
                 f"source = {q(url)}",
             ]
         self._config_text = "\n".join(lines) + "\n"
-
-    def _grant(self) -> None:
-        db = open_database(self.db_path)
-        try:
-            ids = ["main", "hevc", *self.many_ids]
-            now = datetime.now(UTC)
-            GrantStore(db, ids, 14).create(
-                project="benchmark",
-                purpose="performance benchmark (bench/run.py)",
-                authorization_ref="BENCH-0001",
-                members=[ACCOUNT],
-                cameras=ids,
-                starts_at=now - timedelta(minutes=1),
-                ends_at=now + timedelta(hours=6),
-                created_by="bench",
-            )
-        finally:
-            db.close()
 
     @contextlib.asynccontextmanager
     async def gateway(self, name: str):  # type: ignore[no-untyped-def]
