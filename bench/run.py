@@ -18,7 +18,6 @@ import contextlib
 import itertools
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -42,11 +41,23 @@ from project import (
     make_camera,
     mint_token,
 )
+from sampling import (
+    QUIET_PCT,
+    cpu_seconds,
+    cpu_split,
+    machine_busy,
+    machine_info,
+    main_thread_cpu_seconds,
+    proc_snapshot,
+    rss_mb,
+    top_others,
+    wait_quiet,
+)
+from stats import rounded, summary
 
 PY = sys.executable
 SECRET = "bench-secret-of-at-least-32-bytes-0123456789abcdef"
 ACCOUNT = "bench-viewer"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 CAMERA = dict(codec="h264", profile="high", width=1280, height=720, fps=25)
 CAMERA.update(bitrate_kbps=2000, gop_seconds=2, pattern="bars", filler=True)
 LINGER = 2.0
@@ -55,150 +66,6 @@ PROBE_VIEWERS = 5  # latency is sampled by this many viewers, each at its own fa
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-# --- /proc -----------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process (all threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def cpu_split(pid: int) -> tuple[float, float]:
-    """(user, system) seconds of the whole process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-
-
-def main_thread_cpu_seconds(pid: int) -> float:
-    """CPU seconds of the process's main thread (the event loop); the rest is the
-    camera pulls' worker threads and the codecs' own threads."""
-    with open(f"/proc/{pid}/task/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
-def proc_snapshot() -> dict[int, tuple[str, int]]:
-    """CPU ticks of every process, for naming what else loads the machine."""
-    snap = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                text = f.read()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read(300).replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        name = cmd or text[text.index("(") + 1 : text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        snap[int(entry)] = (name[:80], int(fields[11]) + int(fields[12]))
-    return snap
-
-
-def top_others(
-    a: dict[int, tuple[str, int]], b: dict[int, tuple[str, int]], ours: set[int], dt: float
-) -> list[dict[str, Any]]:
-    rows = [
-        (b[pid][1] - a[pid][1], b[pid][0])
-        for pid in b
-        if pid in a and pid not in ours and b[pid][1] > a[pid][1]
-    ]
-    rows.sort(reverse=True)
-    return [{"cmd": name, "cpu_pct": round(100 * t / CLK_TCK / dt, 1)} for t, name in rows[:3]]
-
-
-QUIET_PCT = 20.0  # other processes' load (% of a core) under which a window may start
-QUIET_WAIT = 45.0  # at most this long; then measure anyway, and the row says so
-
-
-async def wait_quiet(ours: set[int]) -> float:
-    """Wait (bounded) until processes other than ours load the machine little.
-
-    The machine may be shared (other jobs running tests): a measurement window that
-    overlaps their bursts shows their load as latency and lost frames.
-    """
-    start = time.monotonic()
-    while time.monotonic() - start < QUIET_WAIT:
-        a = proc_snapshot()
-        await asyncio.sleep(1.0)
-        b = proc_snapshot()
-        other = sum(b[p][1] - a[p][1] for p in b if p in a and p not in ours and not _is_kernel(p))
-        if 100 * other / CLK_TCK < QUIET_PCT:
-            break
-    return round(time.monotonic() - start, 1)
-
-
-def _is_kernel(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return not f.read(1)
-    except OSError:
-        return True
-
-
-def machine_info() -> dict[str, Any]:
-    model = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as f:
-        mem_kb = int(f.readline().split()[1])
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "ram_gb": round(mem_kb / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def summary(values: list[float], scale: float = 1.0) -> dict[str, Any]:
-    vals = [v * scale for v in values if v is not None]
-    return {
-        "n": len(vals),
-        "p50": _r(percentile(vals, 0.5)),
-        "p95": _r(percentile(vals, 0.95)),
-        "p99": _r(percentile(vals, 0.99)),
-        "min": _r(min(vals) if vals else None),
-        "max": _r(max(vals) if vals else None),
-    }
-
-
-def _r(v: float | None, digits: int = 3) -> float | None:
-    return None if v is None else round(v, digits)
 
 
 # --- processes -------------------------------------------------------------------
@@ -634,7 +501,9 @@ class Bench:
             "answer_ms": summary([j["answer_s"] for j in ok], 1000),
             "connected_ms": summary([j["connected_s"] for j in ok if j.get("connected_s")], 1000),
             "fps_after_first_frame": summary(fps_hold),
-            "media_ahead_ms_max": _r(max((j.get("media_ahead_ms", 0) for j in ok), default=None)),
+            "media_ahead_ms_max": rounded(
+                max((j.get("media_ahead_ms", 0) for j in ok), default=None)
+            ),
             "errors": [j["error"] for j in joins if "error" in j][:3],
             "raw": joins,
         }
@@ -657,8 +526,8 @@ class Bench:
                 await asyncio.sleep(2)
                 idle_cpu = 100 * (cpu_seconds(gw.pid) - idle_cpu0) / (time.monotonic() - t_idle0)
                 self.results["gateway_idle"] = {
-                    "cpu_pct": _r(idle_cpu, 2),
-                    "rss_mb": _r(idle_rss, 1),
+                    "cpu_pct": rounded(idle_cpu, 2),
+                    "rss_mb": rounded(idle_rss, 1),
                 }
                 for level in plan.levels:
                     log(f"fan-out: ramping to {level} viewers")
@@ -693,7 +562,7 @@ class Bench:
                         have[w.name] = max(have[w.name], want[w.name])
                     await asyncio.sleep(plan.settle)
                     result = await self._measure(gw, workers, probe, lat_w)
-                    result.update(viewers=level, ramp_s=_r(ramp_s, 1), join_failed=failed)
+                    result.update(viewers=level, ramp_s=rounded(ramp_s, 1), join_failed=failed)
                     if errors:
                         result["join_errors"] = errors
                     levels.append(result)
@@ -754,23 +623,25 @@ class Bench:
         # Every viewer gets the same packets; counting viewers give the rate.
         sent_per_s = packets / dt / counted * len(fps) if counted else 0.0
         per_packet = {  # gateway CPU seconds per packet sent, user and kernel
-            part: _r(1e6 * (split1[i] - split0[i]) / dt / sent_per_s, 1) if sent_per_s else None
+            part: rounded(1e6 * (split1[i] - split0[i]) / dt / sent_per_s, 1)
+            if sent_per_s
+            else None
             for i, part in enumerate(("user", "system"))
         }
         busy = (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * 100 * (os.cpu_count() or 1)
         ours = (g1 - g0) + (w1 - w0) + (c1 - c0) + (p1 - p0)
         return {
-            "window_s": _r(dt, 1),
+            "window_s": rounded(dt, 1),
             "gateway_cpu_pct": round(100 * (g1 - g0) / dt, 1),
             "gateway_rss_mb": round(rss, 1),
             "gateway_system_cpu_pct": round(100 * (split1[1] - split0[1]) / dt, 1),
-            "fps_min": _r(min(fps), 2) if fps else None,
-            "fps_median": _r(statistics.median(fps), 2) if fps else None,
-            "fps_decoding_viewer": _r(decode_fps[0], 2) if decode_fps else None,
+            "fps_min": rounded(min(fps), 2) if fps else None,
+            "fps_median": rounded(statistics.median(fps), 2) if fps else None,
+            "fps_decoding_viewer": rounded(decode_fps[0], 2) if decode_fps else None,
             "viewers_measured": len(fps),
             "viewers_below_20fps": sum(1 for f in fps if f < 20),
             "viewer_states": dict(states),
-            "rtp_loss_pct": _r(100 * lost / max(1, lost + packets), 3),
+            "rtp_loss_pct": rounded(100 * lost / max(1, lost + packets), 3),
             "packets_sent_per_s": round(sent_per_s),
             "gateway_us_per_packet": per_packet,
             "latency": latency,
@@ -820,12 +691,12 @@ class Bench:
         keys = [f[0] for f in frames if f[2]]
         gaps = [b - a for a, b in itertools.pairwise(keys)]
         return {
-            "fps": _r((len(frames) - 1) / span, 2),
-            "kbps": _r(sum(f[3] for f in frames) * 8 / span / 1000, 0),
+            "fps": rounded((len(frames) - 1) / span, 2),
+            "kbps": rounded(sum(f[3] for f in frames) * 8 / span / 1000, 0),
             "avg_frame_bytes": int(statistics.mean(f[3] for f in frames)),
             "avg_keyframe_bytes": int(statistics.mean([f[3] for f in frames if f[2]] or [0])),
             "avg_delta_frame_bytes": int(statistics.mean(f[3] for f in frames if not f[2])),
-            "keyframe_interval_s": _r(statistics.median(gaps), 2) if gaps else None,
+            "keyframe_interval_s": rounded(statistics.median(gaps), 2) if gaps else None,
         }
 
     # --- teardown ------------------------------------------------------------------
@@ -912,8 +783,8 @@ class Bench:
                     "rtsp_connections": sum(c.connections for c in self.many_procs),
                     "gateway_cpu_pct": round(100 * (g1 - g0) / (t1 - t0), 1),
                     "gateway_rss_mb": round(rss_mb(gw.pid), 1),
-                    "fps_min": _r(min(fps), 2) if fps else None,
-                    "fps_median": _r(statistics.median(fps), 2) if fps else None,
+                    "fps_min": rounded(min(fps), 2) if fps else None,
+                    "fps_median": rounded(statistics.median(fps), 2) if fps else None,
                     "camera_processes_cpu_pct": round(100 * (cams1 - cams0) / (t1 - t0), 1),
                 }
                 await asyncio.gather(*(w.call("leave") for w in workers))
@@ -980,8 +851,8 @@ class Bench:
                             "event_loop_cpu_pct": round(100 * (main1 - main0) / (t1 - t0), 1),
                             "packets_per_viewer_s": round(statistics.median(pps)) if pps else None,
                             "gateway_rss_mb": round(rss_mb(gw.pid), 1),
-                            "fps_min": _r(min(fps), 2) if fps else None,
-                            "fps_median": _r(statistics.median(fps), 2) if fps else None,
+                            "fps_min": rounded(min(fps), 2) if fps else None,
+                            "fps_median": rounded(statistics.median(fps), 2) if fps else None,
                         }
                     )
                     log(f"  {level} viewers: gateway {rows[-1]['gateway_cpu_pct']}% CPU")
