@@ -18,7 +18,6 @@ import contextlib
 import itertools
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from latency import match_latency_many
+from processes import Gateway, RtspProbe, WorkerProc
 from project import (
     BENCH,
     OUT,
@@ -55,7 +56,6 @@ from sampling import (
 )
 from stats import rounded, summary
 
-PY = sys.executable
 SECRET = "bench-secret-of-at-least-32-bytes-0123456789abcdef"
 ACCOUNT = "bench-viewer"
 CAMERA = dict(codec="h264", profile="high", width=1280, height=720, fps=25)
@@ -66,271 +66,6 @@ PROBE_VIEWERS = 5  # latency is sampled by this many viewers, each at its own fa
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-# --- processes -------------------------------------------------------------------
-
-
-class Gateway:
-    def __init__(self, workdir: Path, config: Path, port: int, name: str, src: Path = ROOT) -> None:
-        self.src = src
-        self.name = name
-        self.config = config
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = workdir / f"gateway-{int(time.time() * 1000)}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def start(self) -> None:
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [PY, "-m", "gateway", "--config", str(self.config)],
-            cwd=self.src,
-            env={**os.environ, "PYTHONPATH": str(self.src)},
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    break
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{self.url}/healthz") as response:
-                        if response.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"gateway did not start; log:\n{self.tail()}")
-
-    def tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-    async def stop(self) -> None:
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            for _ in range(150):
-                if proc.poll() is not None:
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                proc.kill()
-                proc.wait()
-        self._log.close()
-        with contextlib.suppress(OSError):
-            OUT.mkdir(exist_ok=True)
-            (OUT / f"gateway-{self.name}.log").write_bytes(self.log_path.read_bytes())
-
-
-class WorkerProc:
-    """A bench/viewers.py process, driven by JSON lines."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.proc: asyncio.subprocess.Process | None = None
-        self._next = 0
-        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._reader: asyncio.Task[None] | None = None
-
-    async def start(self, gateway_url: str, camera: str, token: str) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            PY,
-            str(BENCH / "viewers.py"),
-            *(["--priority"] if self.name == "probe" else []),
-            "--gateway",
-            gateway_url,
-            "--camera",
-            camera,
-            "--token",
-            token,
-            cwd=ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            limit=1 << 26,
-        )
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
-        if not line.startswith(b'{"ready"'):
-            raise RuntimeError(f"worker {self.name} did not start: {line!r}")
-        self._reader = asyncio.create_task(self._read())
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            message = json.loads(line)
-            future = self._waiting.pop(message.get("id", -1), None)
-            if future is not None and not future.done():
-                future.set_result(message)
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_exception(RuntimeError(f"worker {self.name} exited"))
-
-    async def call(self, cmd: str, _timeout: float = 300, **kwargs: Any) -> dict[str, Any]:
-        assert self.proc is not None and self.proc.stdin is not None
-        self._next += 1
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[self._next] = future
-        self.proc.stdin.write(
-            (json.dumps({"cmd": cmd, "id": self._next, **kwargs}) + "\n").encode()
-        )
-        await self.proc.stdin.drain()
-        result = await asyncio.wait_for(future, _timeout)
-        if "error" in result and len(result) <= 2:
-            raise RuntimeError(f"worker {self.name} {cmd}: {result['error']}")
-        return result
-
-    async def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(Exception):
-            assert proc.stdin is not None
-            proc.stdin.write(b'{"cmd": "quit", "id": 0}\n')
-            await proc.stdin.drain()
-        try:
-            await asyncio.wait_for(proc.wait(), 25)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-        if self._reader is not None:
-            self._reader.cancel()
-
-
-class RtspProbe:
-    """bench/rtsp_probe.py: frames as a plain RTSP client sees them, straight from the camera."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.frames: list[tuple[float, int, int, int]] = []
-        self.proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            PY,
-            str(BENCH / "rtsp_probe.py"),
-            self.url,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), 20)
-        if not line.startswith(b"READY"):
-            raise RuntimeError("RTSP probe did not start")
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            t, pts, key, size = line.split()
-            self.frames.append((float(t), int(pts), int(key), int(size)))
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 5)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        if self._reader is not None:
-            self._reader.cancel()
-
-
-# --- latency: match viewer frames to the camera's ------------------------------------
-
-
-def match_latency(
-    direct: list[tuple[float, int, int, int]],
-    viewer: list[list[float]] | list[tuple[float, float, int, int, int]],
-) -> dict[str, Any]:
-    """Latency = arrival at the viewer - arrival at a plain RTSP client, per frame.
-
-    RTP timestamps at the viewer and PyAV pts at the probe differ by one constant
-    (mod 2^32). A 25 fps stream is periodic, so keyframes (much larger than other
-    frames) fix that constant: each viewer keyframe is paired with the probe's
-    keyframe that arrived just before it.
-    """
-    if len(direct) < 10 or len(viewer) < 10:
-        return {"matched": 0}
-    sizes = sorted(f[3] for f in viewer)
-    median_size = sizes[len(sizes) // 2]
-    direct_keys = [f for f in direct if f[2]]
-    offsets: Counter[int] = Counter()
-    for first, _last, ts, size, _n in viewer:
-        if size < 3 * median_size:
-            continue
-        before = [d for d in direct_keys if d[0] <= first + 0.002 and first - d[0] < 1.0]
-        if before:
-            d = before[-1]
-            offsets[(int(ts) - d[1]) & 0xFFFFFFFF] += 1
-    if not offsets:
-        return {"matched": 0}
-    offset, votes = offsets.most_common(1)[0]
-    by_pts = {d[1]: d for d in direct}
-    first_lat, last_lat, key_lat, delta_lat = [], [], [], []
-    for first, last, ts, _size, _n in viewer:
-        d = by_pts.get((int(ts) - offset) & 0xFFFFFFFF)
-        if d is not None:
-            first_lat.append(first - d[0])
-            last_lat.append(last - d[0])
-            (key_lat if d[2] else delta_lat).append(first - d[0])
-    return {
-        "_first": first_lat,
-        "_last": last_lat,
-        "_key": key_lat,
-        "_delta": delta_lat,
-        "matched": len(first_lat),
-        "keyframe_votes": votes,
-        "first_packet_ms": summary(first_lat, 1000),
-        "last_packet_ms": summary(last_lat, 1000),
-    }
-
-
-def match_latency_many(
-    direct: list[tuple[float, int, int, int]], viewers: list[list[Any]]
-) -> dict[str, Any]:
-    """Latency pooled over several probe viewers (each sits elsewhere in the fan-out)."""
-    per = [match_latency(direct, v) for v in viewers]
-    first: list[float] = []
-    last: list[float] = []
-    key: list[float] = []
-    delta: list[float] = []
-    for m in per:
-        first += m.pop("_first", [])
-        last += m.pop("_last", [])
-        key += m.pop("_key", [])
-        delta += m.pop("_delta", [])
-    if not first:
-        return {"matched": 0, "viewers": len(viewers)}
-    return {
-        "matched": len(first),
-        "viewers": len(viewers),
-        "first_packet_ms": summary(first, 1000),
-        "last_packet_ms": summary(last, 1000),
-        # Split by the camera frame's type: a keyframe is many times the packets.
-        "keyframe_first_packet_ms": summary(key, 1000),
-        "delta_first_packet_ms": summary(delta, 1000),
-        "per_viewer_p50_ms": [m["first_packet_ms"]["p50"] for m in per if m.get("matched")],
-    }
 
 
 # --- the benchmark -----------------------------------------------------------------
