@@ -31,6 +31,7 @@ from typing import Any
 
 import aiohttp
 from latency import match_latency_many
+from log import log
 from processes import Gateway, RtspProbe, WorkerProc
 from project import (
     BENCH,
@@ -42,6 +43,7 @@ from project import (
     make_camera,
     mint_token,
 )
+from pyspy import profile_gateway
 from sampling import (
     QUIET_PCT,
     cpu_seconds,
@@ -62,10 +64,6 @@ CAMERA = dict(codec="h264", profile="high", width=1280, height=720, fps=25)
 CAMERA.update(bitrate_kbps=2000, gop_seconds=2, pattern="bars", filler=True)
 LINGER = 2.0
 PROBE_VIEWERS = 5  # latency is sampled by this many viewers, each at its own fan-out position
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # --- the benchmark -----------------------------------------------------------------
@@ -307,7 +305,7 @@ class Bench:
                         f"{result['fps_min']}/{result['fps_median']}"
                     )
                     if level == plan.profile_at:
-                        self.results["profile"] = await self._profile(gw, level)
+                        self.results["profile"] = await profile_gateway(gw.pid, level)
                 log("fan-out: all viewers leave")
                 await asyncio.gather(*(w.call("leave") for w in workers))
         finally:
@@ -390,33 +388,6 @@ class Bench:
                 snap0, snap1, {gw.pid, *pids, cam_pid, probe.pid, os.getpid()}, dt
             ),
         }
-
-    async def _profile(self, gw: Gateway, level: int) -> dict[str, Any]:
-        """Two py-spy recordings of the gateway: all active samples, then only GIL holders.
-
-        On loopback, a `sendto` runs the receiver's network stack and wakes the viewer
-        process, which on 2 cores often preempts the gateway mid-call: py-spy counts that
-        runnable time too. The GIL-only view shows where the interpreter's CPU goes.
-        """
-        spy = ROOT / ".venv" / "bin" / "py-spy"
-        if not spy.exists():
-            return {"error": "py-spy not installed (.venv/bin/pip install py-spy)"}
-        OUT.mkdir(exist_ok=True)
-        result: dict[str, Any] = {}
-        for view, extra in (("active", []), ("gil", ["--gil"])):
-            out = OUT / f"profile-{level}-{view}.txt"
-            log(f"profiling the gateway with py-spy at {level} viewers ({view}, 8 s)")
-            proc = await asyncio.create_subprocess_exec(
-                str(spy), "record", "--pid", str(gw.pid), "--duration", "8", "--rate", "200",
-                "--nonblocking", "--format", "raw", "--output", str(out), *extra,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-            _, err = await proc.communicate()
-            if proc.returncode != 0 or not out.exists():
-                result[view] = {"error": err.decode(errors="replace")[-300:]}
-            else:
-                result[view] = {"file": str(out.relative_to(ROOT)), **summarize_profile(out)}
-        return result
 
     @staticmethod
     def _camera_stream(frames: list[tuple[float, int, int, int]]) -> dict[str, Any]:
@@ -638,55 +609,6 @@ def _git_head() -> dict[str, Any]:
         }
     except OSError:
         return {}
-
-
-# --- profile ---------------------------------------------------------------------
-
-
-def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
-    """py-spy raw (collapsed) stacks: the functions with most own and total samples."""
-    own: Counter[str] = Counter()
-    total: Counter[str] = Counter()
-    samples = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
-        n = int(count)
-        samples += n
-        frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
-        if not frames:
-            continue
-        own[_short(frames[-1])] += n
-        for f in {_short(f) for f in frames}:
-            if not any(g in f for g in _GENERIC_FILES):
-                total[f] += n
-
-    def rows(counter: Counter[str]) -> list[dict[str, Any]]:
-        return [
-            {"function": f, "pct": round(100 * n / max(1, samples), 1)}
-            for f, n in counter.most_common(top)
-        ]
-
-    return {"samples": samples, "top_own": rows(own), "top_total": rows(total)}
-
-
-# Frames every stack has (the event loop, the entry point): left out of the "total" ranking.
-_GENERIC_FILES = ("base_events.py)", "events.py)", "web.py)", "gateway/__main__.py)", "runpy>)")
-
-
-def _short(frame: str) -> str:
-    # "function (path/to/module.py:123)" -> "function (module.py)": one row per function
-    name, _, where = frame.partition(" (")
-    where = where.rstrip(")").rsplit(":", 1)[0]
-    parts = where.split("/")
-    if "site-packages" in parts:
-        parts = parts[parts.index("site-packages") + 1 :]
-    elif "gateway" in parts:
-        parts = parts[parts.index("gateway") :]
-    else:
-        parts = parts[-1:]
-    return f"{name} ({'/'.join(parts)})"
 
 
 # --- report ----------------------------------------------------------------------
