@@ -16,7 +16,7 @@ import random
 from typing import Any
 
 from aiohttp import web
-from debian_chromium import CHROMIUM, FLAGS  # tests/, on the path bench/run.py sets
+from project import CHROMIUM, FLAGS
 
 PAGE = """<!doctype html>
 <meta charset="utf-8">

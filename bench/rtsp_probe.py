@@ -1,7 +1,7 @@
 """A plain RTSP client that reads the camera directly, as the gateway does (PyAV, TCP).
 
 Prints one line per frame: `<monotonic arrival> <pts at 90 kHz> <keyframe 0/1> <bytes>`.
-bench/run.py matches these frames with what a viewer receives through the gateway,
+bench/latency.py matches these frames with what a viewer receives through the gateway,
 so the difference of arrival times is the latency the gateway adds (both sides pay
 the same RTSP demuxing, which cancels out).
 """

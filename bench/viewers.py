@@ -1,6 +1,7 @@
 """Benchmark viewer worker: many aiortc WHEP viewers in one asyncio loop, one process.
 
-Run by bench/run.py as `.venv/bin/python bench/viewers.py --gateway URL --token JWT`.
+Started by bench/processes.py (WorkerProc) as
+`.venv/bin/python bench/viewers.py --gateway URL --token JWT`.
 It is driven by JSON lines on stdin; it answers each with one JSON line on stdout
 carrying the same "id". Times are `time.monotonic()`, which is one clock for every
 process on the machine, so the orchestrator can compare them with its own.

@@ -1,0 +1,140 @@
+"""What every phase runs on: the plan, the cameras, the gateway's config and grant.
+
+A phase starts its own gateway (`Stage.gateway`) and viewer workers (`Stage.workers`),
+so each phase's log and figures are its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from processes import Gateway, WorkerProc
+from project import ROOT, RtspCamera, free_port, grant_cameras, make_camera, mint_token
+
+SECRET = "bench-secret-of-at-least-32-bytes-0123456789abcdef"
+ACCOUNT = "bench-viewer"
+CAMERA = dict(codec="h264", profile="high", width=1280, height=720, fps=25)
+CAMERA.update(bitrate_kbps=2000, gop_seconds=2, pattern="bars", filler=True)
+LINGER = 2.0
+
+
+@dataclass
+class Plan:
+    quick: bool
+    ttff_joins: int
+    chromium_joins: int
+    levels: list[int]
+    window: float
+    settle: float
+    teardown_reps: int
+    revoke_reps: int
+    many_cameras: int
+    many_camera_procs: int
+    transcode_levels: list[int]
+    profile_at: int | None
+    count_workers: int = 4
+
+    @classmethod
+    def make(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(True, 10, 6, [1, 20], 5.0, 3.0, 1, 2, 5, 1, [1, 10], None, 2)
+        return cls(False, 30, 30, [1, 50, 100, 200], 12.0, 4.0, 3, 5, 20, 4, [1, 50], 100)
+
+
+@dataclass
+class Stage:
+    plan: Plan
+    workdir: Path
+    results: dict[str, Any] = field(default_factory=dict)
+    cameras: dict[str, RtspCamera] = field(default_factory=dict)
+
+    gateway_rev: str | None = None
+
+    def __post_init__(self) -> None:
+        self.gateway_src = ROOT
+        if self.gateway_rev:
+            # The gateway of that commit, exported read-only from git: the work tree is untouched.
+            self.gateway_src = self.workdir / "src"
+            self.gateway_src.mkdir()
+            archive = subprocess.run(
+                ["git", "archive", self.gateway_rev, "gateway", "web"],
+                cwd=ROOT, capture_output=True, check=True,
+            ).stdout  # fmt: skip
+            subprocess.run(["tar", "-x", "-C", str(self.gateway_src)], input=archive, check=True)
+        self.token = mint_token(SECRET, ACCOUNT)
+        self.admin = mint_token(SECRET, "bench-admin", is_admin=True)
+        self.page_port = free_port()
+        self.db_path = self.workdir / "gateway.sqlite3"
+        # The cameras the gateway knows. They are only started when a phase needs them
+        # (the gateway pulls a camera only while it has viewers).
+        self.cameras["main"] = make_camera(mount="main", **CAMERA)
+        # The transcode phase keeps the moving ball: the gateway decodes and re-encodes it.
+        hevc = {**CAMERA, "codec": "h265", "pattern": None, "filler": False}
+        self.cameras["hevc"] = make_camera(mount="hevc", **hevc)
+        procs = [make_camera(mount="many", **CAMERA) for _ in range(self.plan.many_camera_procs)]
+        self.many_procs = procs
+        self.many_ids = [f"many-{i:02d}" for i in range(self.plan.many_cameras)]
+        self.many_url = {cid: procs[i % len(procs)].url for i, cid in enumerate(self.many_ids)}
+        self.config = self.workdir / "bench.toml"
+        self._write_config()
+        grant_cameras(self.db_path, ["main", "hevc", *self.many_ids], ACCOUNT)
+
+    def _write_config(self) -> None:
+        def q(s: str) -> str:
+            return json.dumps(s)
+
+        cams = [("main", self.cameras["main"].url), ("hevc", self.cameras["hevc"].url)]
+        cams += list(self.many_url.items())
+        lines = [
+            "[server]",
+            'host = "127.0.0.1"',
+            "port = 0",  # replaced per gateway start
+            "[auth]",
+            f"secret = {q(SECRET)}",
+            "[storage]",
+            f"database = {q(str(self.db_path))}",
+            "[cors]",
+            f"origins = [{q(f'http://127.0.0.1:{self.page_port}')}]",
+            "[relay]",
+            f"linger_seconds = {LINGER}",
+            "start_timeout_seconds = 10.0",
+            "max_viewers = 2000",
+            "max_viewers_per_camera = 1000",
+        ]
+        for cid, url in cams:
+            lines += [
+                "[[cameras]]",
+                f"id = {q(cid)}",
+                f"name = {q('bench ' + cid)}",
+                "lat = 25.04",
+                "lon = 121.56",
+                f"source = {q(url)}",
+            ]
+        self._config_text = "\n".join(lines) + "\n"
+
+    @contextlib.asynccontextmanager
+    async def gateway(self, name: str):  # type: ignore[no-untyped-def]
+        port = free_port()
+        config = self.workdir / f"bench-{port}.toml"
+        config.write_text(self._config_text.replace("port = 0", f"port = {port}"))
+        gw = Gateway(self.workdir, config, port, name, self.gateway_src)
+        await gw.start()
+        try:
+            yield gw
+        finally:
+            await gw.stop()
+
+    @contextlib.asynccontextmanager
+    async def workers(self, gw: Gateway, names: list[str], camera: str = "main"):  # type: ignore[no-untyped-def]
+        procs = [WorkerProc(n) for n in names]
+        try:
+            await asyncio.gather(*(p.start(gw.url, camera, self.token) for p in procs))
+            yield procs
+        finally:
+            await asyncio.gather(*(p.stop() for p in procs), return_exceptions=True)
