@@ -9,8 +9,10 @@
 //               token or a Promise of one), base-url (the gateway; defaults to
 //               where this file came from), label, ends-at (ISO 8601), lang
 //   properties  token, tokenProvider, events (a GatewayEvents), state, reason,
-//               stats, pc, video; stop()
-//   events      statechange {state, reason}, revoked {reason}, ended {reason}
+//               code, stats, pc, video; stop()
+//   events      statechange {state, reason, code}, revoked {reason, code},
+//               ended {reason, code}: `reason` is the gateway's words (English),
+//               `code` the stable code to act on
 //   states      idle, connecting, waiting, live, reconnecting, revoked, ended,
 //               denied, error, stopped
 
@@ -21,8 +23,9 @@ const DISCONNECTED_GRACE_MS = 2500; // "disconnected" often heals by itself
 const STALL_MS = 3000; // no new frame for this long: back to "waiting for picture"
 const COUNTDOWN_FROM_S = 600; // show the grant's remaining time in its last 10 minutes
 const TERMINAL = new Set(["revoked", "ended", "denied", "error", "stopped"]);
-// Why the gateway ended a session, when that is no reason to stop watching.
-const TRANSIENT = new Set(["connection lost", "viewer never connected", "gateway shutdown"]);
+// Why the gateway ended a session (session_ended.code), when that is no reason to
+// stop watching.
+const TRANSIENT = new Set(["connection_lost", "never_connected", "shutdown"]);
 
 const TEXT = {
   "zh-Hant": {
@@ -58,39 +61,53 @@ const TEXT = {
     in: (s) => `retry in ${s} s`,
   },
 };
-// The gateway's reasons, in Traditional Chinese (English shows them as sent).
+// The reasons, in Traditional Chinese, by code: the gateway's (the `code` of a JSON
+// error or of session_ended) and the player's own (no_token, network_error,
+// connection_lost). English shows the gateway's words as sent; so does Chinese for
+// a code not listed here.
 const REASONS_ZH = {
-  "grant ended": "授權期間已結束",
-  ended: "授權期間已結束",
-  "grant revoked": "專案授權已撤銷",
-  revoked: "專案授權已撤銷",
-  "removed from grant": "已自授權名單移除",
-  "camera removed from grant": "此攝影機已自授權移除",
-  "grant removed": "授權已刪除",
-  "no grant": "沒有有效的授權",
-  "not yet started": "授權尚未開始",
-  "no token": "未取得登入憑證",
-  "missing or invalid token": "登入憑證無效或已過期",
-  "revoked by an administrator": "管理員撤銷",
-  "camera unavailable": "攝影機暫時無法連線",
-  "network error": "網路中斷",
-  "connection lost": "連線中斷",
-  "viewer never connected": "未能建立連線",
-  "gateway shutdown": "閘道器重新啟動",
+  grant_ended: "授權期間已結束",
+  grant_revoked: "專案授權已撤銷",
+  removed_from_grant: "已自授權名單移除",
+  camera_removed_from_grant: "此攝影機已自授權移除",
+  grant_removed: "授權已刪除",
+  no_grant: "沒有有效的授權",
+  not_yet_started: "授權尚未開始",
+  no_token: "未取得登入憑證",
+  invalid_token: "登入憑證無效或已過期",
+  revoked: "管理員撤銷", // followed by the administrator's own words
+  network_error: "網路中斷",
+  connection_lost: "連線中斷",
+  never_connected: "未能建立連線",
+  shutdown: "閘道器重新啟動",
 };
+// Every refusal worth retrying (503, 5xx, 429) has read "camera unavailable" on the
+// tile so far; it still does, whichever code the gateway gives.
+// ("unavailable": such a refusal without a JSON body, say from a proxy.)
+for (const code of ["camera_unavailable", "capacity", "audit_unavailable", "too_many", "internal"]) {
+  REASONS_ZH[code] = "攝影機暫時無法連線";
+}
+REASONS_ZH.unavailable = "攝影機暫時無法連線";
 
-function translateReason(reason, lang) {
-  if (!reason || lang === "en") return reason || "";
-  const [head, ...rest] = reason.split(": ");
-  const zh = REASONS_ZH[reason] || REASONS_ZH[head];
-  if (!zh) return reason;
-  return REASONS_ZH[reason] ? zh : `${zh}：${rest.join(": ")}`;
+function translateReason({ code, reason, note }, lang) {
+  const zh = REASONS_ZH[code];
+  if (lang === "en" || !zh) return reason || "";
+  return note ? `${zh}：${note}` : zh;
 }
 
-// What a reason to end a session means for the tile: try again, or stop for good.
-function outcome(reason) {
-  if (TRANSIENT.has(reason)) return "reconnect";
-  return reason === "grant ended" || reason === "ended" ? "ended" : "revoked";
+// The administrator's own words, when one ended the session (code "revoked"): the
+// event's `note`; from a gateway that sends none, what follows the first ": " of
+// its reason ("revoked by an administrator: <words>"). Words only, never a decision.
+function noteOf({ code, reason, note }) {
+  if (typeof note === "string") return note;
+  const at = code === "revoked" && reason ? reason.indexOf(": ") : -1;
+  return at < 0 ? "" : reason.slice(at + 2);
+}
+
+// What a session_ended code means for the tile: try again, or stop for good.
+function outcome(code) {
+  if (TRANSIENT.has(code)) return "reconnect";
+  return code === "grant_ended" ? "ended" : "revoked";
 }
 
 function gathered(pc) {
@@ -103,11 +120,13 @@ function gathered(pc) {
   });
 }
 
+// A JSON error body {error, code}: the words for people, the code to act on.
 async function errorOf(response) {
   try {
-    return (await response.json()).error || response.statusText;
+    const body = await response.json();
+    return { message: body.error || response.statusText, code: body.code || "" };
   } catch {
-    return response.statusText;
+    return { message: response.statusText, code: "" };
   }
 }
 
@@ -144,7 +163,7 @@ export class GatewayEvents extends EventTarget {
         method: "POST",
         headers: { Authorization: `Bearer ${token}` },
       });
-      if (!response.ok) throw new Error(await errorOf(response));
+      if (!response.ok) throw new Error((await errorOf(response)).message);
       const { url } = await response.json();
       const source = new EventSource(new URL(url, this.baseUrl)); // a one-time ticket, never the token
       this.source = source;
@@ -250,6 +269,7 @@ export class CctvPlayer extends HTMLElement {
   #ticker = null;
   #last = null; // the previous stats sample
   #lastFrameAt = 0;
+  #note = ""; // the administrator's words, with code "revoked"
   #ui;
 
   constructor() {
@@ -277,6 +297,7 @@ export class CctvPlayer extends HTMLElement {
     this.#ui.video.addEventListener("playing", () => this.#sawPicture());
     this.state = "idle";
     this.reason = "";
+    this.code = "";
     this.stats = {};
   }
 
@@ -355,7 +376,7 @@ export class CctvPlayer extends HTMLElement {
   // Ends the session on the gateway (WHEP DELETE) and stays stopped.
   stop() {
     this.#teardown(true);
-    this.#setState("stopped", "");
+    this.#setState("stopped");
   }
 
   render() {
@@ -379,17 +400,18 @@ export class CctvPlayer extends HTMLElement {
   }
 
   async #connect(run) {
-    this.#setState(this.#wasLive || this.#failures ? "reconnecting" : "connecting", "");
+    this.#setState(this.#wasLive || this.#failures ? "reconnecting" : "connecting");
     const camera = this.getAttribute("camera");
     let token;
     try {
       token = await this.#getToken();
     } catch (error) {
       if (run !== this.#run) return;
-      return this.#finish("error", error.noToken ? "no token" : String(error.message || error));
+      if (error.noToken) return this.#finish("error", { reason: "no token", code: "no_token" });
+      return this.#finish("error", { reason: String(error.message || error), code: "token_error" });
     }
     if (run !== this.#run) return;
-    if (!camera) return this.#setState("idle", "");
+    if (!camera) return this.#setState("idle");
     this.#listen(this.events); // the page's event stream: how a revocation reaches us
     const url = new URL(`whep/${encodeURIComponent(camera)}`, this.baseUrl);
     const pc = new RTCPeerConnection({ iceServers: [] });
@@ -409,7 +431,7 @@ export class CctvPlayer extends HTMLElement {
         body: pc.localDescription.sdp,
       });
     } catch {
-      if (run === this.#run) this.#dropped(run, "network error");
+      if (run === this.#run) this.#dropped(run, { reason: "network error", code: "network_error" });
       return;
     }
     if (run !== this.#run) {
@@ -424,41 +446,42 @@ export class CctvPlayer extends HTMLElement {
     try {
       await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
     } catch (error) {
-      if (run === this.#run) this.#finish("error", String(error.message || error));
+      if (run === this.#run) {
+        this.#finish("error", { reason: String(error.message || error), code: "bad_answer" });
+      }
       return;
     }
     if (run !== this.#run) return;
-    this.#setState("waiting", "");
+    this.#setState("waiting");
     this.#lastFrameAt = performance.now();
     this.#ticker = setInterval(() => this.#tick(run), 1000);
   }
 
   async #refused(run, response) {
-    const message = await errorOf(response);
+    const { message: reason, code } = await errorOf(response);
     if (run !== this.#run) return;
     this.#closePc();
-    if (response.status === 403) {
-      // "no active grant for this camera: <rule>"
-      const rule = message.includes(": ") ? message.split(": ").pop() : message;
-      if (outcome(rule) === "ended") return this.#finish("ended", "grant ended");
-      return this.#finish(this.#wasLive ? "revoked" : "denied", rule);
+    const status = response.status;
+    if (status === 403) {
+      // no_grant, not_yet_started, grant_ended, grant_revoked: the rule that failed
+      if (code === "grant_ended") return this.#finish("ended", { reason, code });
+      return this.#finish(this.#wasLive ? "revoked" : "denied", { reason, code });
     }
-    if (response.status === 503 || response.status >= 500 || response.status === 429) {
+    if (status === 503 || status >= 500 || status === 429) {
       const wait = Number(response.headers.get("Retry-After")) * 1000;
-      return this.#dropped(run, "camera unavailable", wait || undefined);
+      return this.#dropped(run, { reason, code: code || "unavailable" }, wait || undefined);
     }
-    this.#finish("error", message); // 400, 401, 404, 413, 415: trying again will not help
+    this.#finish("error", { reason, code }); // 400, 401, 404, 413, 415: trying again will not help
   }
 
   #connectionChanged(pc, run) {
     if (run !== this.#run || pc !== this.#pc) return;
     const state = pc.connectionState;
-    if (state === "failed" || state === "closed") this.#dropped(run, "connection lost");
+    const lost = { reason: "connection lost", code: "connection_lost" };
+    if (state === "failed" || state === "closed") this.#dropped(run, lost);
     if (state === "disconnected") {
       this.#later(() => {
-        if (run === this.#run && pc.connectionState === "disconnected") {
-          this.#dropped(run, "connection lost");
-        }
+        if (run === this.#run && pc.connectionState === "disconnected") this.#dropped(run, lost);
       }, DISCONNECTED_GRACE_MS);
     }
   }
@@ -466,7 +489,7 @@ export class CctvPlayer extends HTMLElement {
   // The connection went away without a word from the gateway: try again later.
   // A revocation or the grant's end, announced on the event stream meanwhile,
   // cancels the retry (#sessionEnded); so does a 403 on the new offer.
-  #dropped(run, reason, wait) {
+  #dropped(run, why, wait) {
     if (run !== this.#run || TERMINAL.has(this.state)) return;
     const sessionId = this.#sessionId;
     this.#teardown(true); // DELETE, in case the gateway still holds the session
@@ -474,17 +497,21 @@ export class CctvPlayer extends HTMLElement {
     const next = ++this.#run;
     const delay = wait ?? BACKOFF_MS[Math.min(this.#failures, BACKOFF_MS.length - 1)];
     this.#failures += 1;
-    this.#setState("reconnecting", reason);
+    this.#setState("reconnecting", why);
     this.#ui.stats.textContent = TEXT[this.lang].in(Math.round(delay / 1000));
     this.#later(() => next === this.#run && this.#connect(next), delay);
   }
 
+  // session_ended {session_id, camera_id, reason, code[, note]}: acted on by code.
   #sessionEnded = (event) => {
-    const { session_id: id, reason } = event.detail;
+    const { session_id: id, reason, code } = event.detail;
     if (!id || id !== this.#sessionId || TERMINAL.has(this.state)) return;
-    const what = outcome(reason);
-    if (what === "reconnect") this.#dropped(this.#run, reason);
-    else this.#finish(what, reason, false);
+    // The tile's own DELETE (it gave the session up to reconnect): nothing to do.
+    if (code === "viewer_left") return;
+    const why = { reason, code, note: noteOf(event.detail) };
+    const what = outcome(code);
+    if (what === "reconnect") this.#dropped(this.#run, why);
+    else this.#finish(what, why, false);
   };
 
   #grantsChanged = () => this.#render();
@@ -504,12 +531,13 @@ export class CctvPlayer extends HTMLElement {
   }
 
   // Stop for good: revoked, grant ended, no access, or an error that retrying won't fix.
-  #finish(state, reason, deleteSession = true) {
+  #finish(state, why, deleteSession = true) {
     this.#teardown(deleteSession);
     ++this.#run;
-    this.#setState(state, reason);
+    this.#setState(state, why);
     if (state === "revoked" || state === "ended") {
-      this.dispatchEvent(new CustomEvent(state, { detail: { reason } }));
+      const { reason, code } = why;
+      this.dispatchEvent(new CustomEvent(state, { detail: { reason, code } }));
     }
   }
 
@@ -564,7 +592,7 @@ export class CctvPlayer extends HTMLElement {
     if (this.state === "waiting") {
       this.#wasLive = true;
       this.#failures = 0;
-      this.#setState("live", "");
+      this.#setState("live");
     }
   }
 
@@ -583,7 +611,7 @@ export class CctvPlayer extends HTMLElement {
     this.#last = inbound;
     if (last && inbound.framesDecoded > last.framesDecoded) this.#sawPicture();
     else if (this.state === "live" && performance.now() - this.#lastFrameAt > STALL_MS) {
-      this.#setState("waiting", "");
+      this.#setState("waiting");
     }
     if (!last) return;
     const seconds = (inbound.timestamp - last.timestamp) / 1000;
@@ -600,13 +628,18 @@ export class CctvPlayer extends HTMLElement {
     this.#render();
   }
 
-  #setState(state, reason) {
-    const changed = state !== this.state || reason !== this.reason;
+  // why: {reason (people's words), code (what to act on), note (an administrator's words)}
+  #setState(state, { reason = "", code = "", note = "" } = {}) {
+    const changed = state !== this.state || reason !== this.reason || code !== this.code;
     this.state = state;
-    this.reason = reason || "";
+    this.reason = reason;
+    this.code = code;
+    this.#note = note;
     this.setAttribute("state", state);
     this.#render();
-    if (changed) this.dispatchEvent(new CustomEvent("statechange", { detail: { state, reason } }));
+    if (changed) {
+      this.dispatchEvent(new CustomEvent("statechange", { detail: { state, reason, code } }));
+    }
   }
 
   #endsAt() {
@@ -619,7 +652,7 @@ export class CctvPlayer extends HTMLElement {
     const lang = this.lang;
     const text = TEXT[lang];
     const ui = this.#ui;
-    const reason = translateReason(this.reason, lang);
+    const reason = translateReason({ code: this.code, reason: this.reason, note: this.#note }, lang);
     const terminal = TERMINAL.has(this.state) && this.state !== "stopped";
     ui.label.textContent = this.getAttribute("label") || this.getAttribute("camera") || "";
     ui.state.textContent = text[this.state] + (reason && !terminal ? ` · ${reason}` : "");
