@@ -22,6 +22,34 @@ const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
 const DISCONNECTED_GRACE_MS = 2500; // "disconnected" often heals by itself
 const STALL_MS = 3000; // no new frame for this long: back to "waiting for picture"
 const COUNTDOWN_FROM_S = 600; // show the grant's remaining time in its last 10 minutes
+
+// The player's states, and the only transitions between them (#transition refuses
+// any other). "connecting" from anywhere is a restart (a new camera or gateway, a
+// token after an error, back on the page); "stopped" from any other state is stop().
+//   idle          not started, or no camera to play
+//   connecting    the first offer is on its way
+//   waiting       connected, waiting for the picture (or the picture stalled)
+//   live          playing
+//   reconnecting  lost or refused for now (network, 503, 429, 5xx); retrying
+//   revoked, ended, denied, error
+//                 stopped for good, with the reason; only a restart leaves them
+//   stopped       stop(), or off the page
+const TRANSITIONS = Object.fromEntries(
+  Object.entries({
+    idle: "connecting stopped",
+    connecting: "connecting waiting reconnecting idle ended denied error stopped",
+    waiting: "live reconnecting revoked ended connecting stopped",
+    live: "waiting reconnecting revoked ended connecting stopped",
+    // "reconnecting" again: another failure, or the next try going out
+    reconnecting: "reconnecting waiting revoked ended denied error idle connecting stopped",
+    revoked: "connecting stopped",
+    ended: "connecting stopped",
+    denied: "connecting stopped",
+    error: "connecting stopped",
+    stopped: "connecting",
+  }).map(([from, to]) => [from, new Set(to.split(" "))]),
+);
+// States the tile shows as an overlay message: nothing more will happen by itself.
 const TERMINAL = new Set(["revoked", "ended", "denied", "error", "stopped"]);
 // Why the gateway ended a session (session_ended.code), when that is no reason to
 // stop watching.
@@ -375,8 +403,9 @@ export class CctvPlayer extends HTMLElement {
 
   // Ends the session on the gateway (WHEP DELETE) and stays stopped.
   stop() {
+    if (!this.#allows("stopped")) return; // already stopped
     this.#teardown(true);
-    this.#setState("stopped");
+    this.#transition("stopped");
   }
 
   render() {
@@ -400,7 +429,7 @@ export class CctvPlayer extends HTMLElement {
   }
 
   async #connect(run) {
-    this.#setState(this.#wasLive || this.#failures ? "reconnecting" : "connecting");
+    if (!this.#transition(this.#wasLive || this.#failures ? "reconnecting" : "connecting")) return;
     const camera = this.getAttribute("camera");
     let token;
     try {
@@ -411,7 +440,7 @@ export class CctvPlayer extends HTMLElement {
       return this.#finish("error", { reason: String(error.message || error), code: "token_error" });
     }
     if (run !== this.#run) return;
-    if (!camera) return this.#setState("idle");
+    if (!camera) return this.#transition("idle");
     this.#listen(this.events); // the page's event stream: how a revocation reaches us
     const url = new URL(`whep/${encodeURIComponent(camera)}`, this.baseUrl);
     const pc = new RTCPeerConnection({ iceServers: [] });
@@ -452,7 +481,7 @@ export class CctvPlayer extends HTMLElement {
       return;
     }
     if (run !== this.#run) return;
-    this.#setState("waiting");
+    this.#transition("waiting");
     this.#lastFrameAt = performance.now();
     this.#ticker = setInterval(() => this.#tick(run), 1000);
   }
@@ -490,14 +519,14 @@ export class CctvPlayer extends HTMLElement {
   // A revocation or the grant's end, announced on the event stream meanwhile,
   // cancels the retry (#sessionEnded); so does a 403 on the new offer.
   #dropped(run, why, wait) {
-    if (run !== this.#run || TERMINAL.has(this.state)) return;
+    if (run !== this.#run || !this.#allows("reconnecting")) return;
     const sessionId = this.#sessionId;
     this.#teardown(true); // DELETE, in case the gateway still holds the session
     this.#sessionId = sessionId; // its session_ended may still come, and stop the retry
     const next = ++this.#run;
     const delay = wait ?? BACKOFF_MS[Math.min(this.#failures, BACKOFF_MS.length - 1)];
     this.#failures += 1;
-    this.#setState("reconnecting", why);
+    this.#transition("reconnecting", why);
     this.#ui.stats.textContent = TEXT[this.lang].in(Math.round(delay / 1000));
     this.#later(() => next === this.#run && this.#connect(next), delay);
   }
@@ -505,7 +534,7 @@ export class CctvPlayer extends HTMLElement {
   // session_ended {session_id, camera_id, reason, code[, note]}: acted on by code.
   #sessionEnded = (event) => {
     const { session_id: id, reason, code } = event.detail;
-    if (!id || id !== this.#sessionId || TERMINAL.has(this.state)) return;
+    if (!id || id !== this.#sessionId) return; // #dropped and #finish ignore it once stopped
     // The tile's own DELETE (it gave the session up to reconnect): nothing to do.
     if (code === "viewer_left") return;
     const why = { reason, code, note: noteOf(event.detail) };
@@ -532,13 +561,10 @@ export class CctvPlayer extends HTMLElement {
 
   // Stop for good: revoked, grant ended, no access, or an error that retrying won't fix.
   #finish(state, why, deleteSession = true) {
+    if (!this.#allows(state)) return;
     this.#teardown(deleteSession);
     ++this.#run;
-    this.#setState(state, why);
-    if (state === "revoked" || state === "ended") {
-      const { reason, code } = why;
-      this.dispatchEvent(new CustomEvent(state, { detail: { reason, code } }));
-    }
+    this.#transition(state, why);
   }
 
   #teardown(deleteSession) {
@@ -592,7 +618,7 @@ export class CctvPlayer extends HTMLElement {
     if (this.state === "waiting") {
       this.#wasLive = true;
       this.#failures = 0;
-      this.#setState("live");
+      this.#transition("live");
     }
   }
 
@@ -611,7 +637,7 @@ export class CctvPlayer extends HTMLElement {
     this.#last = inbound;
     if (last && inbound.framesDecoded > last.framesDecoded) this.#sawPicture();
     else if (this.state === "live" && performance.now() - this.#lastFrameAt > STALL_MS) {
-      this.#setState("waiting");
+      this.#transition("waiting");
     }
     if (!last) return;
     const seconds = (inbound.timestamp - last.timestamp) / 1000;
@@ -628,8 +654,15 @@ export class CctvPlayer extends HTMLElement {
     this.#render();
   }
 
-  // why: {reason (people's words), code (what to act on), note (an administrator's words)}
-  #setState(state, { reason = "", code = "", note = "" } = {}) {
+  #allows(state) {
+    return TRANSITIONS[this.state].has(state);
+  }
+
+  // The one place the state changes. `why`: {reason (people's words), code (what to
+  // act on), note (an administrator's words)}. A transition not in TRANSITIONS is
+  // refused: nothing changes and it returns false.
+  #transition(state, { reason = "", code = "", note = "" } = {}) {
+    if (!this.#allows(state)) return false;
     const changed = state !== this.state || reason !== this.reason || code !== this.code;
     this.state = state;
     this.reason = reason;
@@ -637,9 +670,12 @@ export class CctvPlayer extends HTMLElement {
     this.#note = note;
     this.setAttribute("state", state);
     this.#render();
-    if (changed) {
-      this.dispatchEvent(new CustomEvent("statechange", { detail: { state, reason, code } }));
+    if (!changed) return true;
+    this.dispatchEvent(new CustomEvent("statechange", { detail: { state, reason, code } }));
+    if (state === "revoked" || state === "ended") {
+      this.dispatchEvent(new CustomEvent(state, { detail: { reason, code } }));
     }
+    return true;
   }
 
   #endsAt() {
