@@ -138,13 +138,27 @@ function outcome(code) {
   return code === "grant_ended" ? "ended" : "revoked";
 }
 
-function gathered(pc) {
+// Timers that belong to an attempt (an AbortSignal): aborting it clears them.
+function later(signal, callback, ms) {
+  if (signal.aborted) return;
+  const timer = setTimeout(callback, ms);
+  signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+}
+
+function every(signal, callback, ms) {
+  if (signal.aborted) return;
+  const timer = setInterval(callback, ms);
+  signal.addEventListener("abort", () => clearInterval(timer), { once: true });
+}
+
+// ICE gathering done, GATHER_CAP_MS passed, or the attempt aborted: whichever is first.
+function gathered(pc, signal) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
-    pc.addEventListener("icegatheringstatechange", () => {
-      if (pc.iceGatheringState === "complete") resolve();
-    });
-    setTimeout(resolve, GATHER_CAP_MS);
+    const done = () => pc.iceGatheringState === "complete" && resolve();
+    pc.addEventListener("icegatheringstatechange", done, { signal });
+    later(signal, resolve, GATHER_CAP_MS);
+    signal.addEventListener("abort", resolve, { once: true });
   });
 }
 
@@ -290,11 +304,13 @@ export class CctvPlayer extends HTMLElement {
   #sessionUrl = null;
   #sessionId = null;
   #sessionToken = null;
-  #run = 0; // bumped by every (re)start and stop: older async steps see it and quit
+  // The current connection attempt: the offer, then the session it made, or the wait
+  // before the next offer. Every timer and listener of the attempt is tied to its
+  // signal, and each async step checks it when it resumes; stopping, finishing,
+  // restarting or dropping the connection aborts it, so nothing of it acts again.
+  #attempt = null;
   #failures = 0;
   #wasLive = false;
-  #timers = new Set();
-  #ticker = null;
   #last = null; // the previous stats sample
   #lastFrameAt = 0;
   #note = ""; // the administrator's words, with code "revoked"
@@ -421,74 +437,86 @@ export class CctvPlayer extends HTMLElement {
 
   // --- the session --------------------------------------------------------------
 
+  // A new attempt; the one before it is aborted.
+  #begin() {
+    this.#attempt?.abort();
+    this.#attempt = new AbortController();
+    return this.#attempt.signal;
+  }
+
   #restart() {
     this.#teardown(true);
     this.#failures = 0;
     this.#wasLive = false;
-    this.#connect(++this.#run);
+    this.#connect(this.#begin());
   }
 
-  async #connect(run) {
+  async #connect(signal) {
     if (!this.#transition(this.#wasLive || this.#failures ? "reconnecting" : "connecting")) return;
     const camera = this.getAttribute("camera");
     let token;
     try {
       token = await this.#getToken();
     } catch (error) {
-      if (run !== this.#run) return;
+      if (signal.aborted) return;
       if (error.noToken) return this.#finish("error", { reason: "no token", code: "no_token" });
       return this.#finish("error", { reason: String(error.message || error), code: "token_error" });
     }
-    if (run !== this.#run) return;
+    if (signal.aborted) return;
     if (!camera) return this.#transition("idle");
     this.#listen(this.events); // the page's event stream: how a revocation reaches us
     const url = new URL(`whep/${encodeURIComponent(camera)}`, this.baseUrl);
     const pc = new RTCPeerConnection({ iceServers: [] });
-    this.#pc = pc;
+    this.#pc = pc; // the attempt's end (#teardown) closes it
     pc.addTransceiver("video", { direction: "recvonly" });
-    pc.addEventListener("track", (event) => {
+    const track = (event) => {
       this.#ui.video.srcObject = event.streams[0] || new MediaStream([event.track]);
-    });
-    pc.addEventListener("connectionstatechange", () => this.#connectionChanged(pc, run));
+    };
+    pc.addEventListener("track", track, { signal });
+    const changed = () => this.#connectionChanged(pc, signal);
+    pc.addEventListener("connectionstatechange", changed, { signal });
     let response;
     try {
       await pc.setLocalDescription(await pc.createOffer());
-      await gathered(pc);
+      await gathered(pc, signal);
+      if (signal.aborted) return;
+      // Deliberately not aborted with the attempt: the gateway may have made the
+      // session already, and only the answer's Location lets us end it (below).
       response = await fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
         body: pc.localDescription.sdp,
       });
     } catch {
-      if (run === this.#run) this.#dropped(run, { reason: "network error", code: "network_error" });
+      if (!signal.aborted) this.#dropped({ reason: "network error", code: "network_error" });
       return;
     }
-    if (run !== this.#run) {
+    if (signal.aborted) {
       // Stopped while the offer was out: end the session that was made for nobody.
       if (response.status === 201) this.#delete(new URL(response.headers.get("Location"), url), token);
       return;
     }
-    if (response.status !== 201) return this.#refused(run, response);
+    if (response.status !== 201) return this.#refused(signal, response);
     this.#sessionUrl = new URL(response.headers.get("Location"), url).href;
     this.#sessionId = this.#sessionUrl.split("/").pop();
     this.#sessionToken = token;
     try {
       await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
     } catch (error) {
-      if (run === this.#run) {
+      if (!signal.aborted) {
         this.#finish("error", { reason: String(error.message || error), code: "bad_answer" });
       }
       return;
     }
-    if (run !== this.#run) return;
+    if (signal.aborted) return;
     this.#transition("waiting");
     this.#lastFrameAt = performance.now();
-    this.#ticker = setInterval(() => this.#tick(run), 1000);
+    every(signal, () => this.#tick(signal), 1000);
   }
 
-  async #refused(run, response) {
+  async #refused(signal, response) {
     const { message: reason, code } = await errorOf(response);
-    if (run !== this.#run) return;
+    if (signal.aborted) return;
     this.#closePc();
     const status = response.status;
     if (status === 403) {
@@ -498,37 +526,40 @@ export class CctvPlayer extends HTMLElement {
     }
     if (status === 503 || status >= 500 || status === 429) {
       const wait = Number(response.headers.get("Retry-After")) * 1000;
-      return this.#dropped(run, { reason, code: code || "unavailable" }, wait || undefined);
+      return this.#dropped({ reason, code: code || "unavailable" }, wait || undefined);
     }
     this.#finish("error", { reason, code }); // 400, 401, 404, 413, 415: trying again will not help
   }
 
-  #connectionChanged(pc, run) {
-    if (run !== this.#run || pc !== this.#pc) return;
+  #connectionChanged(pc, signal) {
+    if (signal.aborted || pc !== this.#pc) return;
     const state = pc.connectionState;
     const lost = { reason: "connection lost", code: "connection_lost" };
-    if (state === "failed" || state === "closed") this.#dropped(run, lost);
+    if (state === "failed" || state === "closed") this.#dropped(lost);
     if (state === "disconnected") {
-      this.#later(() => {
-        if (run === this.#run && pc.connectionState === "disconnected") this.#dropped(run, lost);
-      }, DISCONNECTED_GRACE_MS);
+      later(
+        signal,
+        () => pc.connectionState === "disconnected" && this.#dropped(lost),
+        DISCONNECTED_GRACE_MS,
+      );
     }
   }
 
-  // The connection went away without a word from the gateway: try again later.
-  // A revocation or the grant's end, announced on the event stream meanwhile,
-  // cancels the retry (#sessionEnded); so does a 403 on the new offer.
-  #dropped(run, why, wait) {
-    if (run !== this.#run || !this.#allows("reconnecting")) return;
+  // The connection went away without a word from the gateway, or the gateway said
+  // "later": end this attempt and start the next one after a while. A revocation
+  // or the grant's end, announced on the event stream meanwhile, aborts the wait
+  // (#sessionEnded); so does a 403 on the new offer.
+  #dropped(why, wait) {
+    if (!this.#allows("reconnecting")) return;
     const sessionId = this.#sessionId;
     this.#teardown(true); // DELETE, in case the gateway still holds the session
     this.#sessionId = sessionId; // its session_ended may still come, and stop the retry
-    const next = ++this.#run;
     const delay = wait ?? BACKOFF_MS[Math.min(this.#failures, BACKOFF_MS.length - 1)];
     this.#failures += 1;
+    const next = this.#begin();
     this.#transition("reconnecting", why);
     this.#ui.stats.textContent = TEXT[this.lang].in(Math.round(delay / 1000));
-    this.#later(() => next === this.#run && this.#connect(next), delay);
+    later(next, () => this.#connect(next), delay);
   }
 
   // session_ended {session_id, camera_id, reason, code[, note]}: acted on by code.
@@ -539,8 +570,9 @@ export class CctvPlayer extends HTMLElement {
     if (code === "viewer_left") return;
     const why = { reason, code, note: noteOf(event.detail) };
     const what = outcome(code);
-    if (what === "reconnect") this.#dropped(this.#run, why);
-    else this.#finish(what, why, false);
+    if (what !== "reconnect") return this.#finish(what, why, false);
+    // A session already given up (#sessionUrl is gone) has its retry on the way.
+    if (this.#sessionUrl) this.#dropped(why);
   };
 
   #grantsChanged = () => this.#render();
@@ -563,16 +595,14 @@ export class CctvPlayer extends HTMLElement {
   #finish(state, why, deleteSession = true) {
     if (!this.#allows(state)) return;
     this.#teardown(deleteSession);
-    ++this.#run;
     this.#transition(state, why);
   }
 
+  // End the attempt: abort it (its timers, listeners and pending steps), end its
+  // session on the gateway (WHEP DELETE) if asked, and close its connection.
   #teardown(deleteSession) {
-    this.#run += 1;
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
-    clearInterval(this.#ticker);
-    this.#ticker = null;
+    this.#attempt?.abort();
+    this.#attempt = null;
     this.#last = null;
     this.stats = {};
     const pc = this.#pc;
@@ -591,6 +621,7 @@ export class CctvPlayer extends HTMLElement {
     this.#ui.video.srcObject = null;
   }
 
+  // Not tied to an attempt: it is what ends one, and must go out even as the page closes.
   async #delete(url, token) {
     try {
       await fetch(url, {
@@ -601,14 +632,6 @@ export class CctvPlayer extends HTMLElement {
     } catch {
       /* the gateway also notices a silent viewer within seconds */
     }
-  }
-
-  #later(callback, ms) {
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      callback();
-    }, ms);
-    this.#timers.add(timer);
   }
 
   // --- what the tile shows ------------------------------------------------------
@@ -622,17 +645,17 @@ export class CctvPlayer extends HTMLElement {
     }
   }
 
-  async #tick(run) {
+  async #tick(signal) {
     this.#render();
     const pc = this.#pc;
-    if (!pc || run !== this.#run) return;
+    if (!pc || signal.aborted) return;
     let inbound;
     let pair;
-    (await pc.getStats()).forEach((s) => {
+    (await pc.getStats().catch(() => new Map())).forEach((s) => {
       if (s.type === "inbound-rtp" && s.kind === "video") inbound = s;
       if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s;
     });
-    if (!inbound || run !== this.#run) return;
+    if (!inbound || signal.aborted) return;
     const last = this.#last;
     this.#last = inbound;
     if (last && inbound.framesDecoded > last.framesDecoded) this.#sawPicture();
