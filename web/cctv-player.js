@@ -18,7 +18,8 @@
 
 const HERE = new URL("../", import.meta.url).href; // the gateway that served this file
 const GATHER_CAP_MS = 500; // host candidates come in a few ms; never wait for STUN
-const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000]; // before jitter: see backoff()
+const RETRY_AFTER_JITTER = 0.2; // up to this much of Retry-After is added at random
 const DISCONNECTED_GRACE_MS = 2500; // "disconnected" often heals by itself
 const STALL_MS = 3000; // no new frame for this long: back to "waiting for picture"
 const COUNTDOWN_FROM_S = 600; // show the grant's remaining time in its last 10 minutes
@@ -138,6 +139,25 @@ function outcome(code) {
   return code === "grant_ended" ? "ended" : "revoked";
 }
 
+// How long to wait before try number `failures` + 1. With "equal jitter" each step
+// is between half and all of BACKOFF_MS: tiles that lost the gateway together (a
+// restart) come back spread over a second, two, four …, not in the same
+// millisecond. The gateway's Retry-After (ms) is a minimum: jitter only adds to it.
+function backoff(failures, retryAfterMs) {
+  if (retryAfterMs > 0) return retryAfterMs * (1 + RETRY_AFTER_JITTER * Math.random());
+  const step = BACKOFF_MS[Math.min(failures, BACKOFF_MS.length - 1)];
+  return step / 2 + (step / 2) * Math.random();
+}
+
+// Retry-After in ms (delay-seconds or an HTTP date), or undefined.
+function retryAfter(response) {
+  const value = response.headers.get("Retry-After");
+  if (!value) return undefined;
+  const seconds = Number(value);
+  const ms = Number.isNaN(seconds) ? Date.parse(value) - Date.now() : seconds * 1000;
+  return ms > 0 ? ms : undefined;
+}
+
 // Timers that belong to an attempt (an AbortSignal): aborting it clears them.
 function later(signal, callback, ms) {
   if (signal.aborted) return;
@@ -223,7 +243,7 @@ export class GatewayEvents extends EventTarget {
   }
 
   retry() {
-    const delay = BACKOFF_MS[Math.min(this.failures++, BACKOFF_MS.length - 1)];
+    const delay = backoff(this.failures++);
     if (!this.closed) setTimeout(() => this.open(), delay);
   }
 
@@ -525,8 +545,7 @@ export class CctvPlayer extends HTMLElement {
       return this.#finish(this.#wasLive ? "revoked" : "denied", { reason, code });
     }
     if (status === 503 || status >= 500 || status === 429) {
-      const wait = Number(response.headers.get("Retry-After")) * 1000;
-      return this.#dropped({ reason, code: code || "unavailable" }, wait || undefined);
+      return this.#dropped({ reason, code: code || "unavailable" }, retryAfter(response));
     }
     this.#finish("error", { reason, code }); // 400, 401, 404, 413, 415: trying again will not help
   }
@@ -549,16 +568,16 @@ export class CctvPlayer extends HTMLElement {
   // "later": end this attempt and start the next one after a while. A revocation
   // or the grant's end, announced on the event stream meanwhile, aborts the wait
   // (#sessionEnded); so does a 403 on the new offer.
-  #dropped(why, wait) {
+  #dropped(why, retryAfterMs) {
     if (!this.#allows("reconnecting")) return;
     const sessionId = this.#sessionId;
     this.#teardown(true); // DELETE, in case the gateway still holds the session
     this.#sessionId = sessionId; // its session_ended may still come, and stop the retry
-    const delay = wait ?? BACKOFF_MS[Math.min(this.#failures, BACKOFF_MS.length - 1)];
+    const delay = backoff(this.#failures, retryAfterMs);
     this.#failures += 1;
     const next = this.#begin();
     this.#transition("reconnecting", why);
-    this.#ui.stats.textContent = TEXT[this.lang].in(Math.round(delay / 1000));
+    this.#ui.stats.textContent = TEXT[this.lang].in(Math.ceil(delay / 1000));
     later(next, () => this.#connect(next), delay);
   }
 
