@@ -201,50 +201,119 @@ const SSE_TYPES = [
   "grant_revoked",
 ];
 
+const PAGE = Symbol("the page itself"); // a page that uses the stream directly
+
 // One event stream (SSE) per gateway for the whole page, shared by every player
 // and by the page itself. It re-dispatches each event as a CustomEvent of the
 // same name (detail: the event's data) and keeps the account's grants, so a
 // player knows when its grant ends. After an error it reopens with a new ticket.
+//
+// It is open while someone uses it. Players join (join(player, tokenProvider))
+// while they play and leave when they stop or leave the page; a page that uses
+// the stream itself gives its token provider (gatewayEvents(url, provider), or
+// the constructor's second argument, or .tokenProvider) and stays. Each time the
+// stream opens it asks its current users for a token: the first player that has
+// one, else the page. When the last user leaves, it closes; the next to join
+// opens it again. Listeners added to it stay across reopenings.
 export class GatewayEvents extends EventTarget {
+  #users = new Map(); // player (or PAGE) -> its token provider, in the order they joined
+  // The current opening: the ticket request, the stream, and the wait before the
+  // next try are all tied to it; null while closed.
+  #attempt = null;
+
   constructor(baseUrl, tokenProvider) {
     super();
     this.baseUrl = new URL(baseUrl, document.baseURI).href;
-    this.tokenProvider = tokenProvider;
     this.account = null;
     this.grants = new Map();
     this.failures = 0;
-    this.closed = false;
-    this.open();
+    this.source = null;
+    if (tokenProvider) this.tokenProvider = tokenProvider;
   }
 
+  // The page's own token provider, for a page that uses the stream itself.
+  get tokenProvider() {
+    return this.#users.get(PAGE) || null;
+  }
+  set tokenProvider(provider) {
+    if (provider) this.join(PAGE, provider);
+    else this.leave(PAGE);
+  }
+
+  get closed() {
+    return this.#attempt === null;
+  }
+
+  // `user` uses the stream from now on; tokenProvider() returns its token (or a
+  // Promise of one). Opens the stream if it was closed.
+  join(user, tokenProvider) {
+    this.#users.set(user, tokenProvider);
+    if (this.closed) this.open();
+  }
+
+  // `user` no longer needs the stream: the last one to leave closes it.
+  leave(user) {
+    if (this.#users.delete(user) && this.#users.size === 0) this.close();
+  }
+
+  // (Re)open now, with a token from a current user; without users, stay closed.
   async open() {
-    if (this.closed) return;
+    this.#abort();
+    if (this.#users.size === 0) return;
+    const attempt = (this.#attempt = new AbortController());
+    const { signal } = attempt;
     try {
-      const token = await this.tokenProvider();
+      const token = await this.#token();
+      if (signal.aborted) return;
       const response = await fetch(new URL("api/events/ticket", this.baseUrl), {
         method: "POST",
         headers: { Authorization: `Bearer ${token}` },
+        signal,
       });
       if (!response.ok) throw new Error((await errorOf(response)).message);
       const { url } = await response.json();
+      if (signal.aborted) return;
       const source = new EventSource(new URL(url, this.baseUrl)); // a one-time ticket, never the token
       this.source = source;
+      signal.addEventListener("abort", () => source.close(), { once: true });
       for (const type of SSE_TYPES) {
         source.addEventListener(type, (event) => this.receive(type, JSON.parse(event.data)));
       }
       source.onopen = () => (this.failures = 0);
       source.onerror = () => {
         source.close(); // the ticket is spent: EventSource's own retry would get 401
-        this.retry();
+        this.#retry(attempt);
       };
     } catch {
-      this.retry();
+      this.#retry(attempt);
     }
   }
 
-  retry() {
-    const delay = backoff(this.failures++);
-    if (!this.closed) setTimeout(() => this.open(), delay);
+  // A token from the players using the stream now, in the order they joined, else
+  // from the page's own provider.
+  async #token() {
+    const page = this.#users.get(PAGE);
+    const providers = [...this.#users].filter(([user]) => user !== PAGE).map(([, give]) => give);
+    for (const provider of page ? [...providers, page] : providers) {
+      try {
+        const token = await provider();
+        if (token) return token;
+      } catch {
+        /* this one has none now; ask the next */
+      }
+    }
+    throw new Error("no token");
+  }
+
+  #retry(attempt) {
+    if (attempt.signal.aborted) return;
+    later(attempt.signal, () => this.open(), backoff(this.failures++));
+  }
+
+  #abort() {
+    this.#attempt?.abort();
+    this.#attempt = null;
+    this.source = null;
   }
 
   receive(type, data) {
@@ -271,18 +340,26 @@ export class GatewayEvents extends EventTarget {
     return latest;
   }
 
+  // Close now, and forget what the stream said (the next opening says it again with
+  // hello). Its users stay; the next to join opens it again.
   close() {
-    this.closed = true;
-    this.source?.close();
+    this.#abort();
+    this.account = null;
+    this.grants = new Map();
+    this.failures = 0;
   }
 }
 
 const shared = new Map();
-// The page's one GatewayEvents for this gateway, made on first use.
+// The page's one GatewayEvents for this gateway, made on first use. With a token
+// provider, the page itself uses the stream (and keeps it open); without one, the
+// caller is expected to join() it.
 export function gatewayEvents(baseUrl, tokenProvider) {
   const key = new URL(baseUrl, document.baseURI).href;
-  if (!shared.has(key)) shared.set(key, new GatewayEvents(key, tokenProvider));
-  return shared.get(key);
+  if (!shared.has(key)) shared.set(key, new GatewayEvents(key));
+  const events = shared.get(key);
+  if (tokenProvider) events.tokenProvider = tokenProvider;
+  return events;
 }
 
 const STYLE = `
@@ -387,7 +464,7 @@ export class CctvPlayer extends HTMLElement {
     if (this.isConnected && (this.state === "idle" || this.state === "error")) this.#restart();
   }
   get events() {
-    return this.#events || gatewayEvents(this.baseUrl, () => this.#getToken());
+    return this.#events || gatewayEvents(this.baseUrl); // joined while playing (#listen)
   }
   set events(source) {
     this.#events = source;
@@ -441,6 +518,7 @@ export class CctvPlayer extends HTMLElement {
   stop() {
     if (!this.#allows("stopped")) return; // already stopped
     this.#teardown(true);
+    this.#listen(null);
     this.#transition("stopped");
   }
 
@@ -596,17 +674,23 @@ export class CctvPlayer extends HTMLElement {
 
   #grantsChanged = () => this.#render();
 
+  // Use `source` (a GatewayEvents) from now on, or none: leave the one before, so
+  // the page's stream closes when no player needs it, and join this one, offering
+  // this player's token for the stream's next opening.
   #listen(source) {
     if (source === this.#listening) return;
     const grantTypes = ["hello", "grant_created", "grant_updated", "grant_revoked"];
-    if (this.#listening) {
-      this.#listening.removeEventListener("session_ended", this.#sessionEnded);
-      for (const type of grantTypes) this.#listening.removeEventListener(type, this.#grantsChanged);
+    const before = this.#listening;
+    if (before) {
+      before.removeEventListener("session_ended", this.#sessionEnded);
+      for (const type of grantTypes) before.removeEventListener(type, this.#grantsChanged);
+      before.leave?.(this);
     }
     this.#listening = source;
     if (source) {
       source.addEventListener("session_ended", this.#sessionEnded);
       for (const type of grantTypes) source.addEventListener(type, this.#grantsChanged);
+      source.join?.(this, () => this.#getToken());
     }
   }
 
@@ -614,6 +698,7 @@ export class CctvPlayer extends HTMLElement {
   #finish(state, why, deleteSession = true) {
     if (!this.#allows(state)) return;
     this.#teardown(deleteSession);
+    this.#listen(null); // nothing more to hear until a restart
     this.#transition(state, why);
   }
 
