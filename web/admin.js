@@ -131,7 +131,9 @@ const TEXT = {
     other: "中文",
   },
 };
-// The gateway's validation words, for the Traditional Chinese form.
+// The gateway's validation words, for the Traditional Chinese form. Display only:
+// which field is wrong comes from the 422's `field`, never from these words, and
+// words not listed here show as the gateway sent them.
 const FIELD_ZH = [
   [/^is required$/, "必填"],
   [/^must be after starts_at$/, "必須晚於開始時間"],
@@ -159,7 +161,8 @@ async function api(path, { method = "GET", body } = {}) {
   const headers = await authorized(body ? { "Content-Type": "application/json" } : {});
   const response = await fetch(path, { method, headers, body: body && JSON.stringify(body) });
   const data = await response.json().catch(() => ({}));
-  return { status: response.status, ok: response.ok, data };
+  // An error's `code` is what to act on; `data.error` is the words to show.
+  return { status: response.status, ok: response.ok, code: data.code || "", data };
 }
 
 function cell(text, className) {
@@ -313,11 +316,11 @@ function cameraName(id) {
 
 async function loadGrants() {
   const include = $("#include-ended").checked;
-  const { status, ok, data } = await api(`/api/grants?include_ended=${include}`);
-  if (!ok) return status;
+  const { ok, code, data } = await api(`/api/grants?include_ended=${include}`);
+  if (!ok) return { ok, code };
   grants = data.grants;
   drawGrants();
-  return status;
+  return { ok, code };
 }
 
 async function loadCameras() {
@@ -416,10 +419,10 @@ form.addEventListener("submit", async (event) => {
     ends_at: toIso(f.ends_at.value),
   };
   if (!editing) Object.assign(body, { project: f.project.value, authorization_ref: f.authorization_ref.value });
-  const { status, ok, data } = editing
+  const { ok, code, data } = editing
     ? await api(`/api/grants/${editing.id}`, { method: "PATCH", body })
     : await api("/api/grants", { method: "POST", body });
-  if (status === 422) return showFieldError(form, data);
+  if (code === "invalid_field") return showFieldError(form, data);
   if (!ok) return showFieldError(form, { error: data.error, field: "grant" });
   form.hidden = true;
   editing = null;
@@ -552,9 +555,10 @@ if (!hasToken() && !embedded) {
   document.body.classList.add("locked");
 }
 getToken().then(async () => {
-  const status = await loadGrants();
-  if (status !== 200) {
-    show(t(status === 401 ? "badToken" : status === 403 ? "notAdmin" : "failed"));
+  const { ok, code } = await loadGrants();
+  if (!ok) {
+    const why = { invalid_token: "badToken", not_admin: "notAdmin" };
+    show(t(why[code] || "failed"));
     document.body.classList.add("locked");
     return;
   }

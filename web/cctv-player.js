@@ -9,20 +9,52 @@
 //               token or a Promise of one), base-url (the gateway; defaults to
 //               where this file came from), label, ends-at (ISO 8601), lang
 //   properties  token, tokenProvider, events (a GatewayEvents), state, reason,
-//               stats, pc, video; stop()
-//   events      statechange {state, reason}, revoked {reason}, ended {reason}
+//               code, stats, pc, video; stop()
+//   events      statechange {state, reason, code}, revoked {reason, code},
+//               ended {reason, code}: `reason` is the gateway's words (English),
+//               `code` the stable code to act on
 //   states      idle, connecting, waiting, live, reconnecting, revoked, ended,
 //               denied, error, stopped
 
 const HERE = new URL("../", import.meta.url).href; // the gateway that served this file
 const GATHER_CAP_MS = 500; // host candidates come in a few ms; never wait for STUN
-const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000]; // before jitter: see backoff()
+const RETRY_AFTER_JITTER = 0.2; // up to this much of Retry-After is added at random
 const DISCONNECTED_GRACE_MS = 2500; // "disconnected" often heals by itself
 const STALL_MS = 3000; // no new frame for this long: back to "waiting for picture"
 const COUNTDOWN_FROM_S = 600; // show the grant's remaining time in its last 10 minutes
+
+// The player's states, and the only transitions between them (#transition refuses
+// any other). "connecting" from anywhere is a restart (a new camera or gateway, a
+// token after an error, back on the page); "stopped" from any other state is stop().
+//   idle          not started, or no camera to play
+//   connecting    the first offer is on its way
+//   waiting       connected, waiting for the picture (or the picture stalled)
+//   live          playing
+//   reconnecting  lost or refused for now (network, 503, 429, 5xx); retrying
+//   revoked, ended, denied, error
+//                 stopped for good, with the reason; only a restart leaves them
+//   stopped       stop(), or off the page
+const TRANSITIONS = Object.fromEntries(
+  Object.entries({
+    idle: "connecting stopped",
+    connecting: "connecting waiting reconnecting idle ended denied error stopped",
+    waiting: "live reconnecting revoked ended connecting stopped",
+    live: "waiting reconnecting revoked ended connecting stopped",
+    // "reconnecting" again: another failure, or the next try going out
+    reconnecting: "reconnecting waiting revoked ended denied error idle connecting stopped",
+    revoked: "connecting stopped",
+    ended: "connecting stopped",
+    denied: "connecting stopped",
+    error: "connecting stopped",
+    stopped: "connecting",
+  }).map(([from, to]) => [from, new Set(to.split(" "))]),
+);
+// States the tile shows as an overlay message: nothing more will happen by itself.
 const TERMINAL = new Set(["revoked", "ended", "denied", "error", "stopped"]);
-// Why the gateway ended a session, when that is no reason to stop watching.
-const TRANSIENT = new Set(["connection lost", "viewer never connected", "gateway shutdown"]);
+// Why the gateway ended a session (session_ended.code), when that is no reason to
+// stop watching.
+const TRANSIENT = new Set(["connection_lost", "never_connected", "shutdown"]);
 
 const TEXT = {
   "zh-Hant": {
@@ -58,56 +90,105 @@ const TEXT = {
     in: (s) => `retry in ${s} s`,
   },
 };
-// The gateway's reasons, in Traditional Chinese (English shows them as sent).
+// The reasons, in Traditional Chinese, by code: the gateway's (the `code` of a JSON
+// error or of session_ended) and the player's own (no_token, network_error,
+// connection_lost). English shows the gateway's words as sent; so does Chinese for
+// a code not listed here.
 const REASONS_ZH = {
-  "grant ended": "授權期間已結束",
-  ended: "授權期間已結束",
-  "grant revoked": "專案授權已撤銷",
-  revoked: "專案授權已撤銷",
-  "removed from grant": "已自授權名單移除",
-  "camera removed from grant": "此攝影機已自授權移除",
-  "grant removed": "授權已刪除",
-  "no grant": "沒有有效的授權",
-  "not yet started": "授權尚未開始",
-  "no token": "未取得登入憑證",
-  "missing or invalid token": "登入憑證無效或已過期",
-  "revoked by an administrator": "管理員撤銷",
-  "camera unavailable": "攝影機暫時無法連線",
-  "network error": "網路中斷",
-  "connection lost": "連線中斷",
-  "viewer never connected": "未能建立連線",
-  "gateway shutdown": "閘道器重新啟動",
+  grant_ended: "授權期間已結束",
+  grant_revoked: "專案授權已撤銷",
+  removed_from_grant: "已自授權名單移除",
+  camera_removed_from_grant: "此攝影機已自授權移除",
+  grant_removed: "授權已刪除",
+  no_grant: "沒有有效的授權",
+  not_yet_started: "授權尚未開始",
+  no_token: "未取得登入憑證",
+  invalid_token: "登入憑證無效或已過期",
+  revoked: "管理員撤銷", // followed by the administrator's own words
+  network_error: "網路中斷",
+  connection_lost: "連線中斷",
+  never_connected: "未能建立連線",
+  shutdown: "閘道器重新啟動",
 };
+// Every refusal worth retrying (503, 5xx, 429) has read "camera unavailable" on the
+// tile so far; it still does, whichever code the gateway gives.
+// ("unavailable": such a refusal without a JSON body, say from a proxy.)
+for (const code of ["camera_unavailable", "capacity", "audit_unavailable", "too_many", "internal"]) {
+  REASONS_ZH[code] = "攝影機暫時無法連線";
+}
+REASONS_ZH.unavailable = "攝影機暫時無法連線";
 
-function translateReason(reason, lang) {
-  if (!reason || lang === "en") return reason || "";
-  const [head, ...rest] = reason.split(": ");
-  const zh = REASONS_ZH[reason] || REASONS_ZH[head];
-  if (!zh) return reason;
-  return REASONS_ZH[reason] ? zh : `${zh}：${rest.join(": ")}`;
+function translateReason({ code, reason, note }, lang) {
+  const zh = REASONS_ZH[code];
+  if (lang === "en" || !zh) return reason || "";
+  return note ? `${zh}：${note}` : zh;
 }
 
-// What a reason to end a session means for the tile: try again, or stop for good.
-function outcome(reason) {
-  if (TRANSIENT.has(reason)) return "reconnect";
-  return reason === "grant ended" || reason === "ended" ? "ended" : "revoked";
+// The administrator's own words, when one ended the session (code "revoked"): the
+// event's `note`; from a gateway that sends none, what follows the first ": " of
+// its reason ("revoked by an administrator: <words>"). Words only, never a decision.
+function noteOf({ code, reason, note }) {
+  if (typeof note === "string") return note;
+  const at = code === "revoked" && reason ? reason.indexOf(": ") : -1;
+  return at < 0 ? "" : reason.slice(at + 2);
 }
 
-function gathered(pc) {
+// What a session_ended code means for the tile: try again, or stop for good.
+function outcome(code) {
+  if (TRANSIENT.has(code)) return "reconnect";
+  return code === "grant_ended" ? "ended" : "revoked";
+}
+
+// How long to wait before try number `failures` + 1. With "equal jitter" each step
+// is between half and all of BACKOFF_MS: tiles that lost the gateway together (a
+// restart) come back spread over a second, two, four …, not in the same
+// millisecond. The gateway's Retry-After (ms) is a minimum: jitter only adds to it.
+function backoff(failures, retryAfterMs) {
+  if (retryAfterMs > 0) return retryAfterMs * (1 + RETRY_AFTER_JITTER * Math.random());
+  const step = BACKOFF_MS[Math.min(failures, BACKOFF_MS.length - 1)];
+  return step / 2 + (step / 2) * Math.random();
+}
+
+// Retry-After in ms (delay-seconds or an HTTP date), or undefined.
+function retryAfter(response) {
+  const value = response.headers.get("Retry-After");
+  if (!value) return undefined;
+  const seconds = Number(value);
+  const ms = Number.isNaN(seconds) ? Date.parse(value) - Date.now() : seconds * 1000;
+  return ms > 0 ? ms : undefined;
+}
+
+// Timers that belong to an attempt (an AbortSignal): aborting it clears them.
+function later(signal, callback, ms) {
+  if (signal.aborted) return;
+  const timer = setTimeout(callback, ms);
+  signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+}
+
+function every(signal, callback, ms) {
+  if (signal.aborted) return;
+  const timer = setInterval(callback, ms);
+  signal.addEventListener("abort", () => clearInterval(timer), { once: true });
+}
+
+// ICE gathering done, GATHER_CAP_MS passed, or the attempt aborted: whichever is first.
+function gathered(pc, signal) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
-    pc.addEventListener("icegatheringstatechange", () => {
-      if (pc.iceGatheringState === "complete") resolve();
-    });
-    setTimeout(resolve, GATHER_CAP_MS);
+    const done = () => pc.iceGatheringState === "complete" && resolve();
+    pc.addEventListener("icegatheringstatechange", done, { signal });
+    later(signal, resolve, GATHER_CAP_MS);
+    signal.addEventListener("abort", resolve, { once: true });
   });
 }
 
+// A JSON error body {error, code}: the words for people, the code to act on.
 async function errorOf(response) {
   try {
-    return (await response.json()).error || response.statusText;
+    const body = await response.json();
+    return { message: body.error || response.statusText, code: body.code || "" };
   } catch {
-    return response.statusText;
+    return { message: response.statusText, code: "" };
   }
 }
 
@@ -120,50 +201,119 @@ const SSE_TYPES = [
   "grant_revoked",
 ];
 
+const PAGE = Symbol("the page itself"); // a page that uses the stream directly
+
 // One event stream (SSE) per gateway for the whole page, shared by every player
 // and by the page itself. It re-dispatches each event as a CustomEvent of the
 // same name (detail: the event's data) and keeps the account's grants, so a
 // player knows when its grant ends. After an error it reopens with a new ticket.
+//
+// It is open while someone uses it. Players join (join(player, tokenProvider))
+// while they play and leave when they stop or leave the page; a page that uses
+// the stream itself gives its token provider (gatewayEvents(url, provider), or
+// the constructor's second argument, or .tokenProvider) and stays. Each time the
+// stream opens it asks its current users for a token: the first player that has
+// one, else the page. When the last user leaves, it closes; the next to join
+// opens it again. Listeners added to it stay across reopenings.
 export class GatewayEvents extends EventTarget {
+  #users = new Map(); // player (or PAGE) -> its token provider, in the order they joined
+  // The current opening: the ticket request, the stream, and the wait before the
+  // next try are all tied to it; null while closed.
+  #attempt = null;
+
   constructor(baseUrl, tokenProvider) {
     super();
     this.baseUrl = new URL(baseUrl, document.baseURI).href;
-    this.tokenProvider = tokenProvider;
     this.account = null;
     this.grants = new Map();
     this.failures = 0;
-    this.closed = false;
-    this.open();
+    this.source = null;
+    if (tokenProvider) this.tokenProvider = tokenProvider;
   }
 
+  // The page's own token provider, for a page that uses the stream itself.
+  get tokenProvider() {
+    return this.#users.get(PAGE) || null;
+  }
+  set tokenProvider(provider) {
+    if (provider) this.join(PAGE, provider);
+    else this.leave(PAGE);
+  }
+
+  get closed() {
+    return this.#attempt === null;
+  }
+
+  // `user` uses the stream from now on; tokenProvider() returns its token (or a
+  // Promise of one). Opens the stream if it was closed.
+  join(user, tokenProvider) {
+    this.#users.set(user, tokenProvider);
+    if (this.closed) this.open();
+  }
+
+  // `user` no longer needs the stream: the last one to leave closes it.
+  leave(user) {
+    if (this.#users.delete(user) && this.#users.size === 0) this.close();
+  }
+
+  // (Re)open now, with a token from a current user; without users, stay closed.
   async open() {
-    if (this.closed) return;
+    this.#abort();
+    if (this.#users.size === 0) return;
+    const attempt = (this.#attempt = new AbortController());
+    const { signal } = attempt;
     try {
-      const token = await this.tokenProvider();
+      const token = await this.#token();
+      if (signal.aborted) return;
       const response = await fetch(new URL("api/events/ticket", this.baseUrl), {
         method: "POST",
         headers: { Authorization: `Bearer ${token}` },
+        signal,
       });
-      if (!response.ok) throw new Error(await errorOf(response));
+      if (!response.ok) throw new Error((await errorOf(response)).message);
       const { url } = await response.json();
+      if (signal.aborted) return;
       const source = new EventSource(new URL(url, this.baseUrl)); // a one-time ticket, never the token
       this.source = source;
+      signal.addEventListener("abort", () => source.close(), { once: true });
       for (const type of SSE_TYPES) {
         source.addEventListener(type, (event) => this.receive(type, JSON.parse(event.data)));
       }
       source.onopen = () => (this.failures = 0);
       source.onerror = () => {
         source.close(); // the ticket is spent: EventSource's own retry would get 401
-        this.retry();
+        this.#retry(attempt);
       };
     } catch {
-      this.retry();
+      this.#retry(attempt);
     }
   }
 
-  retry() {
-    const delay = BACKOFF_MS[Math.min(this.failures++, BACKOFF_MS.length - 1)];
-    if (!this.closed) setTimeout(() => this.open(), delay);
+  // A token from the players using the stream now, in the order they joined, else
+  // from the page's own provider.
+  async #token() {
+    const page = this.#users.get(PAGE);
+    const providers = [...this.#users].filter(([user]) => user !== PAGE).map(([, give]) => give);
+    for (const provider of page ? [...providers, page] : providers) {
+      try {
+        const token = await provider();
+        if (token) return token;
+      } catch {
+        /* this one has none now; ask the next */
+      }
+    }
+    throw new Error("no token");
+  }
+
+  #retry(attempt) {
+    if (attempt.signal.aborted) return;
+    later(attempt.signal, () => this.open(), backoff(this.failures++));
+  }
+
+  #abort() {
+    this.#attempt?.abort();
+    this.#attempt = null;
+    this.source = null;
   }
 
   receive(type, data) {
@@ -190,18 +340,26 @@ export class GatewayEvents extends EventTarget {
     return latest;
   }
 
+  // Close now, and forget what the stream said (the next opening says it again with
+  // hello). Its users stay; the next to join opens it again.
   close() {
-    this.closed = true;
-    this.source?.close();
+    this.#abort();
+    this.account = null;
+    this.grants = new Map();
+    this.failures = 0;
   }
 }
 
 const shared = new Map();
-// The page's one GatewayEvents for this gateway, made on first use.
+// The page's one GatewayEvents for this gateway, made on first use. With a token
+// provider, the page itself uses the stream (and keeps it open); without one, the
+// caller is expected to join() it.
 export function gatewayEvents(baseUrl, tokenProvider) {
   const key = new URL(baseUrl, document.baseURI).href;
-  if (!shared.has(key)) shared.set(key, new GatewayEvents(key, tokenProvider));
-  return shared.get(key);
+  if (!shared.has(key)) shared.set(key, new GatewayEvents(key));
+  const events = shared.get(key);
+  if (tokenProvider) events.tokenProvider = tokenProvider;
+  return events;
 }
 
 const STYLE = `
@@ -243,13 +401,16 @@ export class CctvPlayer extends HTMLElement {
   #sessionUrl = null;
   #sessionId = null;
   #sessionToken = null;
-  #run = 0; // bumped by every (re)start and stop: older async steps see it and quit
+  // The current connection attempt: the offer, then the session it made, or the wait
+  // before the next offer. Every timer and listener of the attempt is tied to its
+  // signal, and each async step checks it when it resumes; stopping, finishing,
+  // restarting or dropping the connection aborts it, so nothing of it acts again.
+  #attempt = null;
   #failures = 0;
   #wasLive = false;
-  #timers = new Set();
-  #ticker = null;
   #last = null; // the previous stats sample
   #lastFrameAt = 0;
+  #note = ""; // the administrator's words, with code "revoked"
   #ui;
 
   constructor() {
@@ -277,6 +438,7 @@ export class CctvPlayer extends HTMLElement {
     this.#ui.video.addEventListener("playing", () => this.#sawPicture());
     this.state = "idle";
     this.reason = "";
+    this.code = "";
     this.stats = {};
   }
 
@@ -302,7 +464,7 @@ export class CctvPlayer extends HTMLElement {
     if (this.isConnected && (this.state === "idle" || this.state === "error")) this.#restart();
   }
   get events() {
-    return this.#events || gatewayEvents(this.baseUrl, () => this.#getToken());
+    return this.#events || gatewayEvents(this.baseUrl); // joined while playing (#listen)
   }
   set events(source) {
     this.#events = source;
@@ -354,8 +516,10 @@ export class CctvPlayer extends HTMLElement {
 
   // Ends the session on the gateway (WHEP DELETE) and stays stopped.
   stop() {
+    if (!this.#allows("stopped")) return; // already stopped
     this.#teardown(true);
-    this.#setState("stopped", "");
+    this.#listen(null);
+    this.#transition("stopped");
   }
 
   render() {
@@ -371,154 +535,178 @@ export class CctvPlayer extends HTMLElement {
 
   // --- the session --------------------------------------------------------------
 
+  // A new attempt; the one before it is aborted.
+  #begin() {
+    this.#attempt?.abort();
+    this.#attempt = new AbortController();
+    return this.#attempt.signal;
+  }
+
   #restart() {
     this.#teardown(true);
     this.#failures = 0;
     this.#wasLive = false;
-    this.#connect(++this.#run);
+    this.#connect(this.#begin());
   }
 
-  async #connect(run) {
-    this.#setState(this.#wasLive || this.#failures ? "reconnecting" : "connecting", "");
+  async #connect(signal) {
+    if (!this.#transition(this.#wasLive || this.#failures ? "reconnecting" : "connecting")) return;
     const camera = this.getAttribute("camera");
     let token;
     try {
       token = await this.#getToken();
     } catch (error) {
-      if (run !== this.#run) return;
-      return this.#finish("error", error.noToken ? "no token" : String(error.message || error));
+      if (signal.aborted) return;
+      if (error.noToken) return this.#finish("error", { reason: "no token", code: "no_token" });
+      return this.#finish("error", { reason: String(error.message || error), code: "token_error" });
     }
-    if (run !== this.#run) return;
-    if (!camera) return this.#setState("idle", "");
+    if (signal.aborted) return;
+    if (!camera) return this.#transition("idle");
     this.#listen(this.events); // the page's event stream: how a revocation reaches us
     const url = new URL(`whep/${encodeURIComponent(camera)}`, this.baseUrl);
     const pc = new RTCPeerConnection({ iceServers: [] });
-    this.#pc = pc;
+    this.#pc = pc; // the attempt's end (#teardown) closes it
     pc.addTransceiver("video", { direction: "recvonly" });
-    pc.addEventListener("track", (event) => {
+    const track = (event) => {
       this.#ui.video.srcObject = event.streams[0] || new MediaStream([event.track]);
-    });
-    pc.addEventListener("connectionstatechange", () => this.#connectionChanged(pc, run));
+    };
+    pc.addEventListener("track", track, { signal });
+    const changed = () => this.#connectionChanged(pc, signal);
+    pc.addEventListener("connectionstatechange", changed, { signal });
     let response;
     try {
       await pc.setLocalDescription(await pc.createOffer());
-      await gathered(pc);
+      await gathered(pc, signal);
+      if (signal.aborted) return;
+      // Deliberately not aborted with the attempt: the gateway may have made the
+      // session already, and only the answer's Location lets us end it (below).
       response = await fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
         body: pc.localDescription.sdp,
       });
     } catch {
-      if (run === this.#run) this.#dropped(run, "network error");
+      if (!signal.aborted) this.#dropped({ reason: "network error", code: "network_error" });
       return;
     }
-    if (run !== this.#run) {
+    if (signal.aborted) {
       // Stopped while the offer was out: end the session that was made for nobody.
       if (response.status === 201) this.#delete(new URL(response.headers.get("Location"), url), token);
       return;
     }
-    if (response.status !== 201) return this.#refused(run, response);
+    if (response.status !== 201) return this.#refused(signal, response);
     this.#sessionUrl = new URL(response.headers.get("Location"), url).href;
     this.#sessionId = this.#sessionUrl.split("/").pop();
     this.#sessionToken = token;
     try {
       await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
     } catch (error) {
-      if (run === this.#run) this.#finish("error", String(error.message || error));
+      if (!signal.aborted) {
+        this.#finish("error", { reason: String(error.message || error), code: "bad_answer" });
+      }
       return;
     }
-    if (run !== this.#run) return;
-    this.#setState("waiting", "");
+    if (signal.aborted) return;
+    this.#transition("waiting");
     this.#lastFrameAt = performance.now();
-    this.#ticker = setInterval(() => this.#tick(run), 1000);
+    every(signal, () => this.#tick(signal), 1000);
   }
 
-  async #refused(run, response) {
-    const message = await errorOf(response);
-    if (run !== this.#run) return;
+  async #refused(signal, response) {
+    const { message: reason, code } = await errorOf(response);
+    if (signal.aborted) return;
     this.#closePc();
-    if (response.status === 403) {
-      // "no active grant for this camera: <rule>"
-      const rule = message.includes(": ") ? message.split(": ").pop() : message;
-      if (outcome(rule) === "ended") return this.#finish("ended", "grant ended");
-      return this.#finish(this.#wasLive ? "revoked" : "denied", rule);
+    const status = response.status;
+    if (status === 403) {
+      // no_grant, not_yet_started, grant_ended, grant_revoked: the rule that failed
+      if (code === "grant_ended") return this.#finish("ended", { reason, code });
+      return this.#finish(this.#wasLive ? "revoked" : "denied", { reason, code });
     }
-    if (response.status === 503 || response.status >= 500 || response.status === 429) {
-      const wait = Number(response.headers.get("Retry-After")) * 1000;
-      return this.#dropped(run, "camera unavailable", wait || undefined);
+    if (status === 503 || status >= 500 || status === 429) {
+      return this.#dropped({ reason, code: code || "unavailable" }, retryAfter(response));
     }
-    this.#finish("error", message); // 400, 401, 404, 413, 415: trying again will not help
+    this.#finish("error", { reason, code }); // 400, 401, 404, 413, 415: trying again will not help
   }
 
-  #connectionChanged(pc, run) {
-    if (run !== this.#run || pc !== this.#pc) return;
+  #connectionChanged(pc, signal) {
+    if (signal.aborted || pc !== this.#pc) return;
     const state = pc.connectionState;
-    if (state === "failed" || state === "closed") this.#dropped(run, "connection lost");
+    const lost = { reason: "connection lost", code: "connection_lost" };
+    if (state === "failed" || state === "closed") this.#dropped(lost);
     if (state === "disconnected") {
-      this.#later(() => {
-        if (run === this.#run && pc.connectionState === "disconnected") {
-          this.#dropped(run, "connection lost");
-        }
-      }, DISCONNECTED_GRACE_MS);
+      later(
+        signal,
+        () => pc.connectionState === "disconnected" && this.#dropped(lost),
+        DISCONNECTED_GRACE_MS,
+      );
     }
   }
 
-  // The connection went away without a word from the gateway: try again later.
-  // A revocation or the grant's end, announced on the event stream meanwhile,
-  // cancels the retry (#sessionEnded); so does a 403 on the new offer.
-  #dropped(run, reason, wait) {
-    if (run !== this.#run || TERMINAL.has(this.state)) return;
+  // The connection went away without a word from the gateway, or the gateway said
+  // "later": end this attempt and start the next one after a while. A revocation
+  // or the grant's end, announced on the event stream meanwhile, aborts the wait
+  // (#sessionEnded); so does a 403 on the new offer.
+  #dropped(why, retryAfterMs) {
+    if (!this.#allows("reconnecting")) return;
     const sessionId = this.#sessionId;
     this.#teardown(true); // DELETE, in case the gateway still holds the session
     this.#sessionId = sessionId; // its session_ended may still come, and stop the retry
-    const next = ++this.#run;
-    const delay = wait ?? BACKOFF_MS[Math.min(this.#failures, BACKOFF_MS.length - 1)];
+    const delay = backoff(this.#failures, retryAfterMs);
     this.#failures += 1;
-    this.#setState("reconnecting", reason);
-    this.#ui.stats.textContent = TEXT[this.lang].in(Math.round(delay / 1000));
-    this.#later(() => next === this.#run && this.#connect(next), delay);
+    const next = this.#begin();
+    this.#transition("reconnecting", why);
+    this.#ui.stats.textContent = TEXT[this.lang].in(Math.ceil(delay / 1000));
+    later(next, () => this.#connect(next), delay);
   }
 
+  // session_ended {session_id, camera_id, reason, code[, note]}: acted on by code.
   #sessionEnded = (event) => {
-    const { session_id: id, reason } = event.detail;
-    if (!id || id !== this.#sessionId || TERMINAL.has(this.state)) return;
-    const what = outcome(reason);
-    if (what === "reconnect") this.#dropped(this.#run, reason);
-    else this.#finish(what, reason, false);
+    const { session_id: id, reason, code } = event.detail;
+    if (!id || id !== this.#sessionId) return; // #dropped and #finish ignore it once stopped
+    // The tile's own DELETE (it gave the session up to reconnect): nothing to do.
+    if (code === "viewer_left") return;
+    const why = { reason, code, note: noteOf(event.detail) };
+    const what = outcome(code);
+    if (what !== "reconnect") return this.#finish(what, why, false);
+    // A session already given up (#sessionUrl is gone) has its retry on the way.
+    if (this.#sessionUrl) this.#dropped(why);
   };
 
   #grantsChanged = () => this.#render();
 
+  // Use `source` (a GatewayEvents) from now on, or none: leave the one before, so
+  // the page's stream closes when no player needs it, and join this one, offering
+  // this player's token for the stream's next opening.
   #listen(source) {
     if (source === this.#listening) return;
     const grantTypes = ["hello", "grant_created", "grant_updated", "grant_revoked"];
-    if (this.#listening) {
-      this.#listening.removeEventListener("session_ended", this.#sessionEnded);
-      for (const type of grantTypes) this.#listening.removeEventListener(type, this.#grantsChanged);
+    const before = this.#listening;
+    if (before) {
+      before.removeEventListener("session_ended", this.#sessionEnded);
+      for (const type of grantTypes) before.removeEventListener(type, this.#grantsChanged);
+      before.leave?.(this);
     }
     this.#listening = source;
     if (source) {
       source.addEventListener("session_ended", this.#sessionEnded);
       for (const type of grantTypes) source.addEventListener(type, this.#grantsChanged);
+      source.join?.(this, () => this.#getToken());
     }
   }
 
   // Stop for good: revoked, grant ended, no access, or an error that retrying won't fix.
-  #finish(state, reason, deleteSession = true) {
+  #finish(state, why, deleteSession = true) {
+    if (!this.#allows(state)) return;
     this.#teardown(deleteSession);
-    ++this.#run;
-    this.#setState(state, reason);
-    if (state === "revoked" || state === "ended") {
-      this.dispatchEvent(new CustomEvent(state, { detail: { reason } }));
-    }
+    this.#listen(null); // nothing more to hear until a restart
+    this.#transition(state, why);
   }
 
+  // End the attempt: abort it (its timers, listeners and pending steps), end its
+  // session on the gateway (WHEP DELETE) if asked, and close its connection.
   #teardown(deleteSession) {
-    this.#run += 1;
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
-    clearInterval(this.#ticker);
-    this.#ticker = null;
+    this.#attempt?.abort();
+    this.#attempt = null;
     this.#last = null;
     this.stats = {};
     const pc = this.#pc;
@@ -537,6 +725,7 @@ export class CctvPlayer extends HTMLElement {
     this.#ui.video.srcObject = null;
   }
 
+  // Not tied to an attempt: it is what ends one, and must go out even as the page closes.
   async #delete(url, token) {
     try {
       await fetch(url, {
@@ -549,14 +738,6 @@ export class CctvPlayer extends HTMLElement {
     }
   }
 
-  #later(callback, ms) {
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      callback();
-    }, ms);
-    this.#timers.add(timer);
-  }
-
   // --- what the tile shows ------------------------------------------------------
 
   #sawPicture() {
@@ -564,26 +745,26 @@ export class CctvPlayer extends HTMLElement {
     if (this.state === "waiting") {
       this.#wasLive = true;
       this.#failures = 0;
-      this.#setState("live", "");
+      this.#transition("live");
     }
   }
 
-  async #tick(run) {
+  async #tick(signal) {
     this.#render();
     const pc = this.#pc;
-    if (!pc || run !== this.#run) return;
+    if (!pc || signal.aborted) return;
     let inbound;
     let pair;
-    (await pc.getStats()).forEach((s) => {
+    (await pc.getStats().catch(() => new Map())).forEach((s) => {
       if (s.type === "inbound-rtp" && s.kind === "video") inbound = s;
       if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s;
     });
-    if (!inbound || run !== this.#run) return;
+    if (!inbound || signal.aborted) return;
     const last = this.#last;
     this.#last = inbound;
     if (last && inbound.framesDecoded > last.framesDecoded) this.#sawPicture();
     else if (this.state === "live" && performance.now() - this.#lastFrameAt > STALL_MS) {
-      this.#setState("waiting", "");
+      this.#transition("waiting");
     }
     if (!last) return;
     const seconds = (inbound.timestamp - last.timestamp) / 1000;
@@ -600,13 +781,28 @@ export class CctvPlayer extends HTMLElement {
     this.#render();
   }
 
-  #setState(state, reason) {
-    const changed = state !== this.state || reason !== this.reason;
+  #allows(state) {
+    return TRANSITIONS[this.state].has(state);
+  }
+
+  // The one place the state changes. `why`: {reason (people's words), code (what to
+  // act on), note (an administrator's words)}. A transition not in TRANSITIONS is
+  // refused: nothing changes and it returns false.
+  #transition(state, { reason = "", code = "", note = "" } = {}) {
+    if (!this.#allows(state)) return false;
+    const changed = state !== this.state || reason !== this.reason || code !== this.code;
     this.state = state;
-    this.reason = reason || "";
+    this.reason = reason;
+    this.code = code;
+    this.#note = note;
     this.setAttribute("state", state);
     this.#render();
-    if (changed) this.dispatchEvent(new CustomEvent("statechange", { detail: { state, reason } }));
+    if (!changed) return true;
+    this.dispatchEvent(new CustomEvent("statechange", { detail: { state, reason, code } }));
+    if (state === "revoked" || state === "ended") {
+      this.dispatchEvent(new CustomEvent(state, { detail: { reason, code } }));
+    }
+    return true;
   }
 
   #endsAt() {
@@ -619,7 +815,7 @@ export class CctvPlayer extends HTMLElement {
     const lang = this.lang;
     const text = TEXT[lang];
     const ui = this.#ui;
-    const reason = translateReason(this.reason, lang);
+    const reason = translateReason({ code: this.code, reason: this.reason, note: this.#note }, lang);
     const terminal = TERMINAL.has(this.state) && this.state !== "stopped";
     ui.label.textContent = this.getAttribute("label") || this.getAttribute("camera") || "";
     ui.state.textContent = text[this.state] + (reason && !terminal ? ` · ${reason}` : "");
