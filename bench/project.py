@@ -1,7 +1,7 @@
 """What the benchmark takes from the project itself: gateway/ and tests/.
 
-Their import paths change when those packages are restructured, so this is the one
-module of the orchestrator that names them and sets `sys.path` for them.
+This is the one module of the orchestrator that names them and sets `sys.path`
+for them.
 bench/viewers.py runs as a process of its own and imports its one gateway function itself.
 """
 
@@ -17,13 +17,13 @@ OUT = BENCH / "out"  # gateway logs and profiles of the last run (git-ignored)
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from camera.fixture import RtspCamera, free_port, make_camera  # noqa: E402
-from debian_chromium import CHROMIUM, FLAGS  # noqa: E402
+from support.camera import RtspCamera, free_port, make_camera  # noqa: E402
+from support.chromium import CHROMIUM, FLAGS  # noqa: E402
 
-from gateway.access.database import open_database  # noqa: E402
-from gateway.access.grants import GrantStore  # noqa: E402
 from gateway.access.tokens import mint  # noqa: E402
 from gateway.config import AuthSettings  # noqa: E402
+from gateway.store.database import open_database  # noqa: E402
+from gateway.store.grants import GrantStore  # noqa: E402
 
 __all__ = [
     "BENCH",

@@ -307,7 +307,7 @@ def _profile_tables(r: dict[str, Any]) -> list[str]:
 METHOD = """## How it is measured
 
 - **Everything on loopback**, started and stopped by `bench/run.py`: the camera
-  (`tests/camera/rtsp_camera.py`), the gateway as its own process
+  (`tests/support/rtsp_camera.py`), the gateway as its own process
   (`python -m gateway --config <temp TOML>`, grant written to its SQLite file first),
   aiortc viewers in worker processes (`bench/viewers.py`), headless Debian Chromium
   (`bench/chromium.py`) and a plain RTSP client (`bench/rtsp_probe.py`).

@@ -1,7 +1,7 @@
 """The gateway benchmark (issue 5): `make bench`, or `.venv/bin/python bench/run.py [--quick]`.
 
 It starts everything itself and stops it all afterwards, on loopback only:
-- real GStreamer RTSP cameras (tests/camera/rtsp_camera.py, Debian's /usr/bin/python3);
+- real GStreamer RTSP cameras (tests/support/rtsp_camera.py, Debian's /usr/bin/python3);
 - the gateway, as its own process (`python -m gateway --config <temp TOML>`);
 - aiortc viewers in worker processes (bench/viewers.py), headless Debian Chromium
   (bench/chromium.py), and a plain RTSP client (bench/rtsp_probe.py).

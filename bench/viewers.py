@@ -37,7 +37,7 @@ import av.logging
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from gateway.signaling.offer import register_h264_profile
+from gateway.egress.compat import register_h264_profile
 
 # aiortc offers only Baseline H.264; a browser also offers Main and High.
 for _plid in ("4d001f", "640c1f", "64001f"):

@@ -1,125 +1,18 @@
-"""Shared fixtures: real RTSP cameras, an in-process gateway, real aiortc viewers."""
+"""Fixtures and helpers live in tests/support/; markers are set from what a test uses."""
 
 from __future__ import annotations
 
-import sys
-import tempfile
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
-
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
-from gateway.access.grants import Grant
-from gateway.access.throttle import FailureThrottle
-from gateway.access.tokens import mint
-from gateway.app import HUBS, SETTINGS, STORE, create_app
-from gateway.config import AuthSettings, Settings, parse_settings
+pytest_plugins = ["support.fixtures"]
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from camera.fixture import make_rtsp_camera  # noqa: F401
-from viewer import Viewer
-
-SECRET = "test-secret-of-at-least-32-bytes-0123456789"
-AUTH = {"secret": SECRET}
-VIEWER = "viewer-1"
+# A test that uses one of these fixtures gets the marker, so
+# `pytest -m "not rtsp and not browser"` is the fast subset.
+_MARKER_OF_FIXTURE = {"make_rtsp_camera": "rtsp", "browser": "browser"}
 
 
-def settings_for(
-    cameras: list[dict[str, Any]], *, database: str | None = None, **relay: Any
-) -> Settings:
-    """Settings for a test gateway: quick linger and reconnects unless overridden."""
-    relay = {
-        "linger_seconds": 1.0,
-        "start_timeout_seconds": 10.0,
-        "reconnect_initial_seconds": 0.2,
-        "reconnect_max_seconds": 1.0,
-        **relay,
-    }
-    database = database or str(Path(tempfile.mkdtemp(prefix="gateway-test-")) / "gw.sqlite3")
-    return parse_settings(
-        {"auth": AUTH, "storage": {"database": database}, "relay": relay, "cameras": cameras}
-    )
-
-
-def token(account: str = VIEWER, *, admin: bool = False, ttl: float = 3600, **claims: Any) -> str:
-    return mint(AuthSettings(secret=SECRET), account, is_admin=admin, ttl_seconds=ttl, **claims)
-
-
-def bearer(account: str = VIEWER, **kwargs: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(account, **kwargs)}"}
-
-
-def camera_entry(camera_id: str, source: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": camera_id,
-        "name": f"測試 {camera_id}",
-        "lat": 25.04,
-        "lon": 121.56,
-        "source": source,
-        **extra,
-    }
-
-
-class Gateway:
-    def __init__(self, server: TestServer, http: aiohttp.ClientSession) -> None:
-        self.server = server
-        self.app = server.app
-        self.http = http
-        self.url = str(server.make_url("")).rstrip("/")
-
-    def grant(
-        self,
-        members: list[str] | None = None,
-        cameras: list[str] | None = None,
-        *,
-        starts_in: float = -60,
-        lasts: float = 3600,
-        project: str = "2027 跨年 信義區",
-    ) -> Grant:
-        """A grant written straight to the store, as an administrator would."""
-        now = datetime.now(UTC)
-        return self.app[STORE].grants.create(
-            project=project,
-            purpose="test",
-            authorization_ref="北市警資字第1130000001號",
-            members=members or [VIEWER],
-            cameras=cameras or [h.id for h in self.app[HUBS]],
-            starts_at=now + timedelta(seconds=starts_in),
-            ends_at=now + timedelta(seconds=starts_in + lasts),
-            created_by="admin-1",
-        )
-
-    def bearer(self, account: str = VIEWER, *, admin: bool = False) -> dict[str, str]:
-        """A token signed with this gateway's own secret."""
-        jwt = mint(self.app[SETTINGS].auth, account, is_admin=admin)
-        return {"Authorization": f"Bearer {jwt}"}
-
-    def viewer(self, camera_id: str, account: str = VIEWER) -> Viewer:
-        return Viewer(self.url, camera_id, headers=self.bearer(account))
-
-
-@pytest.fixture
-async def start_gateway() -> AsyncIterator[Callable[..., Any]]:
-    started: list[Gateway] = []
-
-    async def start(settings: Settings, *, grant: bool = True, **options: Any) -> Gateway:
-        """Start a gateway; unless told otherwise, VIEWER may watch every camera."""
-        # Failed token checks are slowed down; tests of other things need not wait.
-        options.setdefault("throttle", FailureThrottle(base_seconds=0.001, cap_seconds=0.01))
-        server = TestServer(create_app(settings, **options), host="127.0.0.1")
-        await server.start_server()
-        gateway = Gateway(server, aiohttp.ClientSession())
-        started.append(gateway)
-        if grant:
-            gateway.grant()
-        return gateway
-
-    yield start
-    for gateway in started:
-        await gateway.http.close()
-        await gateway.server.close()
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in _MARKER_OF_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)

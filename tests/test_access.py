@@ -14,8 +14,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import SECRET, VIEWER, bearer, camera_entry, settings_for, token
-from viewer import Viewer, offer_sdp
+from support.events import EventReader
+from support.gateway import SECRET, VIEWER, bearer, camera_entry, settings_for, token
+from support.viewer import Viewer, offer_sdp
 
 from gateway.access.throttle import FailureThrottle
 from gateway.app import SESSIONS, STORE
@@ -45,47 +46,6 @@ async def watch(gateway, camera_id: str = "cam-a", account: str = VIEWER) -> Vie
     assert response.status == 201, await response.text()
     assert await viewer.wait_frames(2)
     return viewer
-
-
-class EventReader:
-    """An SSE client, as a browser's EventSource would be (ticket in the URL)."""
-
-    def __init__(self, gateway, account: str = VIEWER, admin: bool = False) -> None:
-        self.gateway, self.account, self.admin = gateway, account, admin
-        self.events: list[dict] = []
-        self._task: asyncio.Task | None = None
-
-    async def __aenter__(self) -> EventReader:
-        response = await self.gateway.http.post(
-            f"{self.gateway.url}/api/events/ticket",
-            headers=self.gateway.bearer(self.account, admin=self.admin),
-        )
-        ticket = (await response.json())["ticket"]
-        self._response = await self.gateway.http.get(
-            f"{self.gateway.url}/api/events?ticket={ticket}"
-        )
-        assert self._response.status == 200
-        self._task = asyncio.ensure_future(self._read())
-        await self.wait_for("hello")
-        return self
-
-    async def _read(self) -> None:
-        async for line in self._response.content:
-            if line.startswith(b"data: "):
-                self.events.append(json.loads(line[6:]))
-
-    async def wait_for(self, kind: str, timeout: float = 5.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in self.events:
-                if event["type"] == kind:
-                    return event
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no {kind} event; got {[e['type'] for e in self.events]}")
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._task.cancel()
-        self._response.close()
 
 
 # --- tokens ---------------------------------------------------------------------

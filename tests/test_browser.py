@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import time
 
-from conftest import camera_entry, settings_for
-from test_ui import browser, frames_decoded, open_viewer, screenshot, wait_state  # noqa: F401
+from support.chromium import frames_decoded, open_viewer, screenshot, wait_state
+from support.gateway import camera_entry, settings_for
 
 from gateway.app import HUBS
 
 
-async def test_viewer_plays_a_high_profile_rtsp_camera(make_rtsp_camera, start_gateway, browser):  # noqa: F811
+async def test_viewer_plays_a_high_profile_rtsp_camera(make_rtsp_camera, start_gateway, browser):
     camera = make_rtsp_camera(profile="high", width=1280, height=720)
     gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
     page = await open_viewer(browser, gateway)

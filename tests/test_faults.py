@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import camera_entry, settings_for
-from test_access import EventReader
+from support.events import EventReader
+from support.gateway import camera_entry, settings_for
 
 from gateway.app import HUBS, SESSIONS
+
+pytestmark = pytest.mark.slow
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 SMALL = {"width": 320, "height": 240, "fps": 25}

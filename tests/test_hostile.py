@@ -27,10 +27,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.http_exceptions import HttpProcessingError
-from conftest import camera_entry, settings_for
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from viewer import Viewer, offer_sdp
+from support.gateway import camera_entry, settings_for
+from support.viewer import Viewer, offer_sdp
 from yarl import URL
 
 from gateway.app import HUBS, SESSIONS
@@ -327,6 +327,7 @@ def whep_cases(offer: str) -> list[tuple[str, bytes]]:
     ]
 
 
+@pytest.mark.slow
 async def test_fuzzed_offers_never_break_the_gateway(start_gateway, caplog):
     offer = await offer_sdp()
     cases = whep_cases(offer)
@@ -791,6 +792,7 @@ def drip(body: bytes, every: float = 1.0) -> Iterable[tuple[float, bytes]]:
         yield every, body[i : i + 1]
 
 
+@pytest.mark.slow
 async def test_slowloris_bodies_get_bounded_answers_while_viewers_keep_frames(start_gateway):
     gateway = await start_gateway(settings_for(demo_cameras("cam-a")))
     watcher = await watch(gateway)

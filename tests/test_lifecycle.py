@@ -11,14 +11,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-from camera.fixture import free_port
-from conftest import SECRET, VIEWER, bearer, camera_entry, settings_for
-from viewer import Viewer
+import pytest
+from support.camera import free_port
+from support.gateway import SECRET, VIEWER, bearer, camera_entry, settings_for
+from support.viewer import Viewer
 
 from gateway.app import HUBS, SESSIONS, STORE
 from gateway.store.audit import AuditLog, verify_file
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 

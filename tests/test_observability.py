@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
-from conftest import camera_entry, settings_for
 from prometheus_client.parser import text_string_to_metric_families
+from support.gateway import camera_entry, settings_for
 
 from gateway.app import STORE
 from gateway.logs import JsonFormatter, RedactCredentials

@@ -7,8 +7,8 @@ import re
 import time
 
 import pytest
-from conftest import camera_entry, settings_for
-from viewer import Viewer
+from support.gateway import camera_entry, settings_for
+from support.viewer import Viewer
 
 from gateway.app import HUBS, SESSIONS
 

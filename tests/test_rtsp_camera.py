@@ -14,7 +14,9 @@ import av
 import av.error
 import pytest
 from av.video.frame import PictureType
-from camera.fixture import RtspCamera
+from support.camera import RtspCamera
+
+pytestmark = pytest.mark.rtsp
 
 OPTIONS = {"rtsp_transport": "tcp"}
 

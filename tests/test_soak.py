@@ -18,10 +18,13 @@ from collections import Counter
 from typing import Any
 
 import aiohttp
-from conftest import camera_entry, settings_for
-from viewer import Viewer
+import pytest
+from support.gateway import camera_entry, settings_for
+from support.viewer import Viewer
 
 from gateway.app import HUBS, SESSIONS, STORE
+
+pytestmark = pytest.mark.slow
 
 CAMERAS = 5
 CYCLES = 500

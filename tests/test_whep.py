@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from camera.fixture import free_port
-from conftest import bearer, camera_entry, settings_for
-from viewer import offer_sdp
+import pytest
+from support.camera import free_port
+from support.gateway import bearer, camera_entry, settings_for
+from support.viewer import offer_sdp
 
 from gateway.app import HUBS, SESSIONS
 
@@ -141,6 +142,7 @@ async def test_viewer_that_vanishes_is_ended_within_seconds(start_gateway):
     assert len(gateway.app[HUBS].get("demo").viewers) == 0
 
 
+@pytest.mark.slow
 async def test_viewer_that_goes_silent_is_ended_by_ice_consent(start_gateway):
     gateway = await demo_gateway(start_gateway)
     viewer = gateway.viewer("demo")

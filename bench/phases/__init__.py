@@ -28,7 +28,7 @@ async def run_phases(stage: Stage, phases: list[str]) -> None:
     stage.results["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     stage.results["quick"] = stage.plan.quick
     stage.results["setup"] = {
-        "camera": "tests/camera/rtsp_camera.py --codec h264 --profile high --width 1280 "
+        "camera": "tests/support/rtsp_camera.py --codec h264 --profile high --width 1280 "
         "--height 720 --fps 25 --bitrate-kbps 2000 --gop-seconds 2 --pattern bars --filler",
         "linger_seconds": LINGER,
         "viewer_count_method": "RTP marker bits counted at the UDP socket, before SRTP",

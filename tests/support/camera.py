@@ -1,4 +1,4 @@
-"""Start real RTSP test cameras (tests/camera/rtsp_camera.py) from pytest.
+"""Real RTSP test cameras (support/rtsp_camera.py, GStreamer) for the tests and the bench.
 
 The camera script needs Debian's /usr/bin/python3 (gi bindings); this module runs in the venv.
 """
@@ -13,11 +13,9 @@ import subprocess
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-
-import pytest
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rtsp_camera.py")
@@ -221,20 +219,4 @@ def rtsp_camera(**options) -> Iterator[RtspCamera]:
     try:
         yield cam
     finally:
-        cam.stop()
-
-
-@pytest.fixture
-def make_rtsp_camera() -> Iterator[Callable[..., RtspCamera]]:
-    """Factory fixture: make_rtsp_camera(**options) -> started RtspCamera; all stopped at end."""
-    cams: list[RtspCamera] = []
-
-    def factory(**options) -> RtspCamera:
-        cam = make_camera(**options)
-        cams.append(cam)
-        cam.start()
-        return cam
-
-    yield factory
-    for cam in cams:
         cam.stop()

@@ -1,0 +1,1 @@
+"""What the tests share: the camera, the gateway, viewers, browsers, tokens."""

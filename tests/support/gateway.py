@@ -1,0 +1,96 @@
+"""An in-process gateway for tests: settings, tokens, grants and its viewers."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from gateway.access.grants import Grant
+from gateway.access.tokens import mint
+from gateway.app import HUBS, SETTINGS, STORE
+from gateway.config import AuthSettings, Settings, parse_settings
+
+from .viewer import Viewer
+
+SECRET = "test-secret-of-at-least-32-bytes-0123456789"
+AUTH = {"secret": SECRET}
+VIEWER = "viewer-1"
+
+
+def settings_for(
+    cameras: list[dict[str, Any]], *, database: str | None = None, **relay: Any
+) -> Settings:
+    """Settings for a test gateway: quick linger and reconnects unless overridden."""
+    relay = {
+        "linger_seconds": 1.0,
+        "start_timeout_seconds": 10.0,
+        "reconnect_initial_seconds": 0.2,
+        "reconnect_max_seconds": 1.0,
+        **relay,
+    }
+    database = database or str(Path(tempfile.mkdtemp(prefix="gateway-test-")) / "gw.sqlite3")
+    return parse_settings(
+        {"auth": AUTH, "storage": {"database": database}, "relay": relay, "cameras": cameras}
+    )
+
+
+def token(account: str = VIEWER, *, admin: bool = False, ttl: float = 3600, **claims: Any) -> str:
+    return mint(AuthSettings(secret=SECRET), account, is_admin=admin, ttl_seconds=ttl, **claims)
+
+
+def bearer(account: str = VIEWER, **kwargs: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(account, **kwargs)}"}
+
+
+def camera_entry(camera_id: str, source: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": camera_id,
+        "name": f"測試 {camera_id}",
+        "lat": 25.04,
+        "lon": 121.56,
+        "source": source,
+        **extra,
+    }
+
+
+class Gateway:
+    def __init__(self, server: TestServer, http: aiohttp.ClientSession) -> None:
+        self.server = server
+        self.app = server.app
+        self.http = http
+        self.url = str(server.make_url("")).rstrip("/")
+
+    def grant(
+        self,
+        members: list[str] | None = None,
+        cameras: list[str] | None = None,
+        *,
+        starts_in: float = -60,
+        lasts: float = 3600,
+        project: str = "2027 跨年 信義區",
+    ) -> Grant:
+        """A grant written straight to the store, as an administrator would."""
+        now = datetime.now(UTC)
+        return self.app[STORE].grants.create(
+            project=project,
+            purpose="test",
+            authorization_ref="北市警資字第1130000001號",
+            members=members or [VIEWER],
+            cameras=cameras or [h.id for h in self.app[HUBS]],
+            starts_at=now + timedelta(seconds=starts_in),
+            ends_at=now + timedelta(seconds=starts_in + lasts),
+            created_by="admin-1",
+        )
+
+    def bearer(self, account: str = VIEWER, *, admin: bool = False) -> dict[str, str]:
+        """A token signed with this gateway's own secret."""
+        jwt = mint(self.app[SETTINGS].auth, account, is_admin=admin)
+        return {"Authorization": f"Bearer {jwt}"}
+
+    def viewer(self, camera_id: str, account: str = VIEWER) -> Viewer:
+        return Viewer(self.url, camera_id, headers=self.bearer(account))
