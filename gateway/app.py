@@ -20,6 +20,7 @@ from gateway.control.administration import AccessAdmin
 from gateway.control.admission import AccessControl
 from gateway.control.enforcer import GrantEnforcer
 from gateway.control.events import EventBus
+from gateway.control.overlay import GrantOverlay
 from gateway.control.sessions import SHUTDOWN, SessionRegistry
 from gateway.control.tickets import TicketBook
 from gateway.egress import ViewerSession, compat, rtc_configuration
@@ -56,19 +57,21 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         settings.storage.database, (c.id for c in settings.cameras), settings.grants.max_days
     )
     hubs = CameraHubs(settings.cameras, settings.relay)
-    sessions = SessionRegistry(rtc_configuration(settings.webrtc))
-    bus = EventBus()
-    tickets = TicketBook()
-    enforcer = GrantEnforcer(store.grants, sessions)
-    metrics = GatewayMetrics(hubs, sessions)
+    limits = settings.limits
+    sessions = SessionRegistry(rtc_configuration(settings.webrtc), limits.max_sessions_per_account)
+    bus = EventBus(limits.max_event_streams_per_account)
+    tickets = TicketBook(limits.max_tickets_per_account)
+    overlay = GrantOverlay()
+    enforcer = GrantEnforcer(store, overlay, sessions)
+    metrics = GatewayMetrics(hubs, sessions, store)
     access = AccessControl(
         TokenVerifier(settings.auth),
-        store.grants,
-        store.audit,
+        store,
+        overlay,
         throttle or FailureThrottle(),
         on_denied=lambda reason: metrics.denials.labels(reason).inc(),
     )
-    admin = AccessAdmin(store.grants, store.audit, bus, sessions, enforcer)
+    admin = AccessAdmin(store, overlay, bus, sessions, enforcer)
     app[SETTINGS] = settings
     app[STORE] = store
     app[HUBS] = hubs
@@ -78,7 +81,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     app[EVENTS] = bus
     app[METRICS] = metrics
 
-    accounting.account_sessions(sessions, store.audit, bus)
+    accounting.account_sessions(sessions, store, bus)
     sessions.on_start.append(lambda session: _time_first_frame(session, metrics))
     accounting.announce_cameras(hubs, sessions, bus)
 
@@ -92,7 +95,9 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
             await enforcing
         await _end_sessions(app)
         await hubs.close()
-        store.close()
+        await access.failed_sign_ins.close()
+        await store.flush(timeout=1.0)
+        await store.close()
 
     app.cleanup_ctx.append(lifecycle)
     # Before aiohttp waits for open requests: event streams end, viewers are told.
@@ -100,9 +105,9 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     WhepEndpoint(hubs, sessions, access, admin, settings.server.max_body_bytes).add_routes(
         app.router
     )
-    ViewerApi(hubs, store, sessions, access, bus, tickets, settings.map, metrics).add_routes(
-        app.router
-    )
+    ViewerApi(
+        hubs, store, overlay, sessions, access, bus, tickets, settings.map, metrics
+    ).add_routes(app.router)
     AdminApi(access, admin, store, sessions).add_routes(app.router)
     pages.add_routes(app.router)
     cors.allow_origins(app, settings.cors.origins)
@@ -115,7 +120,7 @@ async def _end_sessions(app: web.Application) -> None:
     await app[SESSIONS].close(SHUTDOWN)
 
 
-def _time_first_frame(session: ViewerSession, metrics: GatewayMetrics) -> None:
+async def _time_first_frame(session: ViewerSession, metrics: GatewayMetrics) -> None:
     def first_frame() -> None:
         metrics.first_frame.observe(session.duration_seconds)
 

@@ -211,6 +211,9 @@ class AuthSettings:
     account_claim: str = _key("account_id", _not_blank)
     fallback_account_claim: str = "sub"  # used when account_claim is absent
     admin_claim: str = _key("is_admin", _not_blank)
+    # A token whose exp is further off than this is refused: a leaked long-lived
+    # token must not open sessions for days.
+    max_token_lifetime_seconds: float = _key(12 * 3600.0, _between(60, 30 * 24 * 3600))
 
     def __post_init__(self) -> None:
         hmac = any(a in _HMAC_ALGORITHMS for a in self.algorithms)
@@ -222,6 +225,16 @@ class AuthSettings:
             raise ValueError("secret: HS* needs a secret of at least 32 bytes")
         if keyed and not (self.public_key_file or self.jwks_url):
             raise ValueError("public_key_file: RS*/PS*/ES* need public_key_file or jwks_url")
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Per account, so one account cannot take every place (429 past these)."""
+
+    # A 3x3 grid of tiles, plus spares for tiles that are reconnecting.
+    max_sessions_per_account: int = _key(12, _between(1, 1000))
+    max_event_streams_per_account: int = _key(8, _between(1, 1000))
+    max_tickets_per_account: int = _key(16, _between(1, 1000))
 
 
 @dataclass(frozen=True)
@@ -273,6 +286,7 @@ class Settings:
     audit: AuditSettings = AuditSettings()
     cors: CorsSettings = CorsSettings()
     map: MapSettings = MapSettings()
+    limits: LimitSettings = LimitSettings()
 
     def camera(self, camera_id: str) -> CameraSettings | None:
         return next((c for c in self.cameras if c.id == camera_id), None)

@@ -16,12 +16,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.control.sessions import SessionRegistry
 from gateway.relay import CameraHubs
+from gateway.store import Store
 
 
 class GatewayMetrics:
-    def __init__(self, hubs: CameraHubs, sessions: SessionRegistry) -> None:
+    def __init__(self, hubs: CameraHubs, sessions: SessionRegistry, store: Store) -> None:
         self.registry = CollectorRegistry()  # per app: tests start many gateways
-        self.registry.register(_LiveCollector(hubs, sessions))
+        self.registry.register(_LiveCollector(hubs, sessions, store))
         self.denials = Counter(
             "cctv_access_denials",
             "Refused requests, by reason",
@@ -41,9 +42,10 @@ class GatewayMetrics:
 
 
 class _LiveCollector:
-    def __init__(self, hubs: CameraHubs, sessions: SessionRegistry) -> None:
+    def __init__(self, hubs: CameraHubs, sessions: SessionRegistry, store: Store) -> None:
         self.hubs = hubs
         self.sessions = sessions
+        self.store = store
 
     def collect(self) -> Iterator[Metric]:
         viewers = GaugeMetricFamily("cctv_viewers", "Viewers per camera", labels=["camera"])
@@ -77,4 +79,9 @@ class _LiveCollector:
         )
         for name in ("new", "connecting", "connected", "disconnected"):
             sessions.add_metric([name], by_state.get(name, 0))
-        yield from (viewers, pulling, state, sent, dropped, reconnects, sessions)
+        pending = GaugeMetricFamily(
+            "cctv_audit_pending_rows",
+            "Audit rows and grant changes waiting for the database to take them",
+        )
+        pending.add_metric([], self.store.pending)
+        yield from (viewers, pulling, state, sent, dropped, reconnects, sessions, pending)

@@ -19,7 +19,7 @@ from support.gateway import SECRET, VIEWER, bearer, camera_entry, settings_for, 
 from support.viewer import Viewer, offer_sdp
 
 from gateway.access.throttle import FailureThrottle
-from gateway.app import SESSIONS, STORE
+from gateway.app import SESSIONS
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
 
@@ -36,8 +36,8 @@ async def gateway_with(start_gateway, *ids: str, **options):
     return await start_gateway(settings_for(demo_cameras(*(ids or ("cam-a", "cam-b")))), **options)
 
 
-def audit_rows(gateway, **filters) -> list[dict]:
-    return gateway.app[STORE].audit.query(**filters)
+async def audit_rows(gateway, **filters) -> list[dict]:
+    return await gateway.audit(**filters)
 
 
 async def watch(gateway, camera_id: str = "cam-a", account: str = VIEWER) -> Viewer:
@@ -90,7 +90,7 @@ async def test_bad_tokens_get_401_and_are_audited(start_gateway, authorization):
     )
     assert response.status == 401
     assert (await response.json())["error"] == "missing or invalid token"  # no oracle
-    (row,) = audit_rows(gateway, event="token_rejected")
+    (row,) = await audit_rows(gateway, event="token_rejected")
     assert row["remote"] == "127.0.0.1" and row["detail"]["reason"]
     for path in ("/api/cameras", "/api/me", "/api/grants", "/api/sessions", "/api/audit"):
         assert (await gateway.http.get(gateway.url + path, headers=headers)).status == 401
@@ -126,7 +126,7 @@ async def test_refusals_say_which_rule_failed(start_gateway):
         response = await gateway.viewer(camera_id, account).connect(gateway.http)
         assert response.status == 403
         assert (await response.json())["error"].endswith(reason)
-    denied = audit_rows(gateway, event="access_denied")
+    denied = await audit_rows(gateway, event="access_denied")
     assert sorted(r["detail"]["reason"] for r in denied) == sorted(c[2] for c in cases)
     response = await gateway.viewer("nope", "member-1").connect(gateway.http)
     assert response.status == 404
@@ -144,7 +144,7 @@ async def test_session_ends_within_a_second_of_its_grant_ending(start_gateway):
         assert late < 1.5, f"session outlived its grant by {late:.2f} s"
         ended = await events.wait_for("session_ended")
         assert ended["reason"] == "grant ended"
-    (row,) = audit_rows(gateway, event="session_end")
+    (row,) = await audit_rows(gateway, event="session_end")
     assert row["account"] == VIEWER and row["grant_id"] == grant.id
     assert row["project"] == grant.project and row["detail"]["reason"] == "grant ended"
     assert row["detail"]["bytes_sent"] > 0 and row["detail"]["duration_seconds"] > 0
@@ -185,7 +185,7 @@ async def test_admin_revocation_closes_the_viewer_within_a_second(start_gateway,
         assert bystander.closed.is_set()
     else:  # the other member keeps watching
         assert not bystander.closed.is_set() and await bystander.wait_frames(3)
-    events_written = {r["event"] for r in audit_rows(gateway)}
+    events_written = {r["event"] for r in await audit_rows(gateway)}
     assert "session_end" in events_written
     assert {
         "session": "session_revoked",
@@ -221,7 +221,7 @@ async def test_admin_endpoints_refuse_non_admins(start_gateway):
         )
         assert response.status == 403, (method, path)
         assert "administrator" in (await response.json())["error"]
-    denied = audit_rows(gateway, event="access_denied")
+    denied = await audit_rows(gateway, event="access_denied")
     assert len(denied) == len(ADMIN_CALLS)
 
 
@@ -269,7 +269,7 @@ async def test_grant_api_validates_and_stores_hostile_text_verbatim(start_gatewa
         headers=gateway.bearer(ADMIN, admin=True) | {"Content-Type": "application/json"},
     )
     assert response.status == 400
-    (row,) = audit_rows(gateway, event="grant_created")
+    (row,) = await audit_rows(gateway, event="grant_created")
     assert row["account"] == ADMIN and row["project"] == sneaky
     assert row["detail"]["authorization_ref"] == "北市警資字第1130000001號"
 
@@ -356,7 +356,7 @@ async def test_grant_revoked_while_gateway_was_down_is_honoured(start_gateway, t
     response = await second.viewer("cam-a").connect(second.http)
     assert response.status == 403
     assert (await response.json())["error"].endswith("revoked")
-    rows = audit_rows(second)
+    rows = await audit_rows(second)
     assert {"session_start", "session_end", "access_denied"} <= {r["event"] for r in rows}
 
 

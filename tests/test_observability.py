@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import sqlite3
+import time
 
 from prometheus_client.parser import text_string_to_metric_families
 from support.gateway import camera_entry, settings_for
 
-from gateway.app import STORE
+from gateway.app import SETTINGS
 from gateway.logs import JsonFormatter, RedactCredentials
 
 
@@ -49,9 +52,28 @@ async def test_readiness_follows_the_database(start_gateway):
     gateway = await start_gateway(settings_for([entry]))
     assert (await gateway.http.get(f"{gateway.url}/healthz")).status == 200
     assert (await gateway.http.get(f"{gateway.url}/readyz")).status == 200
-    gateway.app[STORE].close()
-    assert (await gateway.http.get(f"{gateway.url}/readyz")).status == 503
+    # Another process makes the grants unreadable (the table renamed away).
+    path = gateway.app[SETTINGS].storage.database
+    with sqlite3.connect(path) as other:
+        other.execute("ALTER TABLE grant_members RENAME TO grant_members_gone")
+        other.execute("ALTER TABLE grants RENAME TO grants_gone")
+
+    async def ready() -> int:
+        return (await gateway.http.get(f"{gateway.url}/readyz")).status
+
+    # The grant sweep reads twice a second; readiness answers from what it saw.
+    deadline = time.monotonic() + 3
+    while await ready() == 200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert await ready() == 503
     assert (await gateway.http.get(f"{gateway.url}/healthz")).status == 200
+    with sqlite3.connect(path) as other:
+        other.execute("ALTER TABLE grants_gone RENAME TO grants")
+        other.execute("ALTER TABLE grant_members_gone RENAME TO grant_members")
+    deadline = time.monotonic() + 3
+    while await ready() == 503 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert await ready() == 200
 
 
 def test_log_lines_are_json_with_ids_and_no_credentials():

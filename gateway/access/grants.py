@@ -8,6 +8,7 @@ time. This module holds the grant itself and the rules for its fields; the store
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,6 +84,44 @@ class Grant:
             "revoke_reason": self.revoke_reason,
             "status": self.status(now),
         }
+
+
+def changed(
+    before: Grant,
+    *,
+    known_cameras: frozenset[str],
+    max_days: float,
+    now: datetime,
+    members: Iterable[str] | None = None,
+    cameras: Iterable[str] | None = None,
+    starts_at: datetime | str | None = None,
+    ends_at: datetime | str | None = None,
+    purpose: str | None = None,
+) -> Grant:
+    """The grant with the given fields changed (sets replaced, not merged), validated;
+    `before` itself if nothing changes. Raises GrantInvalid."""
+    new_purpose = None if purpose is None else text_field("purpose", purpose, PURPOSE_MAX)
+    new_members = None if members is None else members_of(members)
+    new_cameras = None if cameras is None else cameras_of(cameras, known_cameras)
+    new_start = None if starts_at is None else moment("starts_at", starts_at)
+    new_end = None if ends_at is None else moment("ends_at", ends_at)
+    if before.revoked_at is not None:
+        raise GrantInvalid("grant", "revoked grants cannot be changed")
+    start = before.starts_at if new_start is None else new_start
+    end = before.ends_at if new_end is None else new_end
+    if new_start is not None or new_end is not None:
+        check_window(start, end, max_days)
+    after = dataclasses.replace(
+        before,
+        purpose=before.purpose if new_purpose is None else new_purpose,
+        members=before.members if new_members is None else new_members,
+        cameras=before.cameras if new_cameras is None else new_cameras,
+        starts_at=start,
+        ends_at=end,
+    )
+    if after == before:
+        return before  # nothing changes: no write, nothing to audit
+    return dataclasses.replace(after, updated_at=now)
 
 
 # -- validation helpers -------------------------------------------------------------

@@ -85,6 +85,7 @@ class TokenVerifier:
 
     def __init__(self, settings: AuthSettings) -> None:
         self._settings = settings
+        self.leeway_seconds = settings.leeway_seconds
         self._algorithms = list(settings.algorithms)
         self._keys = self._prepare_keys(settings)  # algorithm -> ready key
         self._jwks: jwt.PyJWKClient | None = None
@@ -196,6 +197,9 @@ class TokenVerifier:
             expires_at = datetime.fromtimestamp(exp, UTC)
         except (OverflowError, OSError, ValueError):
             raise TokenRejected("malformed") from None
+        lifetime = exp - time.time()
+        if lifetime > s.max_token_lifetime_seconds + s.leeway_seconds:
+            raise TokenRejected("lifetime too long")
         account = claims.get(s.account_claim)
         if account is None and s.fallback_account_claim:
             account = claims.get(s.fallback_account_claim)

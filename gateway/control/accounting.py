@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.egress import ViewerSession
 from gateway.relay import CameraHub, CameraHubs
+from gateway.store import Store
 from gateway.store import audit as events
 from gateway.store.audit import AuditLog
 
@@ -17,20 +18,27 @@ from .sessions import SessionRegistry
 log = logging.getLogger(__name__)
 
 
-def account_sessions(sessions: SessionRegistry, audit: AuditLog, bus: EventBus) -> None:
-    """Every session start and end lands in the audit log and on the event bus."""
+def account_sessions(sessions: SessionRegistry, store: Store, bus: EventBus) -> None:
+    """Every session start and end lands in the audit log and on the event bus.
 
-    def started(session: ViewerSession) -> None:
-        audit.record(
+    A start must be written before the picture flows (a raise refuses the session,
+    and its end is recorded too); an end never waits for the database: its row is
+    queued, in order, and lands when the database takes it.
+    """
+
+    async def started(session: ViewerSession) -> None:
+        written = store.record(
             events.SESSION_START,
             **_who(session),
             authorization_ref=session.viewer.authorization_ref,
         )
+        session.started_recorded = True
+        await store.landed(written)
         bus.publish("session_started", {"session": session.to_json()})
 
     def ended(session: ViewerSession) -> None:
         assert session.ending is not None
-        audit.record(
+        store.record(
             events.SESSION_END,
             **_who(session),
             reason=session.ending.reason,
@@ -49,8 +57,16 @@ def account_sessions(sessions: SessionRegistry, audit: AuditLog, bus: EventBus) 
             accounts=[session.account],
         )
 
+    def renewed(session: ViewerSession, remote: str) -> None:
+        store.record(
+            events.SESSION_RENEWED,
+            **{**_who(session), "remote": remote},
+            signed_in_until=session.signed_in_until,
+        )
+
     sessions.on_start.append(started)
     sessions.on_end.append(ended)
+    sessions.on_renew.append(renewed)
 
 
 def announce_cameras(hubs: CameraHubs, sessions: SessionRegistry, bus: EventBus) -> None:

@@ -1,66 +1,122 @@
 """AccessAdmin: what administrators do to grants and sessions, each step written down.
 
-Every change is audited before it is announced, and sessions it ends are ended
-before the call returns, so the console shows the world as it now is.
+Taking access away never waits for the database: sessions end in memory first
+(within the call), and the change and its audit rows are queued to be written, in
+order, never dropped. If they cannot be written yet, the caller hears that access
+has ended and the record is pending (RecordPending). Giving access (creating,
+extending) happens only once the database has taken it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from gateway.access.grants import Grant
+from gateway.access import decision
+from gateway.access.grants import Grant, changed
 from gateway.access.tokens import Identity
 from gateway.egress import Ending
+from gateway.store import Store, StoreUnavailable, WritePending
 from gateway.store import audit as events
 from gateway.store.audit import AuditLog
-from gateway.store.grants import GrantStore
+from gateway.store.grants import GrantNotFound, GrantStore
 
+from .admission import Denied, undecidable
 from .enforcer import GrantEnforcer
 from .events import EventBus
+from .overlay import GrantOverlay
 from .sessions import SessionRegistry
+
+
+class RecordPending(Exception):
+    """Access has ended; the record of it waits for the database and will be written."""
 
 
 class AccessAdmin:
     def __init__(
         self,
-        grants: GrantStore,
-        audit: AuditLog,
+        store: Store,
+        overlay: GrantOverlay,
         bus: EventBus,
         sessions: SessionRegistry,
         enforcer: GrantEnforcer,
     ) -> None:
-        self.grants = grants
-        self.audit = audit
+        self.store = store
+        self.overlay = overlay
         self.bus = bus
         self.sessions = sessions
         self.enforcer = enforcer
 
-    def create_grant(self, admin: Identity, remote: str, fields: dict[str, Any]) -> Grant:
-        grant = self.grants.create(created_by=admin.account, **fields)
-        self._record(events.GRANT_CREATED, admin, remote, grant, **_summary(grant))
+    async def create_grant(self, admin: Identity, remote: str, fields: dict[str, Any]) -> Grant:
+        def create(grants: GrantStore, audit: AuditLog) -> Grant:
+            grant = grants.create(created_by=admin.account, **fields)
+            _record(audit, events.GRANT_CREATED, admin, remote, grant, **_summary(grant))
+            return grant
+
+        grant = await self._give(create)
         self._announce("grant_created", grant, grant.members)
         return grant
 
     async def update_grant(
         self, admin: Identity, remote: str, grant_id: int, changes: dict[str, Any]
     ) -> Grant:
-        before, after = self.grants.update(grant_id, by=admin.account, **changes)
-        changed = {
-            key: {"from": old, "to": new}
-            for key, old, new in ((k, v, _summary(after)[k]) for k, v in _summary(before).items())
-            if old != new
-        }
-        self._record(events.GRANT_UPDATED, admin, remote, after, changes=changed)
-        self._announce("grant_updated", after, before.members | after.members)
-        await self.enforcer.sweep()
-        return after
+        before = await self._current(grant_id)
+        grants = self.store.grants
+        after = changed(
+            before,
+            known_cameras=grants.camera_ids,
+            max_days=grants.max_days,
+            now=self.store.clock(),
+            **changes,
+        )
+        if after is before:
+            return before
+
+        def update(grants: GrantStore, audit: AuditLog) -> Grant:
+            old, new = grants.update(grant_id, by=admin.account, **changes)
+            if new is not old:
+                diff = {
+                    key: {"from": value, "to": _summary(new)[key]}
+                    for key, value in _summary(old).items()
+                    if value != _summary(new)[key]
+                }
+                _record(audit, events.GRANT_UPDATED, admin, remote, new, changes=diff)
+            return new
+
+        if self._takes_access(after):
+            # Access goes first, from memory; the change is written after, and waits.
+            self.overlay.put(after)
+            await self.enforcer.apply(after)
+            self._announce("grant_updated", after, before.members | after.members)
+            written = await self._take(update, after)
+        else:
+            written = await self._give(update)
+            self._announce("grant_updated", written, before.members | written.members)
+        return written
 
     async def revoke_grant(self, admin: Identity, remote: str, grant_id: int, reason: str) -> Grant:
-        grant = self.grants.revoke(grant_id, by=admin.account, reason=reason)
-        self._record(events.GRANT_REVOKED, admin, remote, grant, reason=reason)
-        self._announce("grant_revoked", grant, grant.members)
-        await self.enforcer.sweep()
-        return grant
+        try:
+            before: Grant | None = await self._current(grant_id)
+        except Denied:
+            before = None  # cannot be read: revoke by id, from memory, all the same
+        if before is not None:
+            now = self.store.clock()
+            revoked = dataclasses.replace(
+                before, revoked_at=now, revoked_by=admin.account, revoke_reason=reason
+            )
+            self.overlay.put(revoked)
+            await self.enforcer.apply(revoked)
+            self._announce("grant_revoked", revoked, revoked.members)
+        else:
+            self.overlay.revoked_ids.add(grant_id)
+            await self.enforcer.end_revoked(grant_id)
+
+        def revoke(grants: GrantStore, audit: AuditLog) -> Grant:
+            grant = grants.revoke(grant_id, by=admin.account, reason=reason)
+            _record(audit, events.GRANT_REVOKED, admin, remote, grant, reason=reason)
+            return grant
+
+        return await self._take(revoke, revoked if before is not None else grant_id)
 
     async def revoke_session(
         self, admin: Identity, remote: str, session_id: str, reason: str
@@ -68,7 +124,61 @@ class AccessAdmin:
         session = self.sessions.get(session_id)
         if session is None:
             return False
-        self.audit.record(
+        landed = self._record_revocation(admin, remote, session, reason)
+        ended = await self.sessions.end(session_id, revoked_by_admin(reason))
+        await self._landed([landed])
+        return ended
+
+    async def revoke_account(self, admin: Identity, remote: str, account: str, reason: str) -> int:
+        sessions = [s for s in self.sessions if s.account == account]
+        landed = [self._record_revocation(admin, remote, s, reason) for s in sessions]
+        ended = await self.sessions.end_many(sessions, revoked_by_admin(reason))
+        await self._landed(landed)
+        return ended
+
+    # --- helpers ------------------------------------------------------------------
+
+    async def _current(self, grant_id: int) -> Grant:
+        pending = self.overlay.get(grant_id)
+        if pending is not None:
+            return pending
+        try:
+            grant = await self.store.read(lambda grants, _: grants.find(grant_id))
+        except StoreUnavailable:
+            raise undecidable() from None
+        if grant is None:
+            raise GrantNotFound(f"grant {grant_id} not found")
+        return grant
+
+    def _takes_access(self, after: Grant) -> bool:
+        now = self.store.clock()
+        return any(
+            decision.check(after, s.account, s.camera_id, now) is not None
+            for s in self.sessions
+            if s.viewer.grant_id == after.id
+        )
+
+    async def _give(self, job: Any) -> Grant:
+        """A change that gives access lands before it takes effect, or not at all."""
+        try:
+            return await self.store.write(job)
+        except StoreUnavailable:
+            raise undecidable() from None
+
+    async def _take(self, job: Any, in_memory: Grant | int) -> Grant:
+        """A change that takes access away: already in effect; now written, in order.
+        The in-memory change (a grant, or a revoked grant's id) stays until the
+        database has it, or refuses it by its own rules."""
+        done = self.store.submit(job)
+        done.add_done_callback(lambda _: self.overlay.written(in_memory))
+        try:
+            await self.store.landed(done)
+        except WritePending:
+            raise RecordPending("the change waits for the database") from None
+        return done.result()
+
+    def _record_revocation(self, admin: Identity, remote: str, session: Any, reason: str) -> Any:
+        return self.store.record(
             events.SESSION_REVOKED,
             account=session.account,
             camera_id=session.camera_id,
@@ -79,33 +189,36 @@ class AccessAdmin:
             by=admin.account,
             reason=reason,
         )
-        ending = Ending("revoked", f"revoked by an administrator: {reason}")
-        return await self.sessions.end(session_id, ending)
 
-    async def revoke_account(self, admin: Identity, remote: str, account: str, reason: str) -> int:
-        ids = [s.id for s in self.sessions if s.account == account]
-        ended = 0
-        for session_id in ids:
-            ended += await self.revoke_session(admin, remote, session_id, reason)
-        return ended
-
-    def _record(
-        self, event: str, admin: Identity, remote: str, grant: Grant, **detail: Any
-    ) -> None:
-        self.audit.record(
-            event,
-            account=admin.account,
-            grant_id=grant.id,
-            project=grant.project,
-            remote=remote,
-            **detail,
-        )
+    async def _landed(self, records: list[Any]) -> None:
+        for record in records:
+            try:
+                await self.store.landed(record)
+            except WritePending:
+                raise RecordPending("the record waits for the database") from None
 
     def _announce(self, kind: str, grant: Grant, members: frozenset[str]) -> None:
         self.bus.publish(kind, {"grant": self.grants_json(grant)}, accounts=members)
 
     def grants_json(self, grant: Grant) -> dict[str, Any]:
-        return grant.to_json(self.grants.clock())
+        return grant.to_json(self.store.clock())
+
+
+def revoked_by_admin(reason: str) -> Ending:
+    return Ending("revoked", f"revoked by an administrator: {reason}")
+
+
+def _record(
+    audit: AuditLog, event: str, admin: Identity, remote: str, grant: Grant, **detail: Any
+) -> None:
+    audit.record(
+        event,
+        account=admin.account,
+        grant_id=grant.id,
+        project=grant.project,
+        remote=remote,
+        **detail,
+    )
 
 
 def _summary(grant: Grant) -> dict[str, Any]:

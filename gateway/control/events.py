@@ -31,11 +31,20 @@ class Subscription:
             return False
 
 
+class TooManyStreams(Exception):
+    """The account has its maximum of open event streams."""
+
+
 class EventBus:
-    def __init__(self) -> None:
+    def __init__(self, max_per_account: int = 8) -> None:
         self._subscribers: set[Subscription] = set()
+        self._max_per_account = max_per_account
 
     def subscribe(self, account: str, admin: bool) -> Subscription:
+        if sum(1 for s in self._subscribers if s.account == account) >= self._max_per_account:
+            raise TooManyStreams(
+                f"this account has its maximum of {self._max_per_account} event streams"
+            )
         subscription = Subscription(account, admin)
         self._subscribers.add(subscription)
         return subscription

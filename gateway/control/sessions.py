@@ -1,10 +1,13 @@
-"""SessionRegistry: every live viewer session, by id, and how each one ends."""
+"""SessionRegistry: every live viewer session, by id, until when it may last, and how
+each one ends."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from gateway.access.decision import Viewer
@@ -19,33 +22,75 @@ log = logging.getLogger(__name__)
 VIEWER_LEFT = Ending("viewer_left", "viewer left")
 SHUTDOWN = Ending("shutdown", "gateway shutdown")
 NOT_RECORDED = Ending("not_recorded", "not recorded")
+WINDOW_ENDED = Ending("grant_ended", "grant ended")
+SIGN_IN_EXPIRED = Ending("token_expired", "sign-in expired")
+
+
+class TooManySessions(Exception):
+    """The account has its maximum of sessions, counting those still negotiating."""
 
 
 class SessionRegistry:
-    def __init__(self, configuration: RTCConfiguration) -> None:
+    """The live sessions. Each ends by itself at the end of the grant window it was
+    admitted under, or of the sign-in that opened it, whatever the database says:
+    those deadlines are kept here, in memory."""
+
+    def __init__(self, configuration: RTCConfiguration, max_per_account: int = 12) -> None:
         self._sessions: dict[str, ViewerSession] = {}
         self._configuration = configuration
+        self._max_per_account = max_per_account
+        self._opening: Counter[str] = Counter()  # offers being answered, per account
         self._pending: set[asyncio.Task[bool]] = set()
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}
         # Observers, e.g. the audit log and the event bus. A start observer that
         # raises refuses the session: nobody watches without the record written.
-        self.on_start: list[Callable[[ViewerSession], None]] = []
+        self.on_start: list[Callable[[ViewerSession], Awaitable[None]]] = []
         self.on_end: list[Callable[[ViewerSession], None]] = []
+        self.on_renew: list[Callable[[ViewerSession, str], None]] = []
 
     async def open(
-        self, hub: CameraHub, body: bytes, remote: str, viewer: Viewer
+        self,
+        hub: CameraHub,
+        body: bytes,
+        remote: str,
+        viewer: Viewer,
+        signed_in_until: datetime,
+        still_allowed: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[ViewerSession, str]:
-        """Validate the offer, join the camera and answer. Raises BadOffer, CameraUnavailable."""
+        """Validate the offer, join the camera and answer. Raises BadOffer,
+        CameraUnavailable, TooManySessions, or what `still_allowed` raises: it is asked
+        again just before the session is registered, so a grant revoked while the offer
+        was being answered lets no media flow."""
+        account = viewer.account
+        if self.count(account) + self._opening[account] >= self._max_per_account:
+            raise TooManySessions(
+                f"this account has its maximum of {self._max_per_account} sessions"
+            )
         offer_sdp, offer = parse_offer(body)
-        session, answer = await ViewerSession.negotiate(
-            hub, offer_sdp, offer, remote, viewer, self._configuration, self._lost
-        )
+        self._opening[account] += 1
         try:
+            session, answer = await ViewerSession.negotiate(
+                hub, offer_sdp, offer, remote, viewer, self._configuration, self._lost
+            )
+        finally:
+            self._opening[account] -= 1
+            if not self._opening[account]:
+                del self._opening[account]
+        session.window_ends_at = viewer.ends_at
+        session.signed_in_until = signed_in_until
+        try:
+            if still_allowed is not None:
+                await still_allowed()
             for observer in self.on_start:
-                observer(session)
+                await observer(session)
         except BaseException:
-            await session.close(NOT_RECORDED)  # never registered: no end observers
+            await session.close(NOT_RECORDED)  # never registered
+            if session.started_recorded:
+                for end in self.on_end:
+                    end(session)
             raise
         self._sessions[session.id] = session
+        self.reschedule(session)
         log.info(
             "session %s started: camera %s",
             session.id,
@@ -63,13 +108,58 @@ class SessionRegistry:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def count(self, account: str) -> int:
+        return sum(1 for s in self._sessions.values() if s.account == account)
+
+    def reschedule(self, session: ViewerSession) -> None:
+        """(Re)arm the session's end at its window's end or its sign-in's, whichever
+        comes first, after either moved (a grant extended, a token renewed)."""
+        if (timer := self._deadlines.pop(session.id, None)) is not None:
+            timer.cancel()
+        ends = [(t, e) for t, e in self._ends(session) if t is not None]
+        if not ends:
+            return
+        moment, ending = min(ends, key=lambda pair: pair[0])
+        delay = max(0.0, (moment - datetime.now(UTC)).total_seconds())
+        loop = asyncio.get_running_loop()
+        self._deadlines[session.id] = loop.call_later(delay, self._lost, session, ending)
+
+    def renew(self, session: ViewerSession, until: datetime, remote: str) -> datetime:
+        """A fresh sign-in of the same account: the session may last until `until`."""
+        session.signed_in_until = max(until, session.signed_in_until or until)
+        self.reschedule(session)
+        for observer in self.on_renew:
+            observer(session, remote)
+        return session.signed_in_until
+
+    @staticmethod
+    def _ends(session: ViewerSession) -> list[tuple[datetime | None, Ending]]:
+        return [(session.window_ends_at, WINDOW_ENDED), (session.signed_in_until, SIGN_IN_EXPIRED)]
+
     async def end(self, session_id: str, ending: Ending) -> bool:
         session = self._sessions.pop(session_id, None)
+        if (timer := self._deadlines.pop(session_id, None)) is not None:
+            timer.cancel()
         if session is None or not await session.close(ending):
             return False
         for observer in self.on_end:
             observer(session)
         return True
+
+    async def end_many(self, sessions: list[ViewerSession], ending: Ending) -> int:
+        """End these sessions at once; one that fails to end never holds up the rest."""
+        results = await asyncio.gather(
+            *(self.end(s.id, ending) for s in sessions), return_exceptions=True
+        )
+        for session, result in zip(sessions, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error(
+                    "ending session %s failed: %r",
+                    session.id,
+                    result,
+                    extra={"session_id": session.id, "camera_id": session.camera_id},
+                )
+        return sum(1 for r in results if r is True)
 
     def _lost(self, session: ViewerSession, ending: Ending) -> None:
         task = asyncio.ensure_future(self.end(session.id, ending))
@@ -77,4 +167,4 @@ class SessionRegistry:
         task.add_done_callback(self._pending.discard)
 
     async def close(self, ending: Ending = SHUTDOWN) -> None:
-        await asyncio.gather(*(self.end(s.id, ending) for s in self))
+        await self.end_many(list(self), ending)

@@ -15,13 +15,23 @@ from gateway.access.tokens import Identity
 TICKET_SECONDS = 30.0
 
 
+class TooManyTickets(Exception):
+    """The account holds its maximum of unused tickets."""
+
+
 class TicketBook:
-    def __init__(self) -> None:
+    def __init__(self, max_per_account: int = 16) -> None:
         self._tickets: dict[str, tuple[Identity, float]] = {}
+        self._max_per_account = max_per_account
 
     def issue(self, identity: Identity) -> str:
         now = time.monotonic()
         self._tickets = {t: v for t, v in self._tickets.items() if v[1] > now}
+        held = sum(1 for who, _ in self._tickets.values() if who.account == identity.account)
+        if held >= self._max_per_account:
+            raise TooManyTickets(
+                f"this account holds its maximum of {self._max_per_account} unused tickets"
+            )
         ticket = secrets.token_urlsafe(24)
         self._tickets[ticket] = (identity, now + TICKET_SECONDS)
         return ticket

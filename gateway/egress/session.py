@@ -79,6 +79,11 @@ class ViewerSession:
         self.started_at = datetime.now(UTC)
         self._started = time.monotonic()
         self.ending: Ending | None = None
+        # Until when it may last, kept in memory by the session registry: the end of
+        # the grant window it was admitted under, and of the sign-in that opened it.
+        self.window_ends_at: datetime | None = viewer.ends_at
+        self.signed_in_until: datetime | None = None
+        self.started_recorded = False  # its start row is queued for the audit log
         self.ended = asyncio.Event()
         self._deadline: asyncio.TimerHandle | None = None
 

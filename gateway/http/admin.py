@@ -128,10 +128,11 @@ class AdminApi:
 
     @admin_only
     async def list_grants(self, request: web.Request, admin: Identity) -> web.Response:
-        store = self.store.grants
-        now = store.clock()
         include_ended = request.query.get("include_ended", "true") != "false"
-        return reply({"grants": [g.to_json(now) for g in store.list(include_ended=include_ended)]})
+        found = await self.store.read(lambda grants, _: grants.list(include_ended=include_ended))
+        now = self.store.clock()
+        grants = self.admin.overlay.apply(found, now)
+        return reply({"grants": [g.to_json(now) for g in grants]})
 
     @admin_only
     async def create_grant(self, request: web.Request, admin: Identity) -> web.Response:
@@ -139,12 +140,14 @@ class AdminApi:
         missing = sorted(GRANT_FIELDS - set(fields))
         if missing:
             raise GrantInvalid(missing[0], "required")
-        grant = self.admin.create_grant(admin, remote_of(request), fields)
+        grant = await self.admin.create_grant(admin, remote_of(request), fields)
         return reply(self.admin.grants_json(grant), status=201)
 
     @admin_only
     async def get_grant(self, request: web.Request, admin: Identity) -> web.Response:
-        grant = self.store.grants.get(grant_id_of(request))
+        grant_id = grant_id_of(request)
+        found = await self.store.read(lambda grants, _: grants.get(grant_id))
+        (grant,) = self.admin.overlay.apply([found], self.store.clock())
         return reply(self.admin.grants_json(grant))
 
     @admin_only
@@ -199,7 +202,7 @@ class AdminApi:
         if not limit.isdigit() or not 1 <= int(limit) <= 100_000:
             raise bad_request("limit: a whole number from 1 to 100000")
         filters["limit"] = int(limit)
-        rows = self.store.audit.query(**filters)
+        rows = await self.store.read(lambda _, audit: audit.query(**filters))
         if query.get("format") == "csv":
             return web.Response(
                 text=AuditLog.to_csv(rows),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from gateway.access.grants import Grant
 from gateway.access.tokens import Identity
 from gateway.config import MapSettings
 from gateway.control.admission import AccessControl
 from gateway.control.events import EventBus
+from gateway.control.overlay import GrantOverlay
 from gateway.control.sessions import SessionRegistry
 from gateway.control.tickets import TicketBook
 from gateway.metrics import GatewayMetrics
@@ -40,6 +43,7 @@ class ViewerApi:
         self,
         hubs: CameraHubs,
         store: Store,
+        overlay: GrantOverlay,
         sessions: SessionRegistry,
         access: AccessControl,
         bus: EventBus,
@@ -49,6 +53,7 @@ class ViewerApi:
     ) -> None:
         self.hubs = hubs
         self.store = store
+        self.overlay = overlay
         self.sessions = sessions
         self.access = access
         self.bus = bus
@@ -73,7 +78,7 @@ class ViewerApi:
         """
         identity = await signed_in(self.access, request)
         until: dict[str, str] = {}
-        for grant in self.store.grants.active_for(identity.account):
+        for grant in await self._active(identity):
             for camera_id in grant.cameras:
                 ends = grant.ends_at.isoformat()
                 until[camera_id] = max(until.get(camera_id, ends), ends)
@@ -104,13 +109,13 @@ class ViewerApi:
             {
                 "account": identity.account,
                 "is_admin": identity.is_admin,
-                "grants": self._grants_json(identity),
+                "grants": await self._grants_json(identity),
             }
         )
 
     async def event_ticket(self, request: web.Request) -> web.Response:
         identity = await signed_in(self.access, request)
-        ticket = self.tickets.issue(identity)
+        ticket = self.tickets.issue(identity)  # TooManyTickets: 429
         return reply({"ticket": ticket, "url": f"/api/events?ticket={ticket}"})
 
     async def event_stream(self, request: web.Request) -> web.StreamResponse:
@@ -122,25 +127,35 @@ class ViewerApi:
                 "invalid_ticket",
                 "missing, used or expired ticket; get one from POST /api/events/ticket",
             )
-        subscription = self.bus.subscribe(identity.account, identity.is_admin)
+        until = self.access.signed_in_until(identity)
+        if until <= datetime.now(UTC):
+            raise HttpError(401, "invalid_ticket", "the sign-in behind this ticket has expired")
+        subscription = self.bus.subscribe(identity.account, identity.is_admin)  # 429 past a cap
         sessions = [
             s.to_json() for s in self.sessions if identity.is_admin or s.account == identity.account
         ]
         hello = {
             "type": "hello",
             "account": identity.account,
-            "grants": self._grants_json(identity),
+            "grants": [],
             "sessions": sessions,
         }
         try:
-            return await sse.stream(request, subscription, first=[hello])
+            hello["grants"] = await self._grants_json(identity)
+            return await sse.stream(request, subscription, first=[hello], until=until)
         finally:
             self.bus.unsubscribe(subscription)
 
-    def _grants_json(self, identity: Identity) -> list[dict[str, Any]]:
-        grants = self.store.grants
-        now = grants.clock()
-        return [g.to_json(now) for g in grants.active_for(identity.account)]
+    async def _active(self, identity: Identity) -> list[Grant]:
+        """The grants naming the caller now, as this gateway knows them."""
+        account = identity.account
+        found = await self.store.read(lambda grants, _: grants.active_for(account))
+        now = self.store.clock()
+        return [g for g in self.overlay.apply(found, now) if g.is_active(now)]
+
+    async def _grants_json(self, identity: Identity) -> list[dict[str, Any]]:
+        now = self.store.clock()
+        return [g.to_json(now) for g in await self._active(identity)]
 
     async def client_config(self, request: web.Request) -> web.Response:
         """What the browser needs before sign-in: the map tiles. No secrets here."""
@@ -152,8 +167,15 @@ class ViewerApi:
 
     async def readyz(self, request: web.Request) -> web.Response:
         """Readiness: the database answers, so access can be decided and recorded."""
-        if not self.store.ping():
-            return reply({"status": "database unavailable"}, status=503)
+        store = self.store
+        if not store.ready:  # from memory: readiness never waits on the database
+            status = {
+                "status": "not ready",
+                "database_readable": store.readable,
+                "database_writable": store.writable,
+                "records_pending": store.pending,
+            }
+            return reply(status, status=503)
         return reply({"status": "ready"})
 
     async def prometheus(self, request: web.Request) -> web.Response:

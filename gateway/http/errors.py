@@ -14,7 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.control.admission import Denied
+from gateway.control.administration import RecordPending
+from gateway.control.admission import RETRY_SECONDS, Denied
+from gateway.control.events import TooManyStreams
+from gateway.control.sessions import TooManySessions
+from gateway.control.tickets import TooManyTickets
+from gateway.store import StoreUnavailable, WritePending
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +33,10 @@ DENIED_STATUS = {
     "not_yet_started": 403,
     "grant_ended": 403,
     "grant_revoked": 403,
+    "database_unavailable": 503,
+    "audit_unavailable": 503,
 }
+TOO_MANY_RETRY_SECONDS = 10
 # aiohttp's own refusals (unknown route, wrong method, ...) by status.
 _PLAIN_CODES = {
     400: "bad_request",
@@ -77,7 +85,30 @@ async def json_errors(
     except HttpError as exc:
         return error_response(request, exc)
     except Denied as exc:
-        return error_response(request, HttpError(DENIED_STATUS[exc.code], exc.code, str(exc)))
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        status = DENIED_STATUS[exc.code]
+        return error_response(request, HttpError(status, exc.code, str(exc), headers=headers))
+    except (TooManySessions, TooManyTickets, TooManyStreams) as exc:
+        retry = {"Retry-After": str(TOO_MANY_RETRY_SECONDS)}
+        return error_response(request, HttpError(429, "too_many", str(exc), headers=retry))
+    except RecordPending:
+        # Access has already ended; only its record waits (never a 500).
+        message = (
+            "access has ended; the record of it cannot be written yet and will be "
+            "written when the database recovers"
+        )
+        retry = {"Retry-After": str(RETRY_SECONDS)}
+        return error_response(request, HttpError(503, "record_pending", message, headers=retry))
+    except WritePending:
+        message = "access cannot be recorded right now, so it is refused; try again shortly"
+        retry = {"Retry-After": str(RETRY_SECONDS)}
+        return error_response(request, HttpError(503, "audit_unavailable", message, headers=retry))
+    except StoreUnavailable:
+        message = "the database cannot answer right now; nothing was changed, try again shortly"
+        retry = {"Retry-After": str(RETRY_SECONDS)}
+        return error_response(
+            request, HttpError(503, "database_unavailable", message, headers=retry)
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -15,19 +16,25 @@ HEARTBEAT_SECONDS = 15.0
 
 
 async def stream(
-    request: web.Request, subscription: Subscription, first: Iterable[dict[str, Any]] = ()
+    request: web.Request,
+    subscription: Subscription,
+    first: Iterable[dict[str, Any]] = (),
+    until: datetime | None = None,
 ) -> web.StreamResponse:
-    """Serve a subscription as text/event-stream until either side ends it."""
+    """Serve a subscription as text/event-stream until either side ends it, or
+    `until` (the sign-in that opened it lapses: the page reopens with a new ticket)."""
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
     await response.prepare(request)
+    seconds = None if until is None else max(0.0, (until - datetime.now(UTC)).total_seconds())
     try:
-        for event in first:
-            await response.write(_encode(event))
-        async for event in _events(subscription):
-            await response.write(_encode(event) if event else b": keep-alive\n\n")
-    except ConnectionResetError:
+        async with asyncio.timeout(seconds):
+            for event in first:
+                await response.write(_encode(event))
+            async for event in _events(subscription):
+                await response.write(_encode(event) if event else b": keep-alive\n\n")
+    except (ConnectionResetError, TimeoutError):
         pass
     return response
 

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 from aiohttp import hdrs, web
 
 from gateway.control.administration import AccessAdmin
-from gateway.control.admission import AccessControl
+from gateway.control.admission import RETRY_SECONDS, AccessControl
 from gateway.control.sessions import VIEWER_LEFT, SessionRegistry
 from gateway.egress import BadOffer
 from gateway.relay import CameraHubs, CameraUnavailable
-from gateway.store.audit import AuditWriteError
+from gateway.store import WritePending
 
 from .errors import HttpError, bearer_token, read_body, remote_of
 
@@ -39,6 +39,7 @@ class WhepEndpoint:
         router.add_post("/whep/{camera_id}", self.post_offer)
         router.add_delete("/whep/sessions/{session_id}", self.delete_session)
         router.add_patch("/whep/sessions/{session_id}", self.patch_session)
+        router.add_post("/whep/sessions/{session_id}/renew", self.renew_session)
 
     async def post_offer(self, request: web.Request) -> web.Response:
         if request.content_type != SDP:
@@ -46,16 +47,26 @@ class WhepEndpoint:
         body = await read_body(request, self.max_body_bytes, "offer")
         camera_id = request.match_info["camera_id"]
         remote = remote_of(request)
-        identity = await self.access.identify(bearer_token(request), remote)
+        access = self.access
+        identity = await access.identify(bearer_token(request), remote)
         hub = self.hubs.get(camera_id)
         if hub is None:
+            access.record_refusal(identity, remote, "unknown_camera", "unknown camera")
             raise HttpError(404, "unknown_camera", f"no camera with id {camera_id!r}")
-        viewer = self.access.authorize_view(identity, camera_id, remote)
+        viewer = await access.authorize_view(identity, camera_id, remote)
         try:
-            session, answer = await self.sessions.open(hub, body, remote, viewer)
+            session, answer = await self.sessions.open(
+                hub,
+                body,
+                remote,
+                viewer,
+                signed_in_until=access.signed_in_until(identity),
+                still_allowed=lambda: access.still_allowed(viewer, camera_id),
+            )
         except BadOffer as exc:
+            access.record_refusal(identity, remote, "bad_offer", str(exc), camera_id=camera_id)
             raise HttpError(400, "bad_offer", str(exc)) from None
-        except AuditWriteError:
+        except WritePending:
             # Nobody watches unaccounted: no audit row, no picture.
             log.error(
                 "audit log cannot be written; refusing a viewer of camera %s",
@@ -66,9 +77,10 @@ class WhepEndpoint:
                 503,
                 "audit_unavailable",
                 "access cannot be recorded right now, so viewing is refused",
-                headers={"Retry-After": "30"},
+                headers={"Retry-After": str(RETRY_SECONDS)},
             ) from None
         except CameraUnavailable as exc:
+            access.record_refusal(identity, remote, exc.code, str(exc), camera_id=camera_id)
             raise HttpError(
                 503,
                 exc.code,
@@ -91,6 +103,13 @@ class WhepEndpoint:
             raise HttpError(404, "unknown_session", "no such session")
         if session.account != identity.account:
             if not identity.is_admin:
+                self.access.record_refusal(
+                    identity,
+                    remote,
+                    "not_owner",
+                    "another account's session",
+                    session_id=session.id,
+                )
                 raise HttpError(403, "not_owner", "this session belongs to another account")
             await self.admin.revoke_session(
                 identity, remote, session.id, "ended through WHEP DELETE"
@@ -98,6 +117,26 @@ class WhepEndpoint:
         else:
             await self.sessions.end(session.id, VIEWER_LEFT)
         return web.json_response({"ended": True})
+
+    async def renew_session(self, request: web.Request) -> web.Response:
+        """The same account presents a fresh token: its session may last until that
+        token's expiry instead (the player does this before its token lapses)."""
+        remote = remote_of(request)
+        identity = await self.access.identify(bearer_token(request), remote)
+        session = self.sessions.get(request.match_info["session_id"])
+        if session is None:
+            raise HttpError(404, "unknown_session", "no such session")
+        if session.account != identity.account:
+            self.access.record_refusal(
+                identity,
+                remote,
+                "not_owner",
+                "renewal of another account's session",
+                session_id=session.id,
+            )
+            raise HttpError(403, "not_owner", "this session belongs to another account")
+        until = self.sessions.renew(session, self.access.signed_in_until(identity), remote)
+        return web.json_response({"signed_in_until": until.isoformat()})
 
     async def patch_session(self, request: web.Request) -> web.Response:
         raise HttpError(

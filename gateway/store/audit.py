@@ -33,6 +33,7 @@ GENESIS = "0" * 64
 SESSION_START = "session_start"  # a viewer started watching a camera
 SESSION_END = "session_end"  # ... and stopped (any reason; detail says which)
 ACCESS_DENIED = "access_denied"  # a view request was refused (no grant, unknown camera, ...)
+SESSION_RENEWED = "session_renewed"  # the same account signed in again for its session
 SESSION_REVOKED = "session_revoked"  # an administrator or grant expiry ended a session
 GRANT_CREATED = "grant_created"
 GRANT_UPDATED = "grant_updated"
@@ -185,9 +186,11 @@ class AuditLog:
         project: str | None = None,
         remote: str | None = None,
         session_id: str | None = None,
+        at: datetime | None = None,
         **detail: Any,
     ) -> int:
-        """Append one row and return its seq.
+        """Append one row and return its seq. `at` is when it happened (default: now);
+        a row that waited for the database keeps the time of its event.
 
         Inside a transaction the caller already opened, the row joins it (through a
         savepoint) so e.g. a grant change and its audit row commit or fail together.
@@ -205,9 +208,15 @@ class AuditLog:
         # Serialise before touching the database: a bad value is a bug, not a disk problem.
         detail_text = _dumps(detail)
         with self._write() as cur:
-            return self._append(cur, fields, detail_text)
+            return self._append(cur, fields, detail_text, at)
 
-    def _append(self, cur: sqlite3.Cursor, fields: Mapping[str, Any], detail_text: str) -> int:
+    def _append(
+        self,
+        cur: sqlite3.Cursor,
+        fields: Mapping[str, Any],
+        detail_text: str,
+        at: datetime | None = None,
+    ) -> int:
         last = cur.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         if last is None:  # empty: continue from the anchor after a prune, else from GENESIS
             last = cur.execute(
@@ -215,7 +224,7 @@ class AuditLog:
             ).fetchone()
         last_seq, prev_hash = (last["seq"], last["hash"]) if last else (0, GENESIS)
         # Explicit seq: SQLite would reuse 1 on an empty table after a full prune.
-        content = {**fields, "seq": last_seq + 1, "at": _timestamp(self._clock())}
+        content = {**fields, "seq": last_seq + 1, "at": _timestamp(at or self._clock())}
         row_hash = _row_hash(prev_hash, content, json.loads(detail_text))
         stored = {**content, "detail": detail_text, "prev_hash": prev_hash, "hash": row_hash}
         cur.execute(

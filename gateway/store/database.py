@@ -77,17 +77,26 @@ class DatabaseError(Exception):
     """The database cannot be used; the message names the file and the problem."""
 
 
-def open_database(path: str | Path) -> sqlite3.Connection:
-    """Open (creating if needed) and migrate the database file."""
+def open_database(
+    path: str | Path, *, busy_timeout_ms: int = 5000, migrate_schema: bool = True
+) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the database file.
+
+    The gateway's reader and writer threads wait for a lock only briefly and retry
+    themselves, so a lock held elsewhere never holds a thread for long.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None)  # explicit transactions only
+        # Explicit transactions only; the connection is used by one thread at a time.
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if migrate_schema:
+            db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA busy_timeout=5000")
-        migrate(db)
+        if migrate_schema:
+            migrate(db)
     except (sqlite3.Error, OSError) as exc:
         raise DatabaseError(f"{path}: {exc}") from None
     return db

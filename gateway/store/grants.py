@@ -11,7 +11,7 @@ import builtins
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 
 from gateway.access.grants import (
@@ -23,6 +23,7 @@ from gateway.access.grants import (
     Grant,
     GrantInvalid,
     cameras_of,
+    changed,
     check_window,
     members_of,
     moment,
@@ -111,37 +112,34 @@ class GrantStore:
         """Change the given fields; returns (before, after). Sets are replaced, not merged."""
         # Who is accountable; the caller audits it.
         text_field("by", by, ACCOUNT_MAX, single_line=True)
-        new_purpose = None if purpose is None else text_field("purpose", purpose, PURPOSE_MAX)
-        new_members = None if members is None else members_of(members)
-        new_cameras = None if cameras is None else self._cameras(cameras)
-        new_start = None if starts_at is None else moment("starts_at", starts_at)
-        new_end = None if ends_at is None else moment("ends_at", ends_at)
         with self._write():
             # Read inside the transaction so the window check sees what we overwrite.
             before = self._get(grant_id)
-            if before.revoked_at is not None:
-                raise GrantInvalid("grant", "revoked grants cannot be changed")
-            start = before.starts_at if new_start is None else new_start
-            end = before.ends_at if new_end is None else new_end
-            if new_start is not None or new_end is not None:
-                self._check_window(start, end)
-            purpose_text = before.purpose if new_purpose is None else new_purpose
-            member_set = before.members if new_members is None else new_members
-            camera_set = before.cameras if new_cameras is None else new_cameras
-            if (purpose_text, member_set, camera_set, start, end) == (
-                before.purpose,
-                before.members,
-                before.cameras,
-                before.starts_at,
-                before.ends_at,
-            ):
-                return before, before  # nothing changes: no write, nothing to audit
+            after = changed(
+                before,
+                known_cameras=self.camera_ids,
+                max_days=self.max_days,
+                now=self.clock(),
+                members=members,
+                cameras=cameras,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                purpose=purpose,
+            )
+            if after is before:
+                return before, before
             self.db.execute(
                 "UPDATE grants SET purpose = ?, starts_at = ?, ends_at = ?, updated_at = ?"
                 " WHERE id = ?",
-                (purpose_text, stamp(start), stamp(end), stamp(self.clock()), grant_id),
+                (
+                    after.purpose,
+                    stamp(after.starts_at),
+                    stamp(after.ends_at),
+                    stamp(after.updated_at),
+                    grant_id,
+                ),
             )
-            self._replace_sets(grant_id, member_set, camera_set)
+            self._replace_sets(grant_id, after.members, after.cameras)
             return before, self._get(grant_id)
 
     def revoke(self, grant_id: int, *, by: str, reason: str) -> Grant:
@@ -162,6 +160,24 @@ class GrantStore:
     def get(self, grant_id: int) -> Grant:
         with self._read():
             return self._get(grant_id)
+
+    def find(self, grant_id: int) -> Grant | None:
+        """The grant, or None if there is no such grant."""
+        try:
+            return self.get(grant_id)
+        except GrantNotFound:
+            return None
+
+    def find_many(self, grant_ids: Iterable[int]) -> dict[int, Grant]:
+        """The grants with these ids that exist, read in one snapshot (which also
+        proves the grants can be read at all)."""
+        with self._read():
+            self.db.execute("SELECT 1 FROM grants LIMIT 1").fetchall()
+            found = {}
+            for grant_id in grant_ids:
+                with suppress(GrantNotFound):
+                    found[grant_id] = self._get(grant_id)
+            return found
 
     def list(self, *, include_ended: bool = True) -> list[Grant]:
         """Newest first. Without `include_ended`, grants that are over (ended or revoked)
@@ -203,13 +219,20 @@ class GrantStore:
 
     @contextmanager
     def _write(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
+        # Inside the store's batch transaction, a savepoint: both land or neither.
+        nested = self.db.in_transaction
+        self.db.execute("SAVEPOINT grant_write" if nested else "BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                if nested:
+                    self.db.execute("ROLLBACK TO grant_write")
+                    self.db.execute("RELEASE grant_write")
+                else:
+                    self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+        self.db.execute("RELEASE grant_write" if nested else "COMMIT")
 
     @contextmanager
     def _read(self) -> Iterator[None]:

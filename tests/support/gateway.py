@@ -23,7 +23,11 @@ VIEWER = "viewer-1"
 
 
 def settings_for(
-    cameras: list[dict[str, Any]], *, database: str | None = None, **relay: Any
+    cameras: list[dict[str, Any]],
+    *,
+    database: str | None = None,
+    limits: dict[str, Any] | None = None,
+    **relay: Any,
 ) -> Settings:
     """Settings for a test gateway: quick linger and reconnects unless overridden."""
     relay = {
@@ -34,9 +38,10 @@ def settings_for(
         **relay,
     }
     database = database or str(Path(tempfile.mkdtemp(prefix="gateway-test-")) / "gw.sqlite3")
-    return parse_settings(
-        {"auth": AUTH, "storage": {"database": database}, "relay": relay, "cameras": cameras}
-    )
+    data = {"auth": AUTH, "storage": {"database": database}, "relay": relay, "cameras": cameras}
+    if limits:
+        data["limits"] = limits
+    return parse_settings(data)
 
 
 def token(account: str = VIEWER, *, admin: bool = False, ttl: float = 3600, **claims: Any) -> str:
@@ -86,6 +91,12 @@ class Gateway:
             ends_at=now + timedelta(seconds=starts_in + lasts),
             created_by="admin-1",
         )
+
+    async def audit(self, **filters: Any) -> list[dict[str, Any]]:
+        """Audit rows, once every queued row has been written (rows land in order,
+        off the event loop)."""
+        await self.app[STORE].flush(timeout=10)
+        return self.app[STORE].audit.query(**filters)
 
     def bearer(self, account: str = VIEWER, *, admin: bool = False) -> dict[str, str]:
         """A token signed with this gateway's own secret."""
