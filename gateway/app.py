@@ -50,7 +50,12 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     # The offer limit is enforced by the WHEP handler with a clear 413.
     app = web.Application(
         client_max_size=max(settings.server.max_body_bytes, 1024**2),
-        middlewares=[errors.json_errors, plain_options],
+        # The client's address first, so every handler and refusal sees the same one.
+        middlewares=[
+            errors.client_addresses(settings.server.trusted_networks),
+            errors.json_errors,
+            plain_options,
+        ],
     )
     store = Store(
         settings.storage.database, (c.id for c in settings.cameras), settings.grants.max_days
