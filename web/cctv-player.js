@@ -391,6 +391,15 @@ button:focus-visible { outline: 2px solid #5dade2; outline-offset: -4px; }
 [hidden] { display: none !important; }
 `;
 
+let sheet = null;
+function playerSheet() {
+  if (!sheet) {
+    sheet = new CSSStyleSheet();
+    sheet.replaceSync(STYLE);
+  }
+  return sheet;
+}
+
 export class CctvPlayer extends HTMLElement {
   static observedAttributes = ["camera", "base-url", "label", "lang", "ends-at"];
 
@@ -416,8 +425,10 @@ export class CctvPlayer extends HTMLElement {
   constructor() {
     super();
     const root = this.attachShadow({ mode: "open" });
-    root.innerHTML = `<style>${STYLE}</style>
-      <video muted autoplay playsinline></video>
+    // A constructed stylesheet, not a <style> element: pages whose
+    // Content-Security-Policy forbids inline styles (the gateway's own) show it too.
+    root.adoptedStyleSheets = [playerSheet()];
+    root.innerHTML = `<video muted autoplay playsinline></video>
       <div class="bar top"><span class="label"></span><span class="countdown" hidden></span><slot name="actions"></slot></div>
       <div class="message" role="status"></div>
       <div class="bar bottom"><span class="state" aria-live="polite"></span><span class="stats"></span>

@@ -195,6 +195,7 @@ function closeTile(id) {
 
 function drawGrid() {
   grid.style.setProperty("--n", layout);
+  grid.dataset.layout = layout;
   const cells = [...tiles.values()];
   for (const player of cells) {
     player.querySelector(".close").ariaLabel = t("close");
