@@ -24,7 +24,7 @@ from gateway.control.sessions import SHUTDOWN, SessionRegistry
 from gateway.control.tickets import TicketBook
 from gateway.egress import ViewerSession, compat, rtc_configuration
 from gateway.egress.datagrams import MAX_OVERHEAD
-from gateway.http import cors, errors, pages
+from gateway.http import cors, errors, headers, pages
 from gateway.http.admin import AdminApi
 from gateway.http.api import ViewerApi
 from gateway.http.whep import WhepEndpoint, plain_options
@@ -57,6 +57,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
             plain_options,
         ],
     )
+    headers.add_security_headers(app, settings)
     store = Store(
         settings.storage.database, (c.id for c in settings.cameras), settings.grants.max_days
     )
@@ -105,9 +106,17 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     WhepEndpoint(hubs, sessions, access, admin, settings.server.max_body_bytes).add_routes(
         app.router
     )
-    ViewerApi(hubs, store, sessions, access, bus, tickets, settings.map, metrics).add_routes(
-        app.router
-    )
+    ViewerApi(
+        hubs,
+        store,
+        sessions,
+        access,
+        bus,
+        tickets,
+        settings.map,
+        metrics,
+        embed_origins=settings.cors.origins,
+    ).add_routes(app.router)
     AdminApi(access, admin, store, sessions).add_routes(app.router)
     pages.add_routes(app.router)
     cors.allow_origins(app, settings.cors.origins)

@@ -46,6 +46,7 @@ class ViewerApi:
         tickets: TicketBook,
         map_settings: MapSettings,
         metrics: GatewayMetrics,
+        embed_origins: tuple[str, ...] = (),
     ) -> None:
         self.hubs = hubs
         self.store = store
@@ -55,6 +56,7 @@ class ViewerApi:
         self.tickets = tickets
         self.map = map_settings
         self.metrics = metrics
+        self.embed_origins = embed_origins
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/api/cameras", self.cameras)
@@ -143,8 +145,17 @@ class ViewerApi:
         return [g.to_json(now) for g in grants.active_for(identity.account)]
 
     async def client_config(self, request: web.Request) -> web.Response:
-        """What the browser needs before sign-in: the map tiles. No secrets here."""
-        return reply({"map": {"tile_url": self.map.tile_url, "attribution": self.map.attribution}})
+        """What the browser needs before sign-in. No secrets here.
+
+        The map tiles, and the dashboards (`[cors] origins`) that may frame the pages:
+        a framed page asks only them for a token and takes one only from them.
+        """
+        return reply(
+            {
+                "map": {"tile_url": self.map.tile_url, "attribution": self.map.attribution},
+                "embed_origins": list(self.embed_origins),
+            }
+        )
 
     async def healthz(self, request: web.Request) -> web.Response:
         """Liveness: the process answers."""
