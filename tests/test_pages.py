@@ -392,7 +392,7 @@ async def framed(browser, site: Site, gateway, *, push: bool = False, strip_csp:
     return page
 
 
-def viewer_frame(page: WatchedPage, gateway):
+def viewer_frame(page: WatchedPage):
     frames = [f for f in page.page.frames if f != page.page.main_frame]
     assert len(frames) == 1
     return frames[0]
@@ -407,7 +407,7 @@ async def test_only_the_configured_dashboards_may_frame_the_pages(start_gateway,
     gateway = await start_gateway(settings)
 
     page = await framed(browser, allowed, gateway)
-    frame = viewer_frame(page, gateway)
+    frame = viewer_frame(page)
     # Framed, it announced itself to the dashboard, got the token, and works.
     await frame.wait_for_selector("#cameras button", timeout=10_000)
     assert await page.page.evaluate("got") == [[gateway.url, "cctv-ready"]]
@@ -416,7 +416,7 @@ async def test_only_the_configured_dashboards_may_frame_the_pages(start_gateway,
 
     refused = await framed(browser, other, gateway)
     await refused.page.wait_for_timeout(1500)
-    frame = viewer_frame(refused, gateway)
+    frame = viewer_frame(refused)
     assert not frame.url.startswith(gateway.url), frame.url  # Chromium's error page instead
     assert await refused.page.evaluate("got") == []
     assert any("frame-ancestors" in message for message in refused.csp_console)
@@ -432,7 +432,7 @@ async def test_a_token_from_a_dashboard_not_configured_is_ignored(start_gateway,
     gateway = await start_gateway(settings)
     # The hostile page can frame the viewer here only because the policy was taken off.
     page = await framed(browser, hostile, gateway, push=True, strip_csp=True)
-    frame = viewer_frame(page, gateway)
+    frame = viewer_frame(page)
     await frame.wait_for_selector("#grid", state="attached")
     assert frame.url == gateway.url + "/"
     await page.page.wait_for_timeout(1500)  # 15 pushed tokens
