@@ -25,7 +25,7 @@ from gateway.control.sessions import SHUTDOWN, SessionRegistry
 from gateway.control.tickets import TicketBook
 from gateway.egress import ViewerSession, compat, rtc_configuration
 from gateway.egress.datagrams import MAX_OVERHEAD
-from gateway.http import cors, errors, pages
+from gateway.http import cors, errors, headers, pages
 from gateway.http.admin import AdminApi
 from gateway.http.api import ViewerApi
 from gateway.http.whep import WhepEndpoint, plain_options
@@ -51,8 +51,14 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     # The offer limit is enforced by the WHEP handler with a clear 413.
     app = web.Application(
         client_max_size=max(settings.server.max_body_bytes, 1024**2),
-        middlewares=[errors.json_errors, plain_options],
+        # The client's address first, so every handler and refusal sees the same one.
+        middlewares=[
+            errors.client_addresses(settings.server.trusted_networks),
+            errors.json_errors,
+            plain_options,
+        ],
     )
+    headers.add_security_headers(app, settings)
     store = Store(
         settings.storage.database, (c.id for c in settings.cameras), settings.grants.max_days
     )
@@ -106,7 +112,16 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         app.router
     )
     ViewerApi(
-        hubs, store, overlay, sessions, access, bus, tickets, settings.map, metrics
+        hubs,
+        store,
+        overlay,
+        sessions,
+        access,
+        bus,
+        tickets,
+        settings.map,
+        metrics,
+        embed_origins=settings.cors.origins,
     ).add_routes(app.router)
     AdminApi(access, admin, store, sessions).add_routes(app.router)
     pages.add_routes(app.router)

@@ -11,6 +11,7 @@ contains a secret: camera sources and credentials may hold passwords.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -116,12 +117,29 @@ def _cameras(cameras: tuple[CameraSettings, ...]) -> str | None:
     return None
 
 
+def _networks(networks: tuple[str, ...]) -> str | None:
+    for i, network in enumerate(networks):
+        try:
+            ipaddress.ip_network(network)
+        except ValueError as exc:
+            return (
+                f"entry {i} {network!r} is not a network like 10.0.0.0/8 or 2001:db8::/32 ({exc})"
+            )
+    return None
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = _key("127.0.0.1", _not_blank)
     port: int = _key(8080, _between(1, 65535))
     max_body_bytes: int = _key(65536, _between(1024, 1 << 20))  # WHEP offer limit
     log_format: str = _key("json", _one_of("json", "text"))
+    # Reverse proxies whose X-Forwarded-For is believed (CIDRs; a bare address is a /32).
+    trusted_proxies: tuple[str, ...] = _key((), _networks)
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(n) for n in self.trusted_proxies)
 
 
 @dataclass(frozen=True)
@@ -265,11 +283,20 @@ class CorsSettings:
     origins: tuple[str, ...] = _key((), _origins)  # dashboards that may embed the player
 
 
+def _tile_url(url: str) -> str | None:
+    # The pages' Content-Security-Policy allows images from this URL's origin only.
+    if url.startswith("/") and not url.startswith("//"):
+        return None  # served by the gateway's own origin
+    if re.fullmatch(r"https?://[^/\s?#]+/\S*", url):
+        return None
+    return f"must be an http(s) URL or a path starting with /, got {url!r}"
+
+
 @dataclass(frozen=True)
 class MapSettings:
     # Base map tiles for the viewer; without a reachable tile server the camera
     # points still show on a plain background.
-    tile_url: str = _key("https://tile.openstreetmap.org/{z}/{x}/{y}.png", _not_blank)
+    tile_url: str = _key("https://tile.openstreetmap.org/{z}/{x}/{y}.png", _tile_url)
     attribution: str = "&copy; OpenStreetMap contributors"
 
 

@@ -67,7 +67,9 @@ def test_defaults_and_ints_accepted_for_floats():
 
 def test_unknown_key_is_named_with_the_known_ones():
     message = error(server={"prot": 8080})
-    assert message == "server.prot: unknown key (known: host, port, max_body_bytes, log_format)"
+    assert message == (
+        "server.prot: unknown key (known: host, port, max_body_bytes, log_format, trusted_proxies)"
+    )
     assert error(cam(zoom=2)).startswith("cameras[0] (id 'cam-1').zoom: unknown key")
     assert error(audit={"keep": 1}).startswith("audit.keep: unknown key")
 
@@ -252,3 +254,32 @@ def test_auth_mistakes_are_named(auth, expected):
 def test_cors_origins_must_be_origins():
     message = error(cors={"origins": ["https://dash.example.org/path"]})
     assert message.startswith("cors.origins:")
+
+
+def test_trusted_proxies_are_networks():
+    settings = parse(server={"trusted_proxies": ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]})
+    assert [str(n) for n in settings.server.trusted_networks] == [
+        "10.0.0.0/8",
+        "2001:db8::/32",
+        "192.0.2.7/32",
+    ]
+    assert parse().server.trusted_networks == ()
+    message = error(server={"trusted_proxies": ["10.0.0.0/8", "10.0.0.1/8"]})
+    assert message.startswith("server.trusted_proxies: entry 1 '10.0.0.1/8' is not a network")
+    assert "host bits set" in message
+    assert "entry 0 'proxy.example.org'" in error(server={"trusted_proxies": ["proxy.example.org"]})
+    assert "expected an array" in error(server={"trusted_proxies": "10.0.0.0/8"})
+
+
+@pytest.mark.parametrize(
+    "tile_url",
+    ["https://tile.openstreetmap.org/{z}/{x}/{y}.png", "https://{s}.t.example/{z}.png", "/t/{z}"],
+)
+def test_tile_url_takes_urls_and_paths(tile_url):
+    assert parse(map={"tile_url": tile_url}).map.tile_url == tile_url
+
+
+@pytest.mark.parametrize("tile_url", ["tile.openstreetmap.org/{z}/{x}/{y}.png", "//t.example/x"])
+def test_tile_url_must_say_where_the_tiles_are(tile_url):
+    # The pages' Content-Security-Policy allows images from this origin, so it must have one.
+    assert error(map={"tile_url": tile_url}).startswith("map.tile_url: must be an http(s) URL")

@@ -391,6 +391,23 @@ button:focus-visible { outline: 2px solid #5dade2; outline-offset: -4px; }
 [hidden] { display: none !important; }
 `;
 
+// One constructed stylesheet for every tile. A <style> element is only the fallback
+// for browsers without constructable stylesheets (before Safari 16.4).
+let sheet = null;
+function adoptStyle(root) {
+  if (!("adoptedStyleSheets" in ShadowRoot.prototype)) {
+    const style = document.createElement("style");
+    style.textContent = STYLE;
+    root.prepend(style);
+    return;
+  }
+  if (!sheet) {
+    sheet = new CSSStyleSheet();
+    sheet.replaceSync(STYLE);
+  }
+  root.adoptedStyleSheets = [sheet];
+}
+
 export class CctvPlayer extends HTMLElement {
   static observedAttributes = ["camera", "base-url", "label", "lang", "ends-at"];
 
@@ -416,14 +433,16 @@ export class CctvPlayer extends HTMLElement {
   constructor() {
     super();
     const root = this.attachShadow({ mode: "open" });
-    root.innerHTML = `<style>${STYLE}</style>
-      <video muted autoplay playsinline></video>
+    root.innerHTML = `<video muted autoplay playsinline></video>
       <div class="bar top"><span class="label"></span><span class="countdown" hidden></span><slot name="actions"></slot></div>
       <div class="message" role="status"></div>
       <div class="bar bottom"><span class="state" aria-live="polite"></span><span class="stats"></span>
         <button class="fullscreen" type="button"><svg viewBox="0 0 24 24" width="22" height="22"
           fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" aria-hidden="true">
           <path d="M4 9V4h5M15 4h5v5M20 15v5h-5M9 20H4v-5"/></svg></button></div>`;
+    // Not a <style> element: pages whose Content-Security-Policy forbids inline
+    // styles (the gateway's own, and perhaps a dashboard's) apply it too.
+    adoptStyle(root);
     const $ = (selector) => root.querySelector(selector);
     this.#ui = {
       video: $("video"),

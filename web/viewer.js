@@ -59,12 +59,11 @@ const map = L.map("map", { maxZoom: 19, zoomControl: true }).setView(
 const markers = L.markerClusterGroup({
   showCoverageOnHover: false,
   maxClusterRadius: 40,
-  iconCreateFunction: (cluster) =>
-    L.divIcon({
-      html: `<span>${cluster.getChildCount()}</span>`,
-      className: "cam-cluster",
-      iconSize: [44, 44],
-    }),
+  iconCreateFunction: (cluster) => {
+    const count = document.createElement("span");
+    count.textContent = cluster.getChildCount();
+    return L.divIcon({ html: count, className: "cam-cluster", iconSize: [44, 44] });
+  },
 }).addTo(map);
 
 new ResizeObserver(() => map.invalidateSize()).observe(document.getElementById("map"));
@@ -95,7 +94,10 @@ function drawMap() {
       alt: feature.properties.name,
       keyboard: true,
     });
-    marker.bindTooltip(feature.properties.name, { direction: "top", offset: [0, -16] });
+    // A camera's name is text, never HTML: Leaflet renders a string as HTML.
+    const label = document.createElement("span");
+    label.textContent = feature.properties.name;
+    marker.bindTooltip(label, { direction: "top", offset: [0, -16] });
     marker.on("click", () => open(feature));
     markers.addLayer(marker);
   }
@@ -195,6 +197,7 @@ function closeTile(id) {
 
 function drawGrid() {
   grid.style.setProperty("--n", layout);
+  grid.dataset.layout = layout;
   const cells = [...tiles.values()];
   for (const player of cells) {
     player.querySelector(".close").ariaLabel = t("close");

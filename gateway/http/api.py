@@ -50,6 +50,7 @@ class ViewerApi:
         tickets: TicketBook,
         map_settings: MapSettings,
         metrics: GatewayMetrics,
+        embed_origins: tuple[str, ...] = (),
     ) -> None:
         self.hubs = hubs
         self.store = store
@@ -60,6 +61,7 @@ class ViewerApi:
         self.tickets = tickets
         self.map = map_settings
         self.metrics = metrics
+        self.embed_origins = embed_origins
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/api/cameras", self.cameras)
@@ -158,8 +160,17 @@ class ViewerApi:
         return [g.to_json(now) for g in await self._active(identity)]
 
     async def client_config(self, request: web.Request) -> web.Response:
-        """What the browser needs before sign-in: the map tiles. No secrets here."""
-        return reply({"map": {"tile_url": self.map.tile_url, "attribution": self.map.attribution}})
+        """What the browser needs before sign-in. No secrets here.
+
+        The map tiles, and the dashboards (`[cors] origins`) that may frame the pages:
+        a framed page asks only them for a token and takes one only from them.
+        """
+        return reply(
+            {
+                "map": {"tile_url": self.map.tile_url, "attribution": self.map.attribution},
+                "embed_origins": list(self.embed_origins),
+            }
+        )
 
     async def healthz(self, request: web.Request) -> web.Response:
         """Liveness: the process answers."""

@@ -8,8 +8,9 @@ Players and pages match `code`, never the words.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -123,8 +124,74 @@ async def json_errors(
         return error_response(request, HttpError(500, "internal", "internal error"))
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Middleware = Callable[
+    [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
+    Awaitable[web.StreamResponse],
+]
+CLIENT_ADDRESS = web.RequestKey("client_address", str)
+
+
 def remote_of(request: web.Request) -> str:
-    return request.remote or ""
+    """The client's address, for audit rows, the failed-token throttle and sessions.
+
+    The one place handlers get it: what `client_addresses` found for this request
+    (behind a trusted proxy, from X-Forwarded-For), else the peer of the connection.
+    """
+    return request.get(CLIENT_ADDRESS) or request.remote or ""
+
+
+def client_addresses(trusted: Iterable[Network]) -> Middleware:
+    """A middleware that finds each request's client address once (see `client_address`)."""
+    networks = tuple(trusted)
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        request[CLIENT_ADDRESS] = client_address(request.remote or "", forwarded, networks)
+        return await handler(request)
+
+    return middleware
+
+
+def client_address(peer: str, forwarded_for: Iterable[str], trusted: tuple[Network, ...]) -> str:
+    """The rightmost address that is not a trusted proxy.
+
+    X-Forwarded-For is believed only when the peer is a trusted proxy; each trusted
+    hop vouches for the one to its left, so the walk goes from the right and stops
+    at the first address no trusted proxy is: that is the client. Anything further
+    left was written by the client itself and may be made up. A malformed entry
+    ends the walk at the last address a trusted proxy reported.
+    """
+    if not _trusted(peer, trusted):
+        return peer
+    client = peer
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break
+        client = str(address)
+        if not _trusted(client, trusted):
+            break
+    return client
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(text: str, trusted: tuple[Network, ...]) -> bool:
+    address = _address(text)
+    return address is not None and any(address in network for network in trusted)
 
 
 def bearer_token(request: web.Request) -> str:
