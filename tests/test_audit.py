@@ -255,6 +255,7 @@ def test_prune_keeps_the_chain_verifiable(log: AuditLog, clock: Clock) -> None:
     clock.now = T0 + timedelta(days=30)
     fill(log, 5)  # seq 11..15
 
+    anchor_hash = log.query(limit=1, offset=5)[0]["hash"]  # row 10, the last to go
     deleted = log.prune(T0 + timedelta(days=1), account="admin")
     assert deleted == 10
     result = log.verify()
@@ -265,7 +266,7 @@ def test_prune_keeps_the_chain_verifiable(log: AuditLog, clock: Clock) -> None:
     assert newest["seq"] == 16
     assert newest["event"] == AUDIT_PRUNED
     assert newest["account"] == "admin"
-    assert newest["detail"] == {"through_seq": 10, "rows": 10}
+    assert newest["detail"] == {"through_seq": 10, "rows": 10, "anchor_hash": anchor_hash}
     assert min(row["seq"] for row in log.query()) == 11
 
     log.record(SESSION_START, account="user", camera_id="cam-1")
@@ -280,9 +281,9 @@ def test_prune_everything_leaves_the_pruned_row(
     assert log.prune(clock.now + timedelta(days=1)) == 4
     rows = log.query()
     assert [(row["seq"], row["event"]) for row in rows] == [(5, AUDIT_PRUNED)]
-    assert rows[0]["detail"] == {"through_seq": 4, "rows": 4}
-    anchor = db.execute("SELECT seq FROM audit_anchor").fetchall()
+    anchor = db.execute("SELECT seq, hash FROM audit_anchor").fetchall()
     assert [a["seq"] for a in anchor] == [4]
+    assert rows[0]["detail"] == {"through_seq": 4, "rows": 4, "anchor_hash": anchor[0]["hash"]}
     assert log.verify().ok
 
     assert log.prune(clock.now + timedelta(days=1)) == 1  # the pruned row itself may go later
@@ -333,6 +334,48 @@ def test_tampered_anchor_fails(log: AuditLog, db_path: Path, clock: Clock) -> No
 
     raw.execute("INSERT INTO audit_anchor (seq, hash) VALUES (7, ?)", (GENESIS,))
     assert log.verify().first_bad_seq == 6  # a row before the claimed chain start
+
+
+def forge_anchor(db_path: Path, through: int) -> None:
+    """Cut rows up to `through` and write an anchor for them, as prune would, but
+    without prune's record in the chain."""
+    raw = attacker(db_path)
+    (last_hash,) = raw.execute("SELECT hash FROM audit WHERE seq = ?", (through,)).fetchone()
+    raw.execute("DELETE FROM audit WHERE seq <= ?", (through,))
+    raw.execute("DELETE FROM audit_anchor")
+    raw.execute("INSERT INTO audit_anchor (seq, hash) VALUES (?, ?)", (through, last_hash))
+
+
+def test_forged_anchor_without_a_prune_is_named(log: AuditLog, db_path: Path) -> None:
+    fill(log, 8)
+    forge_anchor(db_path, 3)  # rows 4..8 still link up to the forged anchor
+    result = log.verify()
+    assert not result.ok
+    assert result.problem == (
+        "the anchor (seq 3) has no audit_pruned row that set it (anchor forged?)"
+    )
+
+
+def test_forged_anchor_after_a_real_prune_is_named(
+    log: AuditLog, db_path: Path, clock: Clock
+) -> None:
+    fill(log, 5)  # old: pruned below
+    clock.now += timedelta(days=30)
+    fill(log, 5)  # 6..10 kept
+    log.prune(clock.now - timedelta(days=1))  # anchor 5, the audit_pruned row is 11
+    log.record(SESSION_START, account="late", camera_id="cam-1")  # 12
+    assert log.verify().ok
+    forge_anchor(db_path, 7)  # rows 6 and 7 cut, anchor moved to 7
+    result = log.verify()
+    assert not result.ok
+    assert result.problem == (
+        "the anchor (seq 7) does not match the last prune record: row 11 pruned through"
+        " seq 5 (anchor forged?)"
+    )
+    # Pruning would launder the forged anchor (a new prune record naming it): refused.
+    with pytest.raises(AuditWriteError, match="anchor"):
+        log.prune(clock.now + timedelta(days=1))
+    assert [row["seq"] for row in log.query()][-1] == 8
 
 
 def test_to_csv(log: AuditLog) -> None:

@@ -9,7 +9,9 @@ keep `verify()`'s last seq somewhere else if that matters.)
 
 Pruning deletes a prefix of the chain and moves the anchor (the last pruned row's
 seq and hash) so the remainder still verifies; it always leaves an
-"audit_pruned" row behind.
+"audit_pruned" row behind, naming that seq and hash inside the chain. An anchor
+that the newest "audit_pruned" row does not name was not set by a prune, and
+`verify()` rejects it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ GRANT_CREATED = "grant_created"
 GRANT_UPDATED = "grant_updated"
 GRANT_REVOKED = "grant_revoked"
 TOKEN_REJECTED = "token_rejected"  # a bad, expired or missing JWT
-AUDIT_PRUNED = "audit_pruned"  # old rows were deleted; detail: through_seq, rows
+AUDIT_PRUNED = "audit_pruned"  # old rows were deleted; detail: through_seq, rows, anchor_hash
 
 # The hashed content of a row, in canonical-JSON key order (sort_keys does the ordering).
 _HASHED = (
@@ -140,7 +142,35 @@ def _walk(cur: sqlite3.Cursor, through_seq: int | None = None) -> VerifyResult:
         if problem:
             return VerifyResult(False, checked, seq, problem)
         prev_hash, expected, checked = row["hash"], seq + 1, checked + 1
+    if anchors:
+        problem = _anchor_problem(cur, anchor_seq, anchors[0]["hash"])
+        if problem:
+            return VerifyResult(False, checked, None, problem)
     return VerifyResult(True, checked)
+
+
+def _anchor_problem(cur: sqlite3.Cursor, anchor_seq: int, anchor_hash: str) -> str | None:
+    """An anchor is only as good as the prune that set it: the newest audit_pruned row
+    must name it (its seq, and its hash where recorded). Without this, someone who cut
+    the oldest rows could write an anchor of their own and the rest would verify."""
+    found = cur.execute(
+        "SELECT seq, detail FROM audit WHERE event = ? ORDER BY seq DESC LIMIT 1", (AUDIT_PRUNED,)
+    ).fetchone()
+    anchor = f"the anchor (seq {anchor_seq})"
+    if found is None:
+        return f"{anchor} has no audit_pruned row that set it (anchor forged?)"
+    detail = _decode_detail(found["detail"])
+    if detail.get("through_seq") != anchor_seq:
+        return (
+            f"{anchor} does not match the last prune record: row {found['seq']} pruned"
+            f" through seq {detail.get('through_seq')!r} (anchor forged?)"
+        )
+    if "anchor_hash" in detail and detail["anchor_hash"] != anchor_hash:
+        return (
+            f"{anchor}: its hash does not match the one row {found['seq']} recorded"
+            " (anchor forged?)"
+        )
+    return None
 
 
 def _row_problem(
@@ -285,7 +315,9 @@ class AuditLog:
             cur.execute(
                 "INSERT INTO audit_anchor (seq, hash) VALUES (?, ?)", (through, last["hash"])
             )
-            self._append(cur, fields, _dumps({"through_seq": through, "rows": rows}))
+            # The anchor's seq and hash, inside the chain: verify checks the anchor against it.
+            record = {"through_seq": through, "rows": rows, "anchor_hash": last["hash"]}
+            self._append(cur, fields, _dumps(record))
         return rows
 
     # --- reading -------------------------------------------------------------
