@@ -63,13 +63,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _verify_audit(database: str) -> int:
+    """0: intact. 1: tampering found (named). 2: the file could not be read at all."""
     from gateway.store.audit import verify_file
 
     result = verify_file(database)
     if result.ok:
         print(f"audit log intact: {result.rows_checked} rows verified")
         return 0
-    print(f"audit log BROKEN at row {result.first_bad_seq}: {result.problem}", file=sys.stderr)
+    if result.unreadable:
+        print(f"audit log cannot be read, nothing verified: {result.problem}", file=sys.stderr)
+        return 2
+    where = f" at row {result.first_bad_seq}" if result.first_bad_seq is not None else ""
+    print(f"audit log BROKEN{where}: {result.problem}", file=sys.stderr)
     return 1
 
 

@@ -314,30 +314,126 @@ async def test_admin_lists_sessions_and_exports_audit_csv(start_gateway):
 # --- audit chain, restart, nothing recorded, CORS ---------------------------------
 
 
-def test_audit_verify_cli_names_an_edited_row(tmp_path):
-    database = tmp_path / "gw.sqlite3"
+def verify_config(tmp_path: Path, database: Path) -> Path:
     config = tmp_path / "gw.toml"
     config.write_text(
         f'[auth]\nsecret = "{SECRET}"\n[storage]\ndatabase = "{database}"\n'
         '[[cameras]]\nid = "cam-a"\nname = "A"\nlat = 25.0\nlon = 121.5\nsource = "demo:testsrc"\n',
         encoding="utf-8",
     )
+    return config
+
+
+def verify_cli(config: Path, *wrap: str) -> subprocess.CompletedProcess:
+    """`gateway audit verify` in its own process, optionally inside a wrapper command."""
+    cli = [*wrap, sys.executable, "-m", "gateway", "audit", "verify", "--config", str(config)]
+    return subprocess.run(cli, capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def test_audit_verify_cli_names_an_edited_row(tmp_path):
+    database = tmp_path / "gw.sqlite3"
+    config = verify_config(tmp_path, database)
     from gateway.store.audit import AuditLog
 
     log = AuditLog(open_database(database))
     for i in range(5):
         log.record("session_start", account=f"viewer-{i}", camera_id="cam-a")
-    cli = [sys.executable, "-m", "gateway", "audit", "verify", "--config", str(config)]
-    result = subprocess.run(cli, capture_output=True, text=True, timeout=30, cwd=ROOT)
+    result = verify_cli(config)
     assert result.returncode == 0, result.stderr
     assert "5 rows" in result.stdout
     raw = sqlite3.connect(database)
     raw.execute("DROP TRIGGER audit_no_update")  # as someone covering their tracks would
     raw.execute("UPDATE audit SET account = 'nobody' WHERE seq = 3")
     raw.commit()
-    result = subprocess.run(cli, capture_output=True, text=True, timeout=30, cwd=ROOT)
+    result = verify_cli(config)
     assert result.returncode == 1
     assert "row 3" in result.stderr
+
+
+def test_audit_verify_cli_names_a_forged_anchor(tmp_path):
+    database = tmp_path / "gw.sqlite3"
+    config = verify_config(tmp_path, database)
+    from gateway.store.audit import AuditLog
+
+    log = AuditLog(open_database(database))
+    for i in range(6):
+        log.record("session_start", account=f"viewer-{i}", camera_id="cam-a")
+    # Cut the oldest three rows and write the anchor a prune would have written.
+    raw = sqlite3.connect(database, isolation_level=None)
+    raw.execute("DROP TRIGGER audit_no_delete")
+    (last,) = raw.execute("SELECT hash FROM audit WHERE seq = 3").fetchone()
+    raw.execute("DELETE FROM audit WHERE seq <= 3")
+    raw.execute("INSERT INTO audit_anchor (seq, hash) VALUES (3, ?)", (last,))
+    raw.close()
+    result = verify_cli(config)
+    assert result.returncode == 1, result.stdout
+    assert "audit log BROKEN: the anchor (seq 3) has no audit_pruned row" in result.stderr
+
+
+def test_audit_verify_cli_exits_2_when_it_cannot_read(tmp_path):
+    database = tmp_path / "gw.sqlite3"
+    config = verify_config(tmp_path, database)
+    result = verify_cli(config)  # no such file
+    assert result.returncode == 2, result.stderr
+    assert "cannot be read" in result.stderr and "no such file" in result.stderr
+
+    database.write_bytes(b"not a database, just bytes " * 100)
+    result = verify_cli(config)
+    assert result.returncode == 2, result.stderr
+    assert "not a database" in result.stderr
+
+    database.unlink()
+    database.mkdir()  # a folder where the file should be
+    assert verify_cli(config).returncode == 2
+    database.rmdir()
+
+    from gateway.store.audit import AuditLog
+
+    db = open_database(database)
+    AuditLog(db).record("session_start", account="a", camera_id="cam-a")
+    db.close()
+    # Another process keeps everyone else out: WAL with an exclusive lock held.
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = verify_cli(config)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 2, result.stderr
+    assert "locked" in result.stderr
+    assert verify_cli(config).returncode == 0  # and once the lock is gone, it checks
+
+
+def test_audit_verify_cli_checks_a_read_only_copy(tmp_path):
+    """A copy on read-only media (no -shm can be made) is verified, not a false alarm."""
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a read-only folder (unshare -m)")
+    copy, ro = tmp_path / "copy", tmp_path / "ro"
+    copy.mkdir()
+    ro.mkdir()
+    from gateway.store.audit import AuditLog
+
+    db = open_database(copy / "gw.sqlite3")
+    log = AuditLog(db)
+    for i in range(4):
+        log.record("session_start", account=f"viewer-{i}", camera_id="cam-a")
+    db.close()  # the last connection checkpoints the WAL into the file
+    config = verify_config(tmp_path, ro / "gw.sqlite3")
+    mount = f'mount --bind {copy} {ro} && mount -o remount,bind,ro {ro} && exec "$@"'
+    read_only = ["unshare", "-m", "sh", "-c", mount, "sh"]
+    result = verify_cli(config, *read_only)
+    assert result.returncode == 0, result.stderr
+    assert "4 rows" in result.stdout
+
+    raw = sqlite3.connect(copy / "gw.sqlite3", isolation_level=None)
+    raw.execute("DROP TRIGGER audit_no_update")
+    raw.execute("UPDATE audit SET account = 'nobody' WHERE seq = 2")
+    raw.close()
+    result = verify_cli(config, *read_only)
+    assert result.returncode == 1, result.stderr
+    assert "row 2" in result.stderr
 
 
 async def test_grant_revoked_while_gateway_was_down_is_honoured(start_gateway, tmp_path):

@@ -454,7 +454,7 @@ def test_open_sessions(log: AuditLog) -> None:
 
 def test_verify_file(log: AuditLog, db_path: Path, tmp_path: Path) -> None:
     missing = verify_file(str(tmp_path / "nope.db"))
-    assert not missing.ok
+    assert not missing.ok and missing.unreadable
     assert missing.problem is not None
     assert missing.problem.endswith("no such file")
 
@@ -465,8 +465,23 @@ def test_verify_file(log: AuditLog, db_path: Path, tmp_path: Path) -> None:
 
     attacker(db_path).execute("UPDATE audit SET camera_id = 'cam-x' WHERE seq = 9")
     result = verify_file(str(db_path))
-    assert (result.ok, result.first_bad_seq) == (False, 9)
+    assert (result.ok, result.first_bad_seq, result.unreadable) == (False, 9, False)
 
     not_a_db = tmp_path / "notes.txt"
     not_a_db.write_text("hello")
-    assert not verify_file(str(not_a_db)).ok
+    result = verify_file(str(not_a_db))
+    assert not result.ok and result.unreadable
+
+    other = tmp_path / "other.sqlite3"
+    sqlite3.connect(other).execute("CREATE TABLE notes (text)").connection.commit()
+    result = verify_file(str(other))
+    assert (result.ok, result.unreadable) == (False, True)
+    assert result.problem == "not a gateway database (no audit log in it)"
+
+
+def test_a_dropped_table_is_tampering_not_unreadable(log: AuditLog, db_path: Path) -> None:
+    fill(log, 2)
+    sqlite3.connect(db_path, isolation_level=None).execute("DROP TABLE audit_anchor")
+    result = verify_file(str(db_path))
+    assert (result.ok, result.unreadable) == (False, False)
+    assert result.problem == "table audit_anchor is missing (schema changed?)"

@@ -73,6 +73,13 @@ class VerifyResult:
     rows_checked: int  # rows found intact (before the first bad one)
     first_bad_seq: int | None = None
     problem: str | None = None
+    # The file could not be read (missing, not a database, no permission, locked):
+    # nothing was checked, so this says nothing about tampering.
+    unreadable: bool = False
+
+
+def _unreadable(problem: str) -> VerifyResult:
+    return VerifyResult(ok=False, rows_checked=0, problem=problem, unreadable=True)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -419,32 +426,83 @@ def _check_types(fields: Mapping[str, Any]) -> None:
         raise TypeError("grant_id must be an int or None")
 
 
+# What verify reads; a gateway database (user_version >= 1) without one was altered.
+_TABLES = ("audit", "audit_anchor")
+# How long verify waits for a writer that locks readers out before it gives up.
+VERIFY_BUSY_SECONDS = 2.0
+
+
 def verify_connection(db: sqlite3.Connection) -> VerifyResult:
-    """Verify the chain in one read snapshot, so a concurrent writer cannot confuse it."""
+    """Verify the chain in one read snapshot, so a concurrent writer cannot confuse it.
+
+    sqlite3.Error escapes: the caller decides whether that means "cannot read".
+    """
     cur = db.cursor()
     cur.row_factory = sqlite3.Row
     own = not db.in_transaction
     try:
         if own:
             cur.execute("BEGIN")
-        return _walk(cur)
+        return _schema_problem(cur) or _walk(cur)
     finally:
         if own and db.in_transaction:
             db.execute("COMMIT")
 
 
+def _schema_problem(cur: sqlite3.Cursor) -> VerifyResult | None:
+    version = cur.execute("PRAGMA user_version").fetchone()[0]
+    tables = {row[0] for row in cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = [table for table in _TABLES if table not in tables]
+    if not missing:
+        return None
+    if version == 0 and len(missing) == len(_TABLES):
+        return _unreadable("not a gateway database (no audit log in it)")
+    return VerifyResult(False, 0, None, f"table {', '.join(missing)} is missing (schema changed?)")
+
+
 def verify_file(path: str) -> VerifyResult:
-    """Verify the database file at `path`, opened read-only (for `gateway audit verify`)."""
+    """Verify the database file at `path`, opened read-only (for `gateway audit verify`).
+
+    `unreadable` tells "could not check" (missing file, not a database, permission,
+    locked) from "checked and found broken", so a copy that cannot be opened is not
+    reported as tampered with.
+    """
     if not Path(path).is_file():
-        return VerifyResult(ok=False, rows_checked=0, problem=f"{path}: no such file")
+        return _unreadable(f"{path}: no such file")
+    # Quote: a "?" or "#" in the path would otherwise end the file name in the URI.
+    uri = f"file:{quote(path)}?mode=ro"
     try:
-        # Quote: a "?" or "#" in the path would otherwise end the file name in the URI.
-        db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None)
+        try:
+            db = _connect(uri)
+        except sqlite3.OperationalError as exc:
+            # A WAL database on read-only media (a copy, a snapshot) cannot get its
+            # -shm file. With no WAL content beside it the file alone is complete and
+            # cannot change, which is what SQLite's `immutable` means.
+            if getattr(exc, "sqlite_errorname", "") != "SQLITE_CANTOPEN" or _has_wal(path):
+                raise
+            db = _connect(uri + "&immutable=1")
     except sqlite3.Error as exc:
-        return VerifyResult(ok=False, rows_checked=0, problem=f"{path}: {exc}")
+        return _unreadable(f"{path}: {exc}")
     try:
         return verify_connection(db)
     except sqlite3.Error as exc:
-        return VerifyResult(ok=False, rows_checked=0, problem=f"{path}: {exc}")
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_ERROR":
+            # Our fixed queries failed: a column or table is not what the gateway made.
+            return VerifyResult(False, 0, None, f"{path}: {exc} (schema changed?)")
+        return _unreadable(f"{path}: {exc}")
     finally:
         db.close()
+
+
+def _connect(uri: str) -> sqlite3.Connection:
+    db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=VERIFY_BUSY_SECONDS)
+    db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # open it now, not later
+    return db
+
+
+def _has_wal(path: str) -> bool:
+    wal = Path(path + "-wal")
+    try:
+        return wal.stat().st_size > 0
+    except FileNotFoundError:
+        return False
