@@ -68,7 +68,15 @@ def _verify_audit(database: str) -> int:
 
     result = verify_file(database)
     if result.ok:
-        print(f"audit log intact: {result.rows_checked} rows verified")
+        print(
+            f"audit log intact: {result.rows_checked} rows verified;"
+            f" {result.grants_checked} grants match their last audited change"
+        )
+        if result.grants_unchecked:
+            print(
+                f"{result.grants_unchecked} grants were last changed before grant hashes were"
+                " audited: not compared"
+            )
         return 0
     if result.unreadable:
         print(f"audit log cannot be read, nothing verified: {result.problem}", file=sys.stderr)

@@ -370,6 +370,30 @@ def test_audit_verify_cli_names_a_forged_anchor(tmp_path):
     assert "audit log BROKEN: the anchor (seq 3) has no audit_pruned row" in result.stderr
 
 
+async def test_audit_verify_cli_names_a_grant_edited_outside_the_api(start_gateway, tmp_path):
+    database = tmp_path / "gw.sqlite3"
+    config = verify_config(tmp_path, database)
+    gateway = await start_gateway(settings_for(demo_cameras("cam-a"), database=str(database)))
+    created = await (await admin_post(gateway, "/api/grants", grant_body())).json()
+    admin = gateway.bearer(ADMIN, admin=True)
+    url = f"{gateway.url}/api/grants/{created['id']}"
+    response = await gateway.http.patch(url, json={"members": [VIEWER, "viewer-2"]}, headers=admin)
+    assert response.status == 200
+    result = verify_cli(config)
+    assert result.returncode == 0, result.stderr
+    assert "2 grants match" in result.stdout  # the fixture's grant and this one
+
+    # Someone with the file adds themselves, bypassing the API (and its audit row).
+    raw = sqlite3.connect(database, isolation_level=None)
+    raw.execute("INSERT INTO grant_members VALUES (?, 'mallory')", (created["id"],))
+    raw.close()
+    result = verify_cli(config)
+    assert result.returncode == 1, result.stdout
+    assert f"grant {created['id']} ('2027 跨年 信義區') differs from its last audited" in (
+        result.stderr
+    )
+
+
 def test_audit_verify_cli_exits_2_when_it_cannot_read(tmp_path):
     database = tmp_path / "gw.sqlite3"
     config = verify_config(tmp_path, database)

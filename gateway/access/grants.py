@@ -8,6 +8,8 @@ time. This module holds the grant itself and the rules for its fields; the store
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +39,22 @@ class GrantInvalid(ValueError):
 
 
 @dataclass(frozen=True)
+class PreviousAuthorization:
+    """An authorization reference a grant ran under before, and who replaced it when."""
+
+    authorization_ref: str
+    replaced_at: datetime
+    replaced_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "authorization_ref": self.authorization_ref,
+            "replaced_at": iso_z(self.replaced_at),
+            "replaced_by": self.replaced_by,
+        }
+
+
+@dataclass(frozen=True)
 class Grant:
     id: int
     project: str
@@ -52,6 +70,8 @@ class Grant:
     revoked_at: datetime | None = None
     revoked_by: str | None = None
     revoke_reason: str | None = None
+    # Oldest first; the current one is `authorization_ref`.
+    previous_authorizations: tuple[PreviousAuthorization, ...] = ()
 
     def status(self, now: datetime) -> Status:
         if self.revoked_at is not None:
@@ -81,8 +101,65 @@ class Grant:
             "revoked_at": iso_z(self.revoked_at) if self.revoked_at else None,
             "revoked_by": self.revoked_by,
             "revoke_reason": self.revoke_reason,
+            "previous_authorizations": [p.to_json() for p in self.previous_authorizations],
             "status": self.status(now),
         }
+
+    def to_viewer_json(self, now: datetime) -> dict[str, Any]:
+        """What a member needs of its grant: which cameras, for which project, until when.
+        Not who else is in it, why, on whose authority, or who made it."""
+        return {
+            "id": self.id,
+            "project": self.project,
+            "cameras": sorted(self.cameras),
+            "starts_at": iso_z(self.starts_at),
+            "ends_at": iso_z(self.ends_at),
+            "status": self.status(now),
+        }
+
+    def content_hash(self) -> str:
+        """sha256 over every stored field of the grant, in canonical JSON.
+
+        Each audited grant change records it, and `gateway audit verify` compares it
+        with the grant row as it is now: a row changed outside the API no longer
+        matches. Adding a field here changes every grant's hash, so earlier audit
+        rows would stop matching: add one only together with a way to tell them apart.
+        """
+        content = {
+            "id": self.id,
+            "project": self.project,
+            "purpose": self.purpose,
+            "authorization_ref": self.authorization_ref,
+            "members": sorted(self.members),
+            "cameras": sorted(self.cameras),
+            "starts_at": stamp(self.starts_at),
+            "ends_at": stamp(self.ends_at),
+            "created_by": self.created_by,
+            "created_at": stamp(self.created_at),
+            "updated_at": stamp(self.updated_at),
+            "revoked_at": stamp(self.revoked_at) if self.revoked_at else None,
+            "revoked_by": self.revoked_by,
+            "revoke_reason": self.revoke_reason,
+            "previous_authorizations": [
+                [p.authorization_ref, stamp(p.replaced_at), p.replaced_by]
+                for p in self.previous_authorizations
+            ],
+        }
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def window_growth(self, starts_at: datetime, ends_at: datetime, now: datetime) -> str | None:
+        """What a new window does that needs a new police authorization, or None.
+
+        A window that starts earlier or ends later than this one (extends or moves
+        it, which also covers reviving an ended grant) gives access the current
+        authorization reference did not consent to. Shortening it never needs one.
+        """
+        if starts_at >= self.starts_at and ends_at <= self.ends_at:
+            return None
+        if self.status(now) == "ended" and ends_at > now:
+            return "reviving an ended grant"
+        return "extending or moving the window"
 
 
 # -- validation helpers -------------------------------------------------------------

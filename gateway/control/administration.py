@@ -98,6 +98,8 @@ class AccessAdmin:
             grant_id=grant.id,
             project=grant.project,
             remote=remote,
+            # The grant as it now is: `gateway audit verify` compares the row with it.
+            grant_hash=grant.content_hash(),
             **detail,
         )
 

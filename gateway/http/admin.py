@@ -34,7 +34,9 @@ GRANT_FIELDS = {
     "starts_at",
     "ends_at",
 }
-UPDATABLE = {"members", "cameras", "starts_at", "ends_at", "purpose"}
+# authorization_ref: a new one is required for a window that grows, and allowed any time
+# (the replaced one is kept).
+UPDATABLE = {"members", "cameras", "starts_at", "ends_at", "purpose", "authorization_ref"}
 MAX_JSON_BYTES = 1 << 20
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .grants import load_grants
+
 GENESIS = "0" * 64
 
 # Event names written by the gateway.
@@ -39,6 +41,7 @@ SESSION_REVOKED = "session_revoked"  # an administrator or grant expiry ended a 
 GRANT_CREATED = "grant_created"
 GRANT_UPDATED = "grant_updated"
 GRANT_REVOKED = "grant_revoked"
+GRANT_EVENTS = (GRANT_CREATED, GRANT_UPDATED, GRANT_REVOKED)  # detail: grant_hash (the grant after)
 TOKEN_REJECTED = "token_rejected"  # a bad, expired or missing JWT
 AUDIT_PRUNED = "audit_pruned"  # old rows were deleted; detail: through_seq, rows, anchor_hash
 
@@ -76,6 +79,9 @@ class VerifyResult:
     # The file could not be read (missing, not a database, no permission, locked):
     # nothing was checked, so this says nothing about tampering.
     unreadable: bool = False
+    grants_checked: int = 0  # grant rows found equal to their last audited change
+    # Grants whose last audited change predates grant hashes: not comparable.
+    grants_unchecked: int = 0
 
 
 def _unreadable(problem: str) -> VerifyResult:
@@ -314,6 +320,14 @@ class AuditLog:
             if not checked.ok:
                 raise AuditWriteError(f"refusing to prune a damaged audit log: {checked.problem}")
             last = cur.execute("SELECT hash FROM audit WHERE seq = ?", (through,)).fetchone()
+            # Grants whose last audited change goes now: their hash moves into the prune
+            # record, so verify can still compare them (grants are kept for ever).
+            kept = _audited_grants(cur, after_seq=through)
+            carried = {
+                str(grant_id): recorded
+                for grant_id, (_, recorded) in _audited_grants(cur, through_seq=through).items()
+                if grant_id not in kept
+            }
             # The delete trigger lets through only rows covered by audit_pruning.
             cur.execute("INSERT INTO audit_pruning (through_seq) VALUES (?)", (through,))
             rows = cur.execute("DELETE FROM audit WHERE seq <= ?", (through,)).rowcount
@@ -323,7 +337,13 @@ class AuditLog:
                 "INSERT INTO audit_anchor (seq, hash) VALUES (?, ?)", (through, last["hash"])
             )
             # The anchor's seq and hash, inside the chain: verify checks the anchor against it.
-            record = {"through_seq": through, "rows": rows, "anchor_hash": last["hash"]}
+            record: dict[str, Any] = {
+                "through_seq": through,
+                "rows": rows,
+                "anchor_hash": last["hash"],
+            }
+            if carried:
+                record["grant_hashes"] = carried
             self._append(cur, fields, _dumps(record))
         return rows
 
@@ -426,14 +446,19 @@ def _check_types(fields: Mapping[str, Any]) -> None:
         raise TypeError("grant_id must be an int or None")
 
 
-# What verify reads; a gateway database (user_version >= 1) without one was altered.
-_TABLES = ("audit", "audit_anchor")
+# What verify reads, by the schema version that made it (database.MIGRATIONS); a
+# gateway database without one of its tables was altered.
+_TABLES = {
+    1: ("audit", "audit_anchor", "grants", "grant_members", "grant_cameras"),
+    2: ("grant_authorizations",),
+}
 # How long verify waits for a writer that locks readers out before it gives up.
 VERIFY_BUSY_SECONDS = 2.0
 
 
 def verify_connection(db: sqlite3.Connection) -> VerifyResult:
-    """Verify the chain in one read snapshot, so a concurrent writer cannot confuse it.
+    """Verify the chain, the anchor and every grant row, in one read snapshot, so a
+    concurrent writer cannot confuse it.
 
     sqlite3.Error escapes: the caller decides whether that means "cannot read".
     """
@@ -443,21 +468,82 @@ def verify_connection(db: sqlite3.Connection) -> VerifyResult:
     try:
         if own:
             cur.execute("BEGIN")
-        return _schema_problem(cur) or _walk(cur)
+        version = cur.execute("PRAGMA user_version").fetchone()[0]
+        result = _schema_problem(cur, version) or _walk(cur)
+        if not result.ok:
+            return result
+        return _check_grants(cur, result, with_history=version >= 2)
     finally:
         if own and db.in_transaction:
             db.execute("COMMIT")
 
 
-def _schema_problem(cur: sqlite3.Cursor) -> VerifyResult | None:
-    version = cur.execute("PRAGMA user_version").fetchone()[0]
+def _schema_problem(cur: sqlite3.Cursor, version: int) -> VerifyResult | None:
     tables = {row[0] for row in cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    missing = [table for table in _TABLES if table not in tables]
+    if version == 0 and "audit" not in tables:
+        return _unreadable("not a gateway database (no audit log in it)")
+    expected = [t for since, names in _TABLES.items() if version >= since for t in names]
+    missing = [table for table in expected if table not in tables]
     if not missing:
         return None
-    if version == 0 and len(missing) == len(_TABLES):
-        return _unreadable("not a gateway database (no audit log in it)")
     return VerifyResult(False, 0, None, f"table {', '.join(missing)} is missing (schema changed?)")
+
+
+def _audited_grants(
+    cur: sqlite3.Cursor, *, after_seq: int = 0, through_seq: int | None = None
+) -> dict[int, tuple[int, str | None]]:
+    """Grant id -> (the row that last recorded it, the grant hash it recorded, or None
+    for a change audited before hashes were kept), over rows after_seq < seq <= through_seq."""
+    sql = "SELECT seq, event, grant_id, detail FROM audit WHERE event IN (?, ?, ?, ?) AND seq > ?"
+    params: list[Any] = [*GRANT_EVENTS, AUDIT_PRUNED, after_seq]
+    if through_seq is not None:
+        sql += " AND seq <= ?"
+        params.append(through_seq)
+    audited: dict[int, tuple[int, str | None]] = {}
+    for row in cur.execute(sql + " ORDER BY seq", params).fetchall():
+        detail = _decode_detail(row["detail"])
+        if row["event"] == AUDIT_PRUNED:
+            carried = detail.get("grant_hashes")
+            for key, value in carried.items() if isinstance(carried, dict) else ():
+                if key.isdigit():
+                    audited[int(key)] = (row["seq"], value if isinstance(value, str) else None)
+        elif row["grant_id"] is not None:
+            value = detail.get("grant_hash")
+            audited[row["grant_id"]] = (row["seq"], value if isinstance(value, str) else None)
+    return audited
+
+
+def _check_grants(cur: sqlite3.Cursor, chain: VerifyResult, *, with_history: bool) -> VerifyResult:
+    """Every grant row must equal what its last audited change recorded (its content
+    hash): a grant added, edited or deleted outside the API does not."""
+    audited = _audited_grants(cur)
+    rows = cur.execute("SELECT * FROM grants ORDER BY id").fetchall()
+    grants = {g.id: g for g in load_grants(cur, rows, with_history=with_history)}
+    checked = unchecked = 0
+    for grant_id in sorted(set(audited) | set(grants)):
+        grant = grants.get(grant_id)
+        problem = None
+        if grant_id not in audited:
+            assert grant is not None
+            problem = "has no audited change (written outside the API?)"
+        else:
+            seq, recorded = audited[grant_id]
+            if grant is None:
+                problem = f"was last audited in row {seq} but is gone (deleted outside the API?)"
+            elif recorded is None:
+                unchecked += 1
+            elif grant.content_hash() != recorded:
+                problem = (
+                    f"differs from its last audited change in row {seq} (changed outside the API?)"
+                )
+            else:
+                checked += 1
+        if problem:
+            name = f"grant {grant_id}" + (f" ({grant.project!r})" if grant else "")
+            return VerifyResult(False, chain.rows_checked, None, f"{name} {problem}")
+    return VerifyResult(
+        True, chain.rows_checked, grants_checked=checked, grants_unchecked=unchecked
+    )
 
 
 def verify_file(path: str) -> VerifyResult:

@@ -22,6 +22,7 @@ from gateway.access.grants import (
     REASON_MAX,
     Grant,
     GrantInvalid,
+    PreviousAuthorization,
     cameras_of,
     check_window,
     members_of,
@@ -107,11 +108,24 @@ class GrantStore:
         starts_at: datetime | str | None = None,
         ends_at: datetime | str | None = None,
         purpose: str | None = None,
+        authorization_ref: str | None = None,
     ) -> tuple[Grant, Grant]:
-        """Change the given fields; returns (before, after). Sets are replaced, not merged."""
+        """Change the given fields; returns (before, after). Sets are replaced, not merged.
+
+        A window that grows (starts earlier or ends later, which includes reviving an
+        ended grant) needs a new `authorization_ref` in the same call. A replaced
+        reference is kept in the grant's `previous_authorizations`.
+        """
         # Who is accountable; the caller audits it.
-        text_field("by", by, ACCOUNT_MAX, single_line=True)
+        by = text_field("by", by, ACCOUNT_MAX, single_line=True)
         new_purpose = None if purpose is None else text_field("purpose", purpose, PURPOSE_MAX)
+        new_ref = (
+            None
+            if authorization_ref is None
+            else text_field(
+                "authorization_ref", authorization_ref, AUTHORIZATION_REF_MAX, single_line=True
+            )
+        )
         new_members = None if members is None else members_of(members)
         new_cameras = None if cameras is None else self._cameras(cameras)
         new_start = None if starts_at is None else moment("starts_at", starts_at)
@@ -125,24 +139,47 @@ class GrantStore:
             end = before.ends_at if new_end is None else new_end
             if new_start is not None or new_end is not None:
                 self._check_window(start, end)
+            now = self.clock()
+            ref = before.authorization_ref if new_ref is None else new_ref
+            self._check_authorization(before, start, end, ref, now)
             purpose_text = before.purpose if new_purpose is None else new_purpose
             member_set = before.members if new_members is None else new_members
             camera_set = before.cameras if new_cameras is None else new_cameras
-            if (purpose_text, member_set, camera_set, start, end) == (
+            if (purpose_text, member_set, camera_set, start, end, ref) == (
                 before.purpose,
                 before.members,
                 before.cameras,
                 before.starts_at,
                 before.ends_at,
+                before.authorization_ref,
             ):
                 return before, before  # nothing changes: no write, nothing to audit
+            if ref != before.authorization_ref:
+                self.db.execute(
+                    "INSERT INTO grant_authorizations"
+                    " (grant_id, authorization_ref, replaced_at, replaced_by) VALUES (?, ?, ?, ?)",
+                    (grant_id, before.authorization_ref, stamp(now), by),
+                )
             self.db.execute(
-                "UPDATE grants SET purpose = ?, starts_at = ?, ends_at = ?, updated_at = ?"
-                " WHERE id = ?",
-                (purpose_text, stamp(start), stamp(end), stamp(self.clock()), grant_id),
+                "UPDATE grants SET purpose = ?, authorization_ref = ?, starts_at = ?, ends_at = ?,"
+                " updated_at = ? WHERE id = ?",
+                (purpose_text, ref, stamp(start), stamp(end), stamp(now), grant_id),
             )
             self._replace_sets(grant_id, member_set, camera_set)
             return before, self._get(grant_id)
+
+    @staticmethod
+    def _check_authorization(
+        before: Grant, start: datetime, end: datetime, ref: str, now: datetime
+    ) -> None:
+        used = {p.authorization_ref for p in before.previous_authorizations}
+        if ref != before.authorization_ref and ref in used:
+            raise GrantInvalid(
+                "authorization_ref", "this grant already ran under that reference; give the new one"
+            )
+        growth = before.window_growth(start, end, now)
+        if growth and ref == before.authorization_ref:
+            raise GrantInvalid("authorization_ref", f"{growth} needs a new authorization reference")
 
     def revoke(self, grant_id: int, *, by: str, reason: str) -> Grant:
         by = text_field("by", by, ACCOUNT_MAX, single_line=True)
@@ -256,30 +293,54 @@ class GrantStore:
         return grants[0]
 
     def _load(self, cursor: sqlite3.Cursor) -> builtins.list[Grant]:
-        grants = []
-        for row in cursor.fetchall():
-            members = self.db.execute(
-                "SELECT account FROM grant_members WHERE grant_id = ?", (row["id"],)
+        cur = self.db.cursor()
+        cur.row_factory = sqlite3.Row
+        return load_grants(cur, cursor.fetchall())
+
+
+def load_grants(
+    cur: sqlite3.Cursor, rows: Iterable[sqlite3.Row], *, with_history: bool = True
+) -> list[Grant]:
+    """Grants from their `grants` rows, with members, cameras and earlier references
+    read through `cur` (whose row factory must be sqlite3.Row). `with_history=False`
+    reads a database made before grant_authorizations existed (schema version 1)."""
+    grants = []
+    for row in rows:
+        grant_id = row["id"]
+        members = cur.execute(
+            "SELECT account FROM grant_members WHERE grant_id = ?", (grant_id,)
+        ).fetchall()
+        cameras = cur.execute(
+            "SELECT camera_id FROM grant_cameras WHERE grant_id = ?", (grant_id,)
+        ).fetchall()
+        previous = (
+            cur.execute(
+                "SELECT authorization_ref, replaced_at, replaced_by FROM grant_authorizations"
+                " WHERE grant_id = ? ORDER BY id",
+                (grant_id,),
+            ).fetchall()
+            if with_history
+            else []
+        )
+        grants.append(
+            Grant(
+                id=grant_id,
+                project=row["project"],
+                purpose=row["purpose"],
+                authorization_ref=row["authorization_ref"],
+                members=frozenset(r[0] for r in members),
+                cameras=frozenset(r[0] for r in cameras),
+                starts_at=parse_stored(row["starts_at"]),
+                ends_at=parse_stored(row["ends_at"]),
+                created_by=row["created_by"],
+                created_at=parse_stored(row["created_at"]),
+                updated_at=parse_stored(row["updated_at"]),
+                revoked_at=parse_stored(row["revoked_at"]) if row["revoked_at"] else None,
+                revoked_by=row["revoked_by"],
+                revoke_reason=row["revoke_reason"],
+                previous_authorizations=tuple(
+                    PreviousAuthorization(r[0], parse_stored(r[1]), r[2]) for r in previous
+                ),
             )
-            cameras = self.db.execute(
-                "SELECT camera_id FROM grant_cameras WHERE grant_id = ?", (row["id"],)
-            )
-            grants.append(
-                Grant(
-                    id=row["id"],
-                    project=row["project"],
-                    purpose=row["purpose"],
-                    authorization_ref=row["authorization_ref"],
-                    members=frozenset(r[0] for r in members),
-                    cameras=frozenset(r[0] for r in cameras),
-                    starts_at=parse_stored(row["starts_at"]),
-                    ends_at=parse_stored(row["ends_at"]),
-                    created_by=row["created_by"],
-                    created_at=parse_stored(row["created_at"]),
-                    updated_at=parse_stored(row["updated_at"]),
-                    revoked_at=parse_stored(row["revoked_at"]) if row["revoked_at"] else None,
-                    revoked_by=row["revoked_by"],
-                    revoke_reason=row["revoke_reason"],
-                )
-            )
-        return grants
+        )
+    return grants
