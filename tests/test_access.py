@@ -274,6 +274,41 @@ async def test_grant_api_validates_and_stores_hostile_text_verbatim(start_gatewa
     assert row["detail"]["authorization_ref"] == "北市警資字第1130000001號"
 
 
+async def test_patch_that_extends_a_window_needs_a_new_authorization_ref(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    created = await (await admin_post(gateway, "/api/grants", grant_body())).json()
+    admin = gateway.bearer(ADMIN, admin=True)
+    url = f"{gateway.url}/api/grants/{created['id']}"
+    later = (datetime.fromisoformat(created["ends_at"]) + timedelta(hours=2)).isoformat()
+    response = await gateway.http.patch(url, json={"ends_at": later}, headers=admin)
+    assert response.status == 422
+    body = await response.json()
+    assert (body["code"], body["field"]) == ("invalid_field", "authorization_ref")
+    assert "needs a new authorization reference" in body["error"]
+    assert (await (await gateway.http.get(url, headers=admin)).json())["ends_at"] == created[
+        "ends_at"
+    ]
+
+    new_ref = "北市警資字第1130000099號"
+    response = await gateway.http.patch(
+        url, json={"ends_at": later, "authorization_ref": new_ref}, headers=admin
+    )
+    assert response.status == 200, await response.text()
+    grant = await response.json()
+    assert grant["authorization_ref"] == new_ref
+    (previous,) = grant["previous_authorizations"]
+    assert previous["authorization_ref"] == created["authorization_ref"]
+    assert previous["replaced_by"] == ADMIN
+    listed = await (await gateway.http.get(f"{gateway.url}/api/grants", headers=admin)).json()
+    assert listed["grants"][0]["previous_authorizations"] == [previous]
+    (updated,) = audit_rows(gateway, event="grant_updated")
+    assert updated["detail"]["changes"]["authorization_ref"] == {
+        "from": created["authorization_ref"],
+        "to": new_ref,
+    }
+    assert set(updated["detail"]["changes"]) == {"authorization_ref", "ends_at"}
+
+
 async def test_cameras_listing_follows_grants(start_gateway):
     gateway = await gateway_with(start_gateway, grant=False)
     gateway.grant(cameras=["cam-b"])

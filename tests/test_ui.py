@@ -395,6 +395,18 @@ async def test_admin_console_grants_and_audit(start_gateway, browser, tmp_path):
     await page.click("#grant-form [type=submit]")
     await playwright_api.expect(row).to_contain_text("viewer-3")
     await playwright_api.expect(row).to_contain_text("臺北市政府")
+    # A later end needs a new police authorization reference; the old one stays listed.
+    await row.locator(".edit-grant").click()
+    await page.fill("#f-ends_at", "2030-01-04T10:00")
+    await page.click("#grant-form [type=submit]")
+    await playwright_api.expect(error).to_have_text("延長或移動期間須填新的同意文號")
+    await page.fill("#f-authorization_ref", "北市警資字第1130000003號")
+    await page.click("#grant-form [type=submit]")
+    await playwright_api.expect(page.locator("#grant-form")).to_be_hidden()
+    await playwright_api.expect(row).to_contain_text("北市警資字第1130000003號")
+    await playwright_api.expect(row.locator(".earlier-refs")).to_have_text(
+        "先前文號：北市警資字第1130000002號"
+    )
     await page.screenshot(path=screenshot("admin-grants.png"), full_page=True)
     # Revoke it, with a reason; shown once ended grants are listed.
     await row.locator(".revoke-grant").click()
@@ -410,9 +422,10 @@ async def test_admin_console_grants_and_audit(start_gateway, browser, tmp_path):
     await page.fill("#a-project", "2028 元宵燈節 中正區")
     await page.click("#audit-filters [type=submit]")
     events = page.locator("#audit-table tbody tr")
-    await playwright_api.expect(events).to_have_count(3)
+    await playwright_api.expect(events).to_have_count(4)
     assert await events.evaluate_all("rows => rows.map((r) => r.dataset.event)") == [
         "grant_revoked",
+        "grant_updated",
         "grant_updated",
         "grant_created",
     ]
@@ -425,6 +438,6 @@ async def test_admin_console_grants_and_audit(start_gateway, browser, tmp_path):
     await download.save_as(saved)
     lines = saved.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("seq,at,event")
-    assert len(lines) == 4 and "grant_created" in lines[3]
+    assert len(lines) == 5 and "grant_created" in lines[4]
     await admin.check_token_stays_out_of_urls()
     await stranger.check_token_stays_out_of_urls()
