@@ -198,6 +198,63 @@ async def test_admin_revocation_closes_the_viewer_within_a_second(start_gateway,
     await bystander.close(gateway.http)
 
 
+# --- what viewers see of their grants --------------------------------------------
+
+VIEWER_GRANT_KEYS = {"id", "project", "cameras", "starts_at", "ends_at", "status"}
+ADMIN_ONLY_KEYS = {"members", "purpose", "authorization_ref", "created_by"}
+
+
+async def test_viewers_see_only_what_they_need_of_their_grants(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    grant = gateway.grant(members=[VIEWER, "co-member-7", ADMIN])
+    admin = gateway.bearer(ADMIN, admin=True)
+    mine = await (await gateway.http.get(f"{gateway.url}/api/me", headers=gateway.bearer())).json()
+    (seen,) = mine["grants"]
+    assert set(seen) == VIEWER_GRANT_KEYS
+    assert seen["id"] == grant.id and seen["cameras"] == ["cam-a", "cam-b"]
+    assert "co-member-7" not in json.dumps(mine, ensure_ascii=False)
+    assert grant.authorization_ref not in json.dumps(mine, ensure_ascii=False)
+    theirs = await (await gateway.http.get(f"{gateway.url}/api/me", headers=admin)).json()
+    assert set(theirs["grants"][0]) >= ADMIN_ONLY_KEYS  # an administrator sees it all
+
+    async with EventReader(gateway) as viewer, EventReader(gateway, ADMIN, admin=True) as watcher:
+        (hello,) = viewer.events
+        assert [set(g) for g in hello["grants"]] == [VIEWER_GRANT_KEYS]
+        assert set(watcher.events[0]["grants"][0]) >= ADMIN_ONLY_KEYS
+        url = f"{gateway.url}/api/grants/{grant.id}"
+        assert (await gateway.http.patch(url, json={"cameras": ["cam-a"]}, headers=admin)).ok
+        body = grant_body(members=[VIEWER, "co-member-8"], purpose="秘密行動")
+        created = await (await admin_post(gateway, "/api/grants", body)).json()
+        response = await admin_post(gateway, f"/api/grants/{created['id']}/revoke", {"reason": "x"})
+        assert response.ok
+        for kind in ("grant_updated", "grant_created", "grant_revoked"):
+            event = await viewer.wait_for(kind)
+            assert set(event["grant"]) == VIEWER_GRANT_KEYS, kind
+            assert set((await watcher.wait_for(kind))["grant"]) >= ADMIN_ONLY_KEYS, kind
+        assert (await viewer.wait_for("grant_revoked"))["grant"]["status"] == "revoked"
+        text = json.dumps(viewer.events, ensure_ascii=False)
+        for secret in ("co-member-7", "co-member-8", "秘密行動", grant.authorization_ref, ADMIN):
+            assert secret not in text
+
+
+async def test_a_removed_member_hears_no_more_of_the_grant(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    grant = gateway.grant(members=[VIEWER, "leaver"])
+    admin = gateway.bearer(ADMIN, admin=True)
+    url = f"{gateway.url}/api/grants/{grant.id}"
+    async with EventReader(gateway) as stays, EventReader(gateway, "leaver") as leaves:
+        assert (await gateway.http.patch(url, json={"members": [VIEWER]}, headers=admin)).ok
+        assert (await gateway.http.patch(url, json={"purpose": "新用途"}, headers=admin)).ok
+        assert (await admin_post(gateway, f"/api/grants/{grant.id}/revoke", {"reason": "x"})).ok
+        await stays.wait_for("grant_revoked")
+        # One more event that does name the leaver: events arrive in order, so anything
+        # about the old grant would have come before it.
+        await admin_post(gateway, "/api/grants", grant_body(members=["leaver"]))
+        await leaves.wait_for("grant_created")
+        assert [e["type"] for e in leaves.events] == ["hello", "grant_created"]
+        assert len([e for e in stays.events if e["type"] == "grant_updated"]) == 2
+
+
 # --- the admin API ---------------------------------------------------------------
 
 ADMIN_CALLS = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -200,6 +201,27 @@ async def test_a_grant_ending_shows_grant_ended(start_gateway, browser):
     await page.page.wait_for_timeout(1500)
     assert page.whep_posts() == posts
     await page.page.screenshot(path=screenshot("viewer-grant-ended.png"))
+
+
+async def test_a_shortened_grant_starts_the_countdown_from_the_viewers_copy(start_gateway, browser):
+    """A viewer's grant events carry no members; the tile still follows its grant."""
+    gateway = await start_gateway(settings_for(demo_cameras("cam-a")), grant=False)
+    grant = gateway.grant(starts_in=-60, lasts=3600)
+    page = await open_viewer(browser, gateway)
+    await page.page.click("#cameras button[data-camera='cam-a']")
+    await wait_state(page, "cam-a", "live")
+    countdown = page.page.locator(f"{player('cam-a')} .countdown")
+    await playwright_api.expect(countdown).to_be_hidden()  # more than ten minutes left
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    response = await gateway.http.patch(
+        f"{gateway.url}/api/grants/{grant.id}",
+        json={"ends_at": soon},
+        headers=gateway.bearer(ADMIN, admin=True),
+    )
+    assert response.status == 200, await response.text()
+    await playwright_api.expect(countdown).to_be_visible()
+    await playwright_api.expect(countdown).to_contain_text("授權剩餘 4:")
+    assert await page.page.evaluate(f'document.querySelector("{player("cam-a")}").state') == "live"
 
 
 # --- the embeddable element ------------------------------------------------------------

@@ -51,7 +51,9 @@ class AccessAdmin:
             if old != new
         }
         self._record(events.GRANT_UPDATED, admin, remote, after, changes=changed)
-        self._announce("grant_updated", after, before.members | after.members)
+        # Only to who is in it now: a removed member hears no more of this grant (its
+        # sessions on it end with removed_from_grant, which says what it needs to know).
+        self._announce("grant_updated", after, after.members)
         await self.enforcer.sweep()
         return after
 
@@ -104,7 +106,13 @@ class AccessAdmin:
         )
 
     def _announce(self, kind: str, grant: Grant, members: frozenset[str]) -> None:
-        self.bus.publish(kind, {"grant": self.grants_json(grant)}, accounts=members)
+        # Administrators get the whole grant; its members only what they need of it.
+        self.bus.publish(
+            kind,
+            {"grant": self.grants_json(grant)},
+            accounts=members,
+            viewer_data={"grant": grant.to_viewer_json(self.grants.clock())},
+        )
 
     def grants_json(self, grant: Grant) -> dict[str, Any]:
         return grant.to_json(self.grants.clock())

@@ -98,7 +98,8 @@ class ViewerApi:
         )
 
     async def me(self, request: web.Request) -> web.Response:
-        """The caller, and the grants that name it now (for the tile countdowns)."""
+        """The caller, and the grants that name it now (for the tile countdowns); a
+        viewer sees only its grants' project, cameras and window."""
         identity = await signed_in(self.access, request)
         return reply(
             {
@@ -138,9 +139,14 @@ class ViewerApi:
             self.bus.unsubscribe(subscription)
 
     def _grants_json(self, identity: Identity) -> list[dict[str, Any]]:
+        """The caller's active grants: whole for an administrator, else only what a
+        viewer needs (project, cameras, window), not co-members, purpose, authority."""
         grants = self.store.grants
         now = grants.clock()
-        return [g.to_json(now) for g in grants.active_for(identity.account)]
+        active = grants.active_for(identity.account)
+        if identity.is_admin:
+            return [g.to_json(now) for g in active]
+        return [g.to_viewer_json(now) for g in active]
 
     async def client_config(self, request: web.Request) -> web.Response:
         """What the browser needs before sign-in: the map tiles. No secrets here."""
