@@ -400,6 +400,30 @@ async def test_admin_lists_sessions_and_exports_audit_csv(start_gateway):
     assert "session_start" in text
     response = await gateway.http.get(f"{gateway.url}/api/audit?since=yesterday", headers=admin)
     assert response.status == 400
+    exported = text.count("session_start")
+    rows = await (
+        await gateway.http.get(f"{gateway.url}/api/audit?event=admin_read&limit=5", headers=admin)
+    ).json()
+    assert [r["event"] for r in rows["rows"]] == ["admin_read", "admin_read"]  # this read: next
+    # Every administrator read of sessions or of the audit log, and each export, is recorded:
+    # who, from where, what, with which filters, how many rows. The refused one read nothing.
+    reads = audit_rows(gateway, event="admin_read")
+    assert [(r["account"], r["remote"]) for r in reads] == [(ADMIN, "127.0.0.1")] * 3
+    assert [r["detail"] for r in reversed(reads)] == [
+        {"what": "sessions", "format": "json", "rows": 1},
+        {
+            "what": "audit",
+            "format": "csv",
+            "filters": {"account": VIEWER, "camera_id": "cam-a", "limit": 1000},
+            "rows": exported,
+        },
+        {
+            "what": "audit",
+            "format": "json",
+            "filters": {"event": "admin_read", "limit": 5},
+            "rows": 2,
+        },
+    ]
     await viewer.close(gateway.http)
 
 

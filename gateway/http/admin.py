@@ -18,7 +18,7 @@ from gateway.control.administration import AccessAdmin
 from gateway.control.admission import AccessControl
 from gateway.control.sessions import SessionRegistry
 from gateway.store import Store
-from gateway.store.audit import AuditLog
+from gateway.store.audit import ADMIN_READ, AuditLog
 from gateway.store.grants import GrantNotFound
 
 from .api import reply, signed_in
@@ -165,7 +165,10 @@ class AdminApi:
 
     @admin_only
     async def list_sessions(self, request: web.Request, admin: Identity) -> web.Response:
-        return reply({"sessions": [s.to_json() for s in self.sessions]})
+        sessions = [s.to_json() for s in self.sessions]
+        # Who watches what, from where, is personal data too: reading it is accountable.
+        self._record_read(request, admin, what="sessions", format="json", rows=len(sessions))
+        return reply({"sessions": sessions})
 
     @admin_only
     async def revoke_session(self, request: web.Request, admin: Identity) -> web.Response:
@@ -202,7 +205,17 @@ class AdminApi:
             raise bad_request("limit: a whole number from 1 to 100000")
         filters["limit"] = int(limit)
         rows = self.store.audit.query(**filters)
-        if query.get("format") == "csv":
+        csv = query.get("format") == "csv"
+        # Recorded before the rows go out: a read that cannot be recorded sends none.
+        self._record_read(
+            request,
+            admin,
+            what="audit",
+            format="csv" if csv else "json",
+            filters=filters,
+            rows=len(rows),
+        )
+        if csv:
             return web.Response(
                 text=AuditLog.to_csv(rows),
                 content_type="text/csv",
@@ -210,3 +223,8 @@ class AdminApi:
                 headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
             )
         return reply({"rows": rows})
+
+    def _record_read(self, request: web.Request, admin: Identity, **detail: Any) -> None:
+        self.store.audit.record(
+            ADMIN_READ, account=admin.account, remote=remote_of(request), **detail
+        )

@@ -43,6 +43,9 @@ GRANT_UPDATED = "grant_updated"
 GRANT_REVOKED = "grant_revoked"
 GRANT_EVENTS = (GRANT_CREATED, GRANT_UPDATED, GRANT_REVOKED)  # detail: grant_hash (the grant after)
 TOKEN_REJECTED = "token_rejected"  # a bad, expired or missing JWT
+# An administrator read live sessions or the audit log (JSON or a CSV export);
+# detail: what, format, filters, rows.
+ADMIN_READ = "admin_read"
 AUDIT_PRUNED = "audit_pruned"  # old rows were deleted; detail: through_seq, rows, anchor_hash
 
 # The hashed content of a row, in canonical-JSON key order (sort_keys does the ordering).
