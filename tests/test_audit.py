@@ -630,3 +630,16 @@ def test_pruned_grant_records_carry_their_hash(
     assert result.problem == (
         "grant 1 ('old') differs from its last audited change in row 5 (changed outside the API?)"
     )
+
+
+def test_a_database_from_before_grant_history_still_verifies(
+    grants: GrantStore, log: AuditLog, db_path: Path
+) -> None:
+    audited_grant(grants, log)
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    raw.execute("DROP TABLE grant_authorizations")
+    result = verify_file(str(db_path))  # schema 2 without its table: altered
+    assert result.problem == "table grant_authorizations is missing (schema changed?)"
+    raw.execute("PRAGMA user_version = 1")  # as an older gateway left it, read-only
+    result = verify_file(str(db_path))
+    assert (result.ok, result.grants_checked) == (True, 1), result.problem
