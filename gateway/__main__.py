@@ -63,13 +63,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _verify_audit(database: str) -> int:
+    """0: intact. 1: tampering found (named). 2: the file could not be read at all."""
     from gateway.store.audit import verify_file
 
     result = verify_file(database)
     if result.ok:
-        print(f"audit log intact: {result.rows_checked} rows verified")
+        print(
+            f"audit log intact: {result.rows_checked} rows verified;"
+            f" {result.grants_checked} grants match their last audited change"
+        )
+        if result.grants_unchecked:
+            print(
+                f"{result.grants_unchecked} grants were last changed before grant hashes were"
+                " audited: not compared"
+            )
         return 0
-    print(f"audit log BROKEN at row {result.first_bad_seq}: {result.problem}", file=sys.stderr)
+    if result.unreadable:
+        print(f"audit log cannot be read, nothing verified: {result.problem}", file=sys.stderr)
+        return 2
+    where = f" at row {result.first_bad_seq}" if result.first_bad_seq is not None else ""
+    print(f"audit log BROKEN{where}: {result.problem}", file=sys.stderr)
     return 1
 
 

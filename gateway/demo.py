@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway.access.tokens import mint
 from gateway.app import SETTINGS, STORE
+from gateway.store.audit import GRANT_CREATED
 
 DEMO_VIEWER = "demo-viewer"
 DEMO_ADMIN = "demo-admin"
@@ -30,7 +31,7 @@ def prepare_demo(app: web.Application) -> list[str]:
     grants = app[STORE].grants
     if not grants.active_for(DEMO_VIEWER):
         now = datetime.now(UTC)
-        grants.create(
+        grant = grants.create(
             project="Demo 示範專案",
             purpose="make demo: synthetic cameras only",
             authorization_ref="DEMO-0001",
@@ -39,6 +40,17 @@ def prepare_demo(app: web.Application) -> list[str]:
             starts_at=now - timedelta(minutes=1),
             ends_at=now + timedelta(hours=DEMO_HOURS),
             created_by="make demo",
+        )
+        # Audited like a grant made in the console, so `gateway audit verify` accepts it.
+        app[STORE].audit.record(
+            GRANT_CREATED,
+            account=grant.created_by,
+            grant_id=grant.id,
+            project=grant.project,
+            grant_hash=grant.content_hash(),
+            authorization_ref=grant.authorization_ref,
+            members=sorted(grant.members),
+            cameras=sorted(grant.cameras),
         )
     base = f"http://{settings.server.host}:{settings.server.port}"
     ttl = DEMO_HOURS * 3600

@@ -198,6 +198,63 @@ async def test_admin_revocation_closes_the_viewer_within_a_second(start_gateway,
     await bystander.close(gateway.http)
 
 
+# --- what viewers see of their grants --------------------------------------------
+
+VIEWER_GRANT_KEYS = {"id", "project", "cameras", "starts_at", "ends_at", "status"}
+ADMIN_ONLY_KEYS = {"members", "purpose", "authorization_ref", "created_by"}
+
+
+async def test_viewers_see_only_what_they_need_of_their_grants(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    grant = gateway.grant(members=[VIEWER, "co-member-7", ADMIN])
+    admin = gateway.bearer(ADMIN, admin=True)
+    mine = await (await gateway.http.get(f"{gateway.url}/api/me", headers=gateway.bearer())).json()
+    (seen,) = mine["grants"]
+    assert set(seen) == VIEWER_GRANT_KEYS
+    assert seen["id"] == grant.id and seen["cameras"] == ["cam-a", "cam-b"]
+    assert "co-member-7" not in json.dumps(mine, ensure_ascii=False)
+    assert grant.authorization_ref not in json.dumps(mine, ensure_ascii=False)
+    theirs = await (await gateway.http.get(f"{gateway.url}/api/me", headers=admin)).json()
+    assert set(theirs["grants"][0]) >= ADMIN_ONLY_KEYS  # an administrator sees it all
+
+    async with EventReader(gateway) as viewer, EventReader(gateway, ADMIN, admin=True) as watcher:
+        (hello,) = viewer.events
+        assert [set(g) for g in hello["grants"]] == [VIEWER_GRANT_KEYS]
+        assert set(watcher.events[0]["grants"][0]) >= ADMIN_ONLY_KEYS
+        url = f"{gateway.url}/api/grants/{grant.id}"
+        assert (await gateway.http.patch(url, json={"cameras": ["cam-a"]}, headers=admin)).ok
+        body = grant_body(members=[VIEWER, "co-member-8"], purpose="秘密行動")
+        created = await (await admin_post(gateway, "/api/grants", body)).json()
+        response = await admin_post(gateway, f"/api/grants/{created['id']}/revoke", {"reason": "x"})
+        assert response.ok
+        for kind in ("grant_updated", "grant_created", "grant_revoked"):
+            event = await viewer.wait_for(kind)
+            assert set(event["grant"]) == VIEWER_GRANT_KEYS, kind
+            assert set((await watcher.wait_for(kind))["grant"]) >= ADMIN_ONLY_KEYS, kind
+        assert (await viewer.wait_for("grant_revoked"))["grant"]["status"] == "revoked"
+        text = json.dumps(viewer.events, ensure_ascii=False)
+        for secret in ("co-member-7", "co-member-8", "秘密行動", grant.authorization_ref, ADMIN):
+            assert secret not in text
+
+
+async def test_a_removed_member_hears_no_more_of_the_grant(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    grant = gateway.grant(members=[VIEWER, "leaver"])
+    admin = gateway.bearer(ADMIN, admin=True)
+    url = f"{gateway.url}/api/grants/{grant.id}"
+    async with EventReader(gateway) as stays, EventReader(gateway, "leaver") as leaves:
+        assert (await gateway.http.patch(url, json={"members": [VIEWER]}, headers=admin)).ok
+        assert (await gateway.http.patch(url, json={"purpose": "新用途"}, headers=admin)).ok
+        assert (await admin_post(gateway, f"/api/grants/{grant.id}/revoke", {"reason": "x"})).ok
+        await stays.wait_for("grant_revoked")
+        # One more event that does name the leaver: events arrive in order, so anything
+        # about the old grant would have come before it.
+        await admin_post(gateway, "/api/grants", grant_body(members=["leaver"]))
+        await leaves.wait_for("grant_created")
+        assert [e["type"] for e in leaves.events] == ["hello", "grant_created"]
+        assert len([e for e in stays.events if e["type"] == "grant_updated"]) == 2
+
+
 # --- the admin API ---------------------------------------------------------------
 
 ADMIN_CALLS = [
@@ -274,6 +331,41 @@ async def test_grant_api_validates_and_stores_hostile_text_verbatim(start_gatewa
     assert row["detail"]["authorization_ref"] == "北市警資字第1130000001號"
 
 
+async def test_patch_that_extends_a_window_needs_a_new_authorization_ref(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    created = await (await admin_post(gateway, "/api/grants", grant_body())).json()
+    admin = gateway.bearer(ADMIN, admin=True)
+    url = f"{gateway.url}/api/grants/{created['id']}"
+    later = (datetime.fromisoformat(created["ends_at"]) + timedelta(hours=2)).isoformat()
+    response = await gateway.http.patch(url, json={"ends_at": later}, headers=admin)
+    assert response.status == 422
+    body = await response.json()
+    assert (body["code"], body["field"]) == ("invalid_field", "authorization_ref")
+    assert "needs a new authorization reference" in body["error"]
+    assert (await (await gateway.http.get(url, headers=admin)).json())["ends_at"] == created[
+        "ends_at"
+    ]
+
+    new_ref = "北市警資字第1130000099號"
+    response = await gateway.http.patch(
+        url, json={"ends_at": later, "authorization_ref": new_ref}, headers=admin
+    )
+    assert response.status == 200, await response.text()
+    grant = await response.json()
+    assert grant["authorization_ref"] == new_ref
+    (previous,) = grant["previous_authorizations"]
+    assert previous["authorization_ref"] == created["authorization_ref"]
+    assert previous["replaced_by"] == ADMIN
+    listed = await (await gateway.http.get(f"{gateway.url}/api/grants", headers=admin)).json()
+    assert listed["grants"][0]["previous_authorizations"] == [previous]
+    (updated,) = await audit_rows(gateway, event="grant_updated")
+    assert updated["detail"]["changes"]["authorization_ref"] == {
+        "from": created["authorization_ref"],
+        "to": new_ref,
+    }
+    assert set(updated["detail"]["changes"]) == {"authorization_ref", "ends_at"}
+
+
 async def test_cameras_listing_follows_grants(start_gateway):
     gateway = await gateway_with(start_gateway, grant=False)
     gateway.grant(cameras=["cam-b"])
@@ -308,36 +400,180 @@ async def test_admin_lists_sessions_and_exports_audit_csv(start_gateway):
     assert "session_start" in text
     response = await gateway.http.get(f"{gateway.url}/api/audit?since=yesterday", headers=admin)
     assert response.status == 400
+    exported = text.count("session_start")
+    rows = await (
+        await gateway.http.get(f"{gateway.url}/api/audit?event=admin_read&limit=5", headers=admin)
+    ).json()
+    assert [r["event"] for r in rows["rows"]] == ["admin_read", "admin_read"]  # this read: next
+    # Every administrator read of sessions or of the audit log, and each export, is recorded:
+    # who, from where, what, with which filters, how many rows. The refused one read nothing.
+    reads = await audit_rows(gateway, event="admin_read")
+    assert [(r["account"], r["remote"]) for r in reads] == [(ADMIN, "127.0.0.1")] * 3
+    assert [r["detail"] for r in reversed(reads)] == [
+        {"what": "sessions", "format": "json", "rows": 1},
+        {
+            "what": "audit",
+            "format": "csv",
+            "filters": {"account": VIEWER, "camera_id": "cam-a", "limit": 1000},
+            "rows": exported,
+        },
+        {
+            "what": "audit",
+            "format": "json",
+            "filters": {"event": "admin_read", "limit": 5},
+            "rows": 2,
+        },
+    ]
     await viewer.close(gateway.http)
 
 
 # --- audit chain, restart, nothing recorded, CORS ---------------------------------
 
 
-def test_audit_verify_cli_names_an_edited_row(tmp_path):
-    database = tmp_path / "gw.sqlite3"
+def verify_config(tmp_path: Path, database: Path) -> Path:
     config = tmp_path / "gw.toml"
     config.write_text(
         f'[auth]\nsecret = "{SECRET}"\n[storage]\ndatabase = "{database}"\n'
         '[[cameras]]\nid = "cam-a"\nname = "A"\nlat = 25.0\nlon = 121.5\nsource = "demo:testsrc"\n',
         encoding="utf-8",
     )
+    return config
+
+
+def verify_cli(config: Path, *wrap: str) -> subprocess.CompletedProcess:
+    """`gateway audit verify` in its own process, optionally inside a wrapper command."""
+    cli = [*wrap, sys.executable, "-m", "gateway", "audit", "verify", "--config", str(config)]
+    return subprocess.run(cli, capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def test_audit_verify_cli_names_an_edited_row(tmp_path):
+    database = tmp_path / "gw.sqlite3"
+    config = verify_config(tmp_path, database)
     from gateway.store.audit import AuditLog
 
     log = AuditLog(open_database(database))
     for i in range(5):
         log.record("session_start", account=f"viewer-{i}", camera_id="cam-a")
-    cli = [sys.executable, "-m", "gateway", "audit", "verify", "--config", str(config)]
-    result = subprocess.run(cli, capture_output=True, text=True, timeout=30, cwd=ROOT)
+    result = verify_cli(config)
     assert result.returncode == 0, result.stderr
     assert "5 rows" in result.stdout
     raw = sqlite3.connect(database)
     raw.execute("DROP TRIGGER audit_no_update")  # as someone covering their tracks would
     raw.execute("UPDATE audit SET account = 'nobody' WHERE seq = 3")
     raw.commit()
-    result = subprocess.run(cli, capture_output=True, text=True, timeout=30, cwd=ROOT)
+    result = verify_cli(config)
     assert result.returncode == 1
     assert "row 3" in result.stderr
+
+
+def test_audit_verify_cli_names_a_forged_anchor(tmp_path):
+    database = tmp_path / "gw.sqlite3"
+    config = verify_config(tmp_path, database)
+    from gateway.store.audit import AuditLog
+
+    log = AuditLog(open_database(database))
+    for i in range(6):
+        log.record("session_start", account=f"viewer-{i}", camera_id="cam-a")
+    # Cut the oldest three rows and write the anchor a prune would have written.
+    raw = sqlite3.connect(database, isolation_level=None)
+    raw.execute("DROP TRIGGER audit_no_delete")
+    (last,) = raw.execute("SELECT hash FROM audit WHERE seq = 3").fetchone()
+    raw.execute("DELETE FROM audit WHERE seq <= 3")
+    raw.execute("INSERT INTO audit_anchor (seq, hash) VALUES (3, ?)", (last,))
+    raw.close()
+    result = verify_cli(config)
+    assert result.returncode == 1, result.stdout
+    assert "audit log BROKEN: the anchor (seq 3) has no audit_pruned row" in result.stderr
+
+
+async def test_audit_verify_cli_names_a_grant_edited_outside_the_api(start_gateway, tmp_path):
+    database = tmp_path / "gw.sqlite3"
+    config = verify_config(tmp_path, database)
+    gateway = await start_gateway(settings_for(demo_cameras("cam-a"), database=str(database)))
+    created = await (await admin_post(gateway, "/api/grants", grant_body())).json()
+    admin = gateway.bearer(ADMIN, admin=True)
+    url = f"{gateway.url}/api/grants/{created['id']}"
+    response = await gateway.http.patch(url, json={"members": [VIEWER, "viewer-2"]}, headers=admin)
+    assert response.status == 200
+    result = verify_cli(config)
+    assert result.returncode == 0, result.stderr
+    assert "2 grants match" in result.stdout  # the fixture's grant and this one
+
+    # Someone with the file adds themselves, bypassing the API (and its audit row).
+    raw = sqlite3.connect(database, isolation_level=None)
+    raw.execute("INSERT INTO grant_members VALUES (?, 'mallory')", (created["id"],))
+    raw.close()
+    result = verify_cli(config)
+    assert result.returncode == 1, result.stdout
+    assert f"grant {created['id']} ('2027 跨年 信義區') differs from its last audited" in (
+        result.stderr
+    )
+
+
+def test_audit_verify_cli_exits_2_when_it_cannot_read(tmp_path):
+    database = tmp_path / "gw.sqlite3"
+    config = verify_config(tmp_path, database)
+    result = verify_cli(config)  # no such file
+    assert result.returncode == 2, result.stderr
+    assert "cannot be read" in result.stderr and "no such file" in result.stderr
+
+    database.write_bytes(b"not a database, just bytes " * 100)
+    result = verify_cli(config)
+    assert result.returncode == 2, result.stderr
+    assert "not a database" in result.stderr
+
+    database.unlink()
+    database.mkdir()  # a folder where the file should be
+    assert verify_cli(config).returncode == 2
+    database.rmdir()
+
+    from gateway.store.audit import AuditLog
+
+    db = open_database(database)
+    AuditLog(db).record("session_start", account="a", camera_id="cam-a")
+    db.close()
+    # Another process keeps everyone else out: WAL with an exclusive lock held.
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = verify_cli(config)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 2, result.stderr
+    assert "locked" in result.stderr
+    assert verify_cli(config).returncode == 0  # and once the lock is gone, it checks
+
+
+def test_audit_verify_cli_checks_a_read_only_copy(tmp_path):
+    """A copy on read-only media (no -shm can be made) is verified, not a false alarm."""
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a read-only folder (unshare -m)")
+    copy, ro = tmp_path / "copy", tmp_path / "ro"
+    copy.mkdir()
+    ro.mkdir()
+    from gateway.store.audit import AuditLog
+
+    db = open_database(copy / "gw.sqlite3")
+    log = AuditLog(db)
+    for i in range(4):
+        log.record("session_start", account=f"viewer-{i}", camera_id="cam-a")
+    db.close()  # the last connection checkpoints the WAL into the file
+    config = verify_config(tmp_path, ro / "gw.sqlite3")
+    mount = f'mount --bind {copy} {ro} && mount -o remount,bind,ro {ro} && exec "$@"'
+    read_only = ["unshare", "-m", "sh", "-c", mount, "sh"]
+    result = verify_cli(config, *read_only)
+    assert result.returncode == 0, result.stderr
+    assert "4 rows" in result.stdout
+
+    raw = sqlite3.connect(copy / "gw.sqlite3", isolation_level=None)
+    raw.execute("DROP TRIGGER audit_no_update")
+    raw.execute("UPDATE audit SET account = 'nobody' WHERE seq = 2")
+    raw.close()
+    result = verify_cli(config, *read_only)
+    assert result.returncode == 1, result.stderr
+    assert "row 2" in result.stderr
 
 
 async def test_grant_revoked_while_gateway_was_down_is_honoured(start_gateway, tmp_path):

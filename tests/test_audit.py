@@ -12,12 +12,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.gateway import audit_grant
 
+from gateway.access.grants import Grant
 from gateway.store.audit import (
     ACCESS_DENIED,
     AUDIT_PRUNED,
     GENESIS,
     GRANT_CREATED,
+    GRANT_REVOKED,
+    GRANT_UPDATED,
     SESSION_END,
     SESSION_START,
     AuditLog,
@@ -25,6 +29,7 @@ from gateway.store.audit import (
     verify_file,
 )
 from gateway.store.database import open_database
+from gateway.store.grants import GrantStore
 
 T0 = datetime(2027, 12, 31, 20, 0, tzinfo=UTC)
 PROJECT = "2027 跨年晚會 信義區"
@@ -130,7 +135,10 @@ def test_record_and_query_round_trip(log: AuditLog, clock: Clock) -> None:
     assert [r["detail"] for r in late] == [{"seconds": 3600}]
     assert [r["seq"] for r in log.query(limit=2, offset=1)] == [first + 2, first + 1]
     assert log.query(account="' OR 1=1 --") == []  # values are bound, never spliced
-    assert log.verify().ok
+    # The chain is intact, but grant 7 was audited and is in no grants table.
+    assert log.verify().problem == (
+        "grant 7 was last audited in row 1 but is gone (deleted outside the API?)"
+    )
 
 
 def test_chain_verifies_after_many_rows(log: AuditLog) -> None:
@@ -255,6 +263,7 @@ def test_prune_keeps_the_chain_verifiable(log: AuditLog, clock: Clock) -> None:
     clock.now = T0 + timedelta(days=30)
     fill(log, 5)  # seq 11..15
 
+    anchor_hash = log.query(limit=1, offset=5)[0]["hash"]  # row 10, the last to go
     deleted = log.prune(T0 + timedelta(days=1), account="admin")
     assert deleted == 10
     result = log.verify()
@@ -265,7 +274,7 @@ def test_prune_keeps_the_chain_verifiable(log: AuditLog, clock: Clock) -> None:
     assert newest["seq"] == 16
     assert newest["event"] == AUDIT_PRUNED
     assert newest["account"] == "admin"
-    assert newest["detail"] == {"through_seq": 10, "rows": 10}
+    assert newest["detail"] == {"through_seq": 10, "rows": 10, "anchor_hash": anchor_hash}
     assert min(row["seq"] for row in log.query()) == 11
 
     log.record(SESSION_START, account="user", camera_id="cam-1")
@@ -280,9 +289,9 @@ def test_prune_everything_leaves_the_pruned_row(
     assert log.prune(clock.now + timedelta(days=1)) == 4
     rows = log.query()
     assert [(row["seq"], row["event"]) for row in rows] == [(5, AUDIT_PRUNED)]
-    assert rows[0]["detail"] == {"through_seq": 4, "rows": 4}
-    anchor = db.execute("SELECT seq FROM audit_anchor").fetchall()
+    anchor = db.execute("SELECT seq, hash FROM audit_anchor").fetchall()
     assert [a["seq"] for a in anchor] == [4]
+    assert rows[0]["detail"] == {"through_seq": 4, "rows": 4, "anchor_hash": anchor[0]["hash"]}
     assert log.verify().ok
 
     assert log.prune(clock.now + timedelta(days=1)) == 1  # the pruned row itself may go later
@@ -335,6 +344,48 @@ def test_tampered_anchor_fails(log: AuditLog, db_path: Path, clock: Clock) -> No
     assert log.verify().first_bad_seq == 6  # a row before the claimed chain start
 
 
+def forge_anchor(db_path: Path, through: int) -> None:
+    """Cut rows up to `through` and write an anchor for them, as prune would, but
+    without prune's record in the chain."""
+    raw = attacker(db_path)
+    (last_hash,) = raw.execute("SELECT hash FROM audit WHERE seq = ?", (through,)).fetchone()
+    raw.execute("DELETE FROM audit WHERE seq <= ?", (through,))
+    raw.execute("DELETE FROM audit_anchor")
+    raw.execute("INSERT INTO audit_anchor (seq, hash) VALUES (?, ?)", (through, last_hash))
+
+
+def test_forged_anchor_without_a_prune_is_named(log: AuditLog, db_path: Path) -> None:
+    fill(log, 8)
+    forge_anchor(db_path, 3)  # rows 4..8 still link up to the forged anchor
+    result = log.verify()
+    assert not result.ok
+    assert result.problem == (
+        "the anchor (seq 3) has no audit_pruned row that set it (anchor forged?)"
+    )
+
+
+def test_forged_anchor_after_a_real_prune_is_named(
+    log: AuditLog, db_path: Path, clock: Clock
+) -> None:
+    fill(log, 5)  # old: pruned below
+    clock.now += timedelta(days=30)
+    fill(log, 5)  # 6..10 kept
+    log.prune(clock.now - timedelta(days=1))  # anchor 5, the audit_pruned row is 11
+    log.record(SESSION_START, account="late", camera_id="cam-1")  # 12
+    assert log.verify().ok
+    forge_anchor(db_path, 7)  # rows 6 and 7 cut, anchor moved to 7
+    result = log.verify()
+    assert not result.ok
+    assert result.problem == (
+        "the anchor (seq 7) does not match the last prune record: row 11 pruned through"
+        " seq 5 (anchor forged?)"
+    )
+    # Pruning would launder the forged anchor (a new prune record naming it): refused.
+    with pytest.raises(AuditWriteError, match="anchor"):
+        log.prune(clock.now + timedelta(days=1))
+    assert [row["seq"] for row in log.query()][-1] == 8
+
+
 def test_to_csv(log: AuditLog) -> None:
     log.record(SESSION_START, account='=HYPERLINK("http://x")', camera_id="cam-1", note="台北")
     log.record(ACCESS_DENIED, account="+1", project="-2", remote="@evil", reason="\tx")
@@ -377,7 +428,7 @@ def test_record_joins_the_callers_transaction(log: AuditLog, db: sqlite3.Connect
     seq = log.record(GRANT_CREATED, account="admin", grant_id=1)
     db.execute("COMMIT")
     assert [row["seq"] for row in log.query()] == [seq]
-    assert log.verify().ok
+    assert log.verify().rows_checked == 1  # the chain holds; grant 1 itself was never made
 
 
 def test_bad_values_are_refused_before_writing(log: AuditLog) -> None:
@@ -411,7 +462,7 @@ def test_open_sessions(log: AuditLog) -> None:
 
 def test_verify_file(log: AuditLog, db_path: Path, tmp_path: Path) -> None:
     missing = verify_file(str(tmp_path / "nope.db"))
-    assert not missing.ok
+    assert not missing.ok and missing.unreadable
     assert missing.problem is not None
     assert missing.problem.endswith("no such file")
 
@@ -422,8 +473,173 @@ def test_verify_file(log: AuditLog, db_path: Path, tmp_path: Path) -> None:
 
     attacker(db_path).execute("UPDATE audit SET camera_id = 'cam-x' WHERE seq = 9")
     result = verify_file(str(db_path))
-    assert (result.ok, result.first_bad_seq) == (False, 9)
+    assert (result.ok, result.first_bad_seq, result.unreadable) == (False, 9, False)
 
     not_a_db = tmp_path / "notes.txt"
     not_a_db.write_text("hello")
-    assert not verify_file(str(not_a_db)).ok
+    result = verify_file(str(not_a_db))
+    assert not result.ok and result.unreadable
+
+    other = tmp_path / "other.sqlite3"
+    sqlite3.connect(other).execute("CREATE TABLE notes (text)").connection.commit()
+    result = verify_file(str(other))
+    assert (result.ok, result.unreadable) == (False, True)
+    assert result.problem == "not a gateway database (no audit log in it)"
+
+
+def test_a_dropped_table_is_tampering_not_unreadable(log: AuditLog, db_path: Path) -> None:
+    fill(log, 2)
+    sqlite3.connect(db_path, isolation_level=None).execute("DROP TABLE audit_anchor")
+    result = verify_file(str(db_path))
+    assert (result.ok, result.unreadable) == (False, False)
+    assert result.problem == "table audit_anchor is missing (schema changed?)"
+
+
+# --- grants changed outside the API --------------------------------------------------
+
+
+@pytest.fixture
+def grants(db: sqlite3.Connection, clock: Clock) -> GrantStore:
+    return GrantStore(db, ["cam-1", "cam-2"], max_days=14, clock=clock)
+
+
+def audited_grant(grants: GrantStore, log: AuditLog, **overrides: object) -> Grant:
+    """A grant made and audited as the admin API does (AccessAdmin._record)."""
+    fields: dict = {
+        "project": PROJECT,
+        "purpose": "人潮管理",
+        "authorization_ref": "北市警資字第1160000001號",
+        "members": ["alice", "bob"],
+        "cameras": ["cam-1"],
+        "starts_at": T0,
+        "ends_at": T0 + timedelta(hours=6),
+        "created_by": "admin",
+    } | overrides
+    grant = grants.create(**fields)
+    audit_grant(log, GRANT_CREATED, grant, account="admin")
+    return grant
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE grants SET ends_at = '2028-01-10T00:00:00.000000+00:00'",
+        "UPDATE grants SET authorization_ref = 'forged'",
+        "UPDATE grants SET revoked_at = NULL, revoked_by = NULL, revoke_reason = NULL",
+        "INSERT INTO grant_members (grant_id, account) VALUES (1, 'mallory')",
+        "DELETE FROM grant_cameras WHERE camera_id = 'cam-1'",
+        "INSERT INTO grant_cameras (grant_id, camera_id) VALUES (1, 'cam-2')",
+        "DELETE FROM grant_authorizations",
+    ],
+    ids=["window", "authorization", "unrevoked", "member", "camera-gone", "camera", "history"],
+)
+def test_a_grant_changed_outside_the_api_is_named(
+    grants: GrantStore, log: AuditLog, db_path: Path, edit: str
+) -> None:
+    grant = audited_grant(grants, log)
+    audited_grant(grants, log, project="another")  # untouched: must not be named
+    _, after = grants.update(
+        grant.id, by="admin", ends_at=T0 + timedelta(hours=8), authorization_ref="REF-2"
+    )
+    audit_grant(log, GRANT_UPDATED, after, account="admin")
+    revoked = grants.revoke(grant.id, by="admin", reason="done")
+    audit_grant(log, GRANT_REVOKED, revoked, account="admin")
+    result = log.verify()
+    assert result.ok, result.problem
+    assert (result.grants_checked, result.grants_unchecked) == (2, 0)
+
+    raw = sqlite3.connect(db_path, isolation_level=None)  # grants have no triggers
+    raw.execute(edit)
+    raw.close()
+    result = verify_file(str(db_path))
+    assert (result.ok, result.unreadable) == (False, False)
+    assert result.problem == (
+        f"grant 1 ({PROJECT!r}) differs from its last audited change in row 4"
+        " (changed outside the API?)"
+    )
+
+
+def test_a_grant_added_or_deleted_outside_the_api_is_named(
+    grants: GrantStore, log: AuditLog, db_path: Path
+) -> None:
+    audited_grant(grants, log)
+    grants.create(  # straight into the database: no audit row
+        project="後門",
+        purpose="x",
+        authorization_ref="none",
+        members=["mallory"],
+        cameras=["cam-2"],
+        starts_at=T0,
+        ends_at=T0 + timedelta(hours=1),
+        created_by="admin",
+    )
+    assert log.verify().problem == (
+        "grant 2 ('後門') has no audited change (written outside the API?)"
+    )
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    for table in ("grant_members", "grant_cameras"):
+        raw.execute(f"DELETE FROM {table} WHERE grant_id = 2")
+    raw.execute("DELETE FROM grants WHERE id = 2")
+    assert log.verify().ok
+    for table in ("grant_members", "grant_cameras"):
+        raw.execute(f"DELETE FROM {table} WHERE grant_id = 1")
+    raw.execute("DELETE FROM grants WHERE id = 1")
+    assert log.verify().problem == (
+        "grant 1 was last audited in row 1 but is gone (deleted outside the API?)"
+    )
+
+
+def test_grants_audited_before_hashes_are_not_compared(grants: GrantStore, log: AuditLog) -> None:
+    grant = grants.create(
+        project=PROJECT,
+        purpose="x",
+        authorization_ref="REF-1",
+        members=["alice"],
+        cameras=["cam-1"],
+        starts_at=T0,
+        ends_at=T0 + timedelta(hours=1),
+        created_by="admin",
+    )
+    log.record(GRANT_CREATED, account="admin", grant_id=grant.id, project=PROJECT)  # no hash
+    result = log.verify()
+    assert (result.ok, result.grants_checked, result.grants_unchecked) == (True, 0, 1)
+
+
+def test_pruned_grant_records_carry_their_hash(
+    grants: GrantStore, log: AuditLog, db_path: Path, clock: Clock
+) -> None:
+    old = audited_grant(grants, log, project="old")  # row 1
+    changed = audited_grant(grants, log, project="changed later")  # row 2
+    clock.now += timedelta(days=30)
+    _, after = grants.update(changed.id, by="admin", members=["carol"])
+    audit_grant(log, GRANT_UPDATED, after, account="admin")  # row 3, kept
+    log.prune(clock.now - timedelta(days=1))  # rows 1..2 go: grant 1's only record
+    (pruned,) = log.query(event=AUDIT_PRUNED)
+    assert pruned["detail"]["grant_hashes"] == {str(old.id): old.content_hash()}
+    result = log.verify()
+    assert (result.ok, result.grants_checked) == (True, 2), result.problem
+
+    clock.now += timedelta(days=30)
+    log.prune(clock.now - timedelta(days=1))  # everything, the first prune row too
+    result = log.verify()
+    assert (result.ok, result.grants_checked) == (True, 2), result.problem
+
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    raw.execute("UPDATE grants SET purpose = 'edited' WHERE id = ?", (old.id,))
+    result = log.verify()
+    assert result.problem == (
+        "grant 1 ('old') differs from its last audited change in row 5 (changed outside the API?)"
+    )
+
+
+def test_a_database_from_before_grant_history_still_verifies(
+    grants: GrantStore, log: AuditLog, db_path: Path
+) -> None:
+    audited_grant(grants, log)
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    raw.execute("DROP TABLE grant_authorizations")
+    result = verify_file(str(db_path))  # schema 2 without its table: altered
+    assert result.problem == "table grant_authorizations is missing (schema changed?)"
+    raw.execute("PRAGMA user_version = 1")  # as an older gateway left it, read-only
+    result = verify_file(str(db_path))
+    assert (result.ok, result.grants_checked) == (True, 1), result.problem

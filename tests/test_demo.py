@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+from gateway.app import STORE, create_app
 from gateway.config import StorageSettings, load_settings
+from gateway.demo import prepare_demo
+from gateway.store.audit import verify_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,3 +52,15 @@ def test_bad_config_exits_2_naming_the_key(tmp_path):
     assert result.returncode == 2
     assert "lat" in result.stderr and "cam-1" in result.stderr
     assert "Secr3tPW" not in result.stderr + result.stdout
+
+
+def test_demo_grant_is_audited(tmp_path):
+    """`make demo` grants through the store: it audits that, so verify accepts it."""
+    settings = load_settings(ROOT / "config.example.toml")
+    database = tmp_path / "demo.sqlite3"
+    app = create_app(replace(settings, storage=StorageSettings(str(database))))
+    prepare_demo(app)
+    prepare_demo(app)  # a second start finds the grant and adds nothing
+    asyncio.run(app[STORE].close())
+    result = verify_file(str(database))
+    assert (result.ok, result.rows_checked, result.grants_checked) == (True, 1, 1), result

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.access import decision
 from gateway.access.decision import Refusal
-from gateway.access.grants import Grant, GrantInvalid
+from gateway.access.grants import Grant, GrantInvalid, PreviousAuthorization
 from gateway.store.database import open_database
 from gateway.store.grants import GrantNotFound, GrantStore
 
@@ -311,3 +311,84 @@ def test_write_failure_rolls_back(store: GrantStore) -> None:
         store.update(grant.id, by="admin", members=["zed"], cameras=["cam-3"])
     assert not store.db.in_transaction
     assert store.get(grant.id) == grant
+
+
+# --- a window that grows needs a new authorization reference ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"ends_at": T0 + timedelta(hours=7)}, "extending or moving the window"),
+        ({"starts_at": T0 - timedelta(hours=1)}, "extending or moving the window"),
+        (
+            {"starts_at": T0 + timedelta(hours=1), "ends_at": T0 + timedelta(hours=7)},
+            "extending or moving the window",
+        ),
+    ],
+    ids=["later-end", "earlier-start", "moved"],
+)
+def test_a_growing_window_needs_a_new_authorization_ref(
+    store: GrantStore, clock: Clock, change: dict[str, Any], why: str
+) -> None:
+    grant = store.create(**fields())
+    for ref in (None, grant.authorization_ref):  # none given, or the same one again
+        with pytest.raises(GrantInvalid) as info:
+            store.update(grant.id, by="admin", authorization_ref=ref, **change)
+        assert info.value.field == "authorization_ref"
+        assert info.value.message == f"{why} needs a new authorization reference"
+    assert store.get(grant.id) == grant
+
+    clock.now = T0 + timedelta(minutes=5)
+    _, after = store.update(grant.id, by="admin2", authorization_ref="北市警資字第2號", **change)
+    assert after.authorization_ref == "北市警資字第2號"
+    assert after.previous_authorizations == (
+        PreviousAuthorization("北市警資字第1160000001號", clock.now, "admin2"),
+    )
+    assert store.get(grant.id) == after
+
+
+def test_a_shrinking_window_needs_no_new_reference(store: GrantStore) -> None:
+    grant = store.create(**fields())
+    _, after = store.update(
+        grant.id, by="admin", starts_at=T0 + timedelta(hours=1), ends_at=T0 + timedelta(hours=2)
+    )
+    assert after.authorization_ref == grant.authorization_ref
+    assert after.previous_authorizations == ()
+
+
+def test_reviving_an_ended_grant_needs_a_new_reference(store: GrantStore, clock: Clock) -> None:
+    grant = store.create(**fields())
+    clock.now = T0 + timedelta(hours=7)  # ended an hour ago
+    with pytest.raises(GrantInvalid) as info:
+        store.update(grant.id, by="admin", ends_at=T0 + timedelta(hours=9))
+    assert info.value.message == "reviving an ended grant needs a new authorization reference"
+    _, after = store.update(
+        grant.id, by="admin", ends_at=T0 + timedelta(hours=9), authorization_ref="R2"
+    )
+    assert after.status(clock.now) == "active"
+    assert [p.authorization_ref for p in after.previous_authorizations] == [grant.authorization_ref]
+
+
+def test_authorization_history_keeps_every_reference_in_order(
+    store: GrantStore, clock: Clock
+) -> None:
+    grant = store.create(**fields(authorization_ref="R1"))
+    clock.now = T0 + timedelta(minutes=1)
+    store.update(grant.id, by="a", authorization_ref="R2")  # allowed on its own too
+    clock.now = T0 + timedelta(minutes=2)
+    _, after = store.update(
+        grant.id, by="b", authorization_ref="R3", ends_at=T0 + timedelta(hours=8)
+    )
+    assert [(p.authorization_ref, p.replaced_by) for p in after.previous_authorizations] == [
+        ("R1", "a"),
+        ("R2", "b"),
+    ]
+    with pytest.raises(GrantInvalid) as info:  # an old reference is not a new one
+        store.update(grant.id, by="a", authorization_ref="R1", ends_at=T0 + timedelta(hours=9))
+    assert info.value.field == "authorization_ref"
+    assert store.update(grant.id, by="a", authorization_ref="R3") == (after, after)  # no change
+    json = after.to_json(clock.now)
+    assert json["authorization_ref"] == "R3"
+    assert [p["authorization_ref"] for p in json["previous_authorizations"]] == ["R1", "R2"]
+    assert json["previous_authorizations"][0]["replaced_at"] == "2027-01-01T00:01:00Z"

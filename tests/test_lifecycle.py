@@ -13,11 +13,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from support.camera import free_port
-from support.gateway import SECRET, VIEWER, bearer, camera_entry, settings_for
+from support.gateway import SECRET, VIEWER, audit_grant, bearer, camera_entry, settings_for
 from support.viewer import Viewer
 
 from gateway.app import HUBS, SESSIONS, STORE
-from gateway.store.audit import AuditLog, verify_file
+from gateway.store.audit import GRANT_CREATED, AuditLog, verify_file
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
 
@@ -42,7 +42,8 @@ class GatewayProcess:
             encoding="utf-8",
         )
         now = datetime.now(UTC)
-        GrantStore(open_database(self.database), ["cam"], 14).create(
+        db = open_database(self.database)
+        grant = GrantStore(db, ["cam"], 14).create(
             project="重啟測試",
             purpose="test",
             authorization_ref="REF-1",
@@ -52,6 +53,8 @@ class GatewayProcess:
             ends_at=now + timedelta(hours=1),
             created_by="admin-1",
         )
+        audit_grant(AuditLog(db), GRANT_CREATED, grant)
+        db.close()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[str] | None = None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -200,6 +201,27 @@ async def test_a_grant_ending_shows_grant_ended(start_gateway, browser):
     await page.page.wait_for_timeout(1500)
     assert page.whep_posts() == posts
     await page.page.screenshot(path=screenshot("viewer-grant-ended.png"))
+
+
+async def test_a_shortened_grant_starts_the_countdown_from_the_viewers_copy(start_gateway, browser):
+    """A viewer's grant events carry no members; the tile still follows its grant."""
+    gateway = await start_gateway(settings_for(demo_cameras("cam-a")), grant=False)
+    grant = gateway.grant(starts_in=-60, lasts=3600)
+    page = await open_viewer(browser, gateway)
+    await page.page.click("#cameras button[data-camera='cam-a']")
+    await wait_state(page, "cam-a", "live")
+    countdown = page.page.locator(f"{player('cam-a')} .countdown")
+    await playwright_api.expect(countdown).to_be_hidden()  # more than ten minutes left
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    response = await gateway.http.patch(
+        f"{gateway.url}/api/grants/{grant.id}",
+        json={"ends_at": soon},
+        headers=gateway.bearer(ADMIN, admin=True),
+    )
+    assert response.status == 200, await response.text()
+    await playwright_api.expect(countdown).to_be_visible()
+    await playwright_api.expect(countdown).to_contain_text("授權剩餘 4:")
+    assert await page.page.evaluate(f'document.querySelector("{player("cam-a")}").state') == "live"
 
 
 # --- the embeddable element ------------------------------------------------------------
@@ -395,6 +417,18 @@ async def test_admin_console_grants_and_audit(start_gateway, browser, tmp_path):
     await page.click("#grant-form [type=submit]")
     await playwright_api.expect(row).to_contain_text("viewer-3")
     await playwright_api.expect(row).to_contain_text("臺北市政府")
+    # A later end needs a new police authorization reference; the old one stays listed.
+    await row.locator(".edit-grant").click()
+    await page.fill("#f-ends_at", "2030-01-04T10:00")
+    await page.click("#grant-form [type=submit]")
+    await playwright_api.expect(error).to_have_text("延長或移動期間須填新的同意文號")
+    await page.fill("#f-authorization_ref", "北市警資字第1130000003號")
+    await page.click("#grant-form [type=submit]")
+    await playwright_api.expect(page.locator("#grant-form")).to_be_hidden()
+    await playwright_api.expect(row).to_contain_text("北市警資字第1130000003號")
+    await playwright_api.expect(row.locator(".earlier-refs")).to_have_text(
+        "先前文號：北市警資字第1130000002號"
+    )
     await page.screenshot(path=screenshot("admin-grants.png"), full_page=True)
     # Revoke it, with a reason; shown once ended grants are listed.
     await row.locator(".revoke-grant").click()
@@ -410,9 +444,10 @@ async def test_admin_console_grants_and_audit(start_gateway, browser, tmp_path):
     await page.fill("#a-project", "2028 元宵燈節 中正區")
     await page.click("#audit-filters [type=submit]")
     events = page.locator("#audit-table tbody tr")
-    await playwright_api.expect(events).to_have_count(3)
+    await playwright_api.expect(events).to_have_count(4)
     assert await events.evaluate_all("rows => rows.map((r) => r.dataset.event)") == [
         "grant_revoked",
+        "grant_updated",
         "grant_updated",
         "grant_created",
     ]
@@ -425,6 +460,6 @@ async def test_admin_console_grants_and_audit(start_gateway, browser, tmp_path):
     await download.save_as(saved)
     lines = saved.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("seq,at,event")
-    assert len(lines) == 4 and "grant_created" in lines[3]
+    assert len(lines) == 5 and "grant_created" in lines[4]
     await admin.check_token_stays_out_of_urls()
     await stranger.check_token_stays_out_of_urls()

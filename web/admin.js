@@ -59,6 +59,7 @@ const TEXT = {
     badToken: "登入憑證無效或已過期，請重新由市府儀表板開啟。",
     saved: "已儲存",
     failed: "操作失敗：",
+    earlierRefs: "先前文號：",
     statuses: { active: "生效中", pending: "尚未開始", ended: "已結束", revoked: "已撤銷" },
     events: {
       session_start: "開始觀看",
@@ -70,6 +71,7 @@ const TEXT = {
       grant_revoked: "撤銷授權",
       token_rejected: "憑證無效",
       audit_pruned: "清除舊紀錄",
+      admin_read: "管理者查閱",
     },
     other: "English",
   },
@@ -126,6 +128,7 @@ const TEXT = {
     badToken: "The sign-in token is invalid or expired; open the console from the dashboard again.",
     saved: "Saved",
     failed: "Failed: ",
+    earlierRefs: "Earlier: ",
     statuses: { active: "active", pending: "not yet started", ended: "ended", revoked: "revoked" },
     events: {},
     other: "中文",
@@ -143,6 +146,9 @@ const FIELD_ZH = [
   [/^is not an ISO 8601 date and time.*$/, "請輸入日期與時間"],
   [/^must be a date and time.*$/, "請輸入日期與時間"],
   [/^revoked grants cannot be changed$/, "已撤銷的授權不能修改"],
+  [/^extending or moving the window needs a new authorization reference$/, "延長或移動期間須填新的同意文號"],
+  [/^reviving an ended grant needs a new authorization reference$/, "重新啟用已結束的授權須填新的同意文號"],
+  [/^this grant already ran under that reference; give the new one$/, "此文號已用過，請填新的同意文號"],
 ];
 
 const $ = (selector) => document.querySelector(selector);
@@ -284,6 +290,13 @@ function drawGrants() {
       const ref = document.createElement("small");
       ref.textContent = g.authorization_ref;
       project.append(document.createElement("br"), ref);
+      const earlier = (g.previous_authorizations || []).map((p) => p.authorization_ref);
+      if (earlier.length) {
+        const history = document.createElement("small");
+        history.className = "earlier-refs";
+        history.textContent = t("earlierRefs") + earlier.join(", ");
+        project.append(document.createElement("br"), history);
+      }
       const status = cell("");
       const badge = document.createElement("span");
       badge.className = `status ${g.status}`;
@@ -382,7 +395,9 @@ function openForm(grant) {
   form.reset();
   form.hidden = false;
   $("#grant-form-title").textContent = t(grant ? "editGrant" : "newGrant");
-  form.elements.project.disabled = form.elements.authorization_ref.disabled = Boolean(grant);
+  // The project stays; a new authorization reference may be given (and must be, for
+  // a window that starts earlier or ends later), and the old one is kept.
+  form.elements.project.disabled = Boolean(grant);
   const now = new Date();
   const values = grant || {
     starts_at: now.toISOString(),
@@ -419,6 +434,14 @@ form.addEventListener("submit", async (event) => {
     ends_at: toIso(f.ends_at.value),
   };
   if (!editing) Object.assign(body, { project: f.project.value, authorization_ref: f.authorization_ref.value });
+  else {
+    // Only what was changed: the inputs hold whole minutes, so an untouched start
+    // sent back would move a few seconds earlier, a window that grows.
+    for (const name of ["starts_at", "ends_at"]) {
+      if (f[name].value === toLocal(editing[name])) delete body[name];
+    }
+    if (f.authorization_ref.value.trim() !== editing.authorization_ref) body.authorization_ref = f.authorization_ref.value;
+  }
   const { ok, code, data } = editing
     ? await api(`/api/grants/${editing.id}`, { method: "PATCH", body })
     : await api("/api/grants", { method: "POST", body });
@@ -586,6 +609,9 @@ getToken().then(async () => {
     events.addEventListener(type, loadGrants);
   }
   $("#refresh-sessions").addEventListener("click", loadSessions);
-  setInterval(loadSessions, 10_000); // the bytes column
+  // The bytes column, while someone looks at it: each read is an audit row.
+  setInterval(() => {
+    if (!document.hidden && !$("#sessions").hidden) loadSessions();
+  }, 10_000);
   loadSessions();
 });

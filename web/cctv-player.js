@@ -320,10 +320,11 @@ export class GatewayEvents extends EventTarget {
     if (type === "hello") {
       this.account = data.account;
       this.grants = new Map(data.grants.map((grant) => [grant.id, grant]));
-    } else if (data.grant && data.grant.members?.includes(this.account)) {
+    } else if (data.grant && (!data.grant.members || data.grant.members.includes(this.account))) {
+      // A viewer's copy has no members: the gateway sends it only grants that name it.
       this.grants.set(data.grant.id, data.grant);
     } else if (data.grant) {
-      this.grants.delete(data.grant.id); // no longer names this account
+      this.grants.delete(data.grant.id); // no longer names this account (an administrator's copy)
     }
     this.dispatchEvent(new CustomEvent(type, { detail: data }));
   }
@@ -334,7 +335,8 @@ export class GatewayEvents extends EventTarget {
     let latest = null;
     for (const grant of this.grants.values()) {
       const ends = new Date(grant.ends_at);
-      const active = !grant.revoked_at && new Date(grant.starts_at) <= now && ends > now;
+      const revoked = grant.status === "revoked" || grant.revoked_at;
+      const active = !revoked && new Date(grant.starts_at) <= now && ends > now;
       if (active && grant.cameras.includes(camera) && (!latest || ends > latest)) latest = ends;
     }
     return latest;

@@ -9,6 +9,8 @@ time. This module holds the grant itself and the rules for its fields; the store
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +40,22 @@ class GrantInvalid(ValueError):
 
 
 @dataclass(frozen=True)
+class PreviousAuthorization:
+    """An authorization reference a grant ran under before, and who replaced it when."""
+
+    authorization_ref: str
+    replaced_at: datetime
+    replaced_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "authorization_ref": self.authorization_ref,
+            "replaced_at": iso_z(self.replaced_at),
+            "replaced_by": self.replaced_by,
+        }
+
+
+@dataclass(frozen=True)
 class Grant:
     id: int
     project: str
@@ -53,6 +71,8 @@ class Grant:
     revoked_at: datetime | None = None
     revoked_by: str | None = None
     revoke_reason: str | None = None
+    # Oldest first; the current one is `authorization_ref`.
+    previous_authorizations: tuple[PreviousAuthorization, ...] = ()
 
     def status(self, now: datetime) -> Status:
         if self.revoked_at is not None:
@@ -82,8 +102,65 @@ class Grant:
             "revoked_at": iso_z(self.revoked_at) if self.revoked_at else None,
             "revoked_by": self.revoked_by,
             "revoke_reason": self.revoke_reason,
+            "previous_authorizations": [p.to_json() for p in self.previous_authorizations],
             "status": self.status(now),
         }
+
+    def to_viewer_json(self, now: datetime) -> dict[str, Any]:
+        """What a member needs of its grant: which cameras, for which project, until when.
+        Not who else is in it, why, on whose authority, or who made it."""
+        return {
+            "id": self.id,
+            "project": self.project,
+            "cameras": sorted(self.cameras),
+            "starts_at": iso_z(self.starts_at),
+            "ends_at": iso_z(self.ends_at),
+            "status": self.status(now),
+        }
+
+    def content_hash(self) -> str:
+        """sha256 over every stored field of the grant, in canonical JSON.
+
+        Each audited grant change records it, and `gateway audit verify` compares it
+        with the grant row as it is now: a row changed outside the API no longer
+        matches. Adding a field here changes every grant's hash, so earlier audit
+        rows would stop matching: add one only together with a way to tell them apart.
+        """
+        content = {
+            "id": self.id,
+            "project": self.project,
+            "purpose": self.purpose,
+            "authorization_ref": self.authorization_ref,
+            "members": sorted(self.members),
+            "cameras": sorted(self.cameras),
+            "starts_at": stamp(self.starts_at),
+            "ends_at": stamp(self.ends_at),
+            "created_by": self.created_by,
+            "created_at": stamp(self.created_at),
+            "updated_at": stamp(self.updated_at),
+            "revoked_at": stamp(self.revoked_at) if self.revoked_at else None,
+            "revoked_by": self.revoked_by,
+            "revoke_reason": self.revoke_reason,
+            "previous_authorizations": [
+                [p.authorization_ref, stamp(p.replaced_at), p.replaced_by]
+                for p in self.previous_authorizations
+            ],
+        }
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def window_growth(self, starts_at: datetime, ends_at: datetime, now: datetime) -> str | None:
+        """What a new window does that needs a new police authorization, or None.
+
+        A window that starts earlier or ends later than this one (extends or moves
+        it, which also covers reviving an ended grant) gives access the current
+        authorization reference did not consent to. Shortening it never needs one.
+        """
+        if starts_at >= self.starts_at and ends_at <= self.ends_at:
+            return None
+        if self.status(now) == "ended" and ends_at > now:
+            return "reviving an ended grant"
+        return "extending or moving the window"
 
 
 def changed(
@@ -97,10 +174,24 @@ def changed(
     starts_at: datetime | str | None = None,
     ends_at: datetime | str | None = None,
     purpose: str | None = None,
+    authorization_ref: str | None = None,
+    by: str = "",
 ) -> Grant:
     """The grant with the given fields changed (sets replaced, not merged), validated;
-    `before` itself if nothing changes. Raises GrantInvalid."""
+    `before` itself if nothing changes. Raises GrantInvalid.
+
+    A window that grows (starts earlier or ends later, which includes reviving an
+    ended grant) needs a new `authorization_ref` in the same change; a replaced
+    reference is kept in `previous_authorizations`, with who replaced it (`by`).
+    """
     new_purpose = None if purpose is None else text_field("purpose", purpose, PURPOSE_MAX)
+    new_ref = (
+        None
+        if authorization_ref is None
+        else text_field(
+            "authorization_ref", authorization_ref, AUTHORIZATION_REF_MAX, single_line=True
+        )
+    )
     new_members = None if members is None else members_of(members)
     new_cameras = None if cameras is None else cameras_of(cameras, known_cameras)
     new_start = None if starts_at is None else moment("starts_at", starts_at)
@@ -111,6 +202,15 @@ def changed(
     end = before.ends_at if new_end is None else new_end
     if new_start is not None or new_end is not None:
         check_window(start, end, max_days)
+    ref = before.authorization_ref if new_ref is None else new_ref
+    used = {p.authorization_ref for p in before.previous_authorizations}
+    if ref != before.authorization_ref and ref in used:
+        raise GrantInvalid(
+            "authorization_ref", "this grant already ran under that reference; give the new one"
+        )
+    growth = before.window_growth(start, end, now)
+    if growth and ref == before.authorization_ref:
+        raise GrantInvalid("authorization_ref", f"{growth} needs a new authorization reference")
     after = dataclasses.replace(
         before,
         purpose=before.purpose if new_purpose is None else new_purpose,
@@ -118,9 +218,15 @@ def changed(
         cameras=before.cameras if new_cameras is None else new_cameras,
         starts_at=start,
         ends_at=end,
+        authorization_ref=ref,
     )
     if after == before:
         return before  # nothing changes: no write, nothing to audit
+    if ref != before.authorization_ref:
+        replaced = PreviousAuthorization(before.authorization_ref, now, by)
+        after = dataclasses.replace(
+            after, previous_authorizations=(*before.previous_authorizations, replaced)
+        )
     return dataclasses.replace(after, updated_at=now)
 
 

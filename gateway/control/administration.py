@@ -87,11 +87,13 @@ class AccessAdmin:
             # Access goes first, from memory; the change is written after, and waits.
             self.overlay.put(after)
             await self.enforcer.apply(after)
-            self._announce("grant_updated", after, before.members | after.members)
+            # Only to who is in it now: a removed member hears no more of this grant
+            # (its sessions end with removed_from_grant, which says what it needs).
+            self._announce("grant_updated", after, after.members)
             written = await self._take(update, after)
         else:
             written = await self._give(update)
-            self._announce("grant_updated", written, before.members | written.members)
+            self._announce("grant_updated", written, written.members)
         return written
 
     async def revoke_grant(self, admin: Identity, remote: str, grant_id: int, reason: str) -> Grant:
@@ -198,7 +200,13 @@ class AccessAdmin:
                 raise RecordPending("the record waits for the database") from None
 
     def _announce(self, kind: str, grant: Grant, members: frozenset[str]) -> None:
-        self.bus.publish(kind, {"grant": self.grants_json(grant)}, accounts=members)
+        # Administrators get the whole grant; its members only what they need of it.
+        self.bus.publish(
+            kind,
+            {"grant": self.grants_json(grant)},
+            accounts=members,
+            viewer_data={"grant": grant.to_viewer_json(self.store.clock())},
+        )
 
     def grants_json(self, grant: Grant) -> dict[str, Any]:
         return grant.to_json(self.store.clock())
@@ -217,6 +225,8 @@ def _record(
         grant_id=grant.id,
         project=grant.project,
         remote=remote,
+        # The grant as it now is: `gateway audit verify` compares the row with it.
+        grant_hash=grant.content_hash(),
         **detail,
     )
 

@@ -52,12 +52,26 @@ class EventBus:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
 
-    def publish(self, kind: str, data: dict[str, Any], accounts: Iterable[str] = ()) -> None:
-        """Send to administrators and to the named accounts."""
+    def publish(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        accounts: Iterable[str] = (),
+        *,
+        viewer_data: dict[str, Any] | None = None,
+    ) -> None:
+        """Send to administrators and to the named accounts.
+
+        With `viewer_data`, the named accounts that are not administrators get that
+        instead of `data`: what a viewer needs to know, not what an administrator does.
+        """
         to = set(accounts)
         event = {"type": kind, **data}
+        viewer_event = event if viewer_data is None else {"type": kind, **viewer_data}
         for subscription in list(self._subscribers):
-            if (subscription.admin or subscription.account in to) and not subscription.offer(event):
+            if not (subscription.admin or subscription.account in to):
+                continue
+            if not subscription.offer(event if subscription.admin else viewer_event):
                 self.unsubscribe(subscription)  # a reader that stopped reading
                 with contextlib.suppress(asyncio.QueueFull):
                     subscription.queue.put_nowait(None)

@@ -18,7 +18,7 @@ from gateway.control.administration import AccessAdmin
 from gateway.control.admission import AccessControl
 from gateway.control.sessions import SessionRegistry
 from gateway.store import Store
-from gateway.store.audit import AuditLog
+from gateway.store.audit import ADMIN_READ, AuditLog
 from gateway.store.grants import GrantNotFound
 
 from .api import reply, signed_in
@@ -34,7 +34,9 @@ GRANT_FIELDS = {
     "starts_at",
     "ends_at",
 }
-UPDATABLE = {"members", "cameras", "starts_at", "ends_at", "purpose"}
+# authorization_ref: a new one is required for a window that grows, and allowed any time
+# (the replaced one is kept).
+UPDATABLE = {"members", "cameras", "starts_at", "ends_at", "purpose", "authorization_ref"}
 MAX_JSON_BYTES = 1 << 20
 
 
@@ -166,7 +168,10 @@ class AdminApi:
 
     @admin_only
     async def list_sessions(self, request: web.Request, admin: Identity) -> web.Response:
-        return reply({"sessions": [s.to_json() for s in self.sessions]})
+        sessions = [s.to_json() for s in self.sessions]
+        # Who watches what, from where, is personal data too: reading it is accountable.
+        await self._record_read(request, admin, what="sessions", format="json", rows=len(sessions))
+        return reply({"sessions": sessions})
 
     @admin_only
     async def revoke_session(self, request: web.Request, admin: Identity) -> web.Response:
@@ -203,7 +208,17 @@ class AdminApi:
             raise bad_request("limit: a whole number from 1 to 100000")
         filters["limit"] = int(limit)
         rows = await self.store.read(lambda _, audit: audit.query(**filters))
-        if query.get("format") == "csv":
+        csv = query.get("format") == "csv"
+        # Recorded before the rows go out: a read that cannot be recorded sends none.
+        await self._record_read(
+            request,
+            admin,
+            what="audit",
+            format="csv" if csv else "json",
+            filters=filters,
+            rows=len(rows),
+        )
+        if csv:
             return web.Response(
                 text=AuditLog.to_csv(rows),
                 content_type="text/csv",
@@ -211,3 +226,11 @@ class AdminApi:
                 headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
             )
         return reply({"rows": rows})
+
+    async def _record_read(self, request: web.Request, admin: Identity, **detail: Any) -> None:
+        """Recorded before the rows go out: a read that cannot be recorded sends none
+        (WritePending: 503)."""
+        written = self.store.record(
+            ADMIN_READ, account=admin.account, remote=remote_of(request), **detail
+        )
+        await self.store.landed(written)

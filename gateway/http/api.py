@@ -105,7 +105,8 @@ class ViewerApi:
         )
 
     async def me(self, request: web.Request) -> web.Response:
-        """The caller, and the grants that name it now (for the tile countdowns)."""
+        """The caller, and the grants that name it now (for the tile countdowns); a
+        viewer sees only its grants' project, cameras and window."""
         identity = await signed_in(self.access, request)
         return reply(
             {
@@ -156,8 +157,13 @@ class ViewerApi:
         return [g for g in self.overlay.apply(found, now) if g.is_active(now)]
 
     async def _grants_json(self, identity: Identity) -> list[dict[str, Any]]:
+        """The caller's active grants: whole for an administrator, else only what a
+        viewer needs (project, cameras, window), not co-members, purpose, authority."""
         now = self.store.clock()
-        return [g.to_json(now) for g in await self._active(identity)]
+        active = await self._active(identity)
+        if identity.is_admin:
+            return [g.to_json(now) for g in active]
+        return [g.to_viewer_json(now) for g in active]
 
     async def client_config(self, request: web.Request) -> web.Response:
         """What the browser needs before sign-in. No secrets here.

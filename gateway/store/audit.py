@@ -9,7 +9,9 @@ keep `verify()`'s last seq somewhere else if that matters.)
 
 Pruning deletes a prefix of the chain and moves the anchor (the last pruned row's
 seq and hash) so the remainder still verifies; it always leaves an
-"audit_pruned" row behind.
+"audit_pruned" row behind, naming that seq and hash inside the chain. An anchor
+that the newest "audit_pruned" row does not name was not set by a prune, and
+`verify()` rejects it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .grants import load_grants
+
 GENESIS = "0" * 64
 
 # Event names written by the gateway.
@@ -38,8 +42,12 @@ SESSION_REVOKED = "session_revoked"  # an administrator or grant expiry ended a 
 GRANT_CREATED = "grant_created"
 GRANT_UPDATED = "grant_updated"
 GRANT_REVOKED = "grant_revoked"
+GRANT_EVENTS = (GRANT_CREATED, GRANT_UPDATED, GRANT_REVOKED)  # detail: grant_hash (the grant after)
 TOKEN_REJECTED = "token_rejected"  # a bad, expired or missing JWT
-AUDIT_PRUNED = "audit_pruned"  # old rows were deleted; detail: through_seq, rows
+# An administrator read live sessions or the audit log (JSON or a CSV export);
+# detail: what, format, filters, rows.
+ADMIN_READ = "admin_read"
+AUDIT_PRUNED = "audit_pruned"  # old rows were deleted; detail: through_seq, rows, anchor_hash
 
 # The hashed content of a row, in canonical-JSON key order (sort_keys does the ordering).
 _HASHED = (
@@ -72,6 +80,16 @@ class VerifyResult:
     rows_checked: int  # rows found intact (before the first bad one)
     first_bad_seq: int | None = None
     problem: str | None = None
+    # The file could not be read (missing, not a database, no permission, locked):
+    # nothing was checked, so this says nothing about tampering.
+    unreadable: bool = False
+    grants_checked: int = 0  # grant rows found equal to their last audited change
+    # Grants whose last audited change predates grant hashes: not comparable.
+    grants_unchecked: int = 0
+
+
+def _unreadable(problem: str) -> VerifyResult:
+    return VerifyResult(ok=False, rows_checked=0, problem=problem, unreadable=True)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -141,7 +159,35 @@ def _walk(cur: sqlite3.Cursor, through_seq: int | None = None) -> VerifyResult:
         if problem:
             return VerifyResult(False, checked, seq, problem)
         prev_hash, expected, checked = row["hash"], seq + 1, checked + 1
+    if anchors:
+        problem = _anchor_problem(cur, anchor_seq, anchors[0]["hash"])
+        if problem:
+            return VerifyResult(False, checked, None, problem)
     return VerifyResult(True, checked)
+
+
+def _anchor_problem(cur: sqlite3.Cursor, anchor_seq: int, anchor_hash: str) -> str | None:
+    """An anchor is only as good as the prune that set it: the newest audit_pruned row
+    must name it (its seq, and its hash where recorded). Without this, someone who cut
+    the oldest rows could write an anchor of their own and the rest would verify."""
+    found = cur.execute(
+        "SELECT seq, detail FROM audit WHERE event = ? ORDER BY seq DESC LIMIT 1", (AUDIT_PRUNED,)
+    ).fetchone()
+    anchor = f"the anchor (seq {anchor_seq})"
+    if found is None:
+        return f"{anchor} has no audit_pruned row that set it (anchor forged?)"
+    detail = _decode_detail(found["detail"])
+    if detail.get("through_seq") != anchor_seq:
+        return (
+            f"{anchor} does not match the last prune record: row {found['seq']} pruned"
+            f" through seq {detail.get('through_seq')!r} (anchor forged?)"
+        )
+    if "anchor_hash" in detail and detail["anchor_hash"] != anchor_hash:
+        return (
+            f"{anchor}: its hash does not match the one row {found['seq']} recorded"
+            " (anchor forged?)"
+        )
+    return None
 
 
 def _row_problem(
@@ -286,6 +332,14 @@ class AuditLog:
             if not checked.ok:
                 raise AuditWriteError(f"refusing to prune a damaged audit log: {checked.problem}")
             last = cur.execute("SELECT hash FROM audit WHERE seq = ?", (through,)).fetchone()
+            # Grants whose last audited change goes now: their hash moves into the prune
+            # record, so verify can still compare them (grants are kept for ever).
+            kept = _audited_grants(cur, after_seq=through)
+            carried = {
+                str(grant_id): recorded
+                for grant_id, (_, recorded) in _audited_grants(cur, through_seq=through).items()
+                if grant_id not in kept
+            }
             # The delete trigger lets through only rows covered by audit_pruning.
             cur.execute("INSERT INTO audit_pruning (through_seq) VALUES (?)", (through,))
             rows = cur.execute("DELETE FROM audit WHERE seq <= ?", (through,)).rowcount
@@ -294,7 +348,15 @@ class AuditLog:
             cur.execute(
                 "INSERT INTO audit_anchor (seq, hash) VALUES (?, ?)", (through, last["hash"])
             )
-            self._append(cur, fields, _dumps({"through_seq": through, "rows": rows}))
+            # The anchor's seq and hash, inside the chain: verify checks the anchor against it.
+            record: dict[str, Any] = {
+                "through_seq": through,
+                "rows": rows,
+                "anchor_hash": last["hash"],
+            }
+            if carried:
+                record["grant_hashes"] = carried
+            self._append(cur, fields, _dumps(record))
         return rows
 
     # --- reading -------------------------------------------------------------
@@ -396,32 +458,149 @@ def _check_types(fields: Mapping[str, Any]) -> None:
         raise TypeError("grant_id must be an int or None")
 
 
+# What verify reads, by the schema version that made it (database.MIGRATIONS); a
+# gateway database without one of its tables was altered.
+_TABLES = {
+    1: ("audit", "audit_anchor", "grants", "grant_members", "grant_cameras"),
+    2: ("grant_authorizations",),
+}
+# How long verify waits for a writer that locks readers out before it gives up.
+VERIFY_BUSY_SECONDS = 2.0
+
+
 def verify_connection(db: sqlite3.Connection) -> VerifyResult:
-    """Verify the chain in one read snapshot, so a concurrent writer cannot confuse it."""
+    """Verify the chain, the anchor and every grant row, in one read snapshot, so a
+    concurrent writer cannot confuse it.
+
+    sqlite3.Error escapes: the caller decides whether that means "cannot read".
+    """
     cur = db.cursor()
     cur.row_factory = sqlite3.Row
     own = not db.in_transaction
     try:
         if own:
             cur.execute("BEGIN")
-        return _walk(cur)
+        version = cur.execute("PRAGMA user_version").fetchone()[0]
+        result = _schema_problem(cur, version) or _walk(cur)
+        if not result.ok:
+            return result
+        return _check_grants(cur, result, with_history=version >= 2)
     finally:
         if own and db.in_transaction:
             db.execute("COMMIT")
 
 
+def _schema_problem(cur: sqlite3.Cursor, version: int) -> VerifyResult | None:
+    tables = {row[0] for row in cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if version == 0 and "audit" not in tables:
+        return _unreadable("not a gateway database (no audit log in it)")
+    expected = [t for since, names in _TABLES.items() if version >= since for t in names]
+    missing = [table for table in expected if table not in tables]
+    if not missing:
+        return None
+    return VerifyResult(False, 0, None, f"table {', '.join(missing)} is missing (schema changed?)")
+
+
+def _audited_grants(
+    cur: sqlite3.Cursor, *, after_seq: int = 0, through_seq: int | None = None
+) -> dict[int, tuple[int, str | None]]:
+    """Grant id -> (the row that last recorded it, the grant hash it recorded, or None
+    for a change audited before hashes were kept), over rows after_seq < seq <= through_seq."""
+    sql = "SELECT seq, event, grant_id, detail FROM audit WHERE event IN (?, ?, ?, ?) AND seq > ?"
+    params: list[Any] = [*GRANT_EVENTS, AUDIT_PRUNED, after_seq]
+    if through_seq is not None:
+        sql += " AND seq <= ?"
+        params.append(through_seq)
+    audited: dict[int, tuple[int, str | None]] = {}
+    for row in cur.execute(sql + " ORDER BY seq", params).fetchall():
+        detail = _decode_detail(row["detail"])
+        if row["event"] == AUDIT_PRUNED:
+            carried = detail.get("grant_hashes")
+            for key, value in carried.items() if isinstance(carried, dict) else ():
+                if key.isdigit():
+                    audited[int(key)] = (row["seq"], value if isinstance(value, str) else None)
+        elif row["grant_id"] is not None:
+            value = detail.get("grant_hash")
+            audited[row["grant_id"]] = (row["seq"], value if isinstance(value, str) else None)
+    return audited
+
+
+def _check_grants(cur: sqlite3.Cursor, chain: VerifyResult, *, with_history: bool) -> VerifyResult:
+    """Every grant row must equal what its last audited change recorded (its content
+    hash): a grant added, edited or deleted outside the API does not."""
+    audited = _audited_grants(cur)
+    rows = cur.execute("SELECT * FROM grants ORDER BY id").fetchall()
+    grants = {g.id: g for g in load_grants(cur, rows, with_history=with_history)}
+    checked = unchecked = 0
+    for grant_id in sorted(set(audited) | set(grants)):
+        grant = grants.get(grant_id)
+        problem = None
+        if grant_id not in audited:
+            assert grant is not None
+            problem = "has no audited change (written outside the API?)"
+        else:
+            seq, recorded = audited[grant_id]
+            if grant is None:
+                problem = f"was last audited in row {seq} but is gone (deleted outside the API?)"
+            elif recorded is None:
+                unchecked += 1
+            elif grant.content_hash() != recorded:
+                problem = (
+                    f"differs from its last audited change in row {seq} (changed outside the API?)"
+                )
+            else:
+                checked += 1
+        if problem:
+            name = f"grant {grant_id}" + (f" ({grant.project!r})" if grant else "")
+            return VerifyResult(False, chain.rows_checked, None, f"{name} {problem}")
+    return VerifyResult(
+        True, chain.rows_checked, grants_checked=checked, grants_unchecked=unchecked
+    )
+
+
 def verify_file(path: str) -> VerifyResult:
-    """Verify the database file at `path`, opened read-only (for `gateway audit verify`)."""
+    """Verify the database file at `path`, opened read-only (for `gateway audit verify`).
+
+    `unreadable` tells "could not check" (missing file, not a database, permission,
+    locked) from "checked and found broken", so a copy that cannot be opened is not
+    reported as tampered with.
+    """
     if not Path(path).is_file():
-        return VerifyResult(ok=False, rows_checked=0, problem=f"{path}: no such file")
+        return _unreadable(f"{path}: no such file")
+    # Quote: a "?" or "#" in the path would otherwise end the file name in the URI.
+    uri = f"file:{quote(path)}?mode=ro"
     try:
-        # Quote: a "?" or "#" in the path would otherwise end the file name in the URI.
-        db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None)
+        try:
+            db = _connect(uri)
+        except sqlite3.OperationalError as exc:
+            # A WAL database on read-only media (a copy, a snapshot) cannot get its
+            # -shm file. With no WAL content beside it the file alone is complete and
+            # cannot change, which is what SQLite's `immutable` means.
+            if getattr(exc, "sqlite_errorname", "") != "SQLITE_CANTOPEN" or _has_wal(path):
+                raise
+            db = _connect(uri + "&immutable=1")
     except sqlite3.Error as exc:
-        return VerifyResult(ok=False, rows_checked=0, problem=f"{path}: {exc}")
+        return _unreadable(f"{path}: {exc}")
     try:
         return verify_connection(db)
     except sqlite3.Error as exc:
-        return VerifyResult(ok=False, rows_checked=0, problem=f"{path}: {exc}")
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_ERROR":
+            # Our fixed queries failed: a column or table is not what the gateway made.
+            return VerifyResult(False, 0, None, f"{path}: {exc} (schema changed?)")
+        return _unreadable(f"{path}: {exc}")
     finally:
         db.close()
+
+
+def _connect(uri: str) -> sqlite3.Connection:
+    db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=VERIFY_BUSY_SECONDS)
+    db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # open it now, not later
+    return db
+
+
+def _has_wal(path: str) -> bool:
+    wal = Path(path + "-wal")
+    try:
+        return wal.stat().st_size > 0
+    except FileNotFoundError:
+        return False

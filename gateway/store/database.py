@@ -70,6 +70,18 @@ MIGRATIONS: list[str] = [
     WHEN NOT EXISTS (SELECT 1 FROM audit_pruning WHERE OLD.seq <= through_seq)
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # 2: the authorization references a grant ran under before its current one
+    # (a window may grow only under a new reference; the old one is kept here).
+    """
+    CREATE TABLE grant_authorizations (
+        id INTEGER PRIMARY KEY,           -- order of replacement
+        grant_id INTEGER NOT NULL REFERENCES grants(id),
+        authorization_ref TEXT NOT NULL,  -- the reference that was replaced
+        replaced_at TEXT NOT NULL,        -- ISO 8601, UTC
+        replaced_by TEXT NOT NULL         -- the administrator who gave the new one
+    );
+    CREATE INDEX grant_authorizations_grant ON grant_authorizations(grant_id);
+    """,
 ]
 
 

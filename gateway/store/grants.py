@@ -22,6 +22,7 @@ from gateway.access.grants import (
     REASON_MAX,
     Grant,
     GrantInvalid,
+    PreviousAuthorization,
     cameras_of,
     changed,
     check_window,
@@ -108,10 +109,16 @@ class GrantStore:
         starts_at: datetime | str | None = None,
         ends_at: datetime | str | None = None,
         purpose: str | None = None,
+        authorization_ref: str | None = None,
     ) -> tuple[Grant, Grant]:
-        """Change the given fields; returns (before, after). Sets are replaced, not merged."""
+        """Change the given fields; returns (before, after). Sets are replaced, not merged.
+
+        A window that grows (starts earlier or ends later, which includes reviving an
+        ended grant) needs a new `authorization_ref` in the same call. A replaced
+        reference is kept in the grant's `previous_authorizations`.
+        """
         # Who is accountable; the caller audits it.
-        text_field("by", by, ACCOUNT_MAX, single_line=True)
+        by = text_field("by", by, ACCOUNT_MAX, single_line=True)
         with self._write():
             # Read inside the transaction so the window check sees what we overwrite.
             before = self._get(grant_id)
@@ -125,14 +132,24 @@ class GrantStore:
                 starts_at=starts_at,
                 ends_at=ends_at,
                 purpose=purpose,
+                authorization_ref=authorization_ref,
+                by=by,
             )
             if after is before:
                 return before, before
+            if after.authorization_ref != before.authorization_ref:
+                replaced = after.previous_authorizations[-1]
+                self.db.execute(
+                    "INSERT INTO grant_authorizations"
+                    " (grant_id, authorization_ref, replaced_at, replaced_by) VALUES (?, ?, ?, ?)",
+                    (grant_id, replaced.authorization_ref, stamp(replaced.replaced_at), by),
+                )
             self.db.execute(
-                "UPDATE grants SET purpose = ?, starts_at = ?, ends_at = ?, updated_at = ?"
-                " WHERE id = ?",
+                "UPDATE grants SET purpose = ?, authorization_ref = ?, starts_at = ?, ends_at = ?,"
+                " updated_at = ? WHERE id = ?",
                 (
                     after.purpose,
+                    after.authorization_ref,
                     stamp(after.starts_at),
                     stamp(after.ends_at),
                     stamp(after.updated_at),
@@ -279,30 +296,54 @@ class GrantStore:
         return grants[0]
 
     def _load(self, cursor: sqlite3.Cursor) -> builtins.list[Grant]:
-        grants = []
-        for row in cursor.fetchall():
-            members = self.db.execute(
-                "SELECT account FROM grant_members WHERE grant_id = ?", (row["id"],)
+        cur = self.db.cursor()
+        cur.row_factory = sqlite3.Row
+        return load_grants(cur, cursor.fetchall())
+
+
+def load_grants(
+    cur: sqlite3.Cursor, rows: Iterable[sqlite3.Row], *, with_history: bool = True
+) -> list[Grant]:
+    """Grants from their `grants` rows, with members, cameras and earlier references
+    read through `cur` (whose row factory must be sqlite3.Row). `with_history=False`
+    reads a database made before grant_authorizations existed (schema version 1)."""
+    grants = []
+    for row in rows:
+        grant_id = row["id"]
+        members = cur.execute(
+            "SELECT account FROM grant_members WHERE grant_id = ?", (grant_id,)
+        ).fetchall()
+        cameras = cur.execute(
+            "SELECT camera_id FROM grant_cameras WHERE grant_id = ?", (grant_id,)
+        ).fetchall()
+        previous = (
+            cur.execute(
+                "SELECT authorization_ref, replaced_at, replaced_by FROM grant_authorizations"
+                " WHERE grant_id = ? ORDER BY id",
+                (grant_id,),
+            ).fetchall()
+            if with_history
+            else []
+        )
+        grants.append(
+            Grant(
+                id=grant_id,
+                project=row["project"],
+                purpose=row["purpose"],
+                authorization_ref=row["authorization_ref"],
+                members=frozenset(r[0] for r in members),
+                cameras=frozenset(r[0] for r in cameras),
+                starts_at=parse_stored(row["starts_at"]),
+                ends_at=parse_stored(row["ends_at"]),
+                created_by=row["created_by"],
+                created_at=parse_stored(row["created_at"]),
+                updated_at=parse_stored(row["updated_at"]),
+                revoked_at=parse_stored(row["revoked_at"]) if row["revoked_at"] else None,
+                revoked_by=row["revoked_by"],
+                revoke_reason=row["revoke_reason"],
+                previous_authorizations=tuple(
+                    PreviousAuthorization(r[0], parse_stored(r[1]), r[2]) for r in previous
+                ),
             )
-            cameras = self.db.execute(
-                "SELECT camera_id FROM grant_cameras WHERE grant_id = ?", (row["id"],)
-            )
-            grants.append(
-                Grant(
-                    id=row["id"],
-                    project=row["project"],
-                    purpose=row["purpose"],
-                    authorization_ref=row["authorization_ref"],
-                    members=frozenset(r[0] for r in members),
-                    cameras=frozenset(r[0] for r in cameras),
-                    starts_at=parse_stored(row["starts_at"]),
-                    ends_at=parse_stored(row["ends_at"]),
-                    created_by=row["created_by"],
-                    created_at=parse_stored(row["created_at"]),
-                    updated_at=parse_stored(row["updated_at"]),
-                    revoked_at=parse_stored(row["revoked_at"]) if row["revoked_at"] else None,
-                    revoked_by=row["revoked_by"],
-                    revoke_reason=row["revoke_reason"],
-                )
-            )
-        return grants
+        )
+    return grants

@@ -14,6 +14,7 @@ from gateway.access.grants import Grant
 from gateway.access.tokens import mint
 from gateway.app import HUBS, SETTINGS, STORE
 from gateway.config import AuthSettings, Settings, parse_settings
+from gateway.store.audit import GRANT_CREATED, AuditLog
 
 from .viewer import Viewer
 
@@ -42,6 +43,17 @@ def settings_for(
     if limits:
         data["limits"] = limits
     return parse_settings(data)
+
+
+def audit_grant(audit: AuditLog, event: str, grant: Grant, account: str = "admin-1") -> None:
+    """The audit row the admin API writes for a grant change (its content hash included)."""
+    audit.record(
+        event,
+        account=account,
+        grant_id=grant.id,
+        project=grant.project,
+        grant_hash=grant.content_hash(),
+    )
 
 
 def token(account: str = VIEWER, *, admin: bool = False, ttl: float = 3600, **claims: Any) -> str:
@@ -79,9 +91,9 @@ class Gateway:
         lasts: float = 3600,
         project: str = "2027 跨年 信義區",
     ) -> Grant:
-        """A grant written straight to the store, as an administrator would."""
+        """A grant written straight to the store and audited, as the admin API would."""
         now = datetime.now(UTC)
-        return self.app[STORE].grants.create(
+        grant = self.app[STORE].grants.create(
             project=project,
             purpose="test",
             authorization_ref="北市警資字第1130000001號",
@@ -91,6 +103,8 @@ class Gateway:
             ends_at=now + timedelta(seconds=starts_in + lasts),
             created_by="admin-1",
         )
+        audit_grant(self.app[STORE].audit, GRANT_CREATED, grant)
+        return grant
 
     async def audit(self, **filters: Any) -> list[dict[str, Any]]:
         """Audit rows, once every queued row has been written (rows land in order,
