@@ -31,7 +31,9 @@ class FailureThrottle:
         self._failures[address] = recent  # re-inserted: dict order is least recent first
         if len(self._failures) > MAX_ADDRESSES:
             del self._failures[next(iter(self._failures))]
-        return min(self.base_seconds * 2 ** (len(recent) - 1), self.cap_seconds)
+        # The exponent is bounded: 2 ** 1024 times a float overflows.
+        doublings = min(len(recent) - 1, 32)
+        return min(self.base_seconds * 2**doublings, self.cap_seconds)
 
     async def failed(self, address: str) -> None:
         await asyncio.sleep(self.delay_for(address))
