@@ -44,6 +44,7 @@ def camera_args(
     inband_params: bool = True,
     pattern: str | None = None,
     filler: bool = False,
+    seekable: bool = False,
 ) -> list[str]:
     """Map keyword options to rtsp_camera.py flags (None = script default)."""
     values = {
@@ -65,6 +66,8 @@ def camera_args(
         args.append("--no-inband-params")
     if filler:
         args.append("--filler")
+    if seekable:  # a new client's PLAY restarts the stream's clock for every client
+        args.append("--seekable")
     return args
 
 

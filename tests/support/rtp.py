@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from aiortc.codecs.h264 import H264PayloadDescriptor
@@ -84,3 +85,8 @@ class RtpRecorder:
 def nal_units(access_unit: bytes) -> list[bytes]:
     """An Annex-B access unit as its NAL units, whatever the start codes' length."""
     return [unit.rstrip(b"\x00") for unit in h264.split_nal_units(access_unit)]
+
+
+def digest(units: list[bytes]) -> str:
+    """A short name for an access unit's bytes, so that lists of them compare readably."""
+    return hashlib.sha256(b"\x00\x00\x01".join(units)).hexdigest()[:12]

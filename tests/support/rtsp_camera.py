@@ -88,6 +88,13 @@ def main() -> None:
         "on all of them.",
     )
     p.add_argument(
+        "--seekable",
+        action="store_true",
+        help="let a client's PLAY (FFmpeg sends Range: npt=0-) seek the shared pipeline: the "
+        "stream's clock restarts, so every client sees its timestamps jump back, with a new "
+        "keyframe, as some cameras and restreamers do",
+    )
+    p.add_argument(
         "--filler",
         action="store_true",
         help="hard CBR: the encoder pads each frame with filler data NAL units, so the stream "
@@ -133,7 +140,8 @@ def main() -> None:
         enc_src = media.get_element().get_by_name("enc").get_static_pad("src")
         enc_src.add_probe(Gst.PadProbeType.QUERY_UPSTREAM, not_seekable)
 
-    factory.connect("media-configure", on_media_configure)
+    if not a.seekable:
+        factory.connect("media-configure", on_media_configure)
     server.get_mount_points().add_factory(f"/{a.mount}", factory)
 
     def on_client(_server, client):
