@@ -8,9 +8,10 @@ import itertools
 import logging
 import time
 
+import pytest
 from support.gateway import camera_entry, settings_for
 from support.rtp import RtpRecorder, digest
-from support.rtsp_client import read_access_units
+from support.rtsp_client import colour, read_access_units, read_colour
 
 from gateway.app import HUBS
 from gateway.relay import source
@@ -89,4 +90,28 @@ async def test_b_slices_make_one_pull_a_re_encode(
     camera.restart(**SMALL)
     viewer, _ = await watch(gateway)
     assert hub.info.mode == "passthrough"
+    await viewer.close(gateway.http)
+
+
+@pytest.mark.parametrize("colorimetry", [None, "1:3:5:1"])
+async def test_a_re_encode_keeps_the_cameras_colours(make_rtsp_camera, start_gateway, colorimetry):
+    # None: what GStreamer gives a small picture (limited range, BT.601); "1:3:5:1":
+    # full range and BT.709, which no player assumes for 320x240.
+    camera = make_rtsp_camera(bframes=2, colorimetry=colorimetry, **SMALL)
+    described = await asyncio.to_thread(read_colour, camera.url)
+    assert described[0] != 0 and 2 not in described[1:], "the camera leaves its colours open"
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewer, _ = await watch(gateway)
+    assert gateway.app[HUBS].get("cam").info.mode == "transcode"
+    assert colour(viewer.last_frame) == described
+    await viewer.close(gateway.http)
+
+
+async def test_a_re_encoded_rgb_picture_is_described_as_converted(start_gateway):
+    # The demo pattern is RGB: converted to limited-range BT.709 YUV, and said so.
+    demo = camera_entry("cam", "demo:testsrc", demo_size="320x240", demo_fps=25)
+    gateway = await start_gateway(settings_for([demo]))
+    viewer, _ = await watch(gateway)
+    range_, matrix, _primaries, _transfer = colour(viewer.last_frame)
+    assert (range_, matrix) == (1, 1)  # MPEG (limited) range, BT.709
     await viewer.close(gateway.http)

@@ -211,17 +211,15 @@ class CameraSource:
                     delay = pace_start + seconds - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
-                if encoder is None or (encoder.width, encoder.height) != (
-                    frame.width,
-                    frame.height,
-                ):
-                    encoder = self._new_encoder(frame.width, frame.height, fps)
+                image = _yuv420p(frame)
+                if encoder is None or _picture(encoder) != _picture(image):
+                    encoder = self._new_encoder(image, fps)
                     info_sent = False
                 # A decoded I-frame would otherwise force an IDR on every frame.
-                frame.pict_type = av.video.frame.PictureType.NONE
-                frame.pts = pts
-                frame.time_base = VIDEO_TIME_BASE
-                for out in encoder.encode(frame.reformat(format="yuv420p")):
+                image.pict_type = av.video.frame.PictureType.NONE
+                image.pts = pts
+                image.time_base = VIDEO_TIME_BASE
+                for out in encoder.encode(image):
                     data = bytes(out)
                     if not info_sent:
                         sps = h264.find_sps(data)
@@ -239,10 +237,16 @@ class CameraSource:
                         info_sent = True
                     on_frame(EncodedFrame(data, int(out.pts), out.is_keyframe))
 
-    def _new_encoder(self, width: int, height: int, fps: float) -> av.VideoCodecContext:
+    def _new_encoder(self, image: av.VideoFrame, fps: float) -> av.VideoCodecContext:
         encoder = av.CodecContext.create("libx264", "w")
-        encoder.width = width
-        encoder.height = height
+        encoder.width = image.width
+        encoder.height = image.height
+        # libx264 writes these into the SPS (VUI): without them a player guesses how
+        # the numbers become colours, and a full-range camera looks washed out or clipped.
+        encoder.color_range = image.color_range
+        encoder.colorspace = image.colorspace
+        encoder.color_primaries = image.color_primaries
+        encoder.color_trc = image.color_trc
         encoder.pix_fmt = "yuv420p"
         encoder.time_base = VIDEO_TIME_BASE
         encoder.framerate = Fraction(fps).limit_denominator(1001)
@@ -259,6 +263,19 @@ class CameraSource:
         }
         encoder.open()
         return encoder
+
+
+def _yuv420p(frame: av.VideoFrame) -> av.VideoFrame:
+    """The decoded picture in the encoder's pixel format, its colour tags true to its numbers."""
+    if frame.format.is_rgb:
+        # swscale would keep the RGB tags (matrix "RGB", full range) on YUV numbers.
+        return frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+    return frame.reformat(format="yuv420p")  # the source's range, matrix, primaries, transfer
+
+
+def _picture(x: av.VideoFrame | av.VideoCodecContext) -> tuple[int, ...]:
+    """What an encoder is opened for: the size, and how the numbers become colours."""
+    return (x.width, x.height, x.color_range, x.colorspace, x.color_primaries, x.color_trc)
 
 
 def declares_b_frames(ctx: av.VideoCodecContext) -> bool:

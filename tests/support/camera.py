@@ -43,6 +43,7 @@ def camera_args(
     auth_method: str | None = None,
     inband_params: bool = True,
     pattern: str | None = None,
+    colorimetry: str | None = None,
     filler: bool = False,
     seekable: bool = False,
 ) -> list[str]:
@@ -60,6 +61,7 @@ def camera_args(
         "password": password,
         "auth-method": auth_method,
         "pattern": pattern,
+        "colorimetry": colorimetry,
     }
     args = [f"--{k}={v}" for k, v in values.items() if v is not None]
     if not inband_params:

@@ -22,6 +22,8 @@ def emit(line: str) -> None:
 
 def build_launch(a: argparse.Namespace) -> str:
     raw = f"video/x-raw,width={a.width},height={a.height},framerate={a.fps}/1"
+    if a.colorimetry:  # the encoder writes it into the SPS (VUI colour description)
+        raw += f",colorimetry={a.colorimetry}"
     if a.pattern == "bars":
         # Colour bars drawn once and repeated: far cheaper than drawing every frame.
         src = f"videotestsrc pattern=smpte num-buffers=1 ! {raw} ! imagefreeze is-live=true"
@@ -86,6 +88,11 @@ def main() -> None:
         help="ball: a moving ball; bars: still colour bars (cheapest); snow: noise in every "
         "frame, so the encoder spends the whole bitrate on picture (costly). The clock runs "
         "on all of them.",
+    )
+    p.add_argument(
+        "--colorimetry",
+        help="GStreamer colorimetry of the picture, e.g. 1:3:5:1 (full range, BT.709 matrix, "
+        "transfer and primaries); default: what GStreamer picks for the size",
     )
     p.add_argument(
         "--seekable",

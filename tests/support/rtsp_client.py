@@ -25,3 +25,15 @@ def read_access_units(url: str, seconds: float) -> list[list[bytes]]:
             if packet.size and (units or packet.is_keyframe):
                 units.append(nal_units(bytes(packet)))
     return units
+
+
+def read_colour(url: str) -> tuple[int, int, int, int]:
+    """How the camera says its numbers become colours: range, matrix, primaries, transfer."""
+    with av.open(url, options=OPTIONS, timeout=TIMEOUT) as container:
+        for frame in container.decode(video=0):
+            return colour(frame)
+    raise AssertionError("the camera sent no picture")
+
+
+def colour(frame: av.VideoFrame) -> tuple[int, int, int, int]:
+    return (frame.color_range, frame.colorspace, frame.color_primaries, frame.color_trc)
