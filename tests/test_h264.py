@@ -57,3 +57,9 @@ def test_a_stream_without_b_frames_has_no_b_slices():
 )
 def test_slice_type_is_read_from_the_slice_header(header, expected):
     assert h264.slice_type(header) == expected
+
+
+def test_a_damaged_slice_header_is_no_b_slice():
+    with pytest.raises(ValueError):
+        h264.slice_type(bytes([0x01, 0, 0]))  # no 1 bit where first_mb_in_slice starts
+    assert not h264.has_b_slices(b"\x00\x00\x00\x01\x41\x00\x00\x00\x01\x01")

@@ -99,10 +99,16 @@ def has_b_slices(access_unit: bytes) -> bool:
     camera's clock can jump back too (an RTSP server that restarts it for a new
     client), and that needs a new timeline, not a re-encode.
     """
-    return any(
-        nal_type(unit) == NAL_SLICE and slice_type(unit) % 5 == SLICE_B
-        for unit in split_nal_units(access_unit)
-    )
+    return any(_is_b_slice(unit) for unit in split_nal_units(access_unit))
+
+
+def _is_b_slice(unit: bytes) -> bool:
+    if nal_type(unit) != NAL_SLICE:
+        return False
+    try:
+        return slice_type(unit) % 5 == SLICE_B
+    except ValueError:  # a damaged header is no evidence of B-frames
+        return False
 
 
 def slice_type(unit: bytes) -> int:
