@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import av
 
 from gateway.relay import ViewerFeed
+from gateway.relay.feed import REPLAY_GROUP_BYTES
 
 
-def frame(keyframe: bool) -> av.Packet:
-    packet = av.Packet(b"\x00\x00\x00\x01\x65" + bytes(100))
+def frame(keyframe: bool, size: int = 105) -> av.Packet:
+    packet = av.Packet(b"\x00\x00\x00\x01\x65" + bytes(size - 5))
     packet.is_keyframe = keyframe
     return packet
+
+
+def gop(frames: int, size: int) -> list[av.Packet]:
+    return [frame(keyframe=i == 0, size=size) for i in range(frames)]
+
+
+async def wait_for(predicate, timeout: float = 2.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.001)
 
 
 async def test_a_skipped_frame_makes_the_feed_wait_for_the_next_keyframe():
@@ -45,3 +58,48 @@ async def test_a_sink_that_lost_its_connection_ends_the_feed():
     await feed.wait_ended()  # RelaySender's loop returns
     feed.offer(frame(keyframe=True))  # the hub may still offer: ignored
     assert feed.frames_sent == 0
+
+
+async def test_the_catch_up_is_paced_and_live_frames_queue_behind_it():
+    replay = gop(9, size=REPLAY_GROUP_BYTES // 2)  # two frames fill a group
+    feed = ViewerFeed("cam", max_frames=10, catch_up=lambda: replay)
+    got: list[av.Packet] = []
+    assert feed.start() == 9
+    feed.attach(lambda packet: got.append(packet) or True)
+    assert got == replay[:2], "the first group leaves at once, the rest on later ticks"
+    live = frame(keyframe=False)
+    feed.offer(live)
+    assert len(got) == 2, "a live frame waits behind the catch-up"
+    await wait_for(lambda: len(got) == 10)
+    assert got == [*replay, live]
+    newest = frame(keyframe=False)
+    feed.offer(newest)  # the catch-up is done: pushed at once again
+    assert got[-1] is newest
+    assert (feed.frames_sent, feed.frames_dropped) == (11, 0)
+
+
+async def test_a_frame_skipped_during_the_catch_up_drops_what_refers_to_it():
+    replay = gop(3, size=REPLAY_GROUP_BYTES) + gop(2, size=REPLAY_GROUP_BYTES)
+    feed = ViewerFeed("cam", max_frames=10, catch_up=lambda: replay)
+    got: list[av.Packet] = []
+    verdicts = iter([True, False, True, True])
+
+    def sink(packet: av.Packet) -> bool:
+        got.append(packet)
+        return next(verdicts)
+
+    feed.attach(sink)
+    await wait_for(lambda: len(got) == 4)
+    # The second frame was skipped: the third refers to it, so the next is the keyframe.
+    assert got == [replay[0], replay[1], replay[3], replay[4]]
+    assert (feed.frames_sent, feed.frames_dropped) == (3, 2)
+
+
+async def test_a_stopped_feed_sends_no_more_of_its_catch_up():
+    replay = gop(10, size=REPLAY_GROUP_BYTES)
+    feed = ViewerFeed("cam", max_frames=10, catch_up=lambda: replay)
+    got: list[av.Packet] = []
+    feed.attach(lambda packet: got.append(packet) or True)
+    feed.stop()
+    await asyncio.sleep(0.02)
+    assert got == replay[:1]

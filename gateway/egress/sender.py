@@ -42,7 +42,9 @@ from .track import ViewerTrack
 _H264 = H264Encoder()  # `pack` keeps no state between frames
 _SEQ = struct.Struct("!H")
 _TIMESTAMP = struct.Struct("!I")
-# NACKs come within a round trip or two; half a second of frames covers that.
+# NACKs come within a round trip or two; half a second of frames covers that. A
+# viewer's history also holds its whole catch-up (ViewerFeed.start), whose NACKs
+# come only after all of it has been sent.
 HISTORY_FRAMES = 12
 NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
 
@@ -93,8 +95,9 @@ class RelaySender(compat.HookedSender):
         internals.mark_started()
         self._payload_type = codec.payloadType
         self._prepare_header()
+        replay = track.feed.start()
         # (first sequence number, timestamp, payloads) of recent frames, for NACKs.
-        self._sent: deque[tuple[int, int, list[bytes]]] = deque(maxlen=HISTORY_FRAMES)
+        self._sent: deque[tuple[int, int, list[bytes]]] = deque(maxlen=HISTORY_FRAMES + replay)
         self._sequence_number = compat.random_sequence_number()
         self._timestamp_origin = compat.random32()
         self._output: Output | None = None

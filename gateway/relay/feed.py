@@ -5,6 +5,11 @@ pushes each frame straight to its sink (the fast sender), or queues a bounded
 number for a reader that pulls (`next`). Either way, a viewer that falls behind
 skips to the next keyframe, so its decoder never sees a frame whose references
 are missing. This is the one place that rule lives.
+
+A pushed feed sends the catch-up (the frames since the camera's last keyframe)
+paced, a small group per timer tick. In one burst, half a megabyte (a 2 s GOP at
+2 Mbit/s) overflowed an aiortc viewer's socket buffer before it could read, and
+the viewer froze until the camera's next keyframe.
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ log = logging.getLogger(__name__)
 # viewer's socket is full), and the feed then waits for the next keyframe.
 FrameSink = Callable[[av.Packet], bool]
 
+# The catch-up leaves in groups of about this many bytes (at least one frame), one
+# group per tick: a keyframe of a 2 Mbit/s camera (~77 KB) goes alone, delta frames
+# a few at a time. Live frames that arrive meanwhile queue behind it.
+REPLAY_GROUP_BYTES = 24_000
+REPLAY_TICK_SECONDS = 0.002
+
 
 class FeedEnded(Exception):
     """The feed was stopped: the viewer left or the session ended."""
@@ -30,9 +41,9 @@ class FeedEnded(Exception):
 class ViewerFeed:
     """Frames for one viewer: pulled through `next`, or pushed to a sink (`attach`).
 
-    Until the viewer's connection is up (the first `next` or `attach`), nothing is
-    kept; then `catch_up` gives the frames since the camera's last keyframe, so
-    the picture starts at once.
+    Until the viewer's connection is up (`start`, or the first `next` or `attach`),
+    nothing is kept; then `catch_up` gives the frames since the camera's last
+    keyframe, so the picture starts at once.
     """
 
     def __init__(
@@ -55,6 +66,7 @@ class ViewerFeed:
         self.frames_dropped = 0
         self.on_first_frame: Callable[[], None] | None = None  # e.g. time to first frame
         self._sink: FrameSink | None = None
+        self._tick: asyncio.TimerHandle | None = None  # the next group of a paced send
         self._ended = asyncio.Event()
 
     def offer(self, packet: av.Packet) -> None:
@@ -66,7 +78,7 @@ class ViewerFeed:
                 self.frames_dropped += 1
                 return
             self._waiting_keyframe = False
-        if self._sink is not None:
+        if self._sink is not None and not self._queue:
             self._push(packet)
             return
         if len(self._queue) >= self._max_frames + self._allowance:
@@ -76,7 +88,7 @@ class ViewerFeed:
                 self._waiting_keyframe = True
                 self.frames_dropped += 1
                 return
-        self._queue.append(packet)
+        self._queue.append(packet)  # pushed: behind a catch-up still being sent
         self._wakeup.set()
 
     def resync(self) -> None:
@@ -85,26 +97,51 @@ class ViewerFeed:
 
     async def next(self) -> av.Packet:
         """The next frame for a pulling reader; FeedEnded once the feed is stopped."""
-        if not self._started:
-            self._start()
+        self.start()
         while not self._queue:
             if not self.live:
                 raise FeedEnded
             self._wakeup.clear()
             await self._wakeup.wait()
-        packet = self._queue.popleft()
-        self._allowance = max(0, self._allowance - 1)
+        packet = self._take()
         self._count(packet)
         return packet
 
+    def start(self) -> int:
+        """Open the window: from now on frames are kept for this viewer, beginning
+        with the catch-up. Returns how many frames the catch-up holds."""
+        if self._started:
+            return 0
+        self._started = True
+        frames = self._catch_up() if self._catch_up else []
+        if frames:  # begins with a keyframe: the picture is there at once
+            self._queue.extend(frames)
+            self._allowance = len(frames)
+            self._waiting_keyframe = False
+        return len(frames)
+
     def attach(self, sink: FrameSink) -> None:
-        """Push frames to `sink` from now on: first the catch-up, then each new one."""
-        if not self._started:
-            self._start()
+        """Push frames to `sink` from now on: first the catch-up, paced, then each new one."""
+        self.start()
         self._sink = sink
-        while self._queue and self._sink is not None:
-            self._push(self._queue.popleft())
-        self._allowance = 0
+        if self._queue:
+            self._send_group()
+
+    def _send_group(self) -> None:
+        """Push queued frames up to REPLAY_GROUP_BYTES; the rest waits for the next tick."""
+        self._tick = None
+        budget = REPLAY_GROUP_BYTES
+        while self._queue and self._sink is not None and budget > 0:
+            packet = self._take()
+            budget -= packet.size
+            self._push(packet)
+        if self._queue and self._sink is not None:
+            loop = asyncio.get_running_loop()
+            self._tick = loop.call_later(REPLAY_TICK_SECONDS, self._send_group)
+
+    def _take(self) -> av.Packet:
+        self._allowance = max(0, self._allowance - 1)
+        return self._queue.popleft()
 
     async def wait_ended(self) -> None:
         await self._ended.wait()
@@ -124,7 +161,14 @@ class ViewerFeed:
             self._count(packet)
         else:
             self.frames_dropped += 1
-            self._waiting_keyframe = True  # go on only from a keyframe
+            self._skip_to_keyframe()
+
+    def _skip_to_keyframe(self) -> None:
+        """A frame was lost: drop the queued frames that refer to it, up to a keyframe."""
+        while self._queue and not self._queue[0].is_keyframe:
+            self._queue.popleft()
+            self.frames_dropped += 1
+        self._waiting_keyframe = not self._queue
 
     def _count(self, packet: av.Packet) -> None:
         if self.frames_sent == 0 and self.on_first_frame is not None:
@@ -132,17 +176,12 @@ class ViewerFeed:
         self.frames_sent += 1
         self.bytes_sent += packet.size
 
-    def _start(self) -> None:
-        self._started = True
-        frames = self._catch_up() if self._catch_up else []
-        if frames:  # begins with a keyframe: the picture is there at once
-            self._queue.extend(frames)
-            self._allowance = len(frames)
-            self._waiting_keyframe = False
-
     def stop(self) -> None:
         self.live = False
         self._sink = None
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
         self._queue.clear()
         self._wakeup.set()
         self._ended.set()

@@ -1,9 +1,11 @@
-"""H.264 Annex-B bitstream facts the relay needs: NAL units, parameter sets, profile."""
+"""H.264 Annex-B bitstream facts the relay needs: NAL units, parameter sets, profile,
+slice types."""
 
 from __future__ import annotations
 
 import re
 
+NAL_SLICE = 1  # a slice of a non-IDR picture
 NAL_IDR = 5
 NAL_SPS = 7
 NAL_PPS = 8
@@ -11,6 +13,8 @@ NAL_AUD = 9
 
 START_CODE = b"\x00\x00\x00\x01"
 _START_CODE_RE = re.compile(b"\x00\x00\x01")
+_EMULATION_PREVENTION_RE = re.compile(b"\x00\x00\x03")
+SLICE_B = 1  # slice_type % 5 (Table 7-6): 1 and 6 are B slices
 
 
 def split_nal_units(data: bytes) -> list[bytes]:
@@ -86,3 +90,41 @@ PROFILE_NAMES = {66: "Baseline", 77: "Main", 88: "Extended", 100: "High"}
 
 def profile_name(plid: str) -> str:
     return PROFILE_NAMES.get(int(plid[:2], 16), f"profile_idc {int(plid[:2], 16)}")
+
+
+def has_b_slices(access_unit: bytes) -> bool:
+    """True if a slice of this access unit is a B slice.
+
+    Only this says a stream has B-frames. Timestamps that go backwards do not: a
+    camera's clock can jump back too (an RTSP server that restarts it for a new
+    client), and that needs a new timeline, not a re-encode.
+    """
+    return any(_is_b_slice(unit) for unit in split_nal_units(access_unit))
+
+
+def _is_b_slice(unit: bytes) -> bool:
+    if nal_type(unit) != NAL_SLICE:
+        return False
+    try:
+        return slice_type(unit) % 5 == SLICE_B
+    except ValueError:  # a damaged header is no evidence of B-frames
+        return False
+
+
+def slice_type(unit: bytes) -> int:
+    """slice_type from a slice NAL unit's header: first_mb_in_slice, then slice_type,
+    both ue(v) (7.3.3). Both fit in the first bytes after the NAL header."""
+    rbsp = _EMULATION_PREVENTION_RE.sub(b"\x00\x00", unit[1:16])
+    bits = "".join(f"{byte:08b}" for byte in rbsp)
+    _first_mb, pos = _exp_golomb(bits, 0)
+    value, _ = _exp_golomb(bits, pos)
+    return value
+
+
+def _exp_golomb(bits: str, pos: int) -> tuple[int, int]:
+    """One ue(v) (9.1) read at `pos` of a string of "0"/"1": its value and where it ends."""
+    one = bits.find("1", pos)
+    end = 2 * one - pos + 1  # as many bits after the 1 as there were zeros before it
+    if one < 0 or end > len(bits):
+        raise ValueError("slice header too short")
+    return int(bits[one:end], 2) - 1, end

@@ -180,6 +180,9 @@ class CameraHub:
         return thread
 
     def _pull(self, stop: threading.Event) -> None:
+        # Once B slices are seen, this pull transcodes, across reconnects; the next
+        # pull looks at the stream afresh (a camera may be reconfigured meanwhile).
+        transcode = False
         while not stop.is_set():
             got_video = False
 
@@ -192,15 +195,15 @@ class CameraHub:
                 self._post(stop, self._on_frame, frame)
 
             try:
-                self._source.run(stop, on_info, on_frame)
+                self._source.run(stop, on_info, on_frame, transcode=transcode)
                 error = SourceError("camera ended the stream")
             except NeedsTranscode:
-                log.info(
-                    "camera %s: B-frames found; switching to transcode",
+                log.warning(
+                    "camera %s: B slices in the stream; transcoding until this pull stops",
                     self.camera.id,
                     extra=self._log_ids,
                 )
-                self._source.force_transcode = True
+                transcode = True
                 continue
             except SourceError as exc:
                 error = exc
@@ -263,7 +266,8 @@ class CameraHub:
     def _on_frame(self, frame: EncodedFrame) -> None:
         now = time.monotonic()
         if self._pts_offset is None or frame.pts + self._pts_offset <= self._last_pts:
-            # Continue the viewers' clock, advanced by the real time that passed.
+            # A new connection, or a camera clock that jumped back: continue the
+            # viewers' clock, advanced by the real time that passed.
             gap = max(1, int((now - self._last_wall) * CLOCK_RATE)) if self._last_wall else 0
             self._pts_offset = self._last_pts + gap - frame.pts
         pts = frame.pts + self._pts_offset

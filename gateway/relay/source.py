@@ -56,7 +56,7 @@ class SourceError(Exception):
 
 
 class NeedsTranscode(Exception):
-    """Passthrough found B-frames mid-stream; reconnect in transcode mode."""
+    """Passthrough found a B slice mid-stream; reconnect in transcode mode."""
 
 
 FrameSink = Callable[[EncodedFrame], None]
@@ -67,17 +67,33 @@ class CameraSource:
     def __init__(self, camera: CameraSettings, relay: RelaySettings) -> None:
         self.camera = camera
         self.relay = relay
-        self.force_transcode = False
 
-    def run(self, stop: threading.Event, on_info: InfoSink, on_frame: FrameSink) -> None:
-        """Hold one connection until `stop` is set or the camera fails."""
+    def run(
+        self,
+        stop: threading.Event,
+        on_info: InfoSink,
+        on_frame: FrameSink,
+        transcode: bool = False,
+    ) -> None:
+        """Hold one connection until `stop` is set or the camera fails.
+
+        H.264 is passed through unless `transcode` is set (B slices were found
+        earlier in this pull) or its SPS declares reordered frames.
+        """
         container = self._open()
         try:
             stream = container.streams.video[0] if container.streams.video else None
             if stream is None:
                 raise SourceError("camera stream has no video track")
             ctx = stream.codec_context
-            passthrough = ctx.name == "h264" and not ctx.has_b_frames and not self.force_transcode
+            passthrough = ctx.name == "h264" and not transcode
+            if passthrough and declares_b_frames(ctx):
+                log.warning(
+                    "camera %s: its SPS declares B-frames; transcoding until this pull stops",
+                    self.camera.id,
+                    extra={"camera_id": self.camera.id},
+                )
+                passthrough = False
             if passthrough:
                 self._pass_through(container, stream, stop, on_info, on_frame)
             else:
@@ -144,10 +160,11 @@ class CameraSource:
                 continue
             pts = int(packet.pts * packet.time_base * CLOCK_RATE)
             if last_pts is not None and pts < last_pts:
-                # Presentation order differs from decode order: B-frames.
-                raise NeedsTranscode()
+                self._clock_jumped(last_pts - pts)
             last_pts = pts
             data = bytes(packet)
+            if not packet.is_keyframe and h264.has_b_slices(data):
+                raise NeedsTranscode()
             if packet.is_keyframe:
                 data = h264.ensure_parameter_sets(data, parameter_sets)
                 if not info_sent:
@@ -158,6 +175,17 @@ class CameraSource:
             if info_sent:
                 on_frame(EncodedFrame(data, pts, packet.is_keyframe))
 
+    def _clock_jumped(self, ticks_back: int) -> None:
+        """The camera's clock went back (an RTSP server restarts it when another
+        client plays the same shared stream). The hub puts the frames on its own
+        timeline, which goes on, so viewers keep the camera's own bytes."""
+        log.info(
+            "camera %s: clock jumped back %.2f s; rebased",
+            self.camera.id,
+            ticks_back / CLOCK_RATE,
+            extra={"camera_id": self.camera.id},
+        )
+
     def _transcode(self, container, stream, stop, on_info, on_frame) -> None:  # type: ignore[no-untyped-def]
         encoder = None
         info_sent = False
@@ -165,6 +193,7 @@ class CameraSource:
         fps = float(stream.average_rate or stream.guessed_rate or 25)
         # lavfi generates frames as fast as it can; a demo camera runs in real time.
         pace_start = time.monotonic() if self.camera.is_demo else None
+        last_pts = None
         for packet in container.demux(stream):
             if stop.is_set():
                 return
@@ -174,21 +203,23 @@ class CameraSource:
                 if frame.pts is None:
                     continue
                 seconds = float(frame.pts * frame.time_base)
+                pts = int(seconds * CLOCK_RATE)
+                if last_pts is not None and pts < last_pts:
+                    self._clock_jumped(last_pts - pts)  # libx264 takes it; the hub rebases
+                last_pts = pts
                 if pace_start is not None:
                     delay = pace_start + seconds - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
-                if encoder is None or (encoder.width, encoder.height) != (
-                    frame.width,
-                    frame.height,
-                ):
-                    encoder = self._new_encoder(frame.width, frame.height, fps)
+                image = _yuv420p(frame)
+                if encoder is None or _picture(encoder) != _picture(image):
+                    encoder = self._new_encoder(image, fps)
                     info_sent = False
                 # A decoded I-frame would otherwise force an IDR on every frame.
-                frame.pict_type = av.video.frame.PictureType.NONE
-                frame.pts = int(seconds * CLOCK_RATE)
-                frame.time_base = VIDEO_TIME_BASE
-                for out in encoder.encode(frame.reformat(format="yuv420p")):
+                image.pict_type = av.video.frame.PictureType.NONE
+                image.pts = pts
+                image.time_base = VIDEO_TIME_BASE
+                for out in encoder.encode(image):
                     data = bytes(out)
                     if not info_sent:
                         sps = h264.find_sps(data)
@@ -206,10 +237,16 @@ class CameraSource:
                         info_sent = True
                     on_frame(EncodedFrame(data, int(out.pts), out.is_keyframe))
 
-    def _new_encoder(self, width: int, height: int, fps: float) -> av.VideoCodecContext:
+    def _new_encoder(self, image: av.VideoFrame, fps: float) -> av.VideoCodecContext:
         encoder = av.CodecContext.create("libx264", "w")
-        encoder.width = width
-        encoder.height = height
+        encoder.width = image.width
+        encoder.height = image.height
+        # libx264 writes these into the SPS (VUI): without them a player guesses how
+        # the numbers become colours, and a full-range camera looks washed out or clipped.
+        encoder.color_range = image.color_range
+        encoder.colorspace = image.colorspace
+        encoder.color_primaries = image.color_primaries
+        encoder.color_trc = image.color_trc
         encoder.pix_fmt = "yuv420p"
         encoder.time_base = VIDEO_TIME_BASE
         encoder.framerate = Fraction(fps).limit_denominator(1001)
@@ -226,6 +263,25 @@ class CameraSource:
         }
         encoder.open()
         return encoder
+
+
+def _yuv420p(frame: av.VideoFrame) -> av.VideoFrame:
+    """The decoded picture in the encoder's pixel format, its colour tags true to its numbers."""
+    if frame.format.is_rgb:
+        # swscale would keep the RGB tags (matrix "RGB", full range) on YUV numbers.
+        return frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+    return frame.reformat(format="yuv420p")  # the source's range, matrix, primaries, transfer
+
+
+def _picture(x: av.VideoFrame | av.VideoCodecContext) -> tuple[int, ...]:
+    """What an encoder is opened for: the size, and how the numbers become colours."""
+    return (x.width, x.height, x.color_range, x.colorspace, x.color_primaries, x.color_trc)
+
+
+def declares_b_frames(ctx: av.VideoCodecContext) -> bool:
+    """The SPS declares frames out of presentation order (max_num_reorder_frames in
+    its VUI): the encoder sends B-frames, so transcode before the first one comes."""
+    return bool(ctx.has_b_frames)
 
 
 def _describe(exc: Exception, camera: CameraSettings) -> SourceError:

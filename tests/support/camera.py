@@ -43,7 +43,9 @@ def camera_args(
     auth_method: str | None = None,
     inband_params: bool = True,
     pattern: str | None = None,
+    colorimetry: str | None = None,
     filler: bool = False,
+    seekable: bool = False,
 ) -> list[str]:
     """Map keyword options to rtsp_camera.py flags (None = script default)."""
     values = {
@@ -59,12 +61,15 @@ def camera_args(
         "password": password,
         "auth-method": auth_method,
         "pattern": pattern,
+        "colorimetry": colorimetry,
     }
     args = [f"--{k}={v}" for k, v in values.items() if v is not None]
     if not inband_params:
         args.append("--no-inband-params")
     if filler:
         args.append("--filler")
+    if seekable:  # a new client's PLAY restarts the stream's clock for every client
+        args.append("--seekable")
     return args
 
 

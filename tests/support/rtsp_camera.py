@@ -22,6 +22,8 @@ def emit(line: str) -> None:
 
 def build_launch(a: argparse.Namespace) -> str:
     raw = f"video/x-raw,width={a.width},height={a.height},framerate={a.fps}/1"
+    if a.colorimetry:  # the encoder writes it into the SPS (VUI colour description)
+        raw += f",colorimetry={a.colorimetry}"
     if a.pattern == "bars":
         # Colour bars drawn once and repeated: far cheaper than drawing every frame.
         src = f"videotestsrc pattern=smpte num-buffers=1 ! {raw} ! imagefreeze is-live=true"
@@ -88,6 +90,18 @@ def main() -> None:
         "on all of them.",
     )
     p.add_argument(
+        "--colorimetry",
+        help="GStreamer colorimetry of the picture, e.g. 1:3:5:1 (full range, BT.709 matrix, "
+        "transfer and primaries); default: what GStreamer picks for the size",
+    )
+    p.add_argument(
+        "--seekable",
+        action="store_true",
+        help="let a client's PLAY (FFmpeg sends Range: npt=0-) seek the shared pipeline: the "
+        "stream's clock restarts, so every client sees its timestamps jump back, with a new "
+        "keyframe, as some cameras and restreamers do",
+    )
+    p.add_argument(
         "--filler",
         action="store_true",
         help="hard CBR: the encoder pads each frame with filler data NAL units, so the stream "
@@ -133,7 +147,8 @@ def main() -> None:
         enc_src = media.get_element().get_by_name("enc").get_static_pad("src")
         enc_src.add_probe(Gst.PadProbeType.QUERY_UPSTREAM, not_seekable)
 
-    factory.connect("media-configure", on_media_configure)
+    if not a.seekable:
+        factory.connect("media-configure", on_media_configure)
     server.get_mount_points().add_factory(f"/{a.mount}", factory)
 
     def on_client(_server, client):
