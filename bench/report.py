@@ -81,6 +81,7 @@ def markdown(r: dict[str, Any]) -> str:
         *_teardown_table(r),
         *_many_cameras(r),
         *_transcode_table(r),
+        *_flood_table(r),
         *_profile_tables(r),
         "",
         METHOD.strip(),
@@ -278,6 +279,26 @@ def _transcode_table(r: dict[str, Any]) -> list[str]:
             f"{t['gateway_rss_mb']} | {t['fps_min']} | {t['fps_median']} | {t.get('packets_per_viewer_s') or ''} |"
         )
     return lines
+
+
+def _flood_table(r: dict[str, Any]) -> list[str]:
+    f = r.get("flood")
+    if not f:
+        return []
+    return [
+        "",
+        "## A flood of forged tokens",
+        "",
+        f"{f['clients']} concurrent clients sent requests with forged tokens for {f['seconds']:g} s, "
+        "each from its own address (through a trusted proxy), while "
+        f"{f['viewers']} viewers watched the 720p25 camera.",
+        "",
+        "| requests | per second | 5xx answers | client errors | gateway CPU % | RSS MB | database growth KB | viewers' fps min / median |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {f['requests']} | {f['requests_per_second']} | {f['server_errors']} | {f['client_errors']} | "
+        f"{f['gateway_cpu_pct']} | {f['gateway_rss_mb']} | {f['database_growth_kb']} | "
+        f"{f['viewer_fps_min']} / {f['viewer_fps_median']} |",
+    ]
 
 
 def _profile_tables(r: dict[str, Any]) -> list[str]:

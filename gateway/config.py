@@ -250,7 +250,7 @@ class LimitSettings:
     """Per account, so one account cannot take every place (429 past these)."""
 
     # A 3x3 grid of tiles, plus spares for tiles that are reconnecting.
-    max_sessions_per_account: int = _key(12, _between(1, 1000))
+    max_sessions_per_account: int = _key(12, _between(1, 10_000))
     max_event_streams_per_account: int = _key(8, _between(1, 1000))
     max_tickets_per_account: int = _key(16, _between(1, 1000))
 

@@ -915,3 +915,24 @@ async def test_gateway_wide_limit_is_503_across_cameras(start_gateway):
     hubs = gateway.app[HUBS]
     assert await wait_until(lambda: not any(h.viewers for h in hubs))
     assert hubs.get("cam-a").capacity.used == 0
+
+
+async def test_an_offer_with_hundreds_of_media_sections_is_refused_at_once(start_gateway):
+    gateway = await start_gateway(settings_for(demo_cameras("cam-a")))
+    offer = await offer_sdp()
+    # 430 small sections still fit the 64 KiB body limit.
+    extra = "".join(
+        f"m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:x{i}\r\na=recvonly\r\n" for i in range(430)
+    )
+    assert len(offer) + len(extra) < 64 * 1024
+    started = time.monotonic()
+    response = await gateway.http.post(
+        f"{gateway.url}/whep/cam-a",
+        data=offer + extra,
+        headers={"Content-Type": "application/sdp", **gateway.bearer()},
+    )
+    elapsed = time.monotonic() - started
+    body = await response.json()
+    assert response.status == 400 and body["code"] == "bad_offer", body
+    assert "media sections" in body["error"]
+    assert elapsed < 0.5, elapsed

@@ -180,7 +180,9 @@ class FailedSignIns:
     once, the rest of that minute as one row with a count, so a flood of bad tokens
     cannot grow the database quickly."""
 
-    MAX_ADDRESSES = 10_000  # per minute; past it, the rest share one row
+    # Addresses that get rows of their own each minute; past it, the rest share one,
+    # so a flood from many addresses adds a few hundred rows a minute at most.
+    MAX_ADDRESSES = 100
     FLUSH_SECONDS = 5.0
 
     def __init__(self, store: Store) -> None:

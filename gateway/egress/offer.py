@@ -8,6 +8,10 @@ from gateway.relay import h264
 
 from .compat import h264_profile as _profile
 
+# A viewer needs one video section; a browser adds audio and data. Hundreds of
+# sections would make a huge answer and stall the event loop while it is built.
+MAX_MEDIA_SECTIONS = 8
+
 
 class BadOffer(ValueError):
     """The offer cannot be answered; the message tells the viewer why."""
@@ -26,6 +30,11 @@ def parse_offer(body: bytes) -> tuple[str, sdp.SessionDescription]:
         raise BadOffer("offer is not UTF-8 text") from None
     if not text.startswith("v=0"):
         raise BadOffer("offer is not an SDP session description (must start with v=0)")
+    sections = sum(1 for line in text.splitlines() if line.startswith("m="))
+    if sections > MAX_MEDIA_SECTIONS:
+        raise BadOffer(
+            f"offer has {sections} media sections; at most {MAX_MEDIA_SECTIONS} are accepted"
+        )
     lines = [
         line
         for line in text.splitlines()
