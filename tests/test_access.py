@@ -19,7 +19,7 @@ from support.gateway import SECRET, VIEWER, bearer, camera_entry, settings_for, 
 from support.viewer import Viewer, offer_sdp
 
 from gateway.access.throttle import FailureThrottle
-from gateway.app import SESSIONS
+from gateway.app import HUBS, SESSIONS, STORE
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
 
@@ -664,3 +664,23 @@ async def test_cors_preflight_allows_only_configured_origins(start_gateway):
         headers=gateway.bearer() | {"Origin": "https://dashboard.taipei"},
     )
     assert response.headers["Access-Control-Allow-Origin"] == "https://dashboard.taipei"
+
+
+async def test_a_grant_revoked_while_the_offer_is_answered_lets_no_media_flow(start_gateway):
+    gateway = await gateway_with(start_gateway)
+    (grant,) = gateway.app[STORE].grants.list()
+    hub = gateway.app[HUBS].get("cam-a")
+    join = hub.join
+
+    async def revoked_meanwhile():  # the administrator revokes between decision and answer
+        gateway.app[STORE].grants.revoke(grant.id, by="admin-1", reason="meanwhile")
+        return await join()
+
+    hub.join = revoked_meanwhile
+    viewer = gateway.viewer("cam-a")
+    response = await viewer.connect(gateway.http)
+    body = await response.json()
+    assert response.status == 403 and body["code"] == "grant_revoked", body
+    assert len(gateway.app[SESSIONS]) == 0 and not hub.viewers
+    assert not await audit_rows(gateway, event="session_start")
+    await viewer.close()
