@@ -28,6 +28,7 @@ from gateway.http import cors, errors, pages
 from gateway.http.admin import AdminApi
 from gateway.http.api import ViewerApi
 from gateway.http.whep import WhepEndpoint, plain_options
+from gateway.inventory import read_inventory
 from gateway.metrics import GatewayMetrics
 from gateway.relay import CameraHubs
 from gateway.store import Store
@@ -46,16 +47,16 @@ RTP_PAYLOAD_MAX = 1300
 
 
 def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> web.Application:
+    """The application; raises InventoryError (a ConfigError) for an invalid inventory."""
+    inventory = read_inventory(settings)
     compat.install(RTP_PAYLOAD_MAX + MAX_OVERHEAD)
     # The offer limit is enforced by the WHEP handler with a clear 413.
     app = web.Application(
         client_max_size=max(settings.server.max_body_bytes, 1024**2),
         middlewares=[errors.json_errors, plain_options],
     )
-    store = Store(
-        settings.storage.database, (c.id for c in settings.cameras), settings.grants.max_days
-    )
-    hubs = CameraHubs(settings.cameras, settings.relay)
+    store = Store(settings.storage.database, inventory.ids, settings.grants.max_days)
+    hubs = CameraHubs(inventory.cameras, settings.relay)
     sessions = SessionRegistry(rtc_configuration(settings.webrtc))
     bus = EventBus()
     tickets = TicketBook()
