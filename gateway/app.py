@@ -30,7 +30,7 @@ from gateway.http.api import ViewerApi
 from gateway.http.whep import WhepEndpoint, plain_options
 from gateway.inventory import read_inventory
 from gateway.metrics import GatewayMetrics
-from gateway.relay import CameraHubs
+from gateway.relay import CameraHubs, PoliceApi
 from gateway.store import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -56,7 +56,8 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         middlewares=[errors.json_errors, plain_options],
     )
     store = Store(settings.storage.database, inventory.ids, settings.grants.max_days)
-    hubs = CameraHubs(inventory.cameras, settings.relay)
+    police_api = PoliceApi(settings.police_api) if settings.police_api else None
+    hubs = CameraHubs(inventory.cameras, settings.relay, police_api)
     sessions = SessionRegistry(rtc_configuration(settings.webrtc))
     bus = EventBus()
     tickets = TicketBook()

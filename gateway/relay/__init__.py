@@ -2,6 +2,7 @@
 
 from .feed import FeedEnded, FrameSink, ViewerFeed
 from .hub import CameraHub, CameraHubs, CameraUnavailable
+from .police_api import PoliceApi, PoliceApiError
 from .source import SourceError, StreamInfo
 
 __all__ = [
@@ -10,6 +11,8 @@ __all__ = [
     "CameraUnavailable",
     "FeedEnded",
     "FrameSink",
+    "PoliceApi",
+    "PoliceApiError",
     "SourceError",
     "StreamInfo",
     "ViewerFeed",

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import av
@@ -15,6 +15,7 @@ import av
 from gateway.config import CameraSettings, RelaySettings
 
 from .feed import ViewerFeed
+from .police_api import PoliceApi
 from .source import (
     CLOCK_RATE,
     VIDEO_TIME_BASE,
@@ -54,7 +55,11 @@ class CameraHub:
     """
 
     def __init__(
-        self, camera: CameraSettings, relay: RelaySettings, capacity: Capacity | None = None
+        self,
+        camera: CameraSettings,
+        relay: RelaySettings,
+        capacity: Capacity | None = None,
+        police_api: PoliceApi | None = None,
     ) -> None:
         self.camera = camera
         self.relay = relay
@@ -69,7 +74,7 @@ class CameraHub:
         # Totals of viewers that have left, so the metrics only ever count up.
         self.bytes_out_before = 0
         self.frames_dropped_before = 0
-        self._source = CameraSource(camera, relay)
+        self._source = CameraSource(camera, relay, police_api)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: threading.Event | None = None
@@ -209,6 +214,7 @@ class CameraHub:
                 error = SourceError(f"camera stream failed ({type(exc).__name__})")
             if stop.is_set():
                 break
+            self._source.stream_failed()
             if got_video:
                 self._backoff = self.relay.reconnect_initial_seconds
             self._post(stop, self._on_error, error)
@@ -345,15 +351,26 @@ class Capacity:
 class CameraHubs:
     """One hub per configured camera, created up front, idle until watched."""
 
-    def __init__(self, cameras: tuple[CameraSettings, ...], relay: RelaySettings) -> None:
+    def __init__(
+        self,
+        cameras: Iterable[CameraSettings],
+        relay: RelaySettings,
+        police_api: PoliceApi | None = None,
+    ) -> None:
+        self.police_api = police_api
         capacity = Capacity(relay.max_viewers)
-        self._hubs = {camera.id: CameraHub(camera, relay, capacity) for camera in cameras}
+        self._hubs = {
+            camera.id: CameraHub(camera, relay, capacity, police_api) for camera in cameras
+        }
 
     def get(self, camera_id: str) -> CameraHub | None:
         return self._hubs.get(camera_id)
 
     def __iter__(self) -> Iterator[CameraHub]:
         return iter(self._hubs.values())
+
+    def __len__(self) -> int:
+        return len(self._hubs)
 
     async def close(self) -> None:
         await asyncio.gather(*(hub.close() for hub in self._hubs.values()))
