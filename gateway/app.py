@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from gateway.control.administration import AccessAdmin
 from gateway.control.admission import AccessControl
 from gateway.control.enforcer import GrantEnforcer
 from gateway.control.events import EventBus
+from gateway.control.reload import InventoryReloader
 from gateway.control.sessions import SHUTDOWN, SessionRegistry
 from gateway.control.tickets import TicketBook
 from gateway.egress import ViewerSession, compat, rtc_configuration
@@ -41,6 +43,7 @@ ACCESS = web.AppKey("access", AccessControl)
 ADMIN = web.AppKey("admin", AccessAdmin)
 EVENTS = web.AppKey("events", EventBus)
 METRICS = web.AppKey("metrics", GatewayMetrics)
+RELOADER = web.AppKey("reloader", InventoryReloader)
 
 # aiortc's H.264 packetizer fills payloads up to this size.
 RTP_PAYLOAD_MAX = 1300
@@ -71,6 +74,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         on_denied=lambda reason: metrics.denials.labels(reason).inc(),
     )
     admin = AccessAdmin(store.grants, store.audit, bus, sessions, enforcer)
+    reloader = InventoryReloader(settings, hubs, store.grants, store.audit, sessions, bus)
     app[SETTINGS] = settings
     app[STORE] = store
     app[HUBS] = hubs
@@ -79,6 +83,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     app[ADMIN] = admin
     app[EVENTS] = bus
     app[METRICS] = metrics
+    app[RELOADER] = reloader
 
     accounting.account_sessions(sessions, store.audit, bus)
     sessions.on_start.append(lambda session: _time_first_frame(session, metrics))
@@ -88,7 +93,12 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         accounting.close_out_sessions(store.audit)
         accounting.prune_audit(store.audit, settings.audit.retention_days)
         enforcing = asyncio.create_task(enforcer.run())
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, reloader.on_signal)  # main thread only
         yield
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGHUP)
         enforcing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await enforcing
@@ -105,7 +115,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     ViewerApi(hubs, store, sessions, access, bus, tickets, settings.map, metrics).add_routes(
         app.router
     )
-    AdminApi(access, admin, store, sessions).add_routes(app.router)
+    AdminApi(access, admin, store, sessions, reloader).add_routes(app.router)
     pages.add_routes(app.router)
     cors.allow_origins(app, settings.cors.origins)
     return app

@@ -6,6 +6,7 @@ before the call returns, so the console shows the world as it now is.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from gateway.access.grants import Grant
@@ -104,8 +105,10 @@ class AccessAdmin:
     def _announce(self, kind: str, grant: Grant, members: frozenset[str]) -> None:
         self.bus.publish(kind, {"grant": self.grants_json(grant)}, accounts=members)
 
-    def grants_json(self, grant: Grant) -> dict[str, Any]:
-        return grant.to_json(self.grants.clock())
+    def grants_json(self, grant: Grant, now: datetime | None = None) -> dict[str, Any]:
+        """A grant as the console shows it, with the cameras that left the inventory."""
+        gone = grant.cameras - self.grants.camera_ids
+        return {**grant.to_json(now or self.grants.clock()), "cameras_gone": sorted(gone)}
 
 
 def _summary(grant: Grant) -> dict[str, Any]:

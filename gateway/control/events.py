@@ -2,7 +2,8 @@
 serves them as Server-Sent Events).
 
 A viewer hears about its own sessions and grants: a session revoked and why, a
-grant's end (for the countdown), a new grant. Administrators hear everything.
+grant's end (for the countdown), a new grant; and everyone hears that the cameras
+changed (an inventory reload). Administrators hear everything.
 Each subscriber has a bounded queue; one that stops reading is dropped rather
 than letting notices pile up.
 """
@@ -43,12 +44,20 @@ class EventBus:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
 
-    def publish(self, kind: str, data: dict[str, Any], accounts: Iterable[str] = ()) -> None:
-        """Send to administrators and to the named accounts."""
+    def publish(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        accounts: Iterable[str] = (),
+        *,
+        everyone: bool = False,
+    ) -> None:
+        """Send to administrators and to the named accounts (or to every subscriber)."""
         to = set(accounts)
         event = {"type": kind, **data}
         for subscription in list(self._subscribers):
-            if (subscription.admin or subscription.account in to) and not subscription.offer(event):
+            wanted = everyone or subscription.admin or subscription.account in to
+            if wanted and not subscription.offer(event):
                 self.unsubscribe(subscription)  # a reader that stopped reading
                 with contextlib.suppress(asyncio.QueueFull):
                     subscription.queue.put_nowait(None)

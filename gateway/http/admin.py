@@ -1,4 +1,5 @@
-"""The admin API: grants, live sessions and the audit log. Administrators only.
+"""The admin API: grants, live sessions, the audit log and the camera inventory.
+Administrators only.
 
 Handlers parse, call AccessAdmin or a store, and serialize; nothing else.
 """
@@ -16,9 +17,11 @@ from gateway.access.grants import GrantInvalid
 from gateway.access.tokens import Identity
 from gateway.control.administration import AccessAdmin
 from gateway.control.admission import AccessControl
+from gateway.control.reload import InventoryReloader, NoInventoryFile
 from gateway.control.sessions import SessionRegistry
+from gateway.inventory import InventoryError
 from gateway.store import Store
-from gateway.store.audit import AuditLog
+from gateway.store.audit import AuditLog, AuditWriteError
 from gateway.store.grants import GrantNotFound
 
 from .api import reply, signed_in
@@ -101,7 +104,7 @@ def grant_id_of(request: web.Request) -> int:
 
 
 class AdminApi:
-    """Grants, live sessions and the audit log: administrators only."""
+    """Grants, live sessions, the audit log and the inventory: administrators only."""
 
     def __init__(
         self,
@@ -109,11 +112,13 @@ class AdminApi:
         admin: AccessAdmin,
         store: Store,
         sessions: SessionRegistry,
+        reloader: InventoryReloader,
     ) -> None:
         self.access = access
         self.admin = admin
         self.store = store
         self.sessions = sessions
+        self.reloader = reloader
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/api/grants", self.list_grants)
@@ -125,13 +130,15 @@ class AdminApi:
         router.add_post("/api/sessions/{session_id}/revoke", self.revoke_session)
         router.add_post("/api/accounts/{account}/revoke", self.revoke_account)
         router.add_get("/api/audit", self.audit_log)
+        router.add_post("/api/inventory/reload", self.reload_inventory)
 
     @admin_only
     async def list_grants(self, request: web.Request, admin: Identity) -> web.Response:
         store = self.store.grants
         now = store.clock()
         include_ended = request.query.get("include_ended", "true") != "false"
-        return reply({"grants": [g.to_json(now) for g in store.list(include_ended=include_ended)]})
+        grants = store.list(include_ended=include_ended)
+        return reply({"grants": [self.admin.grants_json(g, now) for g in grants]})
 
     @admin_only
     async def create_grant(self, request: web.Request, admin: Identity) -> web.Response:
@@ -208,3 +215,22 @@ class AdminApi:
                 headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
             )
         return reply({"rows": rows})
+
+    @admin_only
+    async def reload_inventory(self, request: web.Request, admin: Identity) -> web.Response:
+        try:
+            reloaded = await self.reloader.reload(admin.account, remote_of(request), "api")
+        except NoInventoryFile as exc:
+            raise HttpError(409, "no_inventory_file", str(exc)) from None
+        except InventoryError as exc:
+            raise HttpError(
+                422, "invalid_inventory", f"{exc}; the previous inventory stays"
+            ) from None
+        except AuditWriteError:
+            raise HttpError(
+                503,
+                "audit_unavailable",
+                "the reload cannot be recorded right now, so the inventory is unchanged",
+                headers={"Retry-After": "30"},
+            ) from None
+        return reply(reloaded.to_json())

@@ -1,7 +1,7 @@
 """Media in: one pull per camera, fanned out to every viewer's feed. No WebRTC here."""
 
 from .feed import FeedEnded, FrameSink, ViewerFeed
-from .hub import CameraHub, CameraHubs, CameraUnavailable
+from .hub import CameraHub, CameraHubs, CameraUnavailable, InventoryChange
 from .police_api import PoliceApi, PoliceApiError
 from .source import SourceError, StreamInfo
 
@@ -11,6 +11,7 @@ __all__ = [
     "CameraUnavailable",
     "FeedEnded",
     "FrameSink",
+    "InventoryChange",
     "PoliceApi",
     "PoliceApiError",
     "SourceError",

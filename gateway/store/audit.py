@@ -39,6 +39,8 @@ GRANT_UPDATED = "grant_updated"
 GRANT_REVOKED = "grant_revoked"
 TOKEN_REJECTED = "token_rejected"  # a bad, expired or missing JWT
 AUDIT_PRUNED = "audit_pruned"  # old rows were deleted; detail: through_seq, rows
+INVENTORY_RELOADED = "inventory_reloaded"  # detail: added, removed, changed, cameras, via
+INVENTORY_REFUSED = "inventory_refused"  # an invalid inventory; detail: error, via
 
 # The hashed content of a row, in canonical-JSON key order (sort_keys does the ordering).
 _HASHED = (
