@@ -23,9 +23,16 @@ VIEWER = "viewer-1"
 
 
 def settings_for(
-    cameras: list[dict[str, Any]], *, database: str | None = None, **relay: Any
+    cameras: list[dict[str, Any]],
+    *,
+    database: str | None = None,
+    tables: dict[str, Any] | None = None,
+    **relay: Any,
 ) -> Settings:
-    """Settings for a test gateway: quick linger and reconnects unless overridden."""
+    """Settings for a test gateway: quick linger and reconnects unless overridden.
+
+    `tables` adds others, e.g. {"inventory": {...}, "police_api": {...}}.
+    """
     relay = {
         "linger_seconds": 1.0,
         "start_timeout_seconds": 10.0,
@@ -35,7 +42,13 @@ def settings_for(
     }
     database = database or str(Path(tempfile.mkdtemp(prefix="gateway-test-")) / "gw.sqlite3")
     return parse_settings(
-        {"auth": AUTH, "storage": {"database": database}, "relay": relay, "cameras": cameras}
+        {
+            "auth": AUTH,
+            "storage": {"database": database},
+            "relay": relay,
+            "cameras": cameras,
+            **(tables or {}),
+        }
     )
 
 
