@@ -209,3 +209,9 @@ async def test_a_reload_reaches_an_open_page_and_ends_a_removed_cameras_tile(
     await page.page.wait_for_selector(".cam-pin-dot[data-camera='cam-new']", timeout=5000)
     assert await page.page.locator(".cam-pin-dot[data-camera='cam-gone']").count() == 0
     await page.check_token_stays_out_of_urls()
+    # The console's grant still names the camera, and says it is gone.
+    admin = await open_page(browser, gateway.url + "/admin", jwt(gateway, ADMIN, admin=True))
+    await admin.page.click("[data-tab='grants']")
+    await playwright_api.expect(admin.page.locator("#grant-table tbody tr")).to_contain_text(
+        "測試 cam-a, cam-gone（已自清單移除）"
+    )
