@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -390,6 +391,31 @@ async def test_an_invalid_inventory_is_refused_and_the_old_one_stays(start_gatew
     assert refused.status == 403 and (await refused.json())["code"] == "not_admin"
     (row_,) = await audit_rows(gateway, "inventory_refused")
     assert row_["account"] == ADMIN and PASSWORD not in json.dumps(row_)
+
+
+async def test_a_viewer_still_joining_a_removed_camera_is_told_at_once(start_gateway, tmp_path):
+    # A camera that accepts the connection and never answers: the first viewer waits.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        path = write_csv(
+            tmp_path / "cameras.csv",
+            [row("cam-a", "demo:testsrc"), row("cam-slow", f"rtsp://127.0.0.1:{port}/s")],
+        )
+        gateway = await start_gateway(settings_with(path))
+        joining = asyncio.ensure_future(gateway.viewer("cam-slow").connect(gateway.http))
+        await asyncio.sleep(0.5)
+        assert not joining.done()
+        write_csv(path, [row("cam-a", "demo:testsrc")])
+        started = time.monotonic()
+        response = await reload(gateway)
+        assert response.status == 200
+        assert time.monotonic() - started < 1, "the reload waited for the camera to open"
+        answer = await asyncio.wait_for(joining, timeout=2)
+        body = await answer.json()
+        assert answer.status == 503 and "removed from the inventory" in body["error"]
+        assert len(gateway.app[SESSIONS]) == 0
 
 
 async def test_sighup_reloads_and_a_bad_file_leaves_the_cameras_as_they_were(

@@ -68,6 +68,7 @@ class InventoryReloader:
         self._read = read
         self._lock = asyncio.Lock()  # one reload at a time
         self._signalled: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         # First of the start observers: a session that was being set up while its
         # camera was removed is refused before it is recorded as started.
         sessions.on_start.insert(0, _refuse_removed_camera)
@@ -101,7 +102,12 @@ class InventoryReloader:
             for session in self.sessions:
                 if session.camera_id in change.removed:
                     await self.sessions.end(session.id, CAMERA_REMOVED)
-            await asyncio.gather(*(hub.close() for hub in retired))
+            for hub in retired:
+                # Its pull stops now; waiting for the thread (a camera that is still
+                # opening takes up to its open timeout) need not hold up the answer.
+                task = asyncio.ensure_future(hub.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
             self.bus.publish("cameras_changed", result.to_json(), everyone=True)
             log.info(
                 "inventory reloaded (%s): %d cameras, %d added, %d removed, %d changed",
