@@ -315,7 +315,7 @@ class InventorySettings:
     format: str = _key("auto", _one_of("auto", "csv", "geojson"))  # auto: by file extension
     delimiter: str = _key(",", _delimiter)  # CSV only
     # Put before each source cell, e.g. "api:" when the file lists the police's references.
-    source_prefix: str = _key("", _one_of("", "api:", "demo:", "rtsp://", "rtsps://"))
+    source_prefix: str = _key("", _one_of("", "api:"))
     columns: InventoryColumns = InventoryColumns()
 
 
