@@ -40,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     from gateway.app import create_app
     from gateway.demo import NotADemo, prepare_demo
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)  # reads the [inventory] file
+    except ConfigError as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
     if args.demo:
         try:
             links = prepare_demo(app)

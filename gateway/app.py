@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from gateway.control.admission import AccessControl
 from gateway.control.enforcer import GrantEnforcer
 from gateway.control.events import EventBus
 from gateway.control.overlay import GrantOverlay
+from gateway.control.reload import InventoryReloader
 from gateway.control.sessions import SHUTDOWN, SessionRegistry
 from gateway.control.tickets import TicketBook
 from gateway.egress import ViewerSession, compat, rtc_configuration
@@ -29,8 +31,9 @@ from gateway.http import cors, errors, headers, pages
 from gateway.http.admin import AdminApi
 from gateway.http.api import ViewerApi
 from gateway.http.whep import WhepEndpoint, plain_options
+from gateway.inventory import read_inventory
 from gateway.metrics import GatewayMetrics
-from gateway.relay import CameraHubs
+from gateway.relay import CameraHubs, PoliceApi
 from gateway.store import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -41,12 +44,15 @@ ACCESS = web.AppKey("access", AccessControl)
 ADMIN = web.AppKey("admin", AccessAdmin)
 EVENTS = web.AppKey("events", EventBus)
 METRICS = web.AppKey("metrics", GatewayMetrics)
+RELOADER = web.AppKey("reloader", InventoryReloader)
 
 # aiortc's H.264 packetizer fills payloads up to this size.
 RTP_PAYLOAD_MAX = 1300
 
 
 def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> web.Application:
+    """The application; raises InventoryError (a ConfigError) for an invalid inventory."""
+    inventory = read_inventory(settings)
     compat.install(RTP_PAYLOAD_MAX + MAX_OVERHEAD)
     # The offer limit is enforced by the WHEP handler with a clear 413.
     app = web.Application(
@@ -59,10 +65,9 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         ],
     )
     headers.add_security_headers(app, settings)
-    store = Store(
-        settings.storage.database, (c.id for c in settings.cameras), settings.grants.max_days
-    )
-    hubs = CameraHubs(settings.cameras, settings.relay)
+    store = Store(settings.storage.database, inventory.ids, settings.grants.max_days)
+    police_api = PoliceApi(settings.police_api) if settings.police_api else None
+    hubs = CameraHubs(inventory.cameras, settings.relay, police_api)
     limits = settings.limits
     sessions = SessionRegistry(rtc_configuration(settings.webrtc), limits.max_sessions_per_account)
     bus = EventBus(limits.max_event_streams_per_account)
@@ -78,6 +83,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         on_denied=lambda reason: metrics.denials.labels(reason).inc(),
     )
     admin = AccessAdmin(store, overlay, bus, sessions, enforcer)
+    reloader = InventoryReloader(settings, hubs, store, sessions, bus)
     app[SETTINGS] = settings
     app[STORE] = store
     app[HUBS] = hubs
@@ -86,6 +92,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     app[ADMIN] = admin
     app[EVENTS] = bus
     app[METRICS] = metrics
+    app[RELOADER] = reloader
 
     accounting.account_sessions(sessions, store, bus)
     sessions.on_start.append(lambda session: _time_first_frame(session, metrics))
@@ -95,7 +102,12 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         accounting.close_out_sessions(store.audit)
         accounting.prune_audit(store.audit, settings.audit.retention_days)
         enforcing = asyncio.create_task(enforcer.run())
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, reloader.on_signal)  # main thread only
         yield
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGHUP)
         enforcing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await enforcing
@@ -123,7 +135,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         metrics,
         embed_origins=settings.cors.origins,
     ).add_routes(app.router)
-    AdminApi(access, admin, store, sessions).add_routes(app.router)
+    AdminApi(access, admin, store, sessions, reloader).add_routes(app.router)
     pages.add_routes(app.router)
     cors.allow_origins(app, settings.cors.origins)
     return app

@@ -60,6 +60,11 @@ def _not_blank(v: str) -> str | None:
     return None if v.strip() else "must not be empty"
 
 
+def _unless_none(rule: Rule) -> Rule:
+    """For an optional key: its default None passes, a value given must pass `rule`."""
+    return lambda v: None if v is None else rule(v)
+
+
 # Camera ids appear in URLs (/whep/{id}), so they are restricted to URL-safe characters.
 _CAMERA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -67,11 +72,17 @@ _CAMERA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 def _camera_id(v: str) -> str | None:
     if _CAMERA_ID.fullmatch(v):
         return None
-    return f"must be 1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit, got {v!r}"
+    # An inventory whose columns are mapped wrongly may put a source here: not echoed.
+    got = f", got {v!r}" if len(v) <= 64 and ":" not in v else " (value hidden)"
+    return f"must be 1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit{got}"
 
 
 # The pattern is pasted into a lavfi filter string, so only these known sources are allowed.
 DEMO_PATTERNS = ("testsrc", "testsrc2", "smptebars", "smptehdbars", "rgbtestsrc", "mandelbrot")
+
+
+API_PREFIX = "api:"
+API_REF_MAX = 200
 
 
 def _camera_source(v: str) -> str | None:
@@ -80,8 +91,13 @@ def _camera_source(v: str) -> str | None:
         if v.removeprefix("demo:") in DEMO_PATTERNS:
             return None
         return f"demo pattern must be one of {', '.join(DEMO_PATTERNS)} (value hidden)"
+    if v.startswith(API_PREFIX):
+        ref = v.removeprefix(API_PREFIX)
+        if 0 < len(ref) <= API_REF_MAX and ref.isprintable() and not any(c.isspace() for c in ref):
+            return None
+        return f"api: needs a reference of 1-{API_REF_MAX} printable characters without spaces"
     if not v.startswith(("rtsp://", "rtsps://")):
-        return "must start with rtsp://, rtsps:// or demo: (value hidden)"
+        return "must start with rtsp://, rtsps://, api: or demo: (value hidden)"
     try:
         host = urlsplit(v).hostname
     except ValueError:
@@ -108,8 +124,6 @@ def _ice_urls(urls: tuple[str, ...]) -> str | None:
 
 
 def _cameras(cameras: tuple[CameraSettings, ...]) -> str | None:
-    if not cameras:
-        return "at least one camera is required (add a [[cameras]] table)"
     first: dict[str, int] = {}
     for i, camera in enumerate(cameras):
         if (j := first.setdefault(camera.id, i)) != i:
@@ -188,16 +202,24 @@ class CameraSettings:
     name: str = _key(rule=_not_blank)  # any Unicode, e.g. 臺北車站
     lat: float = _key(rule=_between(-90, 90))
     lon: float = _key(rule=_between(-180, 180))
-    source: str = _key(rule=_camera_source, secret=True)  # rtsp(s)://... or demo:<pattern>
+    # rtsp(s)://..., api:<reference> (asked of [police_api] at each pull) or demo:<pattern>
+    source: str = _key(rule=_camera_source, secret=True)
     rtsp_transport: str = _key("tcp", _one_of("tcp", "udp"))
     open_timeout_seconds: float = _key(5.0, _positive)
     stall_timeout_seconds: float = _key(5.0, _positive)
     demo_size: tuple[int, int] = _key((1280, 720), _frame_size)  # TOML: "1280x720"
     demo_fps: int = _key(25, _between(1, 60))
+    district: str = ""  # shown and searched on the map, e.g. 信義區
+    road: str = ""  # e.g. 松仁路/松高路口
 
     @property
     def is_demo(self) -> bool:
         return self.source.startswith("demo:")
+
+    @property
+    def api_reference(self) -> str | None:
+        """The police API's reference for an `api:` source, else None."""
+        return self.source.removeprefix(API_PREFIX) if self.source.startswith(API_PREFIX) else None
 
 
 _HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
@@ -300,11 +322,103 @@ class MapSettings:
     attribution: str = "&copy; OpenStreetMap contributors"
 
 
+def _column(v: str) -> str | None:
+    return None if v == v.strip() and "\n" not in v else "must be a column name on one line"
+
+
+@dataclass(frozen=True)
+class InventoryColumns:
+    """Which column (CSV) or property (GeoJSON) holds each field.
+
+    "" means the file has no such column: no district or road, and for `source`,
+    each camera's source is `source_prefix` followed by its id.
+    """
+
+    id: str = _key("id", _not_blank)
+    name: str = _key("name", _not_blank)
+    lat: str = _key("lat", _not_blank)  # CSV only: GeoJSON points carry their coordinates
+    lon: str = _key("lon", _not_blank)
+    district: str = _key("", _column)
+    road: str = _key("", _column)
+    source: str = _key("source", _column)
+
+
+def _delimiter(v: str) -> str | None:
+    return None if len(v) == 1 and v not in '\r\n"' else 'must be one character, e.g. ","'
+
+
+@dataclass(frozen=True)
+class InventorySettings:
+    # The city's or the police's list of camera points; read at start and on every
+    # reload (SIGHUP or POST /api/inventory/reload). [[cameras]] add to it or override it.
+    file: str | None = _key(None, _unless_none(_not_blank))
+    format: str = _key("auto", _one_of("auto", "csv", "geojson"))  # auto: by file extension
+    delimiter: str = _key(",", _delimiter)  # CSV only
+    # Put before each source cell, e.g. "api:" when the file lists the police's references.
+    source_prefix: str = _key("", _one_of("", "api:"))
+    columns: InventoryColumns = InventoryColumns()
+
+
+def _api_url(v: str) -> str | None:
+    # A secret (it may carry an API key), so never echoed.
+    if not v.startswith(("https://", "http://")):
+        return "must start with https:// or http:// (value hidden)"
+    if "{ref}" not in v:
+        return "must contain {ref}, where the camera's reference goes (value hidden)"
+    return None
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _header_name(v: str) -> str | None:
+    return None if _HEADER_NAME.fullmatch(v) else f"must be an HTTP header name, got {v!r}"
+
+
+def _dotted_path(v: str) -> str | None:
+    parts = v.split(".")
+    if all(p and p == p.strip() for p in parts):
+        return None
+    return f"must be a dotted path like data.stream_url, got {v!r}"
+
+
+@dataclass(frozen=True)
+class PoliceApiSettings:
+    """Where `api:` sources get their stream URL: asked at pull time, and only then."""
+
+    url: str = _key(rule=_api_url, secret=True)  # {ref} is replaced by the URL-quoted reference
+    # Sent as `token_header: token_prefix + token`; or HTTP Basic with username/password.
+    token: str | None = _key(None, _unless_none(_not_blank), secret=True)
+    token_header: str = _key("Authorization", _header_name)
+    token_prefix: str = "Bearer "
+    username: str | None = _key(None, _unless_none(_not_blank))
+    password: str | None = _key(None, secret=True)
+    answer: str = _key("json", _one_of("json", "redirect"))  # the URL in JSON, or a Location
+    url_field: str = _key("url", _dotted_path)  # where the stream URL sits in the JSON answer
+    timeout_seconds: float = _key(5.0, _between(0.1, 60))
+    reuse_seconds: float = _key(60.0, _at_least(0))  # 0: ask at every (re)connect
+    # PEM file of the police CA, when the API's certificate is not in the system's store.
+    ca_file: str | None = _key(None, _unless_none(_not_blank))
+
+    def __post_init__(self) -> None:
+        if self.token is not None and self.username is not None:
+            raise ValueError("token: give a token or username/password, not both")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("password: HTTP Basic needs both username and password")
+        for name, value in (("token", self.token), ("password", self.password)):
+            if value is not None and not value.isprintable():
+                raise ValueError(f"{name}: must not contain control characters (value hidden)")
+        if not self.token_prefix.isprintable():
+            raise ValueError("token_prefix: must not contain control characters")
+
+
 @dataclass(frozen=True)
 class Settings:
-    # A missing section means all its defaults; auth and cameras are required.
+    # A missing section means all its defaults; auth and some cameras are required.
     auth: AuthSettings
     cameras: tuple[CameraSettings, ...] = _key((), _cameras)
+    inventory: InventorySettings = InventorySettings()
+    police_api: PoliceApiSettings | None = None
     server: ServerSettings = ServerSettings()
     relay: RelaySettings = RelaySettings()
     webrtc: WebRtcSettings = WebRtcSettings()
@@ -314,6 +428,19 @@ class Settings:
     cors: CorsSettings = CorsSettings()
     map: MapSettings = MapSettings()
     limits: LimitSettings = LimitSettings()
+
+    def __post_init__(self) -> None:
+        if not self.cameras and self.inventory.file is None:
+            raise ValueError(
+                "cameras: at least one camera is required "
+                "(add a [[cameras]] table or an [inventory] file)"
+            )
+        for i, camera in enumerate(self.cameras):
+            if camera.api_reference is not None and self.police_api is None:
+                raise ValueError(
+                    f"cameras[{i}] (id {camera.id!r}).source: an api: source needs a "
+                    "[police_api] table"
+                )
 
     def camera(self, camera_id: str) -> CameraSettings | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
@@ -340,6 +467,15 @@ def load_settings(
 def parse_settings(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Validate already-parsed TOML data; environ defaults to os.environ."""
     return _read_table(Settings, data, "", os.environ if environ is None else environ)
+
+
+def camera_settings(fields: Mapping[str, Any], row: str) -> CameraSettings:
+    """One camera from an inventory row, by the same rules as a [[cameras]] table.
+
+    `row` names the row in errors, which add its id and the field, e.g.
+    "cameras.csv line 13 (id 'xinyi-01').lat: must be between -90 and 90, got 95.0".
+    """
+    return _read_table(CameraSettings, fields, _named(row, fields), {})
 
 
 T = TypeVar("T")
@@ -418,10 +554,14 @@ def _convert(value: Any, hint: Any, key: str, environ: Mapping[str, str]) -> Any
 
 def _item_key(key: str, index: int, item: Any) -> str:
     """`cameras[1] (id 'taipei-101')`: an entry named by its id, when it has a valid one."""
+    return _named(f"{key}[{index}]", item)
+
+
+def _named(where: str, item: Any) -> str:
     ident = item.get("id") if isinstance(item, Mapping) else None
     if isinstance(ident, str) and _CAMERA_ID.fullmatch(ident):
-        return f"{key}[{index}] (id {ident!r})"
-    return f"{key}[{index}]"
+        return f"{where} (id {ident!r})"
+    return where
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

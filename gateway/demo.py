@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from gateway.access.tokens import mint
-from gateway.app import SETTINGS, STORE
+from gateway.app import HUBS, SETTINGS, STORE
 from gateway.store.audit import GRANT_CREATED
 
 DEMO_VIEWER = "demo-viewer"
@@ -26,7 +26,8 @@ class NotADemo(Exception):
 def prepare_demo(app: web.Application) -> list[str]:
     """Ensure the demo grant exists; return lines to print with the links."""
     settings = app[SETTINGS]
-    if not all(camera.is_demo for camera in settings.cameras):
+    cameras = [hub.camera for hub in app[HUBS]]  # the inventory's too
+    if not all(camera.is_demo for camera in cameras):
         raise NotADemo("--demo needs a configuration whose cameras are all demo: sources")
     grants = app[STORE].grants
     if not grants.active_for(DEMO_VIEWER):
@@ -36,7 +37,7 @@ def prepare_demo(app: web.Application) -> list[str]:
             purpose="make demo: synthetic cameras only",
             authorization_ref="DEMO-0001",
             members=[DEMO_VIEWER, DEMO_ADMIN],
-            cameras=[camera.id for camera in settings.cameras],
+            cameras=[camera.id for camera in cameras],
             starts_at=now - timedelta(minutes=1),
             ends_at=now + timedelta(hours=DEMO_HOURS),
             created_by="make demo",

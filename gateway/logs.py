@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
+from typing import TextIO
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 # Ids our modules pass with `extra=`; a log collector can filter on them.
@@ -43,14 +44,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup_logging(log_format: str = "json", level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler()
+def log_handler(log_format: str = "json", stream: TextIO | None = None) -> logging.Handler:
+    """The gateway's log handler: JSON or text lines, credentials masked (stderr by default)."""
+    handler = logging.StreamHandler(stream)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactCredentials())
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    return handler
+
+
+def setup_logging(log_format: str = "json", level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, handlers=[log_handler(log_format)], force=True)
     # aiortc and aioice log every packet at DEBUG and peers' details at INFO. The
     # access log is off: event-stream URLs carry a (single-use) ticket.
     for noisy in ("aiortc", "aioice", "aiohttp.access"):

@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.control.sessions import SessionRegistry
-from gateway.relay import CameraHubs
+from gateway.relay import CameraHubs, PoliceApi
 from gateway.store import Store
 
 
@@ -64,6 +64,8 @@ class _LiveCollector:
         reconnects = CounterMetricFamily(
             "cctv_upstream_reconnects", "Camera connections reopened", labels=["camera"]
         )
+        cameras = GaugeMetricFamily("cctv_cameras", "Cameras in the inventory")
+        cameras.add_metric([], len(self.hubs))
         pulls = 0
         for hub in self.hubs:
             viewers.add_metric([hub.id], len(hub.viewers))
@@ -84,4 +86,23 @@ class _LiveCollector:
             "Audit rows and grant changes waiting for the database to take them",
         )
         pending.add_metric([], self.store.pending)
-        yield from (viewers, pulling, state, sent, dropped, reconnects, sessions, pending)
+        yield from (viewers, pulling, state, sent, dropped, reconnects, sessions, cameras, pending)
+        if (api := self.hubs.police_api) is not None:
+            yield from _police_api_metrics(api)
+
+
+def _police_api_metrics(api: PoliceApi) -> Iterator[Metric]:
+    requests = CounterMetricFamily(
+        "cctv_police_api_requests", "Stream URLs asked of the police API"
+    )
+    requests.add_metric([], api.requests)
+    reused = CounterMetricFamily(
+        "cctv_police_api_reused", "Stream URLs reused from an earlier answer"
+    )
+    reused.add_metric([], api.reused)
+    failures = CounterMetricFamily(
+        "cctv_police_api_failures", "Police API calls that gave no stream URL", labels=["reason"]
+    )
+    for reason in ("timeout", "unreachable", "refused", "http_error", "bad_answer"):
+        failures.add_metric([reason], api.failures[reason])
+    yield from (requests, reused, failures)

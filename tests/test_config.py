@@ -283,3 +283,52 @@ def test_tile_url_takes_urls_and_paths(tile_url):
 def test_tile_url_must_say_where_the_tiles_are(tile_url):
     # The pages' Content-Security-Policy allows images from this origin, so it must have one.
     assert error(map={"tile_url": tile_url}).startswith("map.tile_url: must be an http(s) URL")
+
+
+API = {"url": "https://police.example/cctv/{ref}/live", "token": SECRET}
+
+
+def test_police_api_and_api_sources():
+    settings = parse(cam(source="api:TPD-XY-0001"), police_api=API)
+    assert settings.cameras[0].api_reference == "TPD-XY-0001"
+    assert settings.police_api is not None and settings.police_api.timeout_seconds == 5.0
+    assert SECRET not in repr(settings.police_api)  # secrets stay out of repr
+    assert parse(cam()).cameras[0].api_reference is None
+
+
+@pytest.mark.parametrize(
+    ("camera", "police_api", "expected"),
+    [
+        (
+            cam(source="api:TPD-1"),
+            None,
+            "cameras[0] (id 'cam-1').source: an api: source needs a [police_api] table",
+        ),
+        (cam(source="api:"), API, "cameras[0] (id 'cam-1').source: api: needs a reference"),
+        (cam(source="api:TPD 1"), API, "cameras[0] (id 'cam-1').source: api: needs a reference"),
+        (cam(), API | {"url": f"https://x/?key={SECRET}"}, "police_api.url: must contain {ref}"),
+        (cam(), API | {"url": f"ftp://{SECRET}/{{ref}}"}, "police_api.url: must start with"),
+        (cam(), API | {"username": "gw", "password": "pw"}, "police_api.token: give a token or"),
+        (cam(), {"url": API["url"], "username": "gw"}, "police_api.password: HTTP Basic needs"),
+        (cam(), API | {"token_header": "X Key"}, "police_api.token_header: must be an HTTP"),
+        (cam(), API | {"url_field": "data..url"}, "police_api.url_field: must be a dotted path"),
+        (cam(), API | {"answer": "xml"}, "police_api.answer: must be one of json, redirect"),
+        (cam(), API | {"token": SECRET + "\r\nX: y"}, "police_api.token: must not contain"),
+    ],
+)
+def test_police_api_mistakes_are_named_without_secrets(camera, police_api, expected):
+    tables = {"police_api": police_api} if police_api is not None else {}
+    message = error(camera, **tables)
+    assert message.startswith(expected), message
+    assert SECRET not in message
+
+
+def test_inventory_settings():
+    settings = parse_settings(
+        {"auth": {"secret": "x" * 32}, "inventory": {"file": "cameras.csv"}}, {}
+    )
+    assert settings.cameras == () and settings.inventory.columns.district == ""
+    message = error(inventory={"file": "c.csv", "columns": {"name": ""}})
+    assert message.startswith("inventory.columns.name: must not be empty")
+    message = error(inventory={"file": "c.csv", "source_prefix": "ftp://"})
+    assert message.startswith("inventory.source_prefix: must be one of , api:")

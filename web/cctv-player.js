@@ -99,6 +99,7 @@ const REASONS_ZH = {
   grant_revoked: "專案授權已撤銷",
   removed_from_grant: "已自授權名單移除",
   camera_removed_from_grant: "此攝影機已自授權移除",
+  camera_removed: "此攝影機已自清單移除",
   grant_removed: "授權已刪除",
   no_grant: "沒有有效的授權",
   not_yet_started: "授權尚未開始",
@@ -199,6 +200,7 @@ const SSE_TYPES = [
   "grant_created",
   "grant_updated",
   "grant_revoked",
+  "cameras_changed", // the inventory was reloaded (for pages with a map)
 ];
 
 const PAGE = Symbol("the page itself"); // a page that uses the stream directly

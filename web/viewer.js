@@ -1,5 +1,7 @@
 // The viewer page: a map and a list of the cameras the user may watch, and a grid
 // of <cctv-player> tiles. Everything about a live session is the element's job.
+// It is built for a city's inventory (15,000 points): the map clusters them and
+// adds them in chunks, and the list draws only the first matches of a search.
 
 import { gatewayEvents } from "/web/cctv-player.js";
 import { authorized, embedded, getToken, hasToken } from "/web/signin.js";
@@ -9,8 +11,9 @@ const TEXT = {
     title: "CCTV 即時影像",
     layout: "版面",
     map: "攝影機地圖",
-    search: "搜尋攝影機",
+    search: "搜尋名稱、行政區或路段",
     loading: "載入中…",
+    more: (shown, all) => `顯示前 ${shown} 筆，共 ${all} 筆；請輸入更多字縮小範圍`,
     none: "目前沒有可觀看的攝影機",
     nomatch: "沒有符合的攝影機",
     signin: "請由市府儀表板開啟此頁（缺少登入憑證）",
@@ -25,8 +28,9 @@ const TEXT = {
     title: "CCTV live view",
     layout: "Layout",
     map: "Camera map",
-    search: "Search cameras",
+    search: "Search by name, district or road",
     loading: "Loading…",
+    more: (shown, all) => `First ${shown} of ${all}; type more to narrow it down`,
     none: "No cameras you may watch right now",
     nomatch: "No camera matches",
     signin: "Open this page from the city dashboard (no sign-in token)",
@@ -42,10 +46,16 @@ const $ = (selector) => document.querySelector(selector);
 const lang = () => (document.documentElement.lang === "en" ? "en" : "zh-Hant");
 const t = (key) => TEXT[lang()][key];
 
+// At most this many buttons in the list: drawing 15,000 would take the page seconds
+// on every key press, and nobody scrolls through them; the search narrows them down.
+const LIST_LIMIT = 200;
+const byName = new Intl.Collator("zh-Hant").compare; // one collator: localeCompare makes one per call
+
 // --- state ---------------------------------------------------------------------
-let cameras = []; // GeoJSON features
+let cameras = []; // GeoJSON features, each with .text: what the search looks in
 let layout = 2;
 const tiles = new Map(); // camera id -> tile element, oldest first
+const app = $(".app");
 const grid = $("#grid");
 const list = $("#cameras");
 const search = $("#search");
@@ -56,9 +66,17 @@ const map = L.map("map", { maxZoom: 19, zoomControl: true }).setView(
   [25.04, 121.54],
   12,
 );
+const mapElement = document.getElementById("map");
 const markers = L.markerClusterGroup({
   showCoverageOnHover: false,
   maxClusterRadius: 40,
+  // 15,000 points are added in slices of 100 ms, so the page never freezes meanwhile;
+  // when all are in, #map[data-points] says how many.
+  chunkedLoading: true,
+  chunkInterval: 100,
+  chunkProgress: (done, total) => {
+    if (done === total) mapElement.dataset.points = String(total);
+  },
   iconCreateFunction: (cluster) => {
     const count = document.createElement("span");
     count.textContent = cluster.getChildCount();
@@ -66,7 +84,7 @@ const markers = L.markerClusterGroup({
   },
 }).addTo(map);
 
-new ResizeObserver(() => map.invalidateSize()).observe(document.getElementById("map"));
+new ResizeObserver(() => map.invalidateSize()).observe(mapElement);
 
 function pin(feature) {
   const html = document.createElement("span");
@@ -83,10 +101,18 @@ fetch("/config.json")
   })
   .catch(() => {});
 
+// The tooltip's text, made when it is first shown (and never parsed as HTML).
+function tooltipText(marker) {
+  const text = document.createElement("span");
+  text.textContent = marker.options.title;
+  return text;
+}
+
 let fitted = false;
 function drawMap() {
   markers.clearLayers();
-  for (const feature of cameras) {
+  delete mapElement.dataset.points;
+  const all = cameras.map((feature) => {
     const [lon, lat] = feature.geometry.coordinates;
     const marker = L.marker([lat, lon], {
       icon: pin(feature),
@@ -94,17 +120,17 @@ function drawMap() {
       alt: feature.properties.name,
       keyboard: true,
     });
-    // A camera's name is text, never HTML: Leaflet renders a string as HTML.
-    const label = document.createElement("span");
-    label.textContent = feature.properties.name;
-    marker.bindTooltip(label, { direction: "top", offset: [0, -16] });
+    marker.bindTooltip(tooltipText, { direction: "top", offset: [0, -16] });
     marker.on("click", () => open(feature));
-    markers.addLayer(marker);
-  }
+    return marker;
+  });
+  markers.addLayers(all); // one clustering pass, not 15,000
+  if (!all.length) mapElement.dataset.points = "0";
   map.invalidateSize();
   if (cameras.length && !fitted) {
     fitted = true; // once: a later refresh (a grant changed) must not move the map
-    map.fitBounds(markers.getBounds(), {
+    const bounds = L.latLngBounds(cameras.map((f) => [f.geometry.coordinates[1], f.geometry.coordinates[0]]));
+    map.fitBounds(bounds, {
       paddingTopLeft: [64, 40], // clear of the zoom buttons
       paddingBottomRight: [40, 40],
       maxZoom: 15,
@@ -114,11 +140,22 @@ function drawMap() {
 }
 
 // --- the list ----------------------------------------------------------------------
+// Every word typed must appear in the name, id, district or road ("信義 松仁").
+function matching(query) {
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  if (!words.length) return () => true;
+  return (feature) => words.every((word) => feature.text.includes(word));
+}
+
 function drawList() {
-  const query = search.value.trim().toLowerCase();
-  const shown = cameras.filter((feature) =>
-    `${feature.properties.name} ${feature.id}`.toLowerCase().includes(query),
-  );
+  const matches = matching(search.value);
+  const shown = [];
+  let count = 0;
+  for (const feature of cameras) {
+    if (!matches(feature)) continue;
+    count += 1;
+    if (shown.length < LIST_LIMIT) shown.push(feature);
+  }
   list.replaceChildren(
     ...shown.map((feature) => {
       const button = document.createElement("button");
@@ -128,6 +165,10 @@ function drawList() {
       const name = document.createElement("span");
       name.className = "name";
       name.textContent = feature.properties.name;
+      const { district, road } = feature.properties;
+      const place = document.createElement("span");
+      place.className = "place";
+      place.textContent = [district, road].filter(Boolean).join(" · ");
       const meta = document.createElement("span");
       meta.className = "meta";
       const until = feature.properties.granted_until;
@@ -136,29 +177,39 @@ function drawList() {
         : until
           ? `${t("until")} ${new Date(until).toLocaleString(lang(), { dateStyle: "short", timeStyle: "short" })}`
           : "";
-      button.append(name, meta);
+      const words = document.createElement("span");
+      words.className = "words";
+      words.append(name, place);
+      button.append(words, meta);
       button.addEventListener("click", () => open(feature));
       const item = document.createElement("li");
       item.append(button);
       return item;
     }),
   );
-  notice.textContent = cameras.length ? (shown.length ? "" : t("nomatch")) : t("none");
+  if (!cameras.length) notice.textContent = t("none");
+  else if (!count) notice.textContent = t("nomatch");
+  else notice.textContent = count > shown.length ? t("more")(shown.length, count) : "";
 }
 search.addEventListener("input", drawList);
 
+let loading = 0; // the newest request wins when the cameras change twice quickly
 async function loadCameras() {
+  const mine = ++loading;
   try {
     const response = await fetch("/api/cameras", { headers: await authorized() });
     const body = await response.json();
     if (!response.ok) throw new Error(body.error || response.statusText);
-    cameras = body.features.sort((a, b) =>
-      a.properties.name.localeCompare(b.properties.name, "zh-Hant"),
-    );
+    if (mine !== loading) return;
+    for (const feature of body.features) {
+      const { name, district, road } = feature.properties;
+      feature.text = `${name} ${feature.id} ${district || ""} ${road || ""}`.toLowerCase();
+    }
+    cameras = body.features.sort((a, b) => byName(a.properties.name, b.properties.name));
     drawMap();
     drawList();
   } catch (error) {
-    notice.textContent = t("failed") + error.message;
+    if (mine === loading) notice.textContent = t("failed") + error.message;
   }
 }
 
@@ -218,6 +269,7 @@ function drawGrid() {
 
 function setLayout(n) {
   layout = n;
+  app.dataset.tiles = String(n); // the page's columns follow (viewer.css)
   for (const button of document.querySelectorAll("[data-layout]")) {
     button.setAttribute("aria-pressed", String(Number(button.dataset.layout) === n));
   }
@@ -263,4 +315,7 @@ getToken().then(() => {
   for (const type of ["grant_created", "grant_updated", "grant_revoked"]) {
     events.addEventListener(type, () => loadCameras());
   }
+  // The inventory was reloaded: every open page asks again, spread over a second so
+  // that they do not all fetch 15,000 cameras at the same moment.
+  events.addEventListener("cameras_changed", () => setTimeout(loadCameras, Math.random() * 1000));
 });

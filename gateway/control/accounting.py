@@ -81,8 +81,7 @@ def announce_cameras(hubs: CameraHubs, sessions: SessionRegistry, bus: EventBus)
                 accounts=watching,
             )
 
-    for hub in hubs:
-        hub.on_state_change.append(changed)
+    hubs.on_state_change.append(changed)  # every hub's, those of a later inventory too
 
 
 def close_out_sessions(audit: AuditLog) -> None:

@@ -10,6 +10,7 @@ extending) happens only once the database has taken it.
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from typing import Any
 
 from gateway.access import decision
@@ -208,8 +209,10 @@ class AccessAdmin:
             viewer_data={"grant": grant.to_viewer_json(self.store.clock())},
         )
 
-    def grants_json(self, grant: Grant) -> dict[str, Any]:
-        return grant.to_json(self.store.clock())
+    def grants_json(self, grant: Grant, now: datetime | None = None) -> dict[str, Any]:
+        """A grant as the console shows it, with the cameras that left the inventory."""
+        gone = grant.cameras - self.store.grants.camera_ids
+        return {**grant.to_json(now or self.store.clock()), "cameras_gone": sorted(gone)}
 
 
 def revoked_by_admin(reason: str) -> Ending:

@@ -2,7 +2,8 @@
 serves them as Server-Sent Events).
 
 A viewer hears about its own sessions and grants: a session revoked and why, a
-grant's end (for the countdown), a new grant. Administrators hear everything.
+grant's end (for the countdown), a new grant; and everyone hears that the cameras
+changed (an inventory reload). Administrators hear everything.
 Each subscriber has a bounded queue; one that stops reading is dropped rather
 than letting notices pile up.
 """
@@ -59,8 +60,9 @@ class EventBus:
         accounts: Iterable[str] = (),
         *,
         viewer_data: dict[str, Any] | None = None,
+        everyone: bool = False,
     ) -> None:
-        """Send to administrators and to the named accounts.
+        """Send to administrators and to the named accounts (or to every subscriber).
 
         With `viewer_data`, the named accounts that are not administrators get that
         instead of `data`: what a viewer needs to know, not what an administrator does.
@@ -69,7 +71,7 @@ class EventBus:
         event = {"type": kind, **data}
         viewer_event = event if viewer_data is None else {"type": kind, **viewer_data}
         for subscription in list(self._subscribers):
-            if not (subscription.admin or subscription.account in to):
+            if not (everyone or subscription.admin or subscription.account in to):
                 continue
             if not subscription.offer(event if subscription.admin else viewer_event):
                 self.unsubscribe(subscription)  # a reader that stopped reading

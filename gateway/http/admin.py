@@ -1,4 +1,5 @@
-"""The admin API: grants, live sessions and the audit log. Administrators only.
+"""The admin API: grants, live sessions, the audit log and the camera inventory.
+Administrators only.
 
 Handlers parse, call AccessAdmin or a store, and serialize; nothing else.
 """
@@ -16,7 +17,9 @@ from gateway.access.grants import GrantInvalid
 from gateway.access.tokens import Identity
 from gateway.control.administration import AccessAdmin
 from gateway.control.admission import AccessControl
+from gateway.control.reload import InventoryReloader, NoInventoryFile
 from gateway.control.sessions import SessionRegistry
+from gateway.inventory import InventoryError
 from gateway.store import Store
 from gateway.store.audit import ADMIN_READ, AuditLog
 from gateway.store.grants import GrantNotFound
@@ -103,7 +106,7 @@ def grant_id_of(request: web.Request) -> int:
 
 
 class AdminApi:
-    """Grants, live sessions and the audit log: administrators only."""
+    """Grants, live sessions, the audit log and the inventory: administrators only."""
 
     def __init__(
         self,
@@ -111,11 +114,13 @@ class AdminApi:
         admin: AccessAdmin,
         store: Store,
         sessions: SessionRegistry,
+        reloader: InventoryReloader,
     ) -> None:
         self.access = access
         self.admin = admin
         self.store = store
         self.sessions = sessions
+        self.reloader = reloader
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/api/grants", self.list_grants)
@@ -127,6 +132,7 @@ class AdminApi:
         router.add_post("/api/sessions/{session_id}/revoke", self.revoke_session)
         router.add_post("/api/accounts/{account}/revoke", self.revoke_account)
         router.add_get("/api/audit", self.audit_log)
+        router.add_post("/api/inventory/reload", self.reload_inventory)
 
     @admin_only
     async def list_grants(self, request: web.Request, admin: Identity) -> web.Response:
@@ -134,7 +140,7 @@ class AdminApi:
         found = await self.store.read(lambda grants, _: grants.list(include_ended=include_ended))
         now = self.store.clock()
         grants = self.admin.overlay.apply(found, now)
-        return reply({"grants": [g.to_json(now) for g in grants]})
+        return reply({"grants": [self.admin.grants_json(g, now) for g in grants]})
 
     @admin_only
     async def create_grant(self, request: web.Request, admin: Identity) -> web.Response:
@@ -234,3 +240,15 @@ class AdminApi:
             ADMIN_READ, account=admin.account, remote=remote_of(request), **detail
         )
         await self.store.landed(written)
+
+    @admin_only
+    async def reload_inventory(self, request: web.Request, admin: Identity) -> web.Response:
+        try:  # StoreUnavailable: 503, nothing changed
+            reloaded = await self.reloader.reload(admin.account, remote_of(request), "api")
+        except NoInventoryFile as exc:
+            raise HttpError(409, "no_inventory_file", str(exc)) from None
+        except InventoryError as exc:
+            raise HttpError(
+                422, "invalid_inventory", f"{exc}; the previous inventory stays"
+            ) from None
+        return reply(reloaded.to_json())

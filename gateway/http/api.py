@@ -76,7 +76,8 @@ class ViewerApi:
     async def cameras(self, request: web.Request) -> web.Response:
         """The cameras the caller may view now, as GeoJSON (administrators: all).
 
-        Never a source URL: only id, name, place, and until when the caller may watch.
+        Never a source: only id, name, place (district and road for the search), and
+        until when the caller may watch.
         """
         identity = await signed_in(self.access, request)
         until: dict[str, str] = {}
@@ -92,6 +93,8 @@ class ViewerApi:
                 "properties": {
                     "id": hub.id,
                     "name": hub.camera.name,
+                    "district": hub.camera.district,
+                    "road": hub.camera.road,
                     "viewers": len(hub.viewers),
                     "granted_until": until.get(hub.id),
                 },

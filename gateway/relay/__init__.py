@@ -1,7 +1,8 @@
 """Media in: one pull per camera, fanned out to every viewer's feed. No WebRTC here."""
 
 from .feed import FeedEnded, FrameSink, ViewerFeed
-from .hub import CameraHub, CameraHubs, CameraUnavailable
+from .hub import CameraHub, CameraHubs, CameraUnavailable, InventoryChange
+from .police_api import PoliceApi, PoliceApiError
 from .source import SourceError, StreamInfo
 
 __all__ = [
@@ -10,6 +11,9 @@ __all__ = [
     "CameraUnavailable",
     "FeedEnded",
     "FrameSink",
+    "InventoryChange",
+    "PoliceApi",
+    "PoliceApiError",
     "SourceError",
     "StreamInfo",
     "ViewerFeed",

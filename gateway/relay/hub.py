@@ -7,7 +7,8 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import av
@@ -15,6 +16,7 @@ import av
 from gateway.config import CameraSettings, RelaySettings
 
 from .feed import ViewerFeed
+from .police_api import PoliceApi
 from .source import (
     CLOCK_RATE,
     VIDEO_TIME_BASE,
@@ -54,7 +56,11 @@ class CameraHub:
     """
 
     def __init__(
-        self, camera: CameraSettings, relay: RelaySettings, capacity: Capacity | None = None
+        self,
+        camera: CameraSettings,
+        relay: RelaySettings,
+        capacity: Capacity | None = None,
+        police_api: PoliceApi | None = None,
     ) -> None:
         self.camera = camera
         self.relay = relay
@@ -69,7 +75,8 @@ class CameraHub:
         # Totals of viewers that have left, so the metrics only ever count up.
         self.bytes_out_before = 0
         self.frames_dropped_before = 0
-        self._source = CameraSource(camera, relay)
+        self.retired = False  # taken out of the inventory
+        self._source = CameraSource(camera, relay, police_api)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: threading.Event | None = None
@@ -97,8 +104,23 @@ class CameraHub:
     def pulling(self) -> bool:
         return self._thread is not None
 
+    def update(self, camera: CameraSettings) -> None:
+        """New settings from the inventory. A pull that runs keeps its connection; the
+        next open (a new pull or a reconnect) uses the new source."""
+        self.camera = camera
+        self._source.camera = camera
+
+    def retire(self) -> None:
+        """The camera left the inventory: nobody new joins, and a viewer waiting for
+        the first frame is told now. Its sessions are ended by the caller."""
+        self.retired = True
+        self.last_error = "camera was removed from the inventory"
+        self._failed.set()
+
     async def join(self) -> ViewerFeed:
         """Add a viewer; wait until the camera delivers video it can be sent."""
+        if self.retired:
+            raise CameraUnavailable(self.last_error or "camera was removed", retry_after=5)
         if self.state == "offline":
             # Existing viewers wait for the camera; a new one is told now, not in 8 s.
             raise CameraUnavailable(
@@ -128,7 +150,7 @@ class CameraHub:
             finally:
                 for waiter in waiters:
                     waiter.cancel()
-            if self.info is None:
+            if self.info is None or self.retired:
                 self.leave(feed)
                 reason = self.last_error or (
                     f"camera sent no video within {self.relay.start_timeout_seconds:g} s"
@@ -212,6 +234,7 @@ class CameraHub:
                 error = SourceError(f"camera stream failed ({type(exc).__name__})")
             if stop.is_set():
                 break
+            self._source.stream_failed()
             if got_video:
                 self._backoff = self.relay.reconnect_initial_seconds
             self._post(stop, self._on_error, error)
@@ -346,18 +369,72 @@ class Capacity:
         self.used -= 1
 
 
-class CameraHubs:
-    """One hub per configured camera, created up front, idle until watched."""
+@dataclass(frozen=True)
+class InventoryChange:
+    """What a new inventory changes: camera ids added, removed, and changed."""
 
-    def __init__(self, cameras: tuple[CameraSettings, ...], relay: RelaySettings) -> None:
-        capacity = Capacity(relay.max_viewers)
-        self._hubs = {camera.id: CameraHub(camera, relay, capacity) for camera in cameras}
+    added: frozenset[str]
+    removed: frozenset[str]
+    changed: frozenset[str]
+
+
+class CameraHubs:
+    """One hub per camera of the inventory, idle until watched."""
+
+    def __init__(
+        self,
+        cameras: Iterable[CameraSettings],
+        relay: RelaySettings,
+        police_api: PoliceApi | None = None,
+    ) -> None:
+        self.relay = relay
+        self.police_api = police_api
+        self.capacity = Capacity(relay.max_viewers)
+        # Told of every hub's change of state, the hubs of a later inventory too.
+        self.on_state_change: list[Callable[[CameraHub], None]] = []
+        self._hubs: dict[str, CameraHub] = {}
+        for camera in cameras:
+            self._add(camera)
+
+    def _add(self, camera: CameraSettings) -> None:
+        hub = CameraHub(camera, self.relay, self.capacity, self.police_api)
+        hub.on_state_change = self.on_state_change
+        self._hubs[camera.id] = hub
+
+    def compare(self, cameras: Iterable[CameraSettings]) -> InventoryChange:
+        new = {camera.id: camera for camera in cameras}
+        return InventoryChange(
+            added=frozenset(new.keys() - self._hubs.keys()),
+            removed=frozenset(self._hubs.keys() - new.keys()),
+            changed=frozenset(
+                i for i, camera in new.items() if i in self._hubs and self._hubs[i].camera != camera
+            ),
+        )
+
+    def replace(self, cameras: Iterable[CameraSettings]) -> list[CameraHub]:
+        """Take a new inventory: add hubs, update changed ones, and retire (and return)
+        those of removed cameras. The caller ends their sessions and closes them."""
+        new = {camera.id: camera for camera in cameras}
+        retired = [hub for i, hub in self._hubs.items() if i not in new]
+        for hub in retired:
+            hub.retire()
+            del self._hubs[hub.id]
+        for camera_id, camera in new.items():
+            hub = self._hubs.get(camera_id)
+            if hub is None:
+                self._add(camera)
+            elif hub.camera != camera:
+                hub.update(camera)
+        return retired
 
     def get(self, camera_id: str) -> CameraHub | None:
         return self._hubs.get(camera_id)
 
     def __iter__(self) -> Iterator[CameraHub]:
-        return iter(self._hubs.values())
+        return iter(list(self._hubs.values()))
+
+    def __len__(self) -> int:
+        return len(self._hubs)
 
     async def close(self) -> None:
         await asyncio.gather(*(hub.close() for hub in self._hubs.values()))

@@ -6,8 +6,9 @@ It turns whatever the camera sends into H.264 access units for WebRTC:
 - anything else (H.265, MJPEG, B-frames, the built-in demo pattern) is decoded
   once and encoded once with libx264, whatever the number of viewers.
 
-This module is the only place that sees a camera URL. Errors it raises carry a
-message that is safe to show: no URL, no credential.
+This module is the only place that opens a camera URL (police_api.py fetches those
+of `api:` cameras). Errors it raises carry a message that is safe to show: no URL,
+no credential.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import av
 import av.error
@@ -26,6 +28,9 @@ import av.error
 from gateway.config import CameraSettings, RelaySettings
 
 from . import h264
+
+if TYPE_CHECKING:
+    from .police_api import PoliceApi
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +69,12 @@ InfoSink = Callable[[StreamInfo], None]
 
 
 class CameraSource:
-    def __init__(self, camera: CameraSettings, relay: RelaySettings) -> None:
-        self.camera = camera
+    def __init__(
+        self, camera: CameraSettings, relay: RelaySettings, police_api: PoliceApi | None = None
+    ) -> None:
+        self.camera = camera  # replaced when the inventory changes: read at each open
         self.relay = relay
+        self.police_api = police_api  # for `api:` sources
 
     def run(
         self,
@@ -113,6 +121,8 @@ class CameraSource:
                 return av.open(
                     f"{pattern}=size={width}x{height}:rate={cam.demo_fps}", format="lavfi"
                 )
+            url = self._stream_url(cam)
+            started = time.monotonic()  # the open's own timeout starts after the API's
             options = {
                 "rtsp_transport": cam.rtsp_transport,
                 # Socket I/O timeout in microseconds: a silent camera fails the read.
@@ -123,7 +133,7 @@ class CameraSource:
                 "analyzeduration": "0",
             }
             return av.open(
-                cam.source,
+                url,
                 options=options,
                 timeout=(cam.open_timeout_seconds, cam.stall_timeout_seconds),
             )
@@ -136,6 +146,22 @@ class CameraSource:
             raise _describe(exc, cam) from None
         except OSError as exc:
             raise SourceError(f"camera could not be opened ({type(exc).__name__})") from None
+
+    def _stream_url(self, camera: CameraSettings) -> str:
+        """rtsp(s):// as configured, or for `api:`, what the police API says now."""
+        reference = camera.api_reference
+        if reference is None:
+            return camera.source
+        if self.police_api is None:
+            raise SourceError("camera has an api: source but no [police_api] is configured")
+        return self.police_api.stream_url(reference)
+
+    def stream_failed(self) -> None:
+        """The pull failed: an `api:` camera's URL is asked for again at the reconnect
+        (it may have expired)."""
+        reference = self.camera.api_reference
+        if reference is not None and self.police_api is not None:
+            self.police_api.forget(reference)
 
     def _pass_through(self, container, stream, stop, on_info, on_frame) -> None:  # type: ignore[no-untyped-def]
         ctx = stream.codec_context

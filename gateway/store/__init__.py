@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -103,6 +102,14 @@ class Store:
     @property
     def clock(self) -> Callable[[], datetime]:
         return self.grants.clock
+
+    def set_camera_ids(self, camera_ids: Iterable[str]) -> None:
+        """The cameras a grant may name from now on (they follow the inventory), in
+        every connection's GrantStore."""
+        ids = frozenset(camera_ids)
+        self.grants.set_camera_ids(ids)
+        for worker in (self._reader, self._writer):
+            worker.set_camera_ids(ids)
 
     # --- reads ------------------------------------------------------------------
 
@@ -276,16 +283,21 @@ class _Worker:
 
     def __init__(self, name: str, path: str, camera_ids: frozenset[str], max_days: float) -> None:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
-        self._local = threading.local()
-        self._args = (path, camera_ids, max_days)
+        self._path, self._camera_ids, self._max_days = path, camera_ids, max_days
+        self._stores_made: tuple[GrantStore, AuditLog] | None = None
+
+    def set_camera_ids(self, camera_ids: frozenset[str]) -> None:
+        self._camera_ids = camera_ids
+        if self._stores_made is not None:
+            self._stores_made[0].set_camera_ids(camera_ids)  # one attribute: atomic
 
     def _stores(self) -> tuple[GrantStore, AuditLog]:
-        stores = getattr(self._local, "stores", None)
-        if stores is None:
-            path, camera_ids, max_days = self._args
-            db = open_database(path, busy_timeout_ms=LOCK_STEP_MS, migrate_schema=False)
-            stores = self._local.stores = (GrantStore(db, camera_ids, max_days), AuditLog(db))
-        return stores
+        # Only ever called on this worker's one thread.
+        if self._stores_made is None:
+            db = open_database(self._path, busy_timeout_ms=LOCK_STEP_MS, migrate_schema=False)
+            grants = GrantStore(db, self._camera_ids, self._max_days)
+            self._stores_made = (grants, AuditLog(db))
+        return self._stores_made
 
     def _call(self, job: Callable[[GrantStore, AuditLog], T], deadline: float | None) -> T:
         while True:
@@ -309,9 +321,8 @@ class _Worker:
 
     async def close(self) -> None:
         def close_db() -> None:
-            stores = getattr(self._local, "stores", None)
-            if stores is not None:
-                stores[0].db.close()
+            if self._stores_made is not None:
+                self._stores_made[0].db.close()
 
         loop = asyncio.get_running_loop()
         with contextlib.suppress(Exception):

@@ -48,6 +48,8 @@ TOKEN_REJECTED = "token_rejected"  # a bad, expired or missing JWT
 # detail: what, format, filters, rows.
 ADMIN_READ = "admin_read"
 AUDIT_PRUNED = "audit_pruned"  # old rows were deleted; detail: through_seq, rows, anchor_hash
+INVENTORY_RELOADED = "inventory_reloaded"  # detail: added, removed, changed, cameras, via
+INVENTORY_REFUSED = "inventory_refused"  # an invalid inventory; detail: error, via
 
 # The hashed content of a row, in canonical-JSON key order (sort_keys does the ordering).
 _HASHED = (

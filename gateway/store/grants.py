@@ -53,6 +53,10 @@ class GrantStore:
         self.max_days = max_days
         self.clock = clock
 
+    def set_camera_ids(self, camera_ids: Iterable[str]) -> None:
+        """The cameras a grant may name from now on: they follow the inventory."""
+        self.camera_ids = frozenset(camera_ids)
+
     # -- writes: one BEGIN IMMEDIATE transaction each ------------------------------
 
     def create(

@@ -28,9 +28,13 @@ def settings_for(
     *,
     database: str | None = None,
     limits: dict[str, Any] | None = None,
+    tables: dict[str, Any] | None = None,
     **relay: Any,
 ) -> Settings:
-    """Settings for a test gateway: quick linger and reconnects unless overridden."""
+    """Settings for a test gateway: quick linger and reconnects unless overridden.
+
+    `tables` adds others, e.g. {"inventory": {...}, "police_api": {...}}.
+    """
     relay = {
         "linger_seconds": 1.0,
         "start_timeout_seconds": 10.0,
@@ -39,7 +43,13 @@ def settings_for(
         **relay,
     }
     database = database or str(Path(tempfile.mkdtemp(prefix="gateway-test-")) / "gw.sqlite3")
-    data = {"auth": AUTH, "storage": {"database": database}, "relay": relay, "cameras": cameras}
+    data = {
+        "auth": AUTH,
+        "storage": {"database": database},
+        "relay": relay,
+        "cameras": cameras,
+        **(tables or {}),
+    }
     if limits:
         data["limits"] = limits
     return parse_settings(data)
