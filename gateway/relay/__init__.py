@@ -2,6 +2,7 @@
 
 from .feed import FeedEnded, FrameSink, ViewerFeed
 from .hub import CameraHub, CameraHubs, CameraUnavailable
+from .rendition import Rendition, RenditionSpec, vp8_for_browsers
 from .source import SourceError, StreamInfo
 
 __all__ = [
@@ -10,7 +11,10 @@ __all__ = [
     "CameraUnavailable",
     "FeedEnded",
     "FrameSink",
+    "Rendition",
+    "RenditionSpec",
     "SourceError",
     "StreamInfo",
     "ViewerFeed",
+    "vp8_for_browsers",
 ]
