@@ -22,14 +22,20 @@ from gateway.control.enforcer import GrantEnforcer
 from gateway.control.events import EventBus
 from gateway.control.sessions import SHUTDOWN, SessionRegistry
 from gateway.control.tickets import TicketBook
-from gateway.egress import ViewerSession, compat, rtc_configuration
+from gateway.egress import (
+    CandidatePolicy,
+    EgressOptions,
+    ViewerSession,
+    compat,
+    rtc_configuration,
+)
 from gateway.egress.datagrams import MAX_OVERHEAD
 from gateway.http import cors, errors, pages
 from gateway.http.admin import AdminApi
 from gateway.http.api import ViewerApi
 from gateway.http.whep import WhepEndpoint, plain_options
 from gateway.metrics import GatewayMetrics
-from gateway.relay import CameraHubs
+from gateway.relay import CameraHubs, vp8_for_browsers
 from gateway.store import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -50,13 +56,21 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     # The offer limit is enforced by the WHEP handler with a clear 413.
     app = web.Application(
         client_max_size=max(settings.server.max_body_bytes, 1024**2),
-        middlewares=[errors.json_errors, plain_options],
+        middlewares=[errors.json_errors, plain_options(settings.cors.origins)],
     )
     store = Store(
         settings.storage.database, (c.id for c in settings.cameras), settings.grants.max_days
     )
     hubs = CameraHubs(settings.cameras, settings.relay)
-    sessions = SessionRegistry(rtc_configuration(settings.webrtc))
+    sessions = SessionRegistry(
+        EgressOptions(
+            configuration=rtc_configuration(settings.webrtc),
+            candidates=CandidatePolicy(c.host for c in settings.cameras if c.host),
+            vp8=vp8_for_browsers(settings.relay.vp8_bitrate_kbps),
+            strict_h264_profile=settings.webrtc.strict_h264_profile,
+            fast_sender=settings.webrtc.sender == "fast",
+        )
+    )
     bus = EventBus()
     tickets = TicketBook()
     enforcer = GrantEnforcer(store.grants, sessions)

@@ -19,6 +19,7 @@ from gateway.store.grants import GrantStore
 
 INVALID_TOKEN = "missing or invalid token"
 NOT_ADMIN = "not_admin"
+NOT_OWNER = "not_owner"
 
 # How a refused offer reads, by rule (also the label of cctv_access_denials_total).
 REFUSAL_WORDS = {
@@ -97,3 +98,28 @@ class AccessControl:
             )
             raise Denied(refusal.code, f"no active grant for this camera: {words}") from None
         return Viewer.under(account, grant)
+
+    async def authorize_session_change(
+        self, token: str, owner: str, remote: str, session_id: str, camera_id: str
+    ) -> Identity | None:
+        """Who changes (trickle PATCH) or ends (DELETE) a session through its URL.
+
+        The unguessable session URL is the capability (WHEP players such as
+        Medooze's send no token there): None means "the holder of the URL". A
+        token, when sent, must be valid and be the owner's or an administrator's.
+        """
+        if not token:
+            return None
+        identity = await self.identify(token, remote)
+        if identity.account != owner and not identity.is_admin:
+            self.on_denied("not the owner")
+            self.audit.record(
+                events.ACCESS_DENIED,
+                account=identity.account,
+                camera_id=camera_id,
+                session_id=session_id,
+                remote=remote,
+                reason="not the owner",
+            )
+            raise Denied(NOT_OWNER, "this session belongs to another account")
+        return identity

@@ -31,6 +31,7 @@ __all__ = [
     "CompatError",
     "HookedSender",
     "SenderInternals",
+    "ice_still_connected",
     "install",
     "is_udp_socket_protocol",
     "random32",
@@ -216,6 +217,13 @@ class SenderInternals:
     async def send_rtp(self, data: bytes) -> None:
         """aiortc's own path for one RTP packet (SRTP and the ICE pair)."""
         await self.dtls._send_rtp(data)
+
+
+def ice_still_connected(ice: RTCIceTransport) -> bool:
+    """Whether the ICE connection still has its nominated pair. When DTLS closes
+    while it does, the viewer closed DTLS itself (close_notify); after an ICE
+    consent expiry aioice has already dropped the pair."""
+    return bool(ice._connection._nominated)
 
 
 def is_udp_socket_protocol(protocol: Any) -> bool:

@@ -34,6 +34,7 @@ SESSION_START = "session_start"  # a viewer started watching a camera
 SESSION_END = "session_end"  # ... and stopped (any reason; detail says which)
 ACCESS_DENIED = "access_denied"  # a view request was refused (no grant, unknown camera, ...)
 SESSION_REVOKED = "session_revoked"  # an administrator or grant expiry ended a session
+SESSION_ICE = "session_ice"  # a viewer trickled ICE candidates to its session (WHEP PATCH)
 GRANT_CREATED = "grant_created"
 GRANT_UPDATED = "grant_updated"
 GRANT_REVOKED = "grant_revoked"
