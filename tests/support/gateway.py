@@ -20,10 +20,18 @@ from .viewer import Viewer
 SECRET = "test-secret-of-at-least-32-bytes-0123456789"
 AUTH = {"secret": SECRET}
 VIEWER = "viewer-1"
+# `[webrtc] sender` of every test gateway; the `sender_mode` fixture runs a test
+# module in both modes.
+SENDER = "fast"
 
 
 def settings_for(
-    cameras: list[dict[str, Any]], *, database: str | None = None, **relay: Any
+    cameras: list[dict[str, Any]],
+    *,
+    database: str | None = None,
+    webrtc: dict[str, Any] | None = None,
+    cors: dict[str, Any] | None = None,
+    **relay: Any,
 ) -> Settings:
     """Settings for a test gateway: quick linger and reconnects unless overridden."""
     relay = {
@@ -35,7 +43,14 @@ def settings_for(
     }
     database = database or str(Path(tempfile.mkdtemp(prefix="gateway-test-")) / "gw.sqlite3")
     return parse_settings(
-        {"auth": AUTH, "storage": {"database": database}, "relay": relay, "cameras": cameras}
+        {
+            "auth": AUTH,
+            "storage": {"database": database},
+            "relay": relay,
+            "cameras": cameras,
+            "webrtc": {"sender": SENDER, **(webrtc or {})},
+            "cors": cors or {},
+        }
     )
 
 
@@ -92,5 +107,5 @@ class Gateway:
         jwt = mint(self.app[SETTINGS].auth, account, is_admin=admin)
         return {"Authorization": f"Bearer {jwt}"}
 
-    def viewer(self, camera_id: str, account: str = VIEWER) -> Viewer:
-        return Viewer(self.url, camera_id, headers=self.bearer(account))
+    def viewer(self, camera_id: str, account: str = VIEWER, **options: Any) -> Viewer:
+        return Viewer(self.url, camera_id, headers=self.bearer(account), **options)
