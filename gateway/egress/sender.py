@@ -101,14 +101,16 @@ class RelaySender(compat.HookedSender):
     async def run_media(self, codec: RTCRtpCodecParameters) -> None:
         track = self.track
         try:
-            if (
+            if not (
                 self.fast
                 and isinstance(track, ViewerTrack)
                 and codec.mimeType.lower() == "video/h264"
-                and not await self._run_fast(track, codec)
             ):
-                return
-            await super().run_media(codec)  # aiortc's own loop, slower but correct
+                await super().run_media(codec)  # aiortc's own loop, slower but correct
+            elif await self._run_fast(track, codec):  # it failed: aiortc's loop goes on
+                await self.run_aiortc_media_from(
+                    codec, self._sequence_number, self._timestamp_origin
+                )
         finally:
             if self.on_stopped is not None:
                 self.on_stopped()
