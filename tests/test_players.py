@@ -183,7 +183,9 @@ async def test_eyevinn_webrtc_player_plays_and_unload_ends_the_session(
 async def test_firefox_without_openh264_plays_a_high_camera_in_vp8(start_gateway, make_rtsp_camera):
     needs(NODE_MODULES / "puppeteer-core", "tests/players (npm ci)")
     camera = make_rtsp_camera(profile="high", **SMALL)
-    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    # A long linger: the pull (and what it knows of the camera) outlives the player.
+    settings = settings_for([camera_entry("cam", camera.url)], linger_seconds=60)
+    gateway = await start_gateway(settings)
     hub = gateway.app[HUBS].get("cam")
     process = await asyncio.create_subprocess_exec(
         "node",
