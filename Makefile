@@ -10,7 +10,7 @@ CONFIG ?= config.example.toml
 # Chromium, and Firefox ESR (which, offline, offers VP8/VP9/AV1 and no H.264).
 TEST_DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
-	gstreamer1.0-plugins-bad gstreamer1.0-tools chromium firefox-esr nodejs npm
+	gstreamer1.0-plugins-bad gstreamer1.0-tools chromium firefox-esr
 
 .PHONY: demo test bench lint format debs clean
 
