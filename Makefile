@@ -6,17 +6,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config.example.toml
 
-# A real RTSP test camera (GStreamer, run by Debian's python3) and a real browser.
+# A real RTSP test camera (GStreamer, run by Debian's python3) and real browsers:
+# Chromium, and Firefox ESR (which, offline, offers VP8/VP9/AV1 and no H.264).
 TEST_DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
-	gstreamer1.0-plugins-bad gstreamer1.0-tools chromium
+	gstreamer1.0-plugins-bad gstreamer1.0-tools chromium firefox-esr
 
 .PHONY: demo test bench lint format debs clean
 
 demo: $(VENV)/.installed web/node_modules/.installed
 	$(PY) -m gateway --config $(CONFIG) --demo
 
-test: debs $(VENV)/.installed-test web/node_modules/.installed
+test: debs $(VENV)/.installed-test web/node_modules/.installed tests/players/node_modules/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Issue 5's benchmark (not part of `make test`): a real RTSP camera, the gateway as its
@@ -58,5 +59,12 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
 	touch $@
 
+# Test-only npm packages (tests/players/package-lock.json): puppeteer-core drives
+# Debian's firefox-esr (it never downloads a browser), esbuild bundles the
+# third-party WHEP players the tests load in Chromium.
+tests/players/node_modules/.installed: tests/players/package.json tests/players/package-lock.json
+	cd tests/players && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund
+	touch $@
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache web/node_modules
+	rm -rf $(VENV) *.egg-info .pytest_cache web/node_modules tests/players/node_modules

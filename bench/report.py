@@ -82,6 +82,7 @@ def markdown(r: dict[str, Any]) -> str:
         *_many_cameras(r),
         *_transcode_table(r),
         *_flood_table(r),
+        *_vp8_table(r),
         *_profile_tables(r),
         "",
         METHOD.strip(),
@@ -299,6 +300,40 @@ def _flood_table(r: dict[str, Any]) -> list[str]:
         f"{f['gateway_cpu_pct']} | {f['gateway_rss_mb']} | {f['database_growth_kb']} | "
         f"{f['viewer_fps_min']} / {f['viewer_fps_median']} |",
     ]
+
+
+def _vp8_table(r: dict[str, Any]) -> list[str]:
+    v = r.get("vp8")
+    if not v:
+        return []
+    running = v.get("first_frame_ms_rendition_running") or {}
+    lines = [
+        "",
+        f"## VP8 viewers (issue 11): the main camera, with {v['h264_viewers']} H.264 viewers",
+        "",
+        f"- First frame for a VP8 viewer: {v.get('first_frame_ms_rendition_start')} ms for the "
+        f"one that starts the rendition; p50 {running.get('p50', '')} ms, max "
+        f"{running.get('max', '')} ms for {running.get('n', '')} joins while it runs.",
+        f"- The shared decode + VP8 encode: {v.get('vp8_encode_cpu_pct')} % of a core with one "
+        f"VP8 viewer, {v.get('vp8_encode_cpu_pct_three_viewers')} % with three (outside the "
+        "event loop, against the same H.264 viewers without VP8).",
+        "",
+        "| | gateway CPU % | event loop % | outside it % | event loop % per viewer | H.264 fps min / median | VP8 fps min |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, label in (
+        ("without_vp8", "H.264 viewers only"),
+        ("with_one_vp8", "+ 1 VP8 viewer"),
+        ("with_three_vp8", "+ 3 VP8 viewers"),
+    ):
+        m = v.get(key)
+        if m:
+            lines.append(
+                f"| {label} | {m['gateway_cpu_pct']} | {m['event_loop_cpu_pct']} | "
+                f"{m['outside_loop_cpu_pct']} | {m['loop_cpu_pct_per_viewer']} | "
+                f"{m['h264_fps_min']} / {m['h264_fps_median']} | {m.get('vp8_fps_min') or ''} |"
+            )
+    return lines
 
 
 def _profile_tables(r: dict[str, Any]) -> list[str]:

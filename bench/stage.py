@@ -39,11 +39,12 @@ class Plan:
     transcode_levels: list[int]
     profile_at: int | None
     count_workers: int = 4
+    vp8_h264_viewers: int = 50  # H.264 viewers watching alongside the VP8 ones
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, 10, 6, [1, 20], 5.0, 3.0, 1, 2, 5, 1, [1, 10], None, 2)
+            return cls(True, 10, 6, [1, 20], 5.0, 3.0, 1, 2, 5, 1, [1, 10], None, 2, 10)
         return cls(False, 30, 30, [1, 50, 100, 200], 12.0, 4.0, 3, 5, 20, 4, [1, 50], 100)
 
 

@@ -34,7 +34,7 @@ import aiohttp
 import aioice.ice
 import av
 import av.logging
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from gateway.egress.compat import register_h264_profile
@@ -140,11 +140,21 @@ class FrameCounter:
 
 
 class BenchViewer:
-    def __init__(self, worker: Worker, kind: str, log: bool = False) -> None:
+    def __init__(
+        self, worker: Worker, kind: str, log: bool = False, codec: str | None = None
+    ) -> None:
         self.worker = worker
         self.kind = kind
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.transceiver = self.pc.addTransceiver("video", direction="recvonly")
+        if codec == "vp8":  # as Firefox without OpenH264: no H.264 in the offer
+            self.transceiver.setCodecPreferences(
+                [
+                    c
+                    for c in RTCRtpReceiver.getCapabilities("video").codecs
+                    if c.mimeType in ("video/VP8", "video/rtx")
+                ]
+            )
         self.counter = FrameCounter(log) if kind == "count" else None
         self.session_url: str | None = None
         self.post_at = 0.0
@@ -269,8 +279,10 @@ class Worker:
         self.camera = camera
         self.whep_url = f"{self.base_url}/whep/{camera}"
 
-    async def join_one(self, kind: str, log: bool = False) -> tuple[BenchViewer | None, str]:
-        viewer = BenchViewer(self, kind, log)
+    async def join_one(
+        self, kind: str, log: bool = False, codec: str | None = None
+    ) -> tuple[BenchViewer | None, str]:
+        viewer = BenchViewer(self, kind, log, codec)
         try:
             status, error = await viewer.connect()
         except Exception as exc:  # report, never crash the worker
@@ -293,6 +305,7 @@ class Worker:
         log: bool = False,
         camera: str | None = None,
         wait_frames: float = 0.0,
+        codec: str | None = None,
     ) -> dict[str, Any]:
         if camera:
             self.set_camera(camera)
@@ -300,7 +313,7 @@ class Worker:
         fresh: list[BenchViewer] = []
         for start in range(0, n, batch):
             results = await asyncio.gather(
-                *(self.join_one(kind, log) for _ in range(min(batch, n - start)))
+                *(self.join_one(kind, log, codec) for _ in range(min(batch, n - start)))
             )
             for viewer, error in results:
                 if viewer is None:

@@ -25,7 +25,13 @@ from gateway.control.overlay import GrantOverlay
 from gateway.control.reload import InventoryReloader
 from gateway.control.sessions import SHUTDOWN, SessionRegistry
 from gateway.control.tickets import TicketBook
-from gateway.egress import ViewerSession, compat, rtc_configuration
+from gateway.egress import (
+    CandidatePolicy,
+    EgressOptions,
+    ViewerSession,
+    compat,
+    rtc_configuration,
+)
 from gateway.egress.datagrams import MAX_OVERHEAD
 from gateway.http import cors, errors, headers, pages
 from gateway.http.admin import AdminApi
@@ -33,7 +39,7 @@ from gateway.http.api import ViewerApi
 from gateway.http.whep import WhepEndpoint, plain_options
 from gateway.inventory import read_inventory
 from gateway.metrics import GatewayMetrics
-from gateway.relay import CameraHubs, PoliceApi
+from gateway.relay import CameraHubs, PoliceApi, vp8_for_browsers
 from gateway.store import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -61,7 +67,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         middlewares=[
             errors.client_addresses(settings.server.trusted_networks),
             errors.json_errors,
-            plain_options,
+            plain_options(settings.cors.origins),
         ],
     )
     headers.add_security_headers(app, settings)
@@ -69,7 +75,16 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     police_api = PoliceApi(settings.police_api) if settings.police_api else None
     hubs = CameraHubs(inventory.cameras, settings.relay, police_api)
     limits = settings.limits
-    sessions = SessionRegistry(rtc_configuration(settings.webrtc), limits.max_sessions_per_account)
+    sessions = SessionRegistry(
+        EgressOptions(
+            configuration=rtc_configuration(settings.webrtc),
+            candidates=CandidatePolicy(c.host for c in inventory.cameras if c.host),
+            vp8=vp8_for_browsers(settings.relay.vp8_bitrate_kbps),
+            strict_h264_profile=settings.webrtc.strict_h264_profile,
+            fast_sender=settings.webrtc.sender == "fast",
+        ),
+        limits.max_sessions_per_account,
+    )
     bus = EventBus(limits.max_event_streams_per_account)
     tickets = TicketBook(limits.max_tickets_per_account)
     overlay = GrantOverlay()

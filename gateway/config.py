@@ -169,6 +169,9 @@ class RelaySettings:
     transcode_preset: str = _key(
         "veryfast", _one_of("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
     )
+    # The VP8 rendition for browsers that offer no H.264 (Firefox without OpenH264):
+    # encoded once per camera while such a viewer watches.
+    vp8_bitrate_kbps: int = _key(1500, _between(100, 50000))
 
     def __post_init__(self) -> None:
         # Cross-field checks raise ValueError("key: problem"); the reader adds the table name.
@@ -194,6 +197,14 @@ class IceServer:
 @dataclass(frozen=True)
 class WebRtcSettings:
     ice_servers: tuple[IceServer, ...] = ()
+    # False: an offer whose H.264 is Constrained Baseline only (Firefox with OpenH264,
+    # stock aiortc, hardware players) still gets a Main/High camera passed through,
+    # labelled as the profile it offered, as MediaMTX and go2rtc do. True: such an
+    # offer is refused (400) unless it names a profile whose decoders must play the stream.
+    strict_h264_profile: bool = False
+    # How relayed media leaves: "fast" (the gateway's own RTP/SRTP/GSO path) or
+    # "aiortc" (aiortc's sender; slower per viewer, no private send-path internals).
+    sender: str = _key("fast", _one_of("fast", "aiortc"))
 
 
 @dataclass(frozen=True)
@@ -220,6 +231,17 @@ class CameraSettings:
     def api_reference(self) -> str | None:
         """The police API's reference for an `api:` source, else None."""
         return self.source.removeprefix(API_PREFIX) if self.source.startswith(API_PREFIX) else None
+
+    @property
+    def host(self) -> str | None:
+        """The camera's host as written in its source (None for a demo or api: camera): a
+        viewer's ICE candidate naming it is never contacted. Never logged or shown."""
+        if self.is_demo or self.api_reference is not None:
+            return None
+        try:
+            return urlsplit(self.source).hostname
+        except ValueError:
+            return None
 
 
 _HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")

@@ -672,9 +672,9 @@ async def test_a_grant_revoked_while_the_offer_is_answered_lets_no_media_flow(st
     hub = gateway.app[HUBS].get("cam-a")
     join = hub.join
 
-    async def revoked_meanwhile():  # the administrator revokes between decision and answer
+    async def revoked_meanwhile(*args):  # the administrator revokes between decision and answer
         gateway.app[STORE].grants.revoke(grant.id, by="admin-1", reason="meanwhile")
-        return await join()
+        return await join(*args)
 
     hub.join = revoked_meanwhile
     viewer = gateway.viewer("cam-a")

@@ -103,3 +103,23 @@ async def test_a_stopped_feed_sends_no_more_of_its_catch_up():
     feed.stop()
     await asyncio.sleep(0.02)
     assert got == replay[:1]
+
+
+async def test_a_failing_sink_is_dropped_and_frames_wait_for_a_reader():
+    """A bug or a changed library internal in the fast sender: the feed lives on in
+    pull mode from the next keyframe, so aiortc's own sender can take over."""
+    import asyncio
+
+    feed = ViewerFeed("cam", max_frames=10)
+
+    def sink(packet: av.Packet) -> bool:
+        raise RuntimeError("an aiortc internal changed")
+
+    feed.attach(sink)
+    feed.offer(frame(keyframe=True))
+    assert feed.live and feed.sink_failures == 1
+    await asyncio.wait_for(feed.wait_detached(), 1)  # RelaySender's loop hands over
+    feed.offer(frame(keyframe=False))  # its references went with the failed frame
+    feed.offer(frame(keyframe=True))
+    packet = await asyncio.wait_for(feed.next(), 1)
+    assert packet.is_keyframe and feed.frames_sent == 1

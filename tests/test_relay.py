@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import sys
 import time
+from pathlib import Path
 
 import pytest
+from support import gateway as gateway_support
 from support.gateway import camera_entry, settings_for
 from support.viewer import Viewer
 
@@ -14,6 +18,14 @@ from gateway.app import HUBS, SESSIONS
 
 HD = {"width": 1280, "height": 720}
 SMALL = {"width": 320, "height": 240}
+STOCK_VIEWER = Path(__file__).parent / "support" / "stock_viewer.py"
+# Every test here runs with the fast sender and with aiortc's own.
+pytestmark = pytest.mark.usefixtures("sender_mode")
+
+
+def needs_fast_sender() -> None:
+    if gateway_support.SENDER != "fast":
+        pytest.skip("about the fast send path")
 
 
 def answered_profile(answer: str) -> str:
@@ -166,6 +178,7 @@ async def test_each_frame_is_packetized_once_for_all_viewers(
 ):
     from aiortc.codecs.h264 import H264Encoder
 
+    needs_fast_sender()
     camera = make_rtsp_camera(**SMALL)
     gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
     viewers = [await watch(gateway) for _ in range(4)]
@@ -195,6 +208,7 @@ async def test_a_lost_packet_is_resent_over_rtx(make_rtsp_camera, start_gateway)
     from gateway.egress.datagrams import DatagramSender
     from gateway.egress.sender import RelaySender
 
+    needs_fast_sender()
     camera = make_rtsp_camera(**SMALL)
     gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
     viewer = await watch(gateway)
@@ -226,3 +240,153 @@ async def test_a_lost_packet_is_resent_over_rtx(make_rtsp_camera, start_gateway)
     frames = len(viewer.frames)
     assert await viewer.wait_frames(frames + 10)
     await viewer.close(gateway.http)
+
+
+async def stock_aiortc(gateway, camera_id: str, frames: int = 10) -> dict:
+    """A stock aiortc viewer in its own process: no gateway patches, Baseline only."""
+    token = gateway.bearer()["Authorization"].removeprefix("Bearer ")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(STOCK_VIEWER),
+        f"{gateway.url}/whep/{camera_id}",
+        token,
+        str(frames),
+        "20",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    return json.loads(out)
+
+
+async def test_a_baseline_only_viewer_plays_a_high_profile_camera(make_rtsp_camera, start_gateway):
+    camera = make_rtsp_camera(profile="high", **SMALL)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    result = await stock_aiortc(gateway, "cam")
+    assert result["status"] == 201, result
+    assert all(p.startswith("42") for p in result["offered"]), result  # Baseline only
+    assert result["frames"] == 10 and result["sizes"] == [[320, 240]], result
+    hub = gateway.app[HUBS].get("cam")
+    assert hub.info.mode == "passthrough" and hub.info.profile_level_id.startswith("64")
+    # Labelled as the profile the viewer offered, with the camera's level.
+    assert result["answered"] == "42e0" + hub.info.profile_level_id[4:]
+    assert not hub.renditions  # passed through, not re-encoded
+
+
+async def test_strict_profiles_never_mislabel_the_camera(make_rtsp_camera, start_gateway):
+    """`strict_h264_profile`: a Baseline-only offer does not get High labelled as
+    Baseline. Stock aiortc also offers VP8, so it gets the VP8 rendition; an offer
+    with Baseline H.264 alone is refused, as before issue 11."""
+    camera = make_rtsp_camera(profile="high", **SMALL)
+    settings = settings_for([camera_entry("cam", camera.url)], webrtc={"strict_h264_profile": True})
+    gateway = await start_gateway(settings)
+    result = await stock_aiortc(gateway, "cam")
+    assert result["status"] == 201 and result["answered"] is None, result  # VP8
+    assert result["frames"] == 10, result
+    viewer = gateway.viewer("cam")
+    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+    offer = viewer.pc.localDescription.sdp
+    baseline_only = re.sub(r"profile-level-id=(4d|64)[0-9a-f]{4}", "profile-level-id=42e01f", offer)
+    baseline_only = baseline_only.replace("VP8/90000", "AV1/90000")
+    response = await gateway.http.post(
+        viewer.url,
+        data=baseline_only,
+        headers={"Content-Type": "application/sdp", **viewer.headers},
+    )
+    assert response.status == 400
+    assert "High" in (await response.json())["error"]
+    await viewer.close()
+
+
+async def test_vp8_viewers_share_one_encode_and_h264_viewers_stay_passthrough(
+    make_rtsp_camera, start_gateway
+):
+    camera = make_rtsp_camera(profile="high", **SMALL)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    hub = gateway.app[HUBS].get("cam")
+    h264 = await watch(gateway)
+    assert await h264.wait_frames(5)
+    assert not hub.renditions, "nobody pays for VP8 before a VP8 viewer comes"
+    vp8 = []
+    for _ in range(2):  # like Firefox without OpenH264: VP8, no H.264
+        viewer = gateway.viewer("cam", codecs=["video/VP8"])
+        response = await viewer.connect(gateway.http)
+        assert response.status == 201, await response.text()
+        assert "VP8/90000" in viewer.answer and "H264" not in viewer.answer
+        vp8.append(viewer)
+    for viewer in vp8:
+        assert await viewer.wait_frames(10)
+        assert {(w, h) for _, w, h in viewer.frames} == {(320, 240)}
+    (rendition,) = hub.renditions.values()  # one encode for both
+    assert rendition.spec.codec == "vp8" and len(rendition.feeds) == 2
+    assert camera.connections == 1
+    # The H.264 viewer still gets the camera's own stream, at full rate.
+    assert hub.info.mode == "passthrough"
+    assert await h264.wait_frames(25, timeout=3)
+    await vp8[0].close(gateway.http)
+    assert hub.renditions, "the rendition lives while one VP8 viewer remains"
+    assert await vp8[1].wait_frames(5)
+    await vp8[1].close(gateway.http)
+    assert not hub.renditions, "the last VP8 viewer stops the encode"
+    assert await h264.wait_frames(10)
+    await h264.close(gateway.http)
+
+
+async def test_an_offer_with_neither_h264_nor_vp8_is_refused(make_rtsp_camera, start_gateway):
+    camera = make_rtsp_camera(**SMALL)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewer = gateway.viewer("cam")
+    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+    offer = re.sub(r"H264/90000|VP8/90000", "AV1/90000", viewer.pc.localDescription.sdp)
+    response = await gateway.http.post(
+        viewer.url, data=offer, headers={"Content-Type": "application/sdp", **viewer.headers}
+    )
+    assert response.status == 400
+    assert "neither H.264" in (await response.json())["error"]
+    assert camera.connections == 0  # refused before the camera is pulled
+    await viewer.close()
+
+
+async def test_a_failing_fast_path_falls_back_to_aiortcs_sender(
+    make_rtsp_camera, start_gateway, monkeypatch
+):
+    from gateway.egress.sender import FramePacker
+
+    needs_fast_sender()
+    camera = make_rtsp_camera(**SMALL)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewer = await watch(gateway)
+    assert await viewer.wait_frames(10)
+    (session,) = list(gateway.app[SESSIONS])
+
+    def broken(packet):  # a library upgrade broke an internal at run time
+        raise RuntimeError("an aiortc internal changed")
+
+    monkeypatch.setattr(FramePacker, "pack", broken)
+    assert await viewer.wait_frames(25, timeout=10), "the tile froze"
+    assert session.ending is None and session.feed.sink_failures == 1
+    assert not hasattr(session.pc.getSenders()[0], "_sent")  # aiortc's loop sends now
+    await viewer.close(gateway.http)
+
+
+async def test_media_that_stops_on_a_live_connection_ends_the_session(
+    make_rtsp_camera, start_gateway, monkeypatch
+):
+    from aiortc import RTCRtpSender
+
+    from gateway.egress.sender import FramePacker
+
+    camera = make_rtsp_camera(**SMALL)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+
+    def broken(*args):
+        raise RuntimeError("an aiortc internal changed")
+
+    # aiortc's own loop gives up (it logs the error and returns) ...
+    monkeypatch.setattr(RTCRtpSender, "_next_encoded_frame", broken)
+    monkeypatch.setattr(FramePacker, "pack", broken)  # ... after the fast path failed
+    viewer = await watch(gateway)
+    (session,) = list(gateway.app[SESSIONS])
+    await asyncio.wait_for(session.ended.wait(), 10)
+    assert session.ending.code == "media_failed"  # the player reconnects on it
+    await asyncio.wait_for(viewer.closed.wait(), 10)  # no live connection left behind
+    await viewer.close()

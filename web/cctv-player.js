@@ -54,7 +54,7 @@ const TRANSITIONS = Object.fromEntries(
 const TERMINAL = new Set(["revoked", "ended", "denied", "error", "stopped"]);
 // Why the gateway ended a session (session_ended.code), when that is no reason to
 // stop watching.
-const TRANSIENT = new Set(["connection_lost", "never_connected", "shutdown"]);
+const TRANSIENT = new Set(["connection_lost", "never_connected", "shutdown", "media_failed"]);
 
 const TEXT = {
   "zh-Hant": {
@@ -109,6 +109,7 @@ const REASONS_ZH = {
   network_error: "網路中斷",
   connection_lost: "連線中斷",
   never_connected: "未能建立連線",
+  media_failed: "影像傳送中斷",
   shutdown: "閘道器重新啟動",
 };
 // Every refusal worth retrying (503, 5xx, 429) has read "camera unavailable" on the

@@ -38,6 +38,7 @@ def account_sessions(sessions: SessionRegistry, store: Store, bus: EventBus) -> 
 
     def ended(session: ViewerSession) -> None:
         assert session.ending is not None
+        by = {"ended_by": session.ended_by} if session.ended_by else {}
         store.record(
             events.SESSION_END,
             **_who(session),
@@ -45,6 +46,7 @@ def account_sessions(sessions: SessionRegistry, store: Store, bus: EventBus) -> 
             code=session.ending.code,
             duration_seconds=round(session.duration_seconds, 3),
             bytes_sent=session.bytes_sent,
+            **by,
         )
         bus.publish(
             "session_ended",
@@ -64,9 +66,15 @@ def account_sessions(sessions: SessionRegistry, store: Store, bus: EventBus) -> 
             signed_in_until=session.signed_in_until,
         )
 
+    def trickled(session: ViewerSession, added: int, by: str, remote: str) -> None:
+        who = _who(session)
+        who["remote"] = remote
+        store.record(events.SESSION_ICE, **who, candidates_added=added, by=by)
+
     sessions.on_start.append(started)
     sessions.on_end.append(ended)
     sessions.on_renew.append(renewed)
+    sessions.on_trickle.append(trickled)
 
 
 def announce_cameras(hubs: CameraHubs, sessions: SessionRegistry, bus: EventBus) -> None:

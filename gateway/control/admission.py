@@ -28,6 +28,7 @@ from .overlay import GrantOverlay
 INVALID_TOKEN = "missing or invalid token"
 NOT_ADMIN = "not_admin"
 RETRY_SECONDS = 5  # Retry-After when the database cannot answer
+NOT_OWNER = "not_owner"
 
 # How a refused offer reads, by rule (also the label of cctv_access_denials_total).
 REFUSAL_WORDS = {
@@ -165,6 +166,31 @@ class AccessControl:
             code = rule if rule in REFUSAL_CODES else decision.NO_GRANT
             words = REFUSAL_WORDS[rule]
             raise Denied(code, f"no active grant for this camera: {words}")
+
+    async def authorize_session_change(
+        self, token: str, owner: str, remote: str, session_id: str, camera_id: str
+    ) -> Identity | None:
+        """Who changes (trickle PATCH) or ends (DELETE) a session through its URL.
+
+        The unguessable session URL is the capability (WHEP players such as
+        Medooze's send no token there): None means "the holder of the URL". A
+        token, when sent, must be valid and be the owner's or an administrator's.
+        """
+        if not token:
+            return None
+        identity = await self.identify(token, remote)
+        if identity.account != owner and not identity.is_admin:
+            self.on_denied("not the owner")
+            self.store.record(
+                events.ACCESS_DENIED,
+                account=identity.account,
+                camera_id=camera_id,
+                session_id=session_id,
+                remote=remote,
+                reason="not the owner",
+            )
+            raise Denied(NOT_OWNER, "this session belongs to another account")
+        return identity
 
 
 REFUSAL_CODES = {

@@ -5,19 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 from gateway.access.decision import Viewer
-from gateway.egress import Ending, ViewerSession, parse_offer
+from gateway.egress import EgressOptions, Ending, ViewerSession, parse_offer
 from gateway.relay import CameraHub
 
-if TYPE_CHECKING:
-    from aiortc import RTCConfiguration
-
 log = logging.getLogger(__name__)
+
+# A player may close its connection before it sends DELETE (Medooze's stop() does):
+# the session has ended by then, and the DELETE still gets its 200 for this long.
+ENDED_MEMORY_SECONDS = 120.0
+ENDED_MEMORY_MAX = 10_000
+
+
+class EndedSession(NamedTuple):
+    id: str
+    account: str
+    camera_id: str
+    ending: Ending
+    at: float  # time.monotonic()
+
 
 VIEWER_LEFT = Ending("viewer_left", "viewer left")
 SHUTDOWN = Ending("shutdown", "gateway shutdown")
@@ -35,9 +47,10 @@ class SessionRegistry:
     admitted under, or of the sign-in that opened it, whatever the database says:
     those deadlines are kept here, in memory."""
 
-    def __init__(self, configuration: RTCConfiguration, max_per_account: int = 12) -> None:
+    def __init__(self, options: EgressOptions, max_per_account: int = 12) -> None:
         self._sessions: dict[str, ViewerSession] = {}
-        self._configuration = configuration
+        self._ended: OrderedDict[str, EndedSession] = OrderedDict()
+        self.options = options
         self._max_per_account = max_per_account
         self._opening: Counter[str] = Counter()  # offers being answered, per account
         self._pending: set[asyncio.Task[bool]] = set()
@@ -47,6 +60,8 @@ class SessionRegistry:
         self.on_start: list[Callable[[ViewerSession], Awaitable[None]]] = []
         self.on_end: list[Callable[[ViewerSession], None]] = []
         self.on_renew: list[Callable[[ViewerSession, str], None]] = []
+        # Told of each trickle PATCH: (session, candidates added, who, remote address).
+        self.on_trickle: list[Callable[[ViewerSession, int, str, str], None]] = []
 
     async def open(
         self,
@@ -66,11 +81,11 @@ class SessionRegistry:
             raise TooManySessions(
                 f"this account has its maximum of {self._max_per_account} sessions"
             )
-        offer_sdp, offer = parse_offer(body)
+        offer_sdp, offer = parse_offer(body, self.options.candidates)
         self._opening[account] += 1
         try:
             session, answer = await ViewerSession.negotiate(
-                hub, offer_sdp, offer, remote, viewer, self._configuration, self._lost
+                hub, offer_sdp, offer, remote, viewer, self.options, self._lost
             )
         finally:
             self._opening[account] -= 1
@@ -101,6 +116,18 @@ class SessionRegistry:
 
     def get(self, session_id: str) -> ViewerSession | None:
         return self._sessions.get(session_id)
+
+    def recently_ended(self, session_id: str) -> EndedSession | None:
+        """A session that ended within the last ENDED_MEMORY_SECONDS."""
+        self._forget_old()
+        return self._ended.get(session_id)
+
+    def _forget_old(self) -> None:
+        horizon = time.monotonic() - ENDED_MEMORY_SECONDS
+        while self._ended and (
+            len(self._ended) > ENDED_MEMORY_MAX or next(iter(self._ended.values())).at < horizon
+        ):
+            self._ended.popitem(last=False)
 
     def __iter__(self) -> Iterator[ViewerSession]:
         return iter(list(self._sessions.values()))
@@ -136,12 +163,27 @@ class SessionRegistry:
     def _ends(session: ViewerSession) -> list[tuple[datetime | None, Ending]]:
         return [(session.window_ends_at, WINDOW_ENDED), (session.signed_in_until, SIGN_IN_EXPIRED)]
 
-    async def end(self, session_id: str, ending: Ending) -> bool:
+    async def trickle(self, session: ViewerSession, fragment: str, by: str, remote: str) -> int:
+        """Add a viewer's trickled candidates. Raises ValueError (malformed) and
+        IceRestartUnsupported (new ICE credentials), both leaving the session as it was."""
+        added = await session.add_candidates(fragment)
+        for observer in self.on_trickle:
+            observer(session, added, by, remote)
+        return added
+
+    async def end(self, session_id: str, ending: Ending, by: str | None = None) -> bool:
         session = self._sessions.pop(session_id, None)
         if (timer := self._deadlines.pop(session_id, None)) is not None:
             timer.cancel()
-        if session is None or not await session.close(ending):
+        if session is None:
             return False
+        session.ended_by = by
+        if not await session.close(ending):
+            return False
+        self._ended[session.id] = EndedSession(
+            session.id, session.account, session.camera_id, ending, time.monotonic()
+        )
+        self._forget_old()
         for observer in self.on_end:
             observer(session)
         return True

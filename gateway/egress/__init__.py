@@ -4,14 +4,29 @@ Every private aiortc/aioice/pylibsrtp name and every patch to them lives in
 compat.py, checked and installed once at start-up.
 """
 
-from .offer import BadOffer, parse_offer
-from .session import CONNECTION_LOST, NEVER_CONNECTED, Ending, ViewerSession, rtc_configuration
+from .offer import BadOffer, CandidatePolicy, parse_offer
+from .session import (
+    CONNECTION_LOST,
+    MEDIA_FAILED,
+    NEVER_CONNECTED,
+    VIEWER_CLOSED,
+    EgressOptions,
+    Ending,
+    IceRestartUnsupported,
+    ViewerSession,
+    rtc_configuration,
+)
 
 __all__ = [
     "CONNECTION_LOST",
+    "MEDIA_FAILED",
     "NEVER_CONNECTED",
+    "VIEWER_CLOSED",
     "BadOffer",
+    "CandidatePolicy",
+    "EgressOptions",
     "Ending",
+    "IceRestartUnsupported",
     "ViewerSession",
     "parse_offer",
     "rtc_configuration",

@@ -15,6 +15,7 @@ import inspect
 from typing import Any
 
 import aioice.ice
+import aiortc.rtcrtpsender as aiortc_rtcrtpsender
 from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpSender, rtp, sdp
 from aiortc import codecs as aiortc_codecs
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport, State
@@ -31,6 +32,7 @@ __all__ = [
     "CompatError",
     "HookedSender",
     "SenderInternals",
+    "ice_still_connected",
     "install",
     "is_udp_socket_protocol",
     "random32",
@@ -136,6 +138,36 @@ class HookedSender(RTCRtpSender):
     async def run_media(self, codec: RTCRtpCodecParameters) -> None:
         await RTCRtpSender._run_rtp(self, codec)
 
+    async def run_aiortc_media_from(
+        self, codec: RTCRtpCodecParameters, sequence_number: int, timestamp_origin: int
+    ) -> None:
+        """aiortc's own send loop, numbering on from where another loop stopped.
+
+        Its loop draws its first sequence number and timestamp origin at random.
+        On an SSRC that already sent, libsrtp refuses a sequence number behind
+        the last one ("replay check failed"), and the viewer's decoder would see
+        time jump. The loop draws both before its first await, so the draws are
+        answered once with these values and the library's functions put back.
+        """
+        draw_sequence = aiortc_rtcrtpsender.random_sequence_number
+        draw_32 = aiortc_rtcrtpsender.random32
+
+        def next_sequence_number() -> int:
+            aiortc_rtcrtpsender.random_sequence_number = draw_sequence
+            return sequence_number
+
+        def next_origin() -> int:
+            aiortc_rtcrtpsender.random32 = draw_32
+            return timestamp_origin
+
+        aiortc_rtcrtpsender.random_sequence_number = next_sequence_number
+        aiortc_rtcrtpsender.random32 = next_origin
+        try:
+            await RTCRtpSender._run_rtp(self, codec)
+        finally:  # in case the loop ever stops drawing them
+            aiortc_rtcrtpsender.random_sequence_number = draw_sequence
+            aiortc_rtcrtpsender.random32 = draw_32
+
     async def retransmit(self, sequence_number: int) -> None:
         await RTCRtpSender._retransmit(self, sequence_number)
 
@@ -218,6 +250,13 @@ class SenderInternals:
         await self.dtls._send_rtp(data)
 
 
+def ice_still_connected(ice: RTCIceTransport) -> bool:
+    """Whether the ICE connection still has its nominated pair. When DTLS closes
+    while it does, the viewer closed DTLS itself (close_notify); after an ICE
+    consent expiry aioice has already dropped the pair."""
+    return bool(ice._connection._nominated)
+
+
 def is_udp_socket_protocol(protocol: Any) -> bool:
     """An aioice protocol that sends straight on a UDP socket (not a TURN relay)."""
     return (
@@ -277,6 +316,9 @@ def problems(max_packet_bytes: int = 0) -> list[str]:
     for name in ("CONSENT_INTERVAL", "CONSENT_FAILURES", "StunProtocol", "CandidatePair"):
         if not hasattr(aioice.ice, name):
             found.append(f"aioice.ice.{name} is missing")
+    for name in ("random_sequence_number", "random32"):
+        if not callable(getattr(aiortc_rtcrtpsender, name, None)):
+            found.append(f"aiortc.rtcrtpsender.{name} is missing")
     if not isinstance(getattr(rtp, "DYNAMIC_PAYLOAD_TYPES", None), range):
         found.append("aiortc.rtp.DYNAMIC_PAYLOAD_TYPES is not a range")
     if not isinstance(getattr(aiortc_codecs, "CODECS", {}).get("video"), list):

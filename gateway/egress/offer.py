@@ -1,8 +1,13 @@
-"""The viewer's SDP offer: validation, mDNS candidates, and the H.264 we answer with."""
+"""The viewer's SDP offer: validation, which ICE candidates are kept, the video
+codec we answer with, and what the answer must carry."""
 
 from __future__ import annotations
 
-from aiortc import sdp
+import ipaddress
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from aiortc import RTCIceCandidate, sdp
 
 from gateway.relay import h264
 
@@ -17,13 +22,54 @@ class BadOffer(ValueError):
     """The offer cannot be answered; the message tells the viewer why."""
 
 
-def parse_offer(body: bytes) -> tuple[str, sdp.SessionDescription]:
-    """Validate an offer and drop what would slow the answer down.
+class CandidatePolicy:
+    """Which of a viewer's ICE candidates the gateway may contact.
 
-    Chromium hides host candidates behind mDNS `.local` names by default. aioice
-    would try to resolve each for up to 1 s before answering; the browser's
-    connectivity checks reach us anyway and become peer-reflexive candidates.
+    - mDNS `.local` names: Chromium hides its host candidates behind them by
+      default. aioice would try to resolve each for up to 1 s before answering;
+      the browser's connectivity checks reach us anyway and become peer-reflexive
+      candidates.
+    - Link-local and unspecified addresses lead nowhere a viewer is.
+    - The cameras' own hosts: a viewer must not make the gateway send connectivity
+      checks into the police camera network.
     """
+
+    def __init__(self, forbidden_hosts: Iterable[str] = ()) -> None:
+        self._forbidden = {h.lower().strip("[]") for h in forbidden_hosts if h}
+
+    def allows(self, address: str) -> bool:
+        host = address.lower().strip("[]")
+        if host.endswith(".local") or host in self._forbidden:
+            return False
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return True  # a name: aioice resolves it (or drops it)
+        return not (ip.is_link_local or ip.is_unspecified)
+
+    def allows_line(self, line: str) -> bool:
+        """An `a=candidate:` line (or any other SDP line, which is kept)."""
+        if not line.startswith("a=candidate:"):
+            return True
+        bits = line.split()
+        return len(bits) >= 8 and self.allows(bits[4])
+
+    def candidate(self, line: str) -> RTCIceCandidate | None:
+        """An `a=candidate:` line as aiortc's candidate; None if it is not to be
+        used; ValueError if it is malformed."""
+        try:
+            candidate = sdp.candidate_from_sdp(line.removeprefix("a=").removeprefix("candidate:"))
+        except (AssertionError, ValueError, IndexError):
+            raise ValueError(f"malformed candidate line {line[:80]!r}") from None
+        return candidate if self.allows(candidate.ip) else None
+
+
+def parse_offer(
+    body: bytes, policy: CandidatePolicy | None = None
+) -> tuple[str, sdp.SessionDescription]:
+    """Validate an offer (WHEP: one video section, which the viewer receives) and drop
+    the candidates the gateway will not contact (CandidatePolicy)."""
+    policy = policy or CandidatePolicy()
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -35,11 +81,7 @@ def parse_offer(body: bytes) -> tuple[str, sdp.SessionDescription]:
         raise BadOffer(
             f"offer has {sections} media sections; at most {MAX_MEDIA_SECTIONS} are accepted"
         )
-    lines = [
-        line
-        for line in text.splitlines()
-        if not (line.startswith("a=candidate:") and ".local " in line)
-    ]
+    lines = [line for line in text.splitlines() if policy.allows_line(line)]
     text = "\r\n".join(lines) + "\r\n"
     try:
         description = sdp.SessionDescription.parse(text)
@@ -48,12 +90,45 @@ def parse_offer(body: bytes) -> tuple[str, sdp.SessionDescription]:
     video = [m for m in description.media if m.kind == "video"]
     if not video:
         raise BadOffer("offer has no video media section")
-    for media in video:
-        if not (media.ice.usernameFragment and media.ice.password):
-            raise BadOffer("offer lacks ICE credentials (a=ice-ufrag / a=ice-pwd)")
-        if media.dtls is None or not media.dtls.fingerprints:
-            raise BadOffer("offer lacks DTLS parameters (a=fingerprint, a=setup)")
+    if len(video) > 1:
+        raise BadOffer(
+            f"offer has {len(video)} video media sections; WHEP plays one camera, "
+            "so offer exactly one"
+        )
+    (media,) = video
+    direction = media.direction or "sendrecv"
+    if direction not in ("recvonly", "sendrecv"):
+        raise BadOffer(
+            f"offer's video is {direction}; a WHEP viewer receives video, so offer it "
+            "recvonly (or sendrecv)"
+        )
+    if not (media.ice.usernameFragment and media.ice.password):
+        raise BadOffer("offer lacks ICE credentials (a=ice-ufrag / a=ice-pwd)")
+    if media.dtls is None or not media.dtls.fingerprints:
+        raise BadOffer("offer lacks DTLS parameters (a=fingerprint, a=setup)")
     return text, description
+
+
+def offered_video(offer: sdp.SessionDescription) -> sdp.MediaDescription:
+    return next(m for m in offer.media if m.kind == "video")
+
+
+def offers_h264(offer: sdp.SessionDescription) -> bool:
+    return bool(_offered_h264_profiles(offer))
+
+
+def offers_vp8(offer: sdp.SessionDescription) -> bool:
+    return any(c.mimeType.lower() == "video/vp8" for c in offered_video(offer).rtp.codecs)
+
+
+def with_rtcp_mux_only(answer: str) -> str:
+    """WHEP (and RFC 8858 §3): every bundled media section carries a=rtcp-mux-only."""
+    out = []
+    for line in answer.splitlines():
+        out.append(line)
+        if line == "a=rtcp-mux":
+            out.append("a=rtcp-mux-only")
+    return "\r\n".join(out) + "\r\n"
 
 
 P = sdp.H264Profile
@@ -95,23 +170,50 @@ PROFILE_PREFIX = {  # profile_idc and constraint flags of profile-level-id
 }
 
 
-def answer_profile(profile_level_id: str, offer: sdp.SessionDescription) -> str:
-    """The profile-level-id to answer with: the camera's own if the viewer offers it,
-    else the narrowest offered profile whose decoders play the camera's stream."""
-    offered = {
+# What a viewer's H.264 decoder is labelled as when it offers no profile that must
+# play the camera's stream: the widest it offered. Decoders labelled Constrained
+# Baseline (Firefox with OpenH264, stock aiortc, hardware players) play Main and
+# High in practice; MediaMTX and go2rtc rely on that too.
+WIDEST_FIRST = [
+    P.PROFILE_HIGH,
+    P.PROFILE_CONSTRAINED_HIGH,
+    P.PROFILE_MAIN,
+    P.PROFILE_CONSTRAINED_BASELINE,
+    P.PROFILE_BASELINE,
+]
+
+
+def _offered_h264_profiles(offer: sdp.SessionDescription) -> set[sdp.H264Profile | None]:
+    return {
         _profile(str(codec.parameters.get("profile-level-id", "42e01f")))
-        for media in offer.media
-        if media.kind == "video"
-        for codec in media.rtp.codecs
+        for codec in offered_video(offer).rtp.codecs
         if codec.mimeType.lower() == "video/h264"
         and str(codec.parameters.get("packetization-mode", "0")) == "1"
     }
+
+
+class LabelledProfile(NamedTuple):
+    profile_level_id: str  # what the answer says
+    exact: bool  # False: the camera's stream is labelled as a narrower profile
+
+
+def answer_profile(
+    profile_level_id: str, offer: sdp.SessionDescription, strict: bool = True
+) -> LabelledProfile:
+    """The profile-level-id to answer with: the camera's own if the viewer offers it,
+    else the narrowest offered profile whose decoders must play the camera's stream;
+    unless `strict`, else the widest profile the viewer offered."""
+    offered = _offered_h264_profiles(offer)
     camera = _profile(profile_level_id)
     for profile in DECODABLE_AS.get(camera, [camera]) if camera else []:
         if profile in offered:
             if profile == camera:
-                return profile_level_id
-            return PROFILE_PREFIX[profile] + profile_level_id[4:]
+                return LabelledProfile(profile_level_id, True)
+            return LabelledProfile(PROFILE_PREFIX[profile] + profile_level_id[4:], True)
+    if not strict:
+        for profile in WIDEST_FIRST:
+            if profile in offered:
+                return LabelledProfile(PROFILE_PREFIX[profile] + profile_level_id[4:], False)
     raise BadOffer(
         f"offer does not accept H.264 {h264.profile_name(profile_level_id)} "
         "(packetization-mode=1), which this camera sends"

@@ -21,9 +21,11 @@ compat.py, which checks them all when the gateway starts.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 import av
@@ -38,6 +40,8 @@ from . import compat
 from .compat import SRTP_BUFFER, SRTP_CDATA, SRTP_LENGTH, SenderInternals
 from .datagrams import Output, gso_runs, output_for
 from .track import ViewerTrack
+
+log = logging.getLogger(__name__)
 
 _H264 = H264Encoder()  # `pack` keeps no state between frames
 _SEQ = struct.Struct("!H")
@@ -84,13 +88,38 @@ class FramePacker:
 
 
 class RelaySender(compat.HookedSender):
-    """Set as the class of a viewer's H.264 sender (see ViewerSession.negotiate)."""
+    """Set as the class of a viewer's sender (see ViewerSession.negotiate).
+
+    H.264 from a ViewerTrack goes out on the fast path when `fast` is set; anything
+    else, or the fast path failing at run time, goes through aiortc's own loop,
+    which pulls the same feed (ViewerTrack.recv). Whenever media stops for good
+    while the session lives, `on_stopped` is told, so the session can end instead
+    of leaving a live connection with no picture.
+    """
+
+    fast = True
+    on_stopped: Callable[[], None] | None = None
 
     async def run_media(self, codec: RTCRtpCodecParameters) -> None:
         track = self.track
-        if not isinstance(track, ViewerTrack) or codec.mimeType.lower() != "video/h264":
-            await super().run_media(codec)  # aiortc's own loop, slower but correct
-            return
+        try:
+            if not (
+                self.fast
+                and isinstance(track, ViewerTrack)
+                and codec.mimeType.lower() == "video/h264"
+            ):
+                await super().run_media(codec)  # aiortc's own loop, slower but correct
+            elif await self._run_fast(track, codec):  # it failed: aiortc's loop goes on
+                await self.run_aiortc_media_from(
+                    codec, self._sequence_number, self._timestamp_origin
+                )
+        finally:
+            if self.on_stopped is not None:
+                self.on_stopped()
+
+    async def _run_fast(self, track: ViewerTrack, codec: RTCRtpCodecParameters) -> bool:
+        """Send until the feed ends; True if the fast path failed and aiortc's loop
+        must take over."""
         internals = self._internals = SenderInternals(self)
         internals.mark_started()
         self._payload_type = codec.payloadType
@@ -103,19 +132,31 @@ class RelaySender(compat.HookedSender):
         self._output: Output | None = None
         self._pair: CandidatePair | None = None  # the ICE pair self._output sends on
         self._remote_addr: tuple[str, int] | None = None
+        feed = track.feed
+        cancelled = False
         try:
-            track.feed.attach(self._send_frame)  # the hub's fan-out loop calls it
-            await track.feed.wait_ended()
-        except asyncio.CancelledError:
-            pass
-        track.stop()
+            feed.attach(self._send_frame)  # the hub's fan-out loop calls it
+            await feed.wait_detached()
+        except asyncio.CancelledError:  # the sender stops: the session is closing
+            cancelled = True
+        failed = feed.live and not cancelled  # detached, not ended: _send_frame raised
         if self._output is not None:
             self._output.close()
-        internals.mark_exited()
+            self._output = None
         # Internals point back at this sender: drop that cycle and the frame history
         # now, or each ended viewer's last frames wait for the cyclic collector.
         self._internals = None
-        self._sent.clear()
+        del self._sent  # NACKs are answered from aiortc's own history from now on
+        if failed:
+            log.warning(
+                "fast send path failed for a viewer of camera %s; aiortc's sender takes over",
+                feed.camera_id,
+                extra={"camera_id": feed.camera_id},
+            )
+            return True
+        track.stop()
+        internals.mark_exited()
+        return False
 
     def _send_frame(self, packet: av.Packet) -> bool:
         """Send one frame; False if this viewer's socket could not take it."""
@@ -195,7 +236,7 @@ class RelaySender(compat.HookedSender):
 
     async def retransmit(self, sequence_number: int) -> None:
         """Answer a NACK from this sender's history, over RTX when negotiated."""
-        if not hasattr(self, "_sent"):  # not the fast path: aiortc's own history
+        if not hasattr(self, "_sent"):  # not (or no longer) the fast path: aiortc's history
             await super().retransmit(sequence_number)
             return
         for frame in reversed(self._sent):

@@ -7,6 +7,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -22,14 +23,26 @@ from aiortc.sdp import SessionDescription
 
 from gateway.access.decision import Viewer
 from gateway.config import WebRtcSettings
-from gateway.relay import CameraHub, ViewerFeed
+from gateway.relay import CameraHub, RenditionSpec, ViewerFeed
 
-from .compat import register_h264_profile, transceiver_codecs
-from .offer import BadOffer, answer_profile
+from .compat import ice_still_connected, register_h264_profile, transceiver_codecs
+from .offer import (
+    BadOffer,
+    CandidatePolicy,
+    answer_profile,
+    offered_video,
+    offers_h264,
+    offers_vp8,
+    with_rtcp_mux_only,
+)
 from .sender import RelaySender
 from .track import ViewerTrack
 
 RTX = RTCRtpCodecCapability(mimeType="video/rtx", clockRate=90000)
+VP8 = RTCRtpCodecCapability(mimeType="video/VP8", clockRate=90000)
+# Media stopped while the session lived (a send-path failure): ending it lets the
+# player reconnect rather than show a frozen picture on a live connection.
+MEDIA_STOP_GRACE_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +58,25 @@ class Ending(NamedTuple):
 
 
 CONNECTION_LOST = Ending("connection_lost", "connection lost")
+VIEWER_CLOSED = Ending("viewer_closed", "viewer closed")  # its DTLS close came first
 NEVER_CONNECTED = Ending("never_connected", "viewer never connected")
 NEGOTIATION_FAILED = Ending("negotiation_failed", "negotiation failed")
+MEDIA_FAILED = Ending("media_failed", "sending media failed")
+
+
+class IceRestartUnsupported(Exception):
+    """A trickle PATCH with new ICE credentials: the gateway does not restart ICE."""
+
+
+@dataclass(frozen=True)
+class EgressOptions:
+    """How sessions are set up, from the settings (the composition root builds it)."""
+
+    configuration: RTCConfiguration
+    candidates: CandidatePolicy
+    vp8: RenditionSpec  # for viewers that offer no H.264
+    strict_h264_profile: bool = False
+    fast_sender: bool = True
 
 
 def rtc_configuration(webrtc: WebRtcSettings) -> RTCConfiguration:
@@ -86,6 +116,13 @@ class ViewerSession:
         self.started_recorded = False  # its start row is queued for the audit log
         self.ended = asyncio.Event()
         self._deadline: asyncio.TimerHandle | None = None
+        self.ended_by: str | None = None  # who ended it through WHEP, if anyone did
+        self.codec = "H264"  # or "VP8" (a rendition of the camera)
+        self.remote_ufrag = ""  # the viewer's ICE username fragment, for trickle PATCHes
+        # WHEP's entity-tag of the ICE session; it never changes, as ICE never restarts.
+        self.etag = f'"{secrets.token_urlsafe(9)}"'
+        self._ice = None  # the RTCIceTransport remote candidates are added to
+        self._candidates = CandidatePolicy()
 
     @property
     def camera_id(self) -> str:
@@ -128,45 +165,96 @@ class ViewerSession:
         offer: SessionDescription,
         remote: str,
         viewer: Viewer,
-        configuration: RTCConfiguration,
+        options: EgressOptions,
         on_lost: Callable[[ViewerSession, Ending], None],
     ) -> tuple[ViewerSession, str]:
-        """Join the hub and answer the offer; returns the session and the answer SDP."""
+        """Join the hub and answer the offer; returns the session and the answer SDP.
+
+        H.264 offers get the camera's own stream; offers without H.264 but with VP8
+        get the camera's shared VP8 rendition.
+        """
         requested = time.monotonic()
-        feed = await hub.join()
-        pc = RTCPeerConnection(configuration)
+        h264_offered, vp8_offered = offers_h264(offer), offers_vp8(offer)
+        if not (h264_offered or vp8_offered):
+            raise BadOffer(
+                "offer accepts neither H.264 (packetization-mode=1) nor VP8; "
+                "offer one of them for video"
+            )
+        feed = await hub.join(None if h264_offered else options.vp8)
+        profile_level_id = None
+        if h264_offered:
+            assert hub.info is not None
+            try:
+                profile_level_id = answer_profile(
+                    hub.info.profile_level_id, offer, options.strict_h264_profile
+                ).profile_level_id
+            except BadOffer:
+                hub.leave(feed)
+                if not vp8_offered:
+                    raise
+                feed = await hub.join(options.vp8)  # the camera is live: this is quick
+        pc = RTCPeerConnection(options.configuration)
         session = cls(hub, feed, pc, remote, viewer)
         session._started = requested  # its clock starts with the offer
+        session._candidates = options.candidates
+        session.remote_ufrag = offered_video(offer).ice.usernameFragment or ""
         try:
-            assert hub.info is not None
-            profile_level_id = answer_profile(hub.info.profile_level_id, offer)
-            transceiver = pc.addTransceiver(ViewerTrack(feed), direction="sendonly")
+            track = ViewerTrack(feed)
+            transceiver = pc.addTransceiver(track, direction="sendonly")
             # aiortc builds the sender; only its send loop is ours (sender.py).
-            transceiver.sender.__class__ = RelaySender
+            sender = transceiver.sender
+            sender.__class__ = RelaySender
+            sender.fast = options.fast_sender
+            sender.on_stopped = session._media_stopped
             # Before setRemoteDescription, or aiortc silently negotiates VP8.
-            transceiver.setCodecPreferences([register_h264_profile(profile_level_id), RTX])
+            if profile_level_id is not None:
+                preferred = register_h264_profile(profile_level_id)
+            else:
+                preferred, session.codec = VP8, "VP8"
+            transceiver.setCodecPreferences([preferred, RTX])
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
             except (ValueError, LookupError, OperationError, InvalidAccessError) as exc:
                 # What aiortc refuses is a fault of the offer; its words are about SDP.
                 raise BadOffer(f"offer cannot be answered: {str(exc)[:200]}") from None
-            # aiortc answers with its codec entry for this profile; state the
-            # camera's exact level too (the transceiver holds its own copies).
-            for codec in transceiver_codecs(transceiver):
-                if codec.mimeType == "video/H264":
-                    codec.parameters["profile-level-id"] = profile_level_id
+            # WHEP: everything but the camera's video is answered inactive, so nothing
+            # a viewer sends (audio, a second video) is received, decoded or kept.
+            for other in pc.getTransceivers():
+                if other is not transceiver:
+                    other.direction = "inactive"
+            if profile_level_id is not None:
+                # aiortc answers with its codec entry for this profile; state the
+                # camera's exact level too (the transceiver holds its own copies).
+                for codec in transceiver_codecs(transceiver):
+                    if codec.mimeType == "video/H264":
+                        codec.parameters["profile-level-id"] = profile_level_id
             try:
                 await pc.setLocalDescription(await pc.createAnswer())
             except (ValueError, LookupError, OperationError, InvalidAccessError) as exc:
                 raise BadOffer(f"offer cannot be answered: {str(exc)[:200]}") from None
+            session._ice = transceiver.receiver.transport.transport  # bundled: the one
         except BaseException:
             await session.close(NEGOTIATION_FAILED)
             raise
 
+        session._on_lost = on_lost
+        dtls = transceiver.receiver.transport
+        closed_by_viewer = False
+
+        @dtls.on("statechange")
+        def _dtls_changed() -> None:
+            nonlocal closed_by_viewer
+            # The viewer's DTLS close_notify arrives while ICE still works; an ICE
+            # consent expiry takes ICE down first.
+            if dtls.state == "closed" and session._ice is not None:
+                closed_by_viewer = ice_still_connected(session._ice)
+
         @pc.on("connectionstatechange")
         def _state_changed() -> None:
-            if pc.connectionState in ("failed", "closed") and session.ending is None:
-                on_lost(session, CONNECTION_LOST)
+            if session.ending is not None or pc.connectionState not in ("closed", "failed"):
+                return
+            closed = pc.connectionState == "closed" and closed_by_viewer
+            on_lost(session, VIEWER_CLOSED if closed else CONNECTION_LOST)
 
         def _connect_deadline() -> None:
             if pc.connectionState != "connected" and session.ending is None:
@@ -175,7 +263,52 @@ class ViewerSession:
         session._deadline = asyncio.get_running_loop().call_later(
             CONNECT_TIMEOUT_SECONDS, _connect_deadline
         )
-        return session, pc.localDescription.sdp
+        return session, with_rtcp_mux_only(pc.localDescription.sdp)
+
+    _on_lost: Callable[[ViewerSession, Ending], None] | None = None
+
+    def _media_stopped(self) -> None:
+        """The sender stopped sending. Closing sessions stop it themselves, and a
+        connection going away is noticed by its state; anything else left a live
+        connection without a picture, which is ended so the player reconnects."""
+
+        def check() -> None:
+            if self.ending is None and self._on_lost is not None:
+                log.warning(
+                    "session %s: media stopped on a live connection; ending it",
+                    self.id,
+                    extra={"session_id": self.id, "camera_id": self.camera_id},
+                )
+                self._on_lost(self, MEDIA_FAILED)
+
+        if self.ending is None:
+            asyncio.get_running_loop().call_later(MEDIA_STOP_GRACE_SECONDS, check)
+
+    async def add_candidates(self, fragment: str) -> int:
+        """Trickle ICE (RFC 8840 sdpfrag): add the viewer's candidates that the
+        CandidatePolicy allows; returns how many were added.
+
+        ValueError for a malformed fragment; IceRestartUnsupported for new ICE
+        credentials (the ICE session goes on as it was).
+        """
+        lines = [line.strip() for line in fragment.splitlines() if line.strip()]
+        ufrags = {line.split(":", 1)[1] for line in lines if line.startswith("a=ice-ufrag:")}
+        if ufrags and ufrags != {self.remote_ufrag}:
+            raise IceRestartUnsupported
+        candidates = []
+        for line in lines:
+            if line.startswith("a=candidate:"):
+                candidate = self._candidates.candidate(line)  # ValueError if malformed
+                if candidate is not None:
+                    candidates.append(candidate)
+        end = "a=end-of-candidates" in lines
+        if self._ice is None or self.ending is not None:
+            return 0
+        for candidate in candidates:
+            await self._ice.addRemoteCandidate(candidate)
+        if end:
+            await self._ice.addRemoteCandidate(None)
+        return len(candidates)
 
     async def close(self, ending: Ending) -> bool:
         """End the session once; returns False if it had already ended."""

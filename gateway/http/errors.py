@@ -30,6 +30,7 @@ BODY_TIMEOUT_SECONDS = 10.0
 DENIED_STATUS = {
     "invalid_token": 401,
     "not_admin": 403,
+    "not_owner": 403,
     "no_grant": 403,
     "not_yet_started": 403,
     "grant_ended": 403,

@@ -10,13 +10,17 @@ from aiohttp import hdrs, web
 from gateway.control.administration import AccessAdmin
 from gateway.control.admission import RETRY_SECONDS, AccessControl
 from gateway.control.sessions import VIEWER_LEFT, SessionRegistry
-from gateway.egress import BadOffer
+from gateway.egress import BadOffer, IceRestartUnsupported, ViewerSession
 from gateway.relay import CameraHubs, CameraUnavailable
 from gateway.store import WritePending
 
+from . import cors
 from .errors import HttpError, bearer_token, read_body, remote_of
 
 SDP = "application/sdp"
+TRICKLE = "application/trickle-ice-sdpfrag"
+# Who ended or changed a session when no token came with the request.
+SESSION_URL = "session URL"
 log = logging.getLogger(__name__)
 
 
@@ -37,6 +41,8 @@ class WhepEndpoint:
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/whep/{camera_id}", self.post_offer)
+        router.add_get("/whep/{camera_id}", self.get_endpoint)  # and HEAD
+        router.add_get("/whep/sessions/{session_id}", self.get_session)  # and HEAD
         router.add_delete("/whep/sessions/{session_id}", self.delete_session)
         router.add_patch("/whep/sessions/{session_id}", self.patch_session)
         router.add_post("/whep/sessions/{session_id}/renew", self.renew_session)
@@ -87,35 +93,54 @@ class WhepEndpoint:
                 f"camera {camera_id!r} is unavailable: {exc}",
                 headers={"Retry-After": str(exc.retry_after)},
             ) from None
-        return web.Response(
+        response = web.Response(
             status=201,
-            text=answer,
-            content_type=SDP,
-            headers={"Location": f"/whep/sessions/{session.id}"},
+            body=answer.encode(),
+            headers={
+                # Exactly this, with no charset: some WHEP players compare it whole.
+                hdrs.CONTENT_TYPE: SDP,
+                "Location": f"/whep/sessions/{session.id}",
+                "ETag": session.etag,
+                "Accept-Patch": TRICKLE,
+            },
         )
+        return response
+
+    async def get_endpoint(self, request: web.Request) -> web.Response:
+        """WHEP §4.1: the endpoint has no representation, so GET is a 2XX with no
+        content. Whether the camera exists is told only to a POST with a token."""
+        return web.Response(status=204)
+
+    async def get_session(self, request: web.Request) -> web.Response:
+        self._session(request)
+        return web.Response(status=204)
 
     async def delete_session(self, request: web.Request) -> web.Response:
-        """The viewer ends its own session (an administrator may end any)."""
+        """The viewer ends its session; the session URL is the capability, and a token,
+        when sent, must be the owner's (an administrator may end any)."""
         remote = remote_of(request)
-        identity = await self.access.identify(bearer_token(request), remote)
-        session = self.sessions.get(request.match_info["session_id"])
+        session_id = request.match_info["session_id"]
+        session = self.sessions.get(session_id)
         if session is None:
-            raise HttpError(404, "unknown_session", "no such session")
-        if session.account != identity.account:
-            if not identity.is_admin:
-                self.access.record_refusal(
-                    identity,
-                    remote,
-                    "not_owner",
-                    "another account's session",
-                    session_id=session.id,
-                )
-                raise HttpError(403, "not_owner", "this session belongs to another account")
+            # A player that closed its connection before its DELETE (Medooze's stop()
+            # does): the session has ended already, as "viewer closed".
+            ended = self.sessions.recently_ended(session_id)
+            if ended is None:
+                raise HttpError(404, "unknown_session", "no such session")
+            await self.access.authorize_session_change(
+                bearer_token(request), ended.account, remote, ended.id, ended.camera_id
+            )
+            return web.json_response({"ended": True, "code": ended.ending.code})
+        identity = await self.access.authorize_session_change(
+            bearer_token(request), session.account, remote, session.id, session.camera_id
+        )
+        if identity is not None and identity.account != session.account:
             await self.admin.revoke_session(
                 identity, remote, session.id, "ended through WHEP DELETE"
             )
         else:
-            await self.sessions.end(session.id, VIEWER_LEFT)
+            by = identity.account if identity is not None else SESSION_URL
+            await self.sessions.end(session.id, VIEWER_LEFT, by=by)
         return web.json_response({"ended": True})
 
     async def renew_session(self, request: web.Request) -> web.Response:
@@ -139,26 +164,81 @@ class WhepEndpoint:
         return web.json_response({"signed_in_until": until.isoformat()})
 
     async def patch_session(self, request: web.Request) -> web.Response:
-        raise HttpError(
-            422,
-            "trickle_unsupported",
-            "trickle ICE is not supported; send all candidates in the offer",
+        """Trickle ICE (WHEP §4.3, RFC 8840): add the viewer's candidates; 204.
+
+        ICE restarts are not supported: new credentials get 422, the draft's answer
+        for "trickle yes, restart no", and the ICE session goes on as it was.
+        """
+        session = self._session(request)
+        remote = remote_of(request)
+        identity = await self.access.authorize_session_change(
+            bearer_token(request), session.account, remote, session.id, session.camera_id
         )
+        if request.content_type != TRICKLE:
+            raise HttpError(415, "unsupported_media_type", f"Content-Type must be {TRICKLE}")
+        match = request.headers.get(hdrs.IF_MATCH)
+        if match is not None and match.strip() not in ("*", session.etag):
+            raise HttpError(
+                412,
+                "precondition_failed",
+                "If-Match names another ICE session; send the ETag of this one, or *",
+            )
+        body = await read_body(request, self.max_body_bytes, "SDP fragment")
+        try:
+            fragment = body.decode("utf-8")
+            await self.sessions.trickle(
+                session, fragment, identity.account if identity else SESSION_URL, remote
+            )
+        except IceRestartUnsupported:
+            raise HttpError(
+                422,
+                "ice_restart_unsupported",
+                "ICE restarts are not supported; trickle candidates with the session's "
+                "own ICE credentials, or start a new session",
+            ) from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HttpError(400, "bad_sdpfrag", f"SDP fragment is malformed: {exc}") from None
+        return web.Response(status=204)
+
+    def _session(self, request: web.Request) -> ViewerSession:
+        session = self.sessions.get(request.match_info["session_id"])
+        if session is None:
+            raise HttpError(404, "unknown_session", "no such session")
+        return session
 
 
-@web.middleware
-async def plain_options(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """OPTIONS on a WHEP endpoint: 204 with Accept-Post, CORS preflight or not.
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def plain_options(
+    origins: tuple[str, ...],
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """OPTIONS on WHEP URLs: 204 with Accept-Post (endpoint) or Accept-Patch (session).
 
     aiohttp-cors answers preflights (and refuses origins not in config); a plain
-    OPTIONS, which WHEP clients send to discover the endpoint, is answered here.
+    OPTIONS, which WHEP clients send to discover the endpoint, is answered here,
+    with Access-Control-Allow-Origin for a dashboard in `[cors] origins`.
     """
-    if request.method != hdrs.METH_OPTIONS or not request.path.startswith("/whep/"):
-        return await handler(request)
-    if hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers:
-        return web.Response(status=204, headers={"Accept-Post": SDP})
-    response = await handler(request)
-    response.headers["Accept-Post"] = SDP
-    return response
+    allowed = set(origins)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method != hdrs.METH_OPTIONS or not request.path.startswith("/whep/"):
+            return await handler(request)
+        accepts = (
+            {"Accept-Patch": TRICKLE}
+            if request.path.startswith("/whep/sessions/")
+            else {"Accept-Post": SDP}
+        )
+        if hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers:
+            origin = request.headers.get(hdrs.ORIGIN)
+            if origin in allowed:
+                accepts[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+                accepts[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = ", ".join(cors.EXPOSED)
+                accepts[hdrs.VARY] = "Origin"
+            return web.Response(status=204, headers=accepts)
+        response = await handler(request)
+        response.headers.update(accepts)
+        return response
+
+    return middleware

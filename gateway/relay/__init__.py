@@ -3,6 +3,7 @@
 from .feed import FeedEnded, FrameSink, ViewerFeed
 from .hub import CameraHub, CameraHubs, CameraUnavailable, InventoryChange
 from .police_api import PoliceApi, PoliceApiError
+from .rendition import Rendition, RenditionSpec, vp8_for_browsers
 from .source import SourceError, StreamInfo
 
 __all__ = [
@@ -14,7 +15,10 @@ __all__ = [
     "InventoryChange",
     "PoliceApi",
     "PoliceApiError",
+    "Rendition",
+    "RenditionSpec",
     "SourceError",
     "StreamInfo",
     "ViewerFeed",
+    "vp8_for_browsers",
 ]

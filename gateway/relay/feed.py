@@ -68,6 +68,8 @@ class ViewerFeed:
         self._sink: FrameSink | None = None
         self._tick: asyncio.TimerHandle | None = None  # the next group of a paced send
         self._ended = asyncio.Event()
+        self._detached = asyncio.Event()  # the sink failed: frames wait for `next` again
+        self.sink_failures = 0
 
     def offer(self, packet: av.Packet) -> None:
         """Called by the hub on the event loop for every frame; never blocks."""
@@ -146,6 +148,15 @@ class ViewerFeed:
     async def wait_ended(self) -> None:
         await self._ended.wait()
 
+    async def wait_detached(self) -> None:
+        """Until the feed stops, or its sink failed and was dropped (see `_push`)."""
+        waiters = [asyncio.ensure_future(e.wait()) for e in (self._ended, self._detached)]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
     def _push(self, packet: av.Packet) -> None:
         assert self._sink is not None
         try:
@@ -154,8 +165,14 @@ class ViewerFeed:
             self.stop()
             return
         except Exception:
-            log.exception("sending to a viewer failed; ending its feed")
-            self.stop()
+            # A bug or a library change in the sink must not leave the viewer with a
+            # live connection and no picture: the sink is dropped, frames queue for
+            # `next` again from the next keyframe, and whoever attached it takes over.
+            log.exception("sending to a viewer failed; its frames wait for a reader now")
+            self.sink_failures += 1
+            self._sink = None
+            self._waiting_keyframe = True
+            self._detached.set()
             return
         if sent:
             self._count(packet)

@@ -17,6 +17,7 @@ from gateway.config import CameraSettings, RelaySettings
 
 from .feed import ViewerFeed
 from .police_api import PoliceApi
+from .rendition import Rendition, RenditionSpec
 from .source import (
     CLOCK_RATE,
     VIDEO_TIME_BASE,
@@ -65,7 +66,12 @@ class CameraHub:
         self.camera = camera
         self.relay = relay
         self.capacity = capacity or Capacity(relay.max_viewers)
-        self.viewers: set[ViewerFeed] = set()
+        self.viewers: set[ViewerFeed] = set()  # every viewer, of the camera's own stream or not
+        self._direct: set[ViewerFeed] = set()  # those who get the camera's own stream
+        # Derived encodes (e.g. VP8 for browsers without H.264), by spec name, each
+        # running while it has viewers.
+        self.renditions: dict[str, Rendition] = {}
+        self._rendition_of: dict[ViewerFeed, Rendition] = {}
         self.info: StreamInfo | None = None
         self.state = "idle"  # idle, connecting, live, offline
         self.last_error: str | None = None
@@ -117,8 +123,9 @@ class CameraHub:
         self.last_error = "camera was removed from the inventory"
         self._failed.set()
 
-    async def join(self) -> ViewerFeed:
-        """Add a viewer; wait until the camera delivers video it can be sent."""
+    async def join(self, rendition: RenditionSpec | None = None) -> ViewerFeed:
+        """Add a viewer of the camera's own stream, or of `rendition` (started for its
+        first viewer); wait until the camera delivers video it can be sent."""
         if self.retired:
             raise CameraUnavailable(self.last_error or "camera was removed", retry_after=5)
         if self.state == "offline":
@@ -134,10 +141,14 @@ class CameraHub:
             )
         self.capacity.take()
         self._cancel_linger()
-        feed = ViewerFeed(self.camera.id, self.relay.viewer_queue_frames, self._catch_up)
-        self.viewers.add(feed)
         if self._thread is None:
             self._start_pull()
+        if rendition is None:
+            feed = ViewerFeed(self.camera.id, self.relay.viewer_queue_frames, self._catch_up)
+            self._direct.add(feed)
+        else:
+            feed = self._join_rendition(rendition)
+        self.viewers.add(feed)
         if self.info is None:
             self._failed.clear()
             waiters = [asyncio.ensure_future(e.wait()) for e in (self._ready, self._failed)]
@@ -158,8 +169,25 @@ class CameraHub:
                 raise CameraUnavailable(reason, retry_after=max(1, round(self._backoff)))
         return feed
 
+    def _join_rendition(self, spec: RenditionSpec) -> ViewerFeed:
+        rendition = self.renditions.get(spec.name)
+        if rendition is None:
+            rendition = Rendition(self.camera.id, spec, self.relay.viewer_queue_frames)
+            self.renditions[spec.name] = rendition
+            rendition.start(list(self._gop))
+        feed = rendition.add_feed()
+        self._rendition_of[feed] = rendition
+        return feed
+
     def leave(self, feed: ViewerFeed) -> None:
         feed.stop()
+        self._direct.discard(feed)
+        rendition = self._rendition_of.pop(feed, None)
+        if rendition is not None:
+            rendition.remove_feed(feed)
+            if not rendition.feeds:  # its last viewer: stop encoding
+                rendition.stop()
+                self.renditions.pop(rendition.spec.name, None)
         if feed in self.viewers:
             self.viewers.discard(feed)
             self.capacity.give_back()
@@ -261,8 +289,10 @@ class CameraHub:
         self._set_state("live")
         self._pts_offset = None  # a new connection starts a new source clock
         self._gop = []
-        for feed in self.viewers:
+        for feed in self._direct:
             feed.resync()
+        for rendition in self.renditions.values():
+            rendition.resync()
         self._ready.set()
         log.info(
             "camera %s: live, %s %dx%d, H.264 %s",
@@ -305,8 +335,10 @@ class CameraHub:
             self._gop.append(packet)
         else:
             self._gop = []  # a GOP too long to keep: newcomers wait for a keyframe
-        for feed in self.viewers:
+        for feed in self._direct:
             feed.offer(packet)
+        for rendition in self.renditions.values():
+            rendition.offer(packet)
 
     def _catch_up(self) -> list[av.Packet]:
         """The current GOP for a viewer starting now, replayed without a fast-forward.

@@ -39,6 +39,7 @@ SESSION_END = "session_end"  # ... and stopped (any reason; detail says which)
 ACCESS_DENIED = "access_denied"  # a view request was refused (no grant, unknown camera, ...)
 SESSION_RENEWED = "session_renewed"  # the same account signed in again for its session
 SESSION_REVOKED = "session_revoked"  # an administrator or grant expiry ended a session
+SESSION_ICE = "session_ice"  # a viewer trickled ICE candidates to its session (WHEP PATCH)
 GRANT_CREATED = "grant_created"
 GRANT_UPDATED = "grant_updated"
 GRANT_REVOKED = "grant_revoked"

@@ -13,9 +13,17 @@ from gateway.access.throttle import FailureThrottle
 from gateway.app import create_app
 from gateway.config import Settings
 
+from . import gateway as gateway_support
 from .camera import RtspCamera, make_camera
 from .chromium import CHROMIUM, FLAGS
 from .gateway import Gateway
+
+
+@pytest.fixture(params=["fast", "aiortc"])
+def sender_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with each `[webrtc] sender`: the gateway's fast path and aiortc's own."""
+    monkeypatch.setattr(gateway_support, "SENDER", request.param)
+    return request.param
 
 
 @pytest.fixture

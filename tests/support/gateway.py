@@ -21,6 +21,9 @@ from .viewer import Viewer
 SECRET = "test-secret-of-at-least-32-bytes-0123456789"
 AUTH = {"secret": SECRET}
 VIEWER = "viewer-1"
+# `[webrtc] sender` of every test gateway; the `sender_mode` fixture runs a test
+# module in both modes.
+SENDER = "fast"
 
 
 def settings_for(
@@ -29,6 +32,8 @@ def settings_for(
     database: str | None = None,
     limits: dict[str, Any] | None = None,
     tables: dict[str, Any] | None = None,
+    webrtc: dict[str, Any] | None = None,
+    cors: dict[str, Any] | None = None,
     **relay: Any,
 ) -> Settings:
     """Settings for a test gateway: quick linger and reconnects unless overridden.
@@ -48,6 +53,8 @@ def settings_for(
         "storage": {"database": database},
         "relay": relay,
         "cameras": cameras,
+        "webrtc": {"sender": SENDER, **(webrtc or {})},
+        "cors": cors or {},
         **(tables or {}),
     }
     if limits:
@@ -127,5 +134,5 @@ class Gateway:
         jwt = mint(self.app[SETTINGS].auth, account, is_admin=admin)
         return {"Authorization": f"Bearer {jwt}"}
 
-    def viewer(self, camera_id: str, account: str = VIEWER) -> Viewer:
-        return Viewer(self.url, camera_id, headers=self.bearer(account))
+    def viewer(self, camera_id: str, account: str = VIEWER, **options: Any) -> Viewer:
+        return Viewer(self.url, camera_id, headers=self.bearer(account), **options)

@@ -7,8 +7,13 @@ import contextlib
 import time
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 
 from gateway.egress.compat import register_h264_profile
 
@@ -18,12 +23,35 @@ for _plid in ("4d001f", "640c1f", "64001f"):
 
 
 class Viewer:
-    def __init__(self, base_url: str, camera_id: str, headers: dict[str, str] | None = None):
+    """A WHEP viewer. `codecs` limits what it offers (e.g. ["video/VP8"], as Firefox
+    without OpenH264); `audio` adds a sendrecv audio line that really sends; `trickle`
+    leaves the candidates out of the offer, for `trickle_candidates` to PATCH."""
+
+    def __init__(
+        self,
+        base_url: str,
+        camera_id: str,
+        headers: dict[str, str] | None = None,
+        *,
+        codecs: list[str] | None = None,
+        audio: bool = False,
+        trickle: bool = False,
+    ):
         self.url = f"{base_url}/whep/{camera_id}"
         self.base_url = base_url
         self.headers = headers or {}
+        self.trickle = trickle
+        self.candidates: list[str] = []  # left out of the offer, when trickling
+        self.response: aiohttp.ClientResponse | None = None
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.pc.addTransceiver("video", direction="recvonly")
+        if audio:
+            self.pc.addTransceiver(AudioStreamTrack(), direction="sendrecv")
+        video = self.pc.addTransceiver("video", direction="recvonly")
+        if codecs is not None:
+            capabilities = RTCRtpReceiver.getCapabilities("video").codecs
+            video.setCodecPreferences(
+                [c for c in capabilities if c.mimeType in codecs or c.mimeType == "video/rtx"]
+            )
         self.frames: list[tuple[float, int, int]] = []  # (arrival, width, height)
         self.last_frame = None
         self.session_url: str | None = None
@@ -52,12 +80,55 @@ class Viewer:
         """POST the offer; on 201 apply the answer. Returns the response."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
         headers = {"Content-Type": "application/sdp", **self.headers}
-        response = await http.post(self.url, data=self.pc.localDescription.sdp, headers=headers)
+        offer = self.pc.localDescription.sdp
+        if self.trickle:
+            lines = offer.splitlines()
+            self.candidates = [line for line in lines if line.startswith("a=candidate:")]
+            offer = "\r\n".join(
+                line
+                for line in lines
+                if not line.startswith(("a=candidate:", "a=end-of-candidates"))
+            )
+            offer += "\r\n"
+        self.offer = offer
+        response = self.response = await http.post(self.url, data=offer, headers=headers)
         if response.status == 201:
             self.answer = await response.text()
             self.session_url = self.base_url + response.headers["Location"]
             await self.pc.setRemoteDescription(RTCSessionDescription(self.answer, "answer"))
         return response
+
+    @property
+    def ufrag(self) -> str:
+        return next(
+            line.split(":", 1)[1]
+            for line in self.offer.splitlines()
+            if line.startswith("a=ice-ufrag:")
+        )
+
+    async def patch(
+        self,
+        http: aiohttp.ClientSession,
+        lines: list[str],
+        *,
+        ufrag: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        """A trickle PATCH (RFC 8840 sdpfrag) with these candidate lines."""
+        fragment = "".join(
+            f"{line}\r\n"
+            for line in [
+                f"a=ice-ufrag:{ufrag or self.ufrag}",
+                "m=video 9 UDP/TLS/RTP/SAVPF 0",
+                "a=mid:0",
+                *lines,
+            ]
+        )
+        sent = {"Content-Type": "application/trickle-ice-sdpfrag", **self.headers}
+        if headers is not None:
+            sent = {"Content-Type": "application/trickle-ice-sdpfrag", **headers}
+        assert self.session_url
+        return await http.patch(self.session_url, data=fragment, headers=sent)
 
     async def wait_frames(self, count: int, timeout: float = 20.0) -> bool:
         """Wait until `count` more frames have been decoded."""
