@@ -285,7 +285,9 @@ async def test_strict_profiles_never_mislabel_the_camera(make_rtsp_camera, start
     viewer = gateway.viewer("cam")
     await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
     offer = viewer.pc.localDescription.sdp
-    baseline_only = re.sub(r"profile-level-id=(4d|64)[0-9a-f]{4}", "profile-level-id=42e01f", offer)
+    # Every other profile the process's aiortc has learnt (earlier tests register
+    # cameras' profiles in its codec table) becomes Constrained Baseline.
+    baseline_only = re.sub(r"profile-level-id=(?!42)[0-9a-f]{6}", "profile-level-id=42e01f", offer)
     baseline_only = baseline_only.replace("VP8/90000", "AV1/90000")
     response = await gateway.http.post(
         viewer.url,
