@@ -23,6 +23,9 @@ const RETRY_AFTER_JITTER = 0.2; // up to this much of Retry-After is added at ra
 const DISCONNECTED_GRACE_MS = 2500; // "disconnected" often heals by itself
 const STALL_MS = 3000; // no new frame for this long: back to "waiting for picture"
 const COUNTDOWN_FROM_S = 600; // show the grant's remaining time in its last 10 minutes
+// An event stream that closes later than this before its token's exp was closed by
+// the gateway for the token (which it does at exp plus its leeway, 30 s by default).
+const LAPSE_SLACK_MS = 1000;
 
 // The player's states, and the only transitions between them (#transition refuses
 // any other). "connecting" from anywhere is a restart (a new camera or gateway, a
@@ -139,6 +142,26 @@ function outcome(code) {
   return code === "grant_ended" ? "ended" : "revoked";
 }
 
+// A JWT's claims, read without checking the signature (the gateway checks it): the
+// player only needs to know when its token lapses. Null for anything else.
+function claimsOf(token) {
+  try {
+    const base64 = String(token).split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(base64 + "=".repeat((4 - (base64.length % 4)) % 4));
+    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes)); // UTF-8: an account may be 中文
+    return claims && typeof claims === "object" ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+// When the token lapses (ms since the epoch), or null when it does not say.
+function expiryOf(token) {
+  const exp = claimsOf(token)?.exp;
+  return typeof exp === "number" && Number.isFinite(exp) ? exp * 1000 : null;
+}
+
 // How long to wait before try number `failures` + 1. With "equal jitter" each step
 // is between half and all of BACKOFF_MS: tiles that lost the gateway together (a
 // restart) come back spread over a second, two, four …, not in the same
@@ -207,6 +230,9 @@ const PAGE = Symbol("the page itself"); // a page that uses the stream directly
 // and by the page itself. It re-dispatches each event as a CustomEvent of the
 // same name (detail: the event's data) and keeps the account's grants, so a
 // player knows when its grant ends. After an error it reopens with a new ticket.
+// The gateway closes the stream when the token that opened it lapses (at its exp,
+// plus the gateway's leeway): then it reopens at once with a fresh token, and that
+// is no failure that would lengthen the wait after a real one.
 //
 // It is open while someone uses it. Players join (join(player, tokenProvider))
 // while they play and leave when they stop or leave the page; a page that uses
@@ -265,6 +291,7 @@ export class GatewayEvents extends EventTarget {
     try {
       const token = await this.#token();
       if (signal.aborted) return;
+      const expires = expiryOf(token);
       const response = await fetch(new URL("api/events/ticket", this.baseUrl), {
         method: "POST",
         headers: { Authorization: `Bearer ${token}` },
@@ -279,10 +306,18 @@ export class GatewayEvents extends EventTarget {
       for (const type of SSE_TYPES) {
         source.addEventListener(type, (event) => this.receive(type, JSON.parse(event.data)));
       }
-      source.onopen = () => (this.failures = 0);
+      let opened = false;
+      source.onopen = () => {
+        opened = true;
+        this.failures = 0;
+      };
       source.onerror = () => {
         source.close(); // the ticket is spent: EventSource's own retry would get 401
-        this.#retry(attempt);
+        if (signal.aborted) return;
+        // Open until its token lapsed: the gateway closed it as it should. (Only
+        // after an opening: a token refused at once still waits, below.)
+        if (opened && expires !== null && Date.now() > expires - LAPSE_SLACK_MS) this.open();
+        else this.#retry(attempt);
       };
     } catch {
       this.#retry(attempt);
