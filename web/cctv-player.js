@@ -714,12 +714,13 @@ export class CctvPlayer extends HTMLElement {
     if (exp === null) return; // not a JWT with exp: the gateway ends the session and says why
     const iat = claimsOf(token).iat;
     const issued = typeof iat === "number" && iat * 1000 < exp ? iat * 1000 : Date.now();
-    const lead = Math.min(RENEW_BEFORE_MS, (exp - issued) * RENEW_SHARE);
+    const lead = Math.min(RENEW_BEFORE_MS, Math.max(0, exp - issued) * RENEW_SHARE);
     at(signal, exp - lead, () => this.#renew(signal, token, exp));
   }
 
-  // Ask the token provider for a fresh token and present it for the session. With
-  // none yet (the provider failed, gave nothing or the same token) or the gateway
+  // Ask the token provider for a fresh token (one that lapses later) and present it
+  // for the session. With none yet (the provider failed, or gave nothing, the same
+  // token or one that lapses no later: no loop of renewals either) or the gateway
   // unable to take it now (network, 5xx), ask again a little later, until the token
   // `current` lapses at `exp`; then the tile ends "sign-in expired". A refusal
   // (401, 403 not_owner, 404 unknown_session) ends it at once: the session cannot
@@ -732,7 +733,7 @@ export class CctvPlayer extends HTMLElement {
       /* none now */
     }
     if (signal.aborted) return;
-    if (token && token !== current) {
+    if (token && token !== current && (expiryOf(token) ?? Infinity) > exp) {
       let response = null;
       try {
         response = await fetch(`${this.#sessionUrl}/renew`, {
