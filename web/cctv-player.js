@@ -11,10 +11,15 @@
 //   properties  token, tokenProvider, events (a GatewayEvents), state, reason,
 //               code, stats, pc, video; stop()
 //   events      statechange {state, reason, code}, revoked {reason, code},
-//               ended {reason, code}: `reason` is the gateway's words (English),
-//               `code` the stable code to act on
+//               ended {reason, code}, expired {reason, code}: `reason` is the
+//               gateway's words (English), `code` the stable code to act on
 //   states      idle, connecting, waiting, live, reconnecting, revoked, ended,
-//               denied, error, stopped
+//               expired, denied, error, stopped
+//
+// Sign-in: a session lasts no longer than the token that opened it. Before the
+// token's `exp` the player asks its token provider for a fresh one and presents it
+// to the gateway (POST <session URL>/renew); without one by `exp` the tile ends
+// "sign-in expired".
 
 const HERE = new URL("../", import.meta.url).href; // the gateway that served this file
 const GATHER_CAP_MS = 500; // host candidates come in a few ms; never wait for STUN
@@ -23,6 +28,16 @@ const RETRY_AFTER_JITTER = 0.2; // up to this much of Retry-After is added at ra
 const DISCONNECTED_GRACE_MS = 2500; // "disconnected" often heals by itself
 const STALL_MS = 3000; // no new frame for this long: back to "waiting for picture"
 const COUNTDOWN_FROM_S = 600; // show the grant's remaining time in its last 10 minutes
+const RENEW_BEFORE_MS = 60000; // renew the session this long before its token's exp …
+const RENEW_SHARE = 0.2; // … or with this share of a short token's lifetime left
+// No fresh token yet (the provider gave none, or the same one): ask again after half
+// of the time left, within these bounds, and give up at exp.
+const RENEW_RETRY_MIN_MS = 2000;
+const RENEW_RETRY_MAX_MS = 15000;
+const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's limit (about 24.8 days)
+// An event stream that closes later than this before its token's exp was closed by
+// the gateway for the token (which it does at exp plus its leeway, 30 s by default).
+const LAPSE_SLACK_MS = 1000;
 
 // The player's states, and the only transitions between them (#transition refuses
 // any other). "connecting" from anywhere is a restart (a new camera or gateway, a
@@ -32,26 +47,28 @@ const COUNTDOWN_FROM_S = 600; // show the grant's remaining time in its last 10 
 //   waiting       connected, waiting for the picture (or the picture stalled)
 //   live          playing
 //   reconnecting  lost or refused for now (network, 503, 429, 5xx); retrying
-//   revoked, ended, denied, error
+//   revoked, ended, expired, denied, error
 //                 stopped for good, with the reason; only a restart leaves them
+//                 (expired: the sign-in lapsed and could not be renewed)
 //   stopped       stop(), or off the page
 const TRANSITIONS = Object.fromEntries(
   Object.entries({
     idle: "connecting stopped",
     connecting: "connecting waiting reconnecting idle ended denied error stopped",
-    waiting: "live reconnecting revoked ended connecting stopped",
-    live: "waiting reconnecting revoked ended connecting stopped",
+    waiting: "live reconnecting revoked ended expired connecting stopped",
+    live: "waiting reconnecting revoked ended expired connecting stopped",
     // "reconnecting" again: another failure, or the next try going out
-    reconnecting: "reconnecting waiting revoked ended denied error idle connecting stopped",
+    reconnecting: "reconnecting waiting revoked ended expired denied error idle connecting stopped",
     revoked: "connecting stopped",
     ended: "connecting stopped",
+    expired: "connecting stopped",
     denied: "connecting stopped",
     error: "connecting stopped",
     stopped: "connecting",
   }).map(([from, to]) => [from, new Set(to.split(" "))]),
 );
 // States the tile shows as an overlay message: nothing more will happen by itself.
-const TERMINAL = new Set(["revoked", "ended", "denied", "error", "stopped"]);
+const TERMINAL = new Set(["revoked", "ended", "expired", "denied", "error", "stopped"]);
 // Why the gateway ended a session (session_ended.code), when that is no reason to
 // stop watching.
 const TRANSIENT = new Set(["connection_lost", "never_connected", "shutdown", "media_failed"]);
@@ -65,6 +82,7 @@ const TEXT = {
     reconnecting: "重新連線中…",
     revoked: "觀看權限已撤銷",
     ended: "授權期間已結束",
+    expired: "登入已逾時",
     denied: "沒有觀看權限",
     error: "無法播放",
     stopped: "已停止",
@@ -81,6 +99,7 @@ const TEXT = {
     reconnecting: "Reconnecting…",
     revoked: "Access revoked",
     ended: "Grant ended",
+    expired: "Sign-in expired",
     denied: "No access",
     error: "Cannot play",
     stopped: "Stopped",
@@ -105,6 +124,9 @@ const REASONS_ZH = {
   not_yet_started: "授權尚未開始",
   no_token: "未取得登入憑證",
   invalid_token: "登入憑證無效或已過期",
+  token_expired: "登入已逾時",
+  not_owner: "此連線屬於其他帳號",
+  unknown_session: "此連線已不存在",
   revoked: "管理員撤銷", // followed by the administrator's own words
   network_error: "網路中斷",
   connection_lost: "連線中斷",
@@ -138,7 +160,32 @@ function noteOf({ code, reason, note }) {
 // What a session_ended code means for the tile: try again, or stop for good.
 function outcome(code) {
   if (TRANSIENT.has(code)) return "reconnect";
+  if (code === "token_expired") return "expired";
   return code === "grant_ended" ? "ended" : "revoked";
+}
+
+// The sign-in lapsed and no fresh token came: the gateway's own words and code
+// for it (session_ended), so the tile says the same whichever noticed first.
+const SIGN_IN_EXPIRED = { reason: "sign-in expired", code: "token_expired" };
+
+// A JWT's claims, read without checking the signature (the gateway checks it): the
+// player only needs to know when its token lapses. Null for anything else.
+function claimsOf(token) {
+  try {
+    const base64 = String(token).split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(base64 + "=".repeat((4 - (base64.length % 4)) % 4));
+    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes)); // UTF-8: an account may be 中文
+    return claims && typeof claims === "object" ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+// When the token lapses (ms since the epoch), or null when it does not say.
+function expiryOf(token) {
+  const exp = claimsOf(token)?.exp;
+  return typeof exp === "number" && Number.isFinite(exp) ? exp * 1000 : null;
 }
 
 // How long to wait before try number `failures` + 1. With "equal jitter" each step
@@ -165,6 +212,13 @@ function later(signal, callback, ms) {
   if (signal.aborted) return;
   const timer = setTimeout(callback, ms);
   signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+}
+
+// At the wall-clock time `when` (ms since the epoch), tied to `signal` like later().
+function at(signal, when, callback) {
+  const wait = when - Date.now();
+  if (wait > MAX_TIMER_MS) later(signal, () => at(signal, when, callback), MAX_TIMER_MS);
+  else later(signal, callback, Math.max(0, wait));
 }
 
 function every(signal, callback, ms) {
@@ -210,6 +264,9 @@ const PAGE = Symbol("the page itself"); // a page that uses the stream directly
 // and by the page itself. It re-dispatches each event as a CustomEvent of the
 // same name (detail: the event's data) and keeps the account's grants, so a
 // player knows when its grant ends. After an error it reopens with a new ticket.
+// The gateway closes the stream when the token that opened it lapses (at its exp,
+// plus the gateway's leeway): then it reopens at once with a fresh token, and that
+// is no failure that would lengthen the wait after a real one.
 //
 // It is open while someone uses it. Players join (join(player, tokenProvider))
 // while they play and leave when they stop or leave the page; a page that uses
@@ -268,6 +325,7 @@ export class GatewayEvents extends EventTarget {
     try {
       const token = await this.#token();
       if (signal.aborted) return;
+      const expires = expiryOf(token);
       const response = await fetch(new URL("api/events/ticket", this.baseUrl), {
         method: "POST",
         headers: { Authorization: `Bearer ${token}` },
@@ -282,10 +340,18 @@ export class GatewayEvents extends EventTarget {
       for (const type of SSE_TYPES) {
         source.addEventListener(type, (event) => this.receive(type, JSON.parse(event.data)));
       }
-      source.onopen = () => (this.failures = 0);
+      let opened = false;
+      source.onopen = () => {
+        opened = true;
+        this.failures = 0;
+      };
       source.onerror = () => {
         source.close(); // the ticket is spent: EventSource's own retry would get 401
-        this.#retry(attempt);
+        if (signal.aborted) return;
+        // Open until its token lapsed: the gateway closed it as it should. (Only
+        // after an opening: a token refused at once still waits, below.)
+        if (opened && expires !== null && Date.now() > expires - LAPSE_SLACK_MS) this.open();
+        else this.#retry(attempt);
       };
     } catch {
       this.#retry(attempt);
@@ -383,7 +449,8 @@ video { display: block; width: 100%; height: 100%; object-fit: contain; backgrou
 :host([state=live]) .state::before { background: #2ecc71; }
 :host([state=revoked]) .state::before, :host([state=denied]) .state::before,
 :host([state=error]) .state::before { background: #e74c3c; }
-:host([state=ended]) .state::before, :host([state=stopped]) .state::before { background: #95a5a6; }
+:host([state=ended]) .state::before, :host([state=expired]) .state::before,
+:host([state=stopped]) .state::before { background: #95a5a6; }
 .stats, .countdown { font-variant-numeric: tabular-nums; white-space: nowrap; opacity: .9; }
 .countdown { background: #b9770e; padding: .1rem .45rem; border-radius: 4px; }
 .countdown.urgent { background: #c0392b; }
@@ -485,7 +552,10 @@ export class CctvPlayer extends HTMLElement {
   }
   set token(value) {
     this.#token = value;
-    if (this.isConnected && (this.state === "idle" || this.state === "error")) this.#restart();
+    // A token after an error or an expired sign-in starts again; while playing, the
+    // next renewal presents it.
+    const restart = ["idle", "error", "expired"].includes(this.state);
+    if (this.isConnected && restart) this.#restart();
   }
   get events() {
     return this.#events || gatewayEvents(this.baseUrl); // joined while playing (#listen)
@@ -581,6 +651,8 @@ export class CctvPlayer extends HTMLElement {
       token = await this.#getToken();
     } catch (error) {
       if (signal.aborted) return;
+      // No token where there was one (this tile played): the sign-in is over.
+      if (this.#wasLive) return this.#finish("expired", SIGN_IN_EXPIRED);
       if (error.noToken) return this.#finish("error", { reason: "no token", code: "no_token" });
       return this.#finish("error", { reason: String(error.message || error), code: "token_error" });
     }
@@ -634,6 +706,63 @@ export class CctvPlayer extends HTMLElement {
     this.#transition("waiting");
     this.#lastFrameAt = performance.now();
     every(signal, () => this.#tick(signal), 1000);
+    this.#renewBefore(signal, token);
+  }
+
+  // The session lasts no longer than `token`: renew it before the token's exp,
+  // 60 s before or, for a short token, with a fifth of its lifetime left. Tied to
+  // the attempt, like everything else of the session.
+  #renewBefore(signal, token) {
+    const exp = expiryOf(token);
+    if (exp === null) return; // not a JWT with exp: the gateway ends the session and says why
+    const iat = claimsOf(token).iat;
+    const issued = typeof iat === "number" && iat * 1000 < exp ? iat * 1000 : Date.now();
+    const lead = Math.min(RENEW_BEFORE_MS, Math.max(0, exp - issued) * RENEW_SHARE);
+    at(signal, exp - lead, () => this.#renew(signal, token, exp));
+  }
+
+  // Ask the token provider for a fresh token (one that lapses later) and present it
+  // for the session. With none yet (the provider failed, or gave nothing, the same
+  // token or one that lapses no later: no loop of renewals either) or the gateway
+  // unable to take it now (network, 5xx), ask again a little later, until the token
+  // `current` lapses at `exp`; then the tile ends "sign-in expired". A refusal
+  // (401, 403 not_owner, 404 unknown_session) ends it at once: the session cannot
+  // be kept.
+  async #renew(signal, current, exp) {
+    let token = null;
+    try {
+      token = await this.#getToken();
+    } catch {
+      /* none now */
+    }
+    if (signal.aborted) return;
+    if (token && token !== current && (expiryOf(token) ?? Infinity) > exp) {
+      let response = null;
+      try {
+        response = await fetch(`${this.#sessionUrl}/renew`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${token}` },
+          signal,
+        });
+      } catch {
+        /* the network: try again below */
+      }
+      if (signal.aborted) return;
+      if (response?.ok) {
+        this.#sessionToken = token; // the session's DELETE needs a live token too
+        return this.#renewBefore(signal, token);
+      }
+      if (response && [401, 403, 404].includes(response.status)) {
+        const { message: reason, code } = await errorOf(response);
+        // 404: the gateway has no such session any more, so nothing to DELETE.
+        if (!signal.aborted) this.#finish("expired", { reason, code }, response.status !== 404);
+        return;
+      }
+    }
+    const left = exp - Date.now();
+    if (left <= 0) return this.#finish("expired", SIGN_IN_EXPIRED);
+    const wait = Math.min(Math.max(left / 2, RENEW_RETRY_MIN_MS), RENEW_RETRY_MAX_MS);
+    at(signal, Math.min(Date.now() + wait, exp), () => this.#renew(signal, current, exp));
   }
 
   async #refused(signal, response) {
@@ -649,6 +778,8 @@ export class CctvPlayer extends HTMLElement {
     if (status === 503 || status >= 500 || status === 429) {
       return this.#dropped({ reason, code: code || "unavailable" }, retryAfter(response));
     }
+    // A token refused where one was taken before (this tile played): the sign-in is over.
+    if (status === 401 && this.#wasLive) return this.#finish("expired", { reason, code });
     this.#finish("error", { reason, code }); // 400, 401, 404, 413, 415: trying again will not help
   }
 
@@ -823,7 +954,7 @@ export class CctvPlayer extends HTMLElement {
     this.#render();
     if (!changed) return true;
     this.dispatchEvent(new CustomEvent("statechange", { detail: { state, reason, code } }));
-    if (state === "revoked" || state === "ended") {
+    if (state === "revoked" || state === "ended" || state === "expired") {
       this.dispatchEvent(new CustomEvent(state, { detail: { reason, code } }));
     }
     return true;
@@ -839,7 +970,9 @@ export class CctvPlayer extends HTMLElement {
     const lang = this.lang;
     const text = TEXT[lang];
     const ui = this.#ui;
-    const reason = translateReason({ code: this.code, reason: this.reason, note: this.#note }, lang);
+    const said = translateReason({ code: this.code, reason: this.reason, note: this.#note }, lang);
+    // Not twice: a tile that says 登入已逾時 needs no second line saying so.
+    const reason = said.toLowerCase() === text[this.state].toLowerCase() ? "" : said;
     const terminal = TERMINAL.has(this.state) && this.state !== "stopped";
     ui.label.textContent = this.getAttribute("label") || this.getAttribute("camera") || "";
     ui.state.textContent = text[this.state] + (reason && !terminal ? ` · ${reason}` : "");
