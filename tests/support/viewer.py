@@ -25,6 +25,7 @@ class Viewer:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.addTransceiver("video", direction="recvonly")
         self.frames: list[tuple[float, int, int]] = []  # (arrival, width, height)
+        self.pts: list[int] = []  # each frame's RTP timestamp (90 kHz, the sender's origin)
         self.last_frame = None
         self.session_url: str | None = None
         self.answer: str | None = None
@@ -45,6 +46,7 @@ class Viewer:
             while True:
                 frame = await track.recv()
                 self.frames.append((time.monotonic(), frame.width, frame.height))
+                self.pts.append(frame.pts)
                 self.last_frame = frame
         self.closed.set()
 
