@@ -5,19 +5,11 @@ from __future__ import annotations
 import json
 import logging
 
-from prometheus_client.parser import text_string_to_metric_families
 from support.gateway import camera_entry, settings_for
+from support.metrics import samples
 
 from gateway.app import STORE
 from gateway.logs import JsonFormatter, RedactCredentials
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 async def test_metrics_follow_viewers_and_denials(start_gateway):
