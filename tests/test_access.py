@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,10 +21,13 @@ import aiohttp
 import pytest
 from support.events import EventReader
 from support.gateway import SECRET, VIEWER, bearer, camera_entry, settings_for, token
+from support.process import GatewayProcess, demo_camera
 from support.viewer import Viewer, offer_sdp
 
 from gateway.access.throttle import FailureThrottle
-from gateway.app import SESSIONS, STORE
+from gateway.app import ACCESS, SESSIONS, STORE
+from gateway.config import AuditSettings
+from gateway.store.audit import AuditLog, verify_file
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
 
@@ -96,18 +104,43 @@ async def test_bad_tokens_get_401_and_are_audited(start_gateway, authorization):
         assert (await gateway.http.get(gateway.url + path, headers=headers)).status == 401
 
 
-async def test_failed_token_checks_are_slowed_per_address(start_gateway):
+async def timed_failure(gateway, source: str) -> float:
+    """Seconds a bad token from `source` (a loopback address) waits for its 401."""
+    connector = aiohttp.TCPConnector(local_addr=(source, 0), force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        started = time.monotonic()
+        response = await http.get(
+            f"{gateway.url}/api/me", headers={"Authorization": "Bearer forged"}
+        )
+        assert response.status == 401
+        return time.monotonic() - started
+
+
+async def test_failed_token_checks_are_slowed_per_address_up_to_a_cap(start_gateway):
+    # The real figures are 0.2 s doubling up to 5 s (checked below); scaled down here.
+    base, cap = 0.05, 0.4
     gateway = await gateway_with(
-        start_gateway, throttle=FailureThrottle(base_seconds=0.1, cap_seconds=2.0)
+        start_gateway, throttle=FailureThrottle(base_seconds=base, cap_seconds=cap)
     )
-    bad = {"Authorization": "Bearer forged"}
-    started = time.monotonic()
-    for _ in range(5):
-        assert (await gateway.http.get(f"{gateway.url}/api/me", headers=bad)).status == 401
-    assert time.monotonic() - started >= 0.1 + 0.2 + 0.4 + 0.8 + 1.6 - 0.05
+    waits = [await timed_failure(gateway, "127.0.0.1") for _ in range(7)]
+    # 0.05, 0.1, 0.2, 0.4, 0.4, 0.4, 0.4. Each answer also costs a few ms of work, and
+    # a loaded machine may add 0.2 s, never the 0.4 s of one more doubling.
+    expected = [min(base * 2**i, cap) for i in range(7)]
+    for got, want in zip(waits, expected, strict=True):
+        assert want - 0.01 <= got < want + 0.2, (waits, expected)
+    # Another address starts from the beginning: the delay is per address.
+    assert await timed_failure(gateway, "127.0.0.2") < base + 0.2
     started = time.monotonic()
     assert (await gateway.http.get(f"{gateway.url}/api/me", headers=bearer())).status == 200
-    assert time.monotonic() - started < 0.5  # a good token is never held back
+    assert time.monotonic() - started < 0.2  # a good token is never held back
+
+
+async def test_the_running_gateway_waits_at_most_5_s_per_failed_token(start_gateway):
+    gateway = await gateway_with(start_gateway, throttle=None)  # the gateway's own throttle
+    throttle = gateway.app[ACCESS].throttle
+    waits = [throttle.delay_for("198.51.100.7") for _ in range(10)]
+    assert waits == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0, 5.0, 5.0]
+    assert throttle.delay_for("198.51.100.8") == 0.2  # per address
 
 
 # --- grants decide who watches ---------------------------------------------------
@@ -141,7 +174,9 @@ async def test_session_ends_within_a_second_of_its_grant_ending(start_gateway):
         assert hello["grants"][0]["id"] == grant.id  # the countdown's end
         await asyncio.wait_for(viewer.closed.wait(), timeout=10)
         late = (datetime.now(UTC) - grant.ends_at).total_seconds()
-        assert late < 1.5, f"session outlived its grant by {late:.2f} s"
+        # The enforcer sweeps twice a second: expect <= 0.5 s plus the close (ms).
+        # 1 s, the promise, leaves 0.5 s of headroom for a loaded machine.
+        assert late <= 1.0, f"session outlived its grant by {late:.2f} s"
         ended = await events.wait_for("session_ended")
         assert ended["reason"] == "grant ended"
     (row,) = audit_rows(gateway, event="session_end")
@@ -178,7 +213,9 @@ async def test_admin_revocation_closes_the_viewer_within_a_second(start_gateway,
         )
         assert response.status == 200, await response.text()
         await asyncio.wait_for(viewer.closed.wait(), timeout=5)
-        assert time.monotonic() - started < 1.5
+        # Measured: a few ms (README, revoke -> peer connection closed). The request
+        # ends the session before it answers; 1 s is the promise, ample on a busy machine.
+        assert time.monotonic() - started <= 1.0
         ended = await events.wait_for("session_ended")
         assert ended["session_id"] == session.id and ended["reason"]
     if how == "grant":
@@ -196,6 +233,108 @@ async def test_admin_revocation_closes_the_viewer_within_a_second(start_gateway,
     }[how] in events_written
     await viewer.close()
     await bystander.close(gateway.http)
+
+
+async def test_administrators_need_a_grant_to_watch(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    gateway.grant(members=[VIEWER], cameras=["cam-a"])  # names someone else
+    admin = Viewer(gateway.url, "cam-a", headers=gateway.bearer(ADMIN, admin=True))
+    response = await admin.connect(gateway.http)
+    assert response.status == 403
+    assert (await response.json())["code"] == "no_grant"
+    await admin.close()
+    gateway.grant(members=[ADMIN], cameras=["cam-a"])  # the admin claim manages, a grant lets watch
+    admin = Viewer(gateway.url, "cam-a", headers=gateway.bearer(ADMIN, admin=True))
+    response = await admin.connect(gateway.http)
+    assert response.status == 201, await response.text()
+    assert await admin.wait_frames(2)
+    await admin.close(gateway.http)
+
+
+# Another process (a second gateway node, an administrator's script) changes the grant
+# in the database file; it prints when its change was committed.
+CHANGE_GRANT = """
+import sys, time
+from datetime import UTC, datetime
+from gateway.config import AuditSettings
+from gateway.store.audit import AuditLog, verify_file
+from gateway.store.database import open_database
+from gateway.store.grants import GrantStore
+
+database, grant_id, change = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+store = GrantStore(open_database(database), ["cam-a"], 14)
+if change == "revoke":
+    store.revoke(grant_id, by="admin-9", reason="police withdrew consent")
+elif change == "member":
+    store.update(grant_id, by="admin-9", members=["other-1"])
+else:
+    store.update(grant_id, by="admin-9", ends_at=datetime.now(UTC))
+print(time.time(), flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [("revoke", "grant_revoked"), ("member", "removed_from_grant"), ("end", "grant_ended")],
+)
+async def test_a_grant_changed_by_another_process_ends_the_session_within_a_second(
+    start_gateway, tmp_path, change, code
+):
+    database = str(tmp_path / "gw.sqlite3")
+    settings = settings_for(demo_cameras("cam-a"), database=database)
+    gateway = await start_gateway(settings, grant=False)
+    grant = gateway.grant(members=[VIEWER, "other-1"], cameras=["cam-a"])
+    viewer = await watch(gateway)
+    (session,) = list(gateway.app[SESSIONS])
+    # Watch for a second (10 fps) first, so the enforcer has seen the grant allow it.
+    assert await viewer.wait_frames(10)
+
+    async def closed_at() -> float:
+        await viewer.closed.wait()
+        return time.time()
+
+    closing = asyncio.ensure_future(closed_at())
+    changer = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHANGE_GRANT, database, str(grant.id), change,
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(changer.communicate(), 30)
+    assert changer.returncode == 0
+    changed = float(out)
+    try:
+        late = await asyncio.wait_for(closing, 10) - changed
+    except TimeoutError:
+        raise AssertionError("the session went on for 10 s after its grant changed") from None
+    # The enforcer re-reads grants twice a second, so expect <= 0.5 s plus the close
+    # (milliseconds); 1 s leaves 0.5 s for a loaded machine and is the README's promise.
+    assert late <= 1.0, f"the session outlived the change by {late:.2f} s"
+    assert session.ending is not None and session.ending.code == code
+    await viewer.close()
+
+
+@pytest.mark.parametrize("retention_days", [400, 0])
+async def test_audit_rows_past_retention_are_pruned_at_start_up(
+    start_gateway, tmp_path, retention_days
+):
+    database = tmp_path / "gw.sqlite3"
+    db = open_database(database)
+    days_ago = lambda days: lambda: datetime.now(UTC) - timedelta(days=days)  # noqa: E731
+    for i in range(3):
+        AuditLog(db, clock=days_ago(401)).record("session_start", account=f"old-{i}")
+    AuditLog(db, clock=days_ago(399)).record("session_start", account="recent")
+    db.close()
+    settings = settings_for(demo_cameras("cam-a"), database=str(database))
+    settings = replace(settings, audit=AuditSettings(retention_days=retention_days))
+    gateway = await start_gateway(settings, grant=False)
+    rows = audit_rows(gateway)
+    accounts = {row["account"] for row in rows}
+    if retention_days:  # older than 400 days: gone, with a row saying so
+        assert accounts == {"recent", None}
+        (pruned,) = [row for row in rows if row["event"] == "audit_pruned"]
+        assert pruned["detail"]["rows"] == 3
+    else:  # 0 keeps every row
+        assert accounts == {"recent", "old-0", "old-1", "old-2"}
+    assert verify_file(str(database)).ok  # the rest of the chain still verifies
 
 
 # --- the admin API ---------------------------------------------------------------
@@ -360,43 +499,110 @@ async def test_grant_revoked_while_gateway_was_down_is_honoured(start_gateway, t
     assert {"session_start", "session_end", "access_denied"} <= {r["event"] for r in rows}
 
 
-MEDIA_SIGNS = (b"\x00\x00\x00\x01\x67", b"\x00\x00\x01\x67", b"ftyp", b"\x1a\x45\xdf\xa3", b"mdat")
+class OpenFiles:
+    """Samples /proc/<pid>/fd in a thread: every regular file the process has open, and
+    whether it was opened for writing."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.seen: dict[str, bool] = {}  # path -> ever open for writing
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> OpenFiles:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            try:
+                fds = os.listdir(f"/proc/{self.pid}/fd")
+            except OSError:
+                return  # the process is gone
+            for fd in fds:
+                try:
+                    path = os.readlink(f"/proc/{self.pid}/fd/{fd}")
+                    with open(f"/proc/{self.pid}/fdinfo/{fd}") as info:
+                        flags = int(info.read().split("flags:", 1)[1].split()[0], 8)
+                except (OSError, IndexError, ValueError):
+                    continue  # closed meanwhile
+                if path.startswith("/") and not path.startswith(("/dev/", "/proc/")):
+                    writing = flags & os.O_ACCMODE != os.O_RDONLY
+                    self.seen[path] = self.seen.get(path, False) or writing
+            self.samples += 1
 
 
-def snapshot(*folders: Path) -> dict[Path, tuple[int, int]]:
+def footprint(*folders: Path) -> dict[Path, tuple[int, int]]:
+    """(size, mtime) of every file under `folders`, but bytecode, git and test artifacts."""
+    skip = {".git", "__pycache__", "test-artifacts", ".venv", ".ruff_cache", ".pytest_cache"}
     files = {}
     for folder in folders:
         for path in folder.rglob("*"):
-            if ".venv" in path.parts or ".git" in path.parts or not path.is_file():
+            if skip & set(path.parts) or not path.is_file():
                 continue
-            try:
+            with contextlib.suppress(OSError):
                 stat = path.stat()
-            except OSError:
-                continue
-            files[path] = (stat.st_size, stat.st_mtime_ns)
+                files[path] = (stat.st_size, stat.st_mtime_ns)
     return files
 
 
-async def test_nothing_is_recorded(make_rtsp_camera, start_gateway, tmp_path):
-    import tempfile
+def database_contents(database: Path) -> tuple[set[str], list[str]]:
+    """The tables, and any value in them that could hold media: bytes, or long text."""
+    db = sqlite3.connect(database)
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    bulky = []
+    for table in sorted(tables):
+        for row in db.execute(f'SELECT * FROM "{table}"'):
+            for value in row:
+                if isinstance(value, bytes) or (isinstance(value, str) and len(value) > 4000):
+                    bulky.append(f"{table}: {type(value).__name__} of {len(value)}")
+    db.close()
+    return tables, bulky
 
-    folders = [ROOT, tmp_path, Path(tempfile.gettempdir())]
-    before = snapshot(*folders)
+
+async def test_nothing_is_recorded(make_rtsp_camera, tmp_path):
+    """The gateway process relays a real RTSP camera and a demo camera; meanwhile it
+    writes to no file but its database, whose rows hold no media."""
+    data, own_tmp = tmp_path / "data", tmp_path / "tmp"
+    data.mkdir()
+    own_tmp.mkdir()
     camera = make_rtsp_camera(width=320, height=240)
-    cameras = [camera_entry("cam-a", camera.url), *demo_cameras("cam-b")]
-    gateway = await start_gateway(settings_for(cameras, database=str(tmp_path / "gw.sqlite3")))
-    viewers = [await watch(gateway, "cam-a"), await watch(gateway, "cam-b")]
-    for viewer in viewers:
-        assert await viewer.wait_frames(25)
-        await viewer.close(gateway.http)
-    await gateway.server.close()
-    after = snapshot(*folders)
-    changed = [p for p, stamp in after.items() if before.get(p) != stamp]
-    assert any(p.name.startswith("gw.sqlite3") for p in changed)  # the audit rows
-    for path in changed:
-        data = path.read_bytes()
-        found = [sign for sign in MEDIA_SIGNS if sign in data]
-        assert not found, f"{path} gained media content {found}"
+    cameras = [camera_entry("cam-a", camera.url), demo_camera("cam-b")]
+    gateway = GatewayProcess(data, cameras, env={"TMPDIR": str(own_tmp)})
+    database = {gateway.database.name + suffix for suffix in ("", "-wal", "-shm", "-journal")}
+    tables_before, _ = database_contents(gateway.database)
+    before = footprint(data, own_tmp, ROOT)
+    await gateway.start()
+    try:
+        with OpenFiles(gateway.pid) as files:
+            async with aiohttp.ClientSession() as http:
+                viewers = [Viewer(gateway.url, c, headers=bearer()) for c in ("cam-a", "cam-b")]
+                for viewer in viewers:
+                    assert (await viewer.connect(http)).status == 201
+                for viewer in viewers:
+                    assert await viewer.wait_frames(25)
+                    await viewer.close(http)
+        gateway.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(gateway.wait, 10) == 0
+    finally:
+        gateway.stop()
+    assert files.samples > 50  # it really looked, all through the relaying
+    written = sorted(path for path, writing in files.seen.items() if writing)
+    assert {Path(path).name for path in written} <= database, f"opened for writing: {written}"
+    assert not [p for p in files.seen if p.startswith(str(own_tmp))], files.seen
+    after = footprint(data, own_tmp, ROOT)
+    changed = sorted(str(p) for p, stamp in after.items() if before.get(p) != stamp)
+    assert {Path(path).name for path in changed} <= database, f"written: {changed}"
+    assert not list(own_tmp.iterdir()), "the gateway left files in its temp folder"
+    tables, bulky = database_contents(gateway.database)
+    assert tables == tables_before and not bulky, (tables - tables_before, bulky)
+    ends = [row for row in gateway.audit() if row["event"] == "session_end"]
+    assert len(ends) == 2 and all(row["detail"]["bytes_sent"] > 0 for row in ends)
 
 
 async def test_cors_preflight_allows_only_configured_origins(start_gateway):
