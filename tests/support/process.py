@@ -60,12 +60,13 @@ class GatewayProcess:
         self.config = folder / "gw.toml"
         self.env = env or {}
         cameras = cameras or [demo_camera()]
-        sections = {
+        sections: dict[str, dict[str, Any]] = {
             "auth": {"secret": SECRET},
             "storage": {"database": str(self.database)},
             "server": {"port": self.port},
-            **(tables or {}),
         }
+        for name, table in (tables or {}).items():  # added to, or added
+            sections[name] = {**sections.get(name, {}), **table}
         text = ""
         for name, table in sections.items():
             text += f"[{name}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in table.items())
