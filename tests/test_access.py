@@ -97,7 +97,9 @@ async def test_bad_tokens_get_401_and_are_audited(start_gateway, authorization):
         f"{gateway.url}/whep/cam-a", data=await offer_sdp(), headers=headers
     )
     assert response.status == 401
-    assert (await response.json())["error"] == "missing or invalid token"  # no oracle
+    body = await response.json()
+    assert body == {"error": "missing or invalid token", "code": "invalid_token"}  # no oracle
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
     (row,) = audit_rows(gateway, event="token_rejected")
     assert row["remote"] == "127.0.0.1" and row["detail"]["reason"]
     for path in ("/api/cameras", "/api/me", "/api/grants", "/api/sessions", "/api/audit"):
@@ -150,17 +152,23 @@ async def test_refusals_say_which_rule_failed(start_gateway):
     gateway = await gateway_with(start_gateway, grant=False)
     gateway.grant(members=["member-1"], cameras=["cam-a"])
     gateway.grant(members=["early-1"], cameras=["cam-a"], starts_in=600)
-    cases = [
-        ("stranger", "cam-a", "no grant"),
-        ("member-1", "cam-b", "no grant"),
-        ("early-1", "cam-a", "not yet started"),
+    gateway.grant(members=["late-1"], cameras=["cam-a"], starts_in=-7200, lasts=3600)
+    revoked = gateway.grant(members=["gone-1"], cameras=["cam-a"])
+    gateway.app[STORE].grants.revoke(revoked.id, by=ADMIN, reason="police withdrew consent")
+    cases = [  # account, camera, the code, the reason audited
+        ("stranger", "cam-a", "no_grant", "no grant"),
+        ("member-1", "cam-b", "no_grant", "no grant"),
+        ("early-1", "cam-a", "not_yet_started", "not yet started"),
+        ("late-1", "cam-a", "grant_ended", "ended"),
+        ("gone-1", "cam-a", "grant_revoked", "revoked"),
     ]
-    for account, camera_id, reason in cases:
+    for account, camera_id, code, reason in cases:
         response = await gateway.viewer(camera_id, account).connect(gateway.http)
-        assert response.status == 403
-        assert (await response.json())["error"].endswith(reason)
+        assert response.status == 403, account
+        body = await response.json()
+        assert body["code"] == code and body["error"].endswith(reason), (account, body)
     denied = audit_rows(gateway, event="access_denied")
-    assert sorted(r["detail"]["reason"] for r in denied) == sorted(c[2] for c in cases)
+    assert sorted(r["detail"]["reason"] for r in denied) == sorted(c[3] for c in cases)
     response = await gateway.viewer("nope", "member-1").connect(gateway.http)
     assert response.status == 404
 
@@ -359,7 +367,8 @@ async def test_admin_endpoints_refuse_non_admins(start_gateway):
             method, gateway.url + path, json={"reason": "x"}, headers=gateway.bearer()
         )
         assert response.status == 403, (method, path)
-        assert "administrator" in (await response.json())["error"]
+        body = await response.json()
+        assert body["code"] == "not_admin" and "administrator" in body["error"]
     denied = audit_rows(gateway, event="access_denied")
     assert len(denied) == len(ADMIN_CALLS)
 
@@ -399,9 +408,14 @@ async def test_grant_api_validates_and_stores_hostile_text_verbatim(start_gatewa
     ]:
         response = await admin_post(gateway, "/api/grants", grant_body(**bad))
         assert response.status == 422, bad
-        assert (await response.json())["field"] == field
+        body = await response.json()
+        assert (body["code"], body["field"]) == ("invalid_field", field)
     response = await admin_post(gateway, "/api/grants", {"project": 1, "color": "red"})
-    assert response.status == 400 and "color" in (await response.json())["error"]
+    assert response.status == 400
+    body = await response.json()
+    assert body["code"] == "bad_request" and "color" in body["error"]
+    response = await admin_post(gateway, "/api/grants/999/revoke", {"reason": "x"})
+    assert (response.status, (await response.json())["code"]) == (404, "unknown_grant")
     response = await gateway.http.post(
         f"{gateway.url}/api/grants",
         data="{not json",

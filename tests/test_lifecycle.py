@@ -85,7 +85,9 @@ async def test_a_full_disk_refuses_viewing_loudly(start_gateway, caplog):
     viewer = gateway.viewer("cam")
     response = await viewer.connect(gateway.http)
     assert response.status == 503
-    assert "cannot be recorded" in (await response.json())["error"]
+    body = await response.json()
+    assert body["code"] == "audit_unavailable" and "cannot be recorded" in body["error"]
+    assert int(response.headers["Retry-After"]) >= 1
     assert "audit log cannot be written" in caplog.text
     assert len(gateway.app[SESSIONS]) == 0
     assert len(gateway.app[HUBS].get("cam").viewers) == 0
