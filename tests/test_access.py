@@ -26,7 +26,7 @@ from support.viewer import Viewer, offer_sdp
 
 from gateway.access.throttle import FailureThrottle
 from gateway.app import ACCESS, SESSIONS, STORE
-from gateway.config import AuditSettings
+from gateway.config import AuditSettings, MapSettings
 from gateway.store.audit import AuditLog, verify_file
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
@@ -264,7 +264,7 @@ async def test_administrators_need_a_grant_to_watch(start_gateway):
 CHANGE_GRANT = """
 import sys, time
 from datetime import UTC, datetime
-from gateway.config import AuditSettings
+from gateway.config import AuditSettings, MapSettings
 from gateway.store.audit import AuditLog, verify_file
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
@@ -442,6 +442,48 @@ async def test_cameras_listing_follows_grants(start_gateway):
     ).json()
     assert {f["id"] for f in listing["features"]} == {"cam-a", "cam-b"}
     assert "source" not in json.dumps(listing) and "demo:" not in json.dumps(listing)
+
+
+async def test_me_names_the_account_and_only_its_active_grants(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    active = gateway.grant(members=[VIEWER], cameras=["cam-a"])
+    gateway.grant(members=[VIEWER], cameras=["cam-b"], starts_in=-7200, lasts=3600)  # ended
+    gateway.grant(members=["other-1"], cameras=["cam-b"])  # someone else's
+    me = await (await gateway.http.get(f"{gateway.url}/api/me", headers=gateway.bearer())).json()
+    assert me["account"] == VIEWER and me["is_admin"] is False
+    assert [(g["id"], g["status"]) for g in me["grants"]] == [(active.id, "active")]
+    assert me["grants"][0]["ends_at"]  # the tile's countdown
+    admin = gateway.bearer(ADMIN, admin=True)
+    me = await (await gateway.http.get(f"{gateway.url}/api/me", headers=admin)).json()
+    assert (me["account"], me["is_admin"], me["grants"]) == (ADMIN, True, [])
+
+
+async def test_map_settings_are_served_before_sign_in_without_secrets(start_gateway):
+    settings = settings_for([camera_entry("cam-a", "rtsp://admin:S3cret@10.0.0.9/s")])
+    settings = replace(settings, map=MapSettings(tile_url="https://tiles.example/{z}/{x}/{y}.png"))
+    gateway = await start_gateway(settings)
+    response = await gateway.http.get(f"{gateway.url}/config.json")  # no token
+    assert response.status == 200
+    body = await response.json()
+    assert body["map"]["tile_url"] == "https://tiles.example/{z}/{x}/{y}.png"
+    text = json.dumps(body)
+    assert SECRET not in text and "S3cret" not in text and "rtsp" not in text
+
+
+async def test_grants_are_listed_newest_first_with_their_status(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    ended = gateway.grant(cameras=["cam-a"], starts_in=-7200, lasts=3600)
+    pending = gateway.grant(cameras=["cam-a"], starts_in=600)
+    active = gateway.grant(cameras=["cam-b"])
+    admin = gateway.bearer(ADMIN, admin=True)
+
+    async def listed(query: str = "") -> list[tuple[int, str]]:
+        response = await gateway.http.get(f"{gateway.url}/api/grants{query}", headers=admin)
+        return [(g["id"], g["status"]) for g in (await response.json())["grants"]]
+
+    everything = [(active.id, "active"), (pending.id, "pending"), (ended.id, "ended")]
+    assert await listed() == everything
+    assert await listed("?include_ended=false") == everything[:2]
 
 
 async def test_admin_lists_sessions_and_exports_audit_csv(start_gateway):

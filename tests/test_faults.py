@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from support.events import EventReader
 from support.gateway import camera_entry, settings_for
+from support.metrics import per_camera, scrape
 from support.waiting import until
 
 from gateway.app import HUBS, SESSIONS
@@ -146,6 +147,9 @@ async def test_unreachable_camera_tells_viewers_and_refuses_newcomers(
             assert int(response.headers["Retry-After"]) >= 1
             assert time.monotonic() - started < 2, "a newcomer waited for a dead camera"
             assert len(gateway.app[SESSIONS]) == 1  # the existing viewer stays joined
+            values = await scrape(gateway)  # what to alert on: up 0 while watched
+            assert per_camera(values, "cctv_camera_up", "cam") == 0
+            assert per_camera(values, "cctv_viewers", "cam") == 1
         finally:
             listener.close()
         events.events.clear()

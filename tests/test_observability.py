@@ -26,6 +26,10 @@ async def test_metrics_follow_viewers_and_denials(start_gateway):
     assert await viewer.wait_frames(5)
     refused = await gateway.viewer("cam", "stranger").connect(gateway.http)
     assert refused.status == 403
+    forged = {"Authorization": "Bearer forged"}
+    assert (await gateway.http.get(f"{gateway.url}/api/me", headers=forged)).status == 401
+    not_admin = await gateway.http.get(f"{gateway.url}/api/grants", headers=gateway.bearer())
+    assert not_admin.status == 403
     text = await (await gateway.http.get(f"{gateway.url}/metrics")).text()
     values = samples(text)
     camera = (("camera", "cam"),)
@@ -34,7 +38,8 @@ async def test_metrics_follow_viewers_and_denials(start_gateway):
     assert values[("cctv_camera_up", camera)] == 1
     assert values[("cctv_bytes_out_total", camera)] > 0
     assert values[("cctv_sessions", (("state", "connected"),))] == 1
-    assert values[("cctv_access_denials_total", (("reason", "no grant"),))] == 1
+    for reason in ("no grant", "invalid token", "not an administrator"):
+        assert values[("cctv_access_denials_total", (("reason", reason),))] == 1
     assert values[("cctv_time_to_first_frame_seconds_count", ())] == 1
     # A healthy viewer of a healthy camera: neither counter moves. tests/test_relay.py
     # makes each one move (a full socket, a camera restart) and reads the new value.

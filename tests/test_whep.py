@@ -19,6 +19,7 @@ from support.waiting import event
 
 from gateway.app import HUBS, SESSIONS, STORE
 from gateway.egress import session as session_module
+from gateway.egress.offer import BadOffer, answer_profile, parse_offer
 
 SDP = {"Content-Type": "application/sdp", **bearer()}
 
@@ -308,3 +309,55 @@ async def test_an_offer_body_that_takes_over_10_s_gets_408(start_gateway):
     # 10 s, then the answer; 1.5 s of headroom for a loaded machine.
     assert 10 - 0.1 <= waited < 10 + 1.5, waited
     assert len(gateway.app[SESSIONS]) == 0
+
+
+async def test_the_answer_does_not_wait_on_mdns_host_candidates(start_gateway):
+    """Chromium hides its host candidates behind `.local` names by default. Its own
+    checks reach the gateway anyway; resolving the names would cost about a second."""
+    gateway = await demo_gateway(start_gateway)
+    viewer = gateway.viewer("demo")
+    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+    hidden = "".join(
+        f"a=candidate:{i} 1 udp 2122260223 {name}.local 5{i}000 typ host\r\n"
+        for i, name in enumerate(["3f1c0a4e-6a36-4f0c-9d4b-0c7a1f1e2a11", "9b7e0c55-1d2e"])
+    )
+    offer = viewer.pc.localDescription.sdp.replace(
+        "a=end-of-candidates", hidden + "a=end-of-candidates"
+    )
+    started = time.monotonic()
+    response = await gateway.http.post(f"{gateway.url}/whep/demo", data=offer, headers=SDP)
+    answered = time.monotonic() - started
+    assert response.status == 201, await response.text()
+    # Measured: ~20 ms. Waiting on the names takes ~1 s; 0.5 s is room for a loaded machine.
+    assert answered < 0.5, f"the answer took {answered:.2f} s"
+    await gateway.http.delete(gateway.url + response.headers["Location"], headers=bearer())
+    await viewer.close()
+
+
+def offering(sdp: str, *profiles: str) -> str:
+    """The offer with H.264 in exactly these profile-level-ids (and no other codec)."""
+    sdp = sdp.replace("profile-level-id=64001f", f"profile-level-id={profiles[-1]}")
+    return keep_codecs(sdp, lambda codec, fmtp: codec == "H264" and fmtp[-6:] in profiles)
+
+
+@pytest.mark.parametrize(
+    ("camera", "offered", "answered"),
+    [
+        ("640014", ("42e01f", "4d001f", "64001f"), "640014"),  # its own profile, offered
+        # Debian's Chromium 156 offers Main and High 4:4:4 but not High: a High 4:4:4
+        # decoder decodes High (ISO/IEC 14496-10), so that is what is announced.
+        ("640014", ("42e01f", "4d001f", "f4001f"), "f40014"),
+        ("4d001f", ("42e01f", "f4001f"), "f4001f"),
+        ("42e01f", ("42001f", "4d001f"), "42001f"),  # the narrowest that plays it
+        ("640014", ("42001f", "42e01f", "4d001f"), None),  # none decodes High: 400
+    ],
+)
+async def test_the_answer_names_the_narrowest_offered_profile_that_plays_the_camera(
+    camera, offered, answered
+):
+    _, offer = parse_offer(offering(await offer_sdp(), *offered).encode())
+    if answered is None:
+        with pytest.raises(BadOffer, match="High"):
+            answer_profile(camera, offer)
+    else:
+        assert answer_profile(camera, offer) == answered
