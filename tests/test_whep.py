@@ -163,10 +163,14 @@ async def test_viewer_that_goes_silent_is_ended_by_ice_consent(start_gateway):
     ice = viewer.pc.getTransceivers()[0].receiver.transport.transport
     for protocol in ice._connection._protocols:
         protocol.transport.close()
-    started = asyncio.get_running_loop().time()
-    await asyncio.wait_for(session.ended.wait(), timeout=15)
+    started = time.monotonic()
+    await event(session.ended, 15, "the session to end")
+    noticed = time.monotonic() - started
     assert session.end_reason == "connection lost"
-    assert asyncio.get_running_loop().time() - started < 10
+    # README: ICE consent is checked every second, so within about 5 s: 4 failed checks,
+    # each with its own retries. Measured 5.5-5.8 s, quiet or with both cores busy;
+    # 7 s leaves room for a loaded machine and stays far below aioice's own 30 s.
+    assert noticed <= 7.0, f"a silent viewer was noticed only after {noticed:.2f} s"
     assert len(gateway.app[HUBS].get("demo").viewers) == 0
     await viewer.close()
 
