@@ -1,0 +1,113 @@
+"""DESIGN.md invariants that the gateway does not keep yet. Each test states the
+invariant and fails today, so it is marked xfail(strict=True): the day the gateway
+keeps it, the test passes, strict turns that into a failure, and the marker must go.
+Found while covering the README's claims (issue 13); see tests/README.md."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+from support.gateway import VIEWER, camera_entry, settings_for, token
+from support.viewer import Viewer
+from support.waiting import event
+
+from gateway.app import SESSIONS, STORE
+
+
+def demo_cameras(*ids: str) -> list[dict]:
+    return [camera_entry(i, "demo:testsrc", demo_size="160x120", demo_fps=10) for i in ids]
+
+
+async def watch(gateway, headers: dict[str, str] | None = None) -> Viewer:
+    viewer = Viewer(gateway.url, "cam-a", headers=headers or gateway.bearer())
+    response = await viewer.connect(gateway.http)
+    assert response.status == 201, await response.text()
+    assert await viewer.wait_frames(3)
+    return viewer
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="invariant 3 (fail closed): while the database cannot be read, the grant sweep "
+    "fails and is retried, and sessions go on past their grant's end",
+)
+async def test_a_session_ends_with_its_grant_even_when_the_database_cannot_be_read(
+    start_gateway,
+):
+    gateway = await start_gateway(settings_for(demo_cameras("cam-a")), grant=False)
+    gateway.grant(starts_in=-1, lasts=3)
+    viewer = await watch(gateway)
+    gateway.app[STORE].close()  # unreadable from now on
+    try:
+        # The grant ends within 3 s; the session must end within a second of that.
+        await event(viewer.closed, 5, "the session to end with its grant")
+    finally:
+        await viewer.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="invariant 6: admission writes the audit log on the event loop, so a database "
+    "locked by another process stalls every viewer's frames (up to its 5 s busy timeout)",
+)
+async def test_a_locked_database_never_stalls_the_viewers_frames(start_gateway, tmp_path):
+    database = str(tmp_path / "gw.sqlite3")
+    gateway = await start_gateway(settings_for(demo_cameras("cam-a"), database=database))
+    watcher = await watch(gateway)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:  # another process's long write transaction
+        db = sqlite3.connect(database, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(10)
+        db.execute("ROLLBACK")
+        db.close()
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 5)
+        started = time.monotonic()
+        newcomer = Viewer(gateway.url, "cam-a", headers=gateway.bearer())
+        asking = asyncio.ensure_future(newcomer.connect(gateway.http))  # writes an audit row
+        await asyncio.sleep(3)  # the lock is held this long: that time is the point
+        release.set()
+        await asyncio.wait_for(asking, 10)
+        ended = time.monotonic()
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+    times = [started, *(t for t, _, _ in watcher.frames if started <= t <= ended), ended]
+    gap = max(b - a for a, b in itertools.pairwise(times))
+    await newcomer.close(gateway.http)
+    await watcher.close(gateway.http)
+    # 10 fps: a frame every 0.1 s; 0.5 s allows for a loaded machine, not for a wait.
+    assert gap < 0.5, f"the watching viewer went {gap:.2f} s without a frame"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="invariant 8: nothing ends a session when the token that opened it expires, "
+    "and there is no way for the player to renew it",
+)
+async def test_a_session_lives_no_longer_than_the_sign_in_that_opened_it(start_gateway):
+    settings = settings_for(demo_cameras("cam-a"))
+    settings = replace(settings, auth=replace(settings.auth, leeway_seconds=0))
+    gateway = await start_gateway(settings)
+    signed_in = {"Authorization": f"Bearer {token(VIEWER, ttl=2)}"}  # expires in 2 s
+    viewer = await watch(gateway, signed_in)
+    try:
+        await event(viewer.closed, 4, "the session to end with its sign-in")
+        assert len(gateway.app[SESSIONS]) == 0
+    finally:
+        await viewer.close()
