@@ -419,3 +419,28 @@ async def test_the_hub_keeps_at_most_300_frames_for_newcomers():
     assert held[300:390] == [0] * 90  # past that, nothing is kept ...
     assert replayed[300:390] == [0] * 90  # ... and newcomers wait for the next keyframe
     assert held[390:] == list(range(1, 11)) == replayed[390:]  # which starts a new GOP
+
+
+async def test_the_hubs_fan_out_hands_each_frame_to_every_viewers_sender_itself(start_gateway):
+    """Nothing waits between the hub and a viewer's sender: by the time the hub's frame
+    handler returns, every viewer's sender has sent the frame (no queue, no task)."""
+    entry = camera_entry("cam", "demo:testsrc", demo_size="160x120", demo_fps=25)
+    gateway = await start_gateway(settings_for([entry]))
+    hub = gateway.app[HUBS].get("cam")
+    viewers = [await watch(gateway) for _ in range(3)]
+    for viewer in viewers:
+        assert await viewer.wait_frames(3)
+    feeds = [session.feed for session in gateway.app[SESSIONS]]
+    steps: list[list[int]] = []
+    on_frame = hub._on_frame
+
+    def watched(frame):
+        before = [feed.frames_sent for feed in feeds]
+        on_frame(frame)
+        steps.append([feed.frames_sent - b for feed, b in zip(feeds, before, strict=True)])
+
+    hub._on_frame = watched  # what the pull thread posts to the event loop, per frame
+    await until(lambda: len(steps) >= 25, timeout=10, what="25 frames")
+    assert all(step == [1, 1, 1] for step in steps), steps
+    for viewer in viewers:
+        await viewer.close(gateway.http)
