@@ -19,6 +19,8 @@ from support.waiting import event
 
 from gateway.app import SESSIONS, STORE
 
+pytestmark = pytest.mark.slow  # documentation of gaps, ~15 s: not for the fast subset
+
 
 def demo_cameras(*ids: str) -> list[dict]:
     return [camera_entry(i, "demo:testsrc", demo_size="160x120", demo_fps=10) for i in ids]

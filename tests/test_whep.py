@@ -289,6 +289,7 @@ async def test_a_session_that_never_connects_ends_after_the_connect_timeout(
     assert end["detail"]["reason"] == "viewer never connected"
 
 
+@pytest.mark.slow  # 10 s of waiting is the point; it would double the fast subset
 async def test_an_offer_body_that_takes_over_10_s_gets_408(start_gateway):
     gateway = await demo_gateway(start_gateway)
     offer = (await offer_sdp()).encode()
