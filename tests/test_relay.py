@@ -107,8 +107,8 @@ async def test_pull_stops_after_last_viewer_and_linger(make_rtsp_camera, start_g
     await asyncio.sleep(linger + 0.5)
     assert camera.connections == 1, "one viewer left: the pull must go on"
     assert await second.wait_frames(3)
+    left = time.monotonic()  # before the DELETE, during which the linger starts
     await second.close(gateway.http)
-    left = time.monotonic()
     await asyncio.sleep(linger / 2)
     assert hub.pulling, "the pull lingers briefly for a viewer who comes right back"
     assert await asyncio.to_thread(camera.wait_connections, 0, linger + 5)
