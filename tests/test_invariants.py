@@ -1,4 +1,4 @@
-"""DESIGN.md invariants that the gateway does not keep yet. Each test states the
+"""DESIGN.md invariants (3, 6, 7, 8) that the gateway does not keep yet. Each test states the
 invariant and fails today, so it is marked xfail(strict=True): the day the gateway
 keeps it, the test passes, strict turns that into a failure, and the marker must go.
 Found while covering the README's claims (issue 13); see tests/README.md."""
@@ -6,6 +6,7 @@ Found while covering the README's claims (issue 13); see tests/README.md."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sqlite3
 import threading
@@ -15,9 +16,10 @@ from dataclasses import replace
 import pytest
 from support.gateway import VIEWER, camera_entry, settings_for, token
 from support.viewer import Viewer
-from support.waiting import event
+from support.waiting import event, until
 
 from gateway.app import SESSIONS, STORE
+from gateway.store.audit import AuditWriteError
 
 pytestmark = pytest.mark.slow  # documentation of gaps, ~15 s: not for the fast subset
 
@@ -111,5 +113,30 @@ async def test_a_session_lives_no_longer_than_the_sign_in_that_opened_it(start_g
     try:
         await event(viewer.closed, 4, "the session to end with its sign-in")
         assert len(gateway.app[SESSIONS]) == 0
+    finally:
+        await viewer.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="invariant 7: a session's end that cannot be written yet is dropped (and its "
+    "DELETE answers 500), instead of waiting until the audit log takes it",
+)
+async def test_a_session_end_that_cannot_be_written_yet_waits_and_lands(start_gateway):
+    gateway = await start_gateway(settings_for(demo_cameras("cam-a")))
+    viewer = await watch(gateway)
+    audit = gateway.app[STORE].audit
+    db = audit._db
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk full"
+    with contextlib.suppress(AuditWriteError):
+        for i in range(10_000):  # use up the free space left in the last pages
+            audit.record("filler", detail="x" * 200, n=i)
+    await gateway.http.delete(viewer.session_url, headers=gateway.bearer())
+    await event(viewer.closed, 5, "the session to end")  # access ends at once ...
+    db.execute("PRAGMA max_page_count = 1000000")  # ... and space comes back
+    try:  # the record waited, and lands
+        await until(lambda: audit.query(event="session_end"), 5, "the session's end row")
     finally:
         await viewer.close()
