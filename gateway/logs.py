@@ -44,13 +44,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class TextFormatter(logging.Formatter):
+    """Plain lines, masked like the JSON ones: a library's traceback can carry a URL."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def log_handler(log_format: str = "json", stream: TextIO | None = None) -> logging.Handler:
     """The gateway's log handler: JSON or text lines, credentials masked (stderr by default)."""
     handler = logging.StreamHandler(stream)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactCredentials())
     return handler
 

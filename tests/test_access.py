@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,10 +21,13 @@ import aiohttp
 import pytest
 from support.events import EventReader
 from support.gateway import SECRET, VIEWER, bearer, camera_entry, settings_for, token
+from support.process import GatewayProcess, demo_camera
 from support.viewer import Viewer, offer_sdp
 
 from gateway.access.throttle import FailureThrottle
-from gateway.app import HUBS, SESSIONS, STORE
+from gateway.app import ACCESS, HUBS, SESSIONS, STORE
+from gateway.config import AuditSettings, MapSettings
+from gateway.store.audit import AuditLog, verify_file
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
 
@@ -89,25 +97,52 @@ async def test_bad_tokens_get_401_and_are_audited(start_gateway, authorization):
         f"{gateway.url}/whep/cam-a", data=await offer_sdp(), headers=headers
     )
     assert response.status == 401
-    assert (await response.json())["error"] == "missing or invalid token"  # no oracle
+    body = await response.json()
+    assert body == {"error": "missing or invalid token", "code": "invalid_token"}  # no oracle
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
     (row,) = await audit_rows(gateway, event="token_rejected")
     assert row["remote"] == "127.0.0.1" and row["detail"]["reason"]
     for path in ("/api/cameras", "/api/me", "/api/grants", "/api/sessions", "/api/audit"):
         assert (await gateway.http.get(gateway.url + path, headers=headers)).status == 401
 
 
-async def test_failed_token_checks_are_slowed_per_address(start_gateway):
+async def timed_failure(gateway, source: str) -> float:
+    """Seconds a bad token from `source` (a loopback address) waits for its 401."""
+    connector = aiohttp.TCPConnector(local_addr=(source, 0), force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        started = time.monotonic()
+        response = await http.get(
+            f"{gateway.url}/api/me", headers={"Authorization": "Bearer forged"}
+        )
+        assert response.status == 401
+        return time.monotonic() - started
+
+
+async def test_failed_token_checks_are_slowed_per_address_up_to_a_cap(start_gateway):
+    # The real figures are 0.2 s doubling up to 5 s (checked below); scaled down here.
+    base, cap = 0.05, 0.4
     gateway = await gateway_with(
-        start_gateway, throttle=FailureThrottle(base_seconds=0.1, cap_seconds=2.0)
+        start_gateway, throttle=FailureThrottle(base_seconds=base, cap_seconds=cap)
     )
-    bad = {"Authorization": "Bearer forged"}
-    started = time.monotonic()
-    for _ in range(5):
-        assert (await gateway.http.get(f"{gateway.url}/api/me", headers=bad)).status == 401
-    assert time.monotonic() - started >= 0.1 + 0.2 + 0.4 + 0.8 + 1.6 - 0.05
+    waits = [await timed_failure(gateway, "127.0.0.1") for _ in range(7)]
+    # 0.05, 0.1, 0.2, 0.4, 0.4, 0.4, 0.4. Each answer also costs a few ms of work, and
+    # a loaded machine may add 0.2 s, never the 0.4 s of one more doubling.
+    expected = [min(base * 2**i, cap) for i in range(7)]
+    for got, want in zip(waits, expected, strict=True):
+        assert want - 0.01 <= got < want + 0.2, (waits, expected)
+    # Another address starts from the beginning: the delay is per address.
+    assert await timed_failure(gateway, "127.0.0.2") < base + 0.2
     started = time.monotonic()
     assert (await gateway.http.get(f"{gateway.url}/api/me", headers=bearer())).status == 200
-    assert time.monotonic() - started < 0.5  # a good token is never held back
+    assert time.monotonic() - started < 0.2  # a good token is never held back
+
+
+async def test_the_running_gateway_waits_at_most_5_s_per_failed_token(start_gateway):
+    gateway = await gateway_with(start_gateway, throttle=None)  # the gateway's own throttle
+    throttle = gateway.app[ACCESS].throttle
+    waits = [throttle.delay_for("198.51.100.7") for _ in range(10)]
+    assert waits == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0, 5.0, 5.0]
+    assert throttle.delay_for("198.51.100.8") == 0.2  # per address
 
 
 # --- grants decide who watches ---------------------------------------------------
@@ -117,17 +152,23 @@ async def test_refusals_say_which_rule_failed(start_gateway):
     gateway = await gateway_with(start_gateway, grant=False)
     gateway.grant(members=["member-1"], cameras=["cam-a"])
     gateway.grant(members=["early-1"], cameras=["cam-a"], starts_in=600)
-    cases = [
-        ("stranger", "cam-a", "no grant"),
-        ("member-1", "cam-b", "no grant"),
-        ("early-1", "cam-a", "not yet started"),
+    gateway.grant(members=["late-1"], cameras=["cam-a"], starts_in=-7200, lasts=3600)
+    revoked = gateway.grant(members=["gone-1"], cameras=["cam-a"])
+    gateway.app[STORE].grants.revoke(revoked.id, by=ADMIN, reason="police withdrew consent")
+    cases = [  # account, camera, the code, the reason audited
+        ("stranger", "cam-a", "no_grant", "no grant"),
+        ("member-1", "cam-b", "no_grant", "no grant"),
+        ("early-1", "cam-a", "not_yet_started", "not yet started"),
+        ("late-1", "cam-a", "grant_ended", "ended"),
+        ("gone-1", "cam-a", "grant_revoked", "revoked"),
     ]
-    for account, camera_id, reason in cases:
+    for account, camera_id, code, reason in cases:
         response = await gateway.viewer(camera_id, account).connect(gateway.http)
-        assert response.status == 403
-        assert (await response.json())["error"].endswith(reason)
+        assert response.status == 403, account
+        body = await response.json()
+        assert body["code"] == code and body["error"].endswith(reason), (account, body)
     denied = await audit_rows(gateway, event="access_denied")
-    assert sorted(r["detail"]["reason"] for r in denied) == sorted(c[2] for c in cases)
+    assert sorted(r["detail"]["reason"] for r in denied) == sorted(c[3] for c in cases)
     response = await gateway.viewer("nope", "member-1").connect(gateway.http)
     assert response.status == 404
 
@@ -141,7 +182,9 @@ async def test_session_ends_within_a_second_of_its_grant_ending(start_gateway):
         assert hello["grants"][0]["id"] == grant.id  # the countdown's end
         await asyncio.wait_for(viewer.closed.wait(), timeout=10)
         late = (datetime.now(UTC) - grant.ends_at).total_seconds()
-        assert late < 1.5, f"session outlived its grant by {late:.2f} s"
+        # The enforcer sweeps twice a second: expect <= 0.5 s plus the close (ms).
+        # 1 s, the promise, leaves 0.5 s of headroom for a loaded machine.
+        assert late <= 1.0, f"session outlived its grant by {late:.2f} s"
         ended = await events.wait_for("session_ended")
         assert ended["reason"] == "grant ended"
     (row,) = await audit_rows(gateway, event="session_end")
@@ -178,7 +221,9 @@ async def test_admin_revocation_closes_the_viewer_within_a_second(start_gateway,
         )
         assert response.status == 200, await response.text()
         await asyncio.wait_for(viewer.closed.wait(), timeout=5)
-        assert time.monotonic() - started < 1.5
+        # Measured: a few ms (README, revoke -> peer connection closed). The request
+        # ends the session before it answers; 1 s is the promise, ample on a busy machine.
+        assert time.monotonic() - started <= 1.0
         ended = await events.wait_for("session_ended")
         assert ended["session_id"] == session.id and ended["reason"]
     if how == "grant":
@@ -255,6 +300,108 @@ async def test_a_removed_member_hears_no_more_of_the_grant(start_gateway):
         assert len([e for e in stays.events if e["type"] == "grant_updated"]) == 2
 
 
+async def test_administrators_need_a_grant_to_watch(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    gateway.grant(members=[VIEWER], cameras=["cam-a"])  # names someone else
+    admin = Viewer(gateway.url, "cam-a", headers=gateway.bearer(ADMIN, admin=True))
+    response = await admin.connect(gateway.http)
+    assert response.status == 403
+    assert (await response.json())["code"] == "no_grant"
+    await admin.close()
+    gateway.grant(members=[ADMIN], cameras=["cam-a"])  # the admin claim manages, a grant lets watch
+    admin = Viewer(gateway.url, "cam-a", headers=gateway.bearer(ADMIN, admin=True))
+    response = await admin.connect(gateway.http)
+    assert response.status == 201, await response.text()
+    assert await admin.wait_frames(2)
+    await admin.close(gateway.http)
+
+
+# Another process (a second gateway node, an administrator's script) changes the grant
+# in the database file; it prints when its change was committed.
+CHANGE_GRANT = """
+import sys, time
+from datetime import UTC, datetime
+from gateway.config import AuditSettings, MapSettings
+from gateway.store.audit import AuditLog, verify_file
+from gateway.store.database import open_database
+from gateway.store.grants import GrantStore
+
+database, grant_id, change = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+store = GrantStore(open_database(database), ["cam-a"], 14)
+if change == "revoke":
+    store.revoke(grant_id, by="admin-9", reason="police withdrew consent")
+elif change == "member":
+    store.update(grant_id, by="admin-9", members=["other-1"])
+else:
+    store.update(grant_id, by="admin-9", ends_at=datetime.now(UTC))
+print(time.time(), flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [("revoke", "grant_revoked"), ("member", "removed_from_grant"), ("end", "grant_ended")],
+)
+async def test_a_grant_changed_by_another_process_ends_the_session_within_a_second(
+    start_gateway, tmp_path, change, code
+):
+    database = str(tmp_path / "gw.sqlite3")
+    settings = settings_for(demo_cameras("cam-a"), database=database)
+    gateway = await start_gateway(settings, grant=False)
+    grant = gateway.grant(members=[VIEWER, "other-1"], cameras=["cam-a"])
+    viewer = await watch(gateway)
+    (session,) = list(gateway.app[SESSIONS])
+    # Watch for a second (10 fps) first, so the enforcer has seen the grant allow it.
+    assert await viewer.wait_frames(10)
+
+    async def closed_at() -> float:
+        await viewer.closed.wait()
+        return time.time()
+
+    closing = asyncio.ensure_future(closed_at())
+    changer = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHANGE_GRANT, database, str(grant.id), change,
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(changer.communicate(), 30)
+    assert changer.returncode == 0
+    changed = float(out)
+    try:
+        late = await asyncio.wait_for(closing, 10) - changed
+    except TimeoutError:
+        raise AssertionError("the session went on for 10 s after its grant changed") from None
+    # The enforcer re-reads grants twice a second, so expect <= 0.5 s plus the close
+    # (milliseconds); 1 s leaves 0.5 s for a loaded machine and is the README's promise.
+    assert late <= 1.0, f"the session outlived the change by {late:.2f} s"
+    assert session.ending is not None and session.ending.code == code
+    await viewer.close()
+
+
+@pytest.mark.parametrize("retention_days", [400, 0])
+async def test_audit_rows_past_retention_are_pruned_at_start_up(
+    start_gateway, tmp_path, retention_days
+):
+    database = tmp_path / "gw.sqlite3"
+    db = open_database(database)
+    days_ago = lambda days: lambda: datetime.now(UTC) - timedelta(days=days)  # noqa: E731
+    for i in range(3):
+        AuditLog(db, clock=days_ago(401)).record("session_start", account=f"old-{i}")
+    AuditLog(db, clock=days_ago(399)).record("session_start", account="recent")
+    db.close()
+    settings = settings_for(demo_cameras("cam-a"), database=str(database))
+    settings = replace(settings, audit=AuditSettings(retention_days=retention_days))
+    gateway = await start_gateway(settings, grant=False)
+    rows = await audit_rows(gateway)
+    accounts = {row["account"] for row in rows}
+    if retention_days:  # older than 400 days: gone, with a row saying so
+        assert accounts == {"recent", None}
+        (pruned,) = [row for row in rows if row["event"] == "audit_pruned"]
+        assert pruned["detail"]["rows"] == 3
+    else:  # 0 keeps every row
+        assert accounts == {"recent", "old-0", "old-1", "old-2"}
+    assert verify_file(str(database)).ok  # the rest of the chain still verifies
+
+
 # --- the admin API ---------------------------------------------------------------
 
 ADMIN_CALLS = [
@@ -277,7 +424,8 @@ async def test_admin_endpoints_refuse_non_admins(start_gateway):
             method, gateway.url + path, json={"reason": "x"}, headers=gateway.bearer()
         )
         assert response.status == 403, (method, path)
-        assert "administrator" in (await response.json())["error"]
+        body = await response.json()
+        assert body["code"] == "not_admin" and "administrator" in body["error"]
     denied = await audit_rows(gateway, event="access_denied")
     assert len(denied) == len(ADMIN_CALLS)
 
@@ -317,9 +465,14 @@ async def test_grant_api_validates_and_stores_hostile_text_verbatim(start_gatewa
     ]:
         response = await admin_post(gateway, "/api/grants", grant_body(**bad))
         assert response.status == 422, bad
-        assert (await response.json())["field"] == field
+        body = await response.json()
+        assert (body["code"], body["field"]) == ("invalid_field", field)
     response = await admin_post(gateway, "/api/grants", {"project": 1, "color": "red"})
-    assert response.status == 400 and "color" in (await response.json())["error"]
+    assert response.status == 400
+    body = await response.json()
+    assert body["code"] == "bad_request" and "color" in body["error"]
+    response = await admin_post(gateway, "/api/grants/999/revoke", {"reason": "x"})
+    assert (response.status, (await response.json())["code"]) == (404, "unknown_grant")
     response = await gateway.http.post(
         f"{gateway.url}/api/grants",
         data="{not json",
@@ -381,6 +534,48 @@ async def test_cameras_listing_follows_grants(start_gateway):
     ).json()
     assert {f["id"] for f in listing["features"]} == {"cam-a", "cam-b"}
     assert "source" not in json.dumps(listing) and "demo:" not in json.dumps(listing)
+
+
+async def test_me_names_the_account_and_only_its_active_grants(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    active = gateway.grant(members=[VIEWER], cameras=["cam-a"])
+    gateway.grant(members=[VIEWER], cameras=["cam-b"], starts_in=-7200, lasts=3600)  # ended
+    gateway.grant(members=["other-1"], cameras=["cam-b"])  # someone else's
+    me = await (await gateway.http.get(f"{gateway.url}/api/me", headers=gateway.bearer())).json()
+    assert me["account"] == VIEWER and me["is_admin"] is False
+    assert [(g["id"], g["status"]) for g in me["grants"]] == [(active.id, "active")]
+    assert me["grants"][0]["ends_at"]  # the tile's countdown
+    admin = gateway.bearer(ADMIN, admin=True)
+    me = await (await gateway.http.get(f"{gateway.url}/api/me", headers=admin)).json()
+    assert (me["account"], me["is_admin"], me["grants"]) == (ADMIN, True, [])
+
+
+async def test_map_settings_are_served_before_sign_in_without_secrets(start_gateway):
+    settings = settings_for([camera_entry("cam-a", "rtsp://admin:S3cret@10.0.0.9/s")])
+    settings = replace(settings, map=MapSettings(tile_url="https://tiles.example/{z}/{x}/{y}.png"))
+    gateway = await start_gateway(settings)
+    response = await gateway.http.get(f"{gateway.url}/config.json")  # no token
+    assert response.status == 200
+    body = await response.json()
+    assert body["map"]["tile_url"] == "https://tiles.example/{z}/{x}/{y}.png"
+    text = json.dumps(body)
+    assert SECRET not in text and "S3cret" not in text and "rtsp" not in text
+
+
+async def test_grants_are_listed_newest_first_with_their_status(start_gateway):
+    gateway = await gateway_with(start_gateway, grant=False)
+    ended = gateway.grant(cameras=["cam-a"], starts_in=-7200, lasts=3600)
+    pending = gateway.grant(cameras=["cam-a"], starts_in=600)
+    active = gateway.grant(cameras=["cam-b"])
+    admin = gateway.bearer(ADMIN, admin=True)
+
+    async def listed(query: str = "") -> list[tuple[int, str]]:
+        response = await gateway.http.get(f"{gateway.url}/api/grants{query}", headers=admin)
+        return [(g["id"], g["status"]) for g in (await response.json())["grants"]]
+
+    everything = [(active.id, "active"), (pending.id, "pending"), (ended.id, "ended")]
+    assert await listed() == everything
+    assert await listed("?include_ended=false") == everything[:2]
 
 
 async def test_admin_lists_sessions_and_exports_audit_csv(start_gateway):
@@ -596,43 +791,110 @@ async def test_grant_revoked_while_gateway_was_down_is_honoured(start_gateway, t
     assert {"session_start", "session_end", "access_denied"} <= {r["event"] for r in rows}
 
 
-MEDIA_SIGNS = (b"\x00\x00\x00\x01\x67", b"\x00\x00\x01\x67", b"ftyp", b"\x1a\x45\xdf\xa3", b"mdat")
+class OpenFiles:
+    """Samples /proc/<pid>/fd in a thread: every regular file the process has open, and
+    whether it was opened for writing."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.seen: dict[str, bool] = {}  # path -> ever open for writing
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> OpenFiles:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            try:
+                fds = os.listdir(f"/proc/{self.pid}/fd")
+            except OSError:
+                return  # the process is gone
+            for fd in fds:
+                try:
+                    path = os.readlink(f"/proc/{self.pid}/fd/{fd}")
+                    with open(f"/proc/{self.pid}/fdinfo/{fd}") as info:
+                        flags = int(info.read().split("flags:", 1)[1].split()[0], 8)
+                except (OSError, IndexError, ValueError):
+                    continue  # closed meanwhile
+                if path.startswith("/") and not path.startswith(("/dev/", "/proc/")):
+                    writing = flags & os.O_ACCMODE != os.O_RDONLY
+                    self.seen[path] = self.seen.get(path, False) or writing
+            self.samples += 1
 
 
-def snapshot(*folders: Path) -> dict[Path, tuple[int, int]]:
+def footprint(*folders: Path) -> dict[Path, tuple[int, int]]:
+    """(size, mtime) of every file under `folders`, but bytecode, git and test artifacts."""
+    skip = {".git", "__pycache__", "test-artifacts", ".venv", ".ruff_cache", ".pytest_cache"}
     files = {}
     for folder in folders:
         for path in folder.rglob("*"):
-            if ".venv" in path.parts or ".git" in path.parts or not path.is_file():
+            if skip & set(path.parts) or not path.is_file():
                 continue
-            try:
+            with contextlib.suppress(OSError):
                 stat = path.stat()
-            except OSError:
-                continue
-            files[path] = (stat.st_size, stat.st_mtime_ns)
+                files[path] = (stat.st_size, stat.st_mtime_ns)
     return files
 
 
-async def test_nothing_is_recorded(make_rtsp_camera, start_gateway, tmp_path):
-    import tempfile
+def database_contents(database: Path) -> tuple[set[str], list[str]]:
+    """The tables, and any value in them that could hold media: bytes, or long text."""
+    db = sqlite3.connect(database)
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    bulky = []
+    for table in sorted(tables):
+        for row in db.execute(f'SELECT * FROM "{table}"'):
+            for value in row:
+                if isinstance(value, bytes) or (isinstance(value, str) and len(value) > 4000):
+                    bulky.append(f"{table}: {type(value).__name__} of {len(value)}")
+    db.close()
+    return tables, bulky
 
-    folders = [ROOT, tmp_path, Path(tempfile.gettempdir())]
-    before = snapshot(*folders)
+
+async def test_nothing_is_recorded(make_rtsp_camera, tmp_path):
+    """The gateway process relays a real RTSP camera and a demo camera; meanwhile it
+    writes to no file but its database, whose rows hold no media."""
+    data, own_tmp = tmp_path / "data", tmp_path / "tmp"
+    data.mkdir()
+    own_tmp.mkdir()
     camera = make_rtsp_camera(width=320, height=240)
-    cameras = [camera_entry("cam-a", camera.url), *demo_cameras("cam-b")]
-    gateway = await start_gateway(settings_for(cameras, database=str(tmp_path / "gw.sqlite3")))
-    viewers = [await watch(gateway, "cam-a"), await watch(gateway, "cam-b")]
-    for viewer in viewers:
-        assert await viewer.wait_frames(25)
-        await viewer.close(gateway.http)
-    await gateway.server.close()
-    after = snapshot(*folders)
-    changed = [p for p, stamp in after.items() if before.get(p) != stamp]
-    assert any(p.name.startswith("gw.sqlite3") for p in changed)  # the audit rows
-    for path in changed:
-        data = path.read_bytes()
-        found = [sign for sign in MEDIA_SIGNS if sign in data]
-        assert not found, f"{path} gained media content {found}"
+    cameras = [camera_entry("cam-a", camera.url), demo_camera("cam-b")]
+    gateway = GatewayProcess(data, cameras, env={"TMPDIR": str(own_tmp)})
+    database = {gateway.database.name + suffix for suffix in ("", "-wal", "-shm", "-journal")}
+    tables_before, _ = database_contents(gateway.database)
+    before = footprint(data, own_tmp, ROOT)
+    await gateway.start()
+    try:
+        with OpenFiles(gateway.pid) as files:
+            async with aiohttp.ClientSession() as http:
+                viewers = [Viewer(gateway.url, c, headers=bearer()) for c in ("cam-a", "cam-b")]
+                for viewer in viewers:
+                    assert (await viewer.connect(http)).status == 201
+                for viewer in viewers:
+                    assert await viewer.wait_frames(25)
+                    await viewer.close(http)
+        gateway.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(gateway.wait, 10) == 0
+    finally:
+        gateway.stop()
+    assert files.samples > 50  # it really looked, all through the relaying
+    written = sorted(path for path, writing in files.seen.items() if writing)
+    assert {Path(path).name for path in written} <= database, f"opened for writing: {written}"
+    assert not [p for p in files.seen if p.startswith(str(own_tmp))], files.seen
+    after = footprint(data, own_tmp, ROOT)
+    changed = sorted(str(p) for p, stamp in after.items() if before.get(p) != stamp)
+    assert {Path(path).name for path in changed} <= database, f"written: {changed}"
+    assert not list(own_tmp.iterdir()), "the gateway left files in its temp folder"
+    tables, bulky = database_contents(gateway.database)
+    assert tables == tables_before and not bulky, (tables - tables_before, bulky)
+    ends = [row for row in gateway.audit() if row["event"] == "session_end"]
+    assert len(ends) == 2 and all(row["detail"]["bytes_sent"] > 0 for row in ends)
 
 
 async def test_cors_preflight_allows_only_configured_origins(start_gateway):

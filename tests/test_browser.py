@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from support.chromium import frames_decoded, open_viewer, screenshot, wait_state
+from support.chromium import frames_decoded, open_viewer, screenshot, wait_more_frames, wait_state
 from support.gateway import camera_entry, settings_for
 
 from gateway.app import HUBS
@@ -22,9 +22,7 @@ async def test_viewer_plays_a_high_profile_rtsp_camera(make_rtsp_camera, start_g
     first_picture = time.monotonic() - started
     tile = "document.querySelector('cctv-player').video"
     assert await page.page.evaluate(f"[{tile}.videoWidth, {tile}.videoHeight]") == [1280, 720]
-    decoded = await frames_decoded(page, "cam")
-    await page.page.wait_for_timeout(1000)
-    assert await frames_decoded(page, "cam") > decoded
+    await wait_more_frames(page, "cam", await frames_decoded(page, "cam"))
     assert gateway.app[HUBS].get("cam").info.mode == "passthrough"
     await page.page.screenshot(path=screenshot("viewer-rtsp-high-profile.png"))
     print(f"first picture after {first_picture:.2f} s")

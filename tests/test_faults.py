@@ -1,7 +1,8 @@
 """Camera faults against the real GStreamer camera: the hub survives each one.
 
 Each test records how long its viewers were without a picture, in
-test-artifacts/camera-faults.json, so the numbers can be read after a CI run.
+test-artifacts/camera-faults.json, so the numbers can be read after a CI run, and
+asserts the README's figure ("Behaviour under faults") with the headroom it explains.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 import pytest
 from support.events import EventReader
 from support.gateway import camera_entry, settings_for
+from support.metrics import per_camera, scrape
+from support.waiting import until
 
 from gateway.app import HUBS, SESSIONS
 
@@ -70,7 +73,12 @@ async def test_stalled_camera_is_detected_and_reopened(make_rtsp_camera, start_g
     assert await viewer.wait_frames(10, timeout=20), "no picture after the camera came back"
     assert viewer.pc.connectionState == "connected"
     assert len(gateway.app[SESSIONS]) == 1  # the viewer stayed joined throughout
-    assert record_gap("stall", viewer) < stall + 15
+    # README: about 4.3 s. That is already the worst case of where the camera is in its
+    # GOP: the 2 s stall timeout, a 0.2 s backoff and the reopen, then up to one 2 s GOP
+    # for a keyframe. 1.7 s more is for a loaded machine (4.32 s measured with both
+    # cores busy).
+    gap = record_gap("stall", viewer)
+    assert gap <= 6.0, f"viewers were without a picture for {gap:.2f} s, README says ~4.3"
     await viewer.close(gateway.http)
 
 
@@ -92,8 +100,13 @@ async def test_refused_camera_is_clear_and_retries_back_off(
     assert response.status == 503
     assert words in (await response.json())["error"]
     assert int(response.headers["Retry-After"]) >= 1
-    await asyncio.sleep(3.5)  # the hub keeps trying through its linger
-    delays = [float(d) for d in re.findall(r"retrying in ([\d.]+) s", caplog.text)]
+
+    def delays() -> list[float]:
+        return [float(d) for d in re.findall(r"retrying in ([\d.]+) s", caplog.text)]
+
+    # The hub keeps trying through its linger: 0.2, 0.4, 0.8 s ...
+    await until(lambda: len(delays()) >= 3, timeout=10, what="three retries")
+    delays = delays()
     assert len(delays) >= 3 and delays == sorted(delays) and delays[-1] > delays[0]
     assert words in caplog.text
     assert "right-pass" not in caplog.text and "n0t-Th3-pass" not in caplog.text
@@ -124,14 +137,19 @@ async def test_unreachable_camera_tells_viewers_and_refuses_newcomers(
             offline = await events.wait_for("camera_state", timeout=10)
             assert offline["state"] == "offline" and offline["camera_id"] == "cam"
             assert "rtsp" not in json.dumps(offline)
-            await asyncio.sleep(2.5)  # long enough for a reopen to time out
-            assert "did not answer" in (hub.last_error or "") or "ended" in (hub.last_error or "")
+            # A reopen meets the silent host and gives up after open_timeout_seconds.
+            await until(
+                lambda: "did not answer" in (hub.last_error or ""), 10, "a reopen to time out"
+            )
             started = time.monotonic()
             response = await gateway.viewer("cam").connect(gateway.http)
             assert response.status == 503
             assert int(response.headers["Retry-After"]) >= 1
             assert time.monotonic() - started < 2, "a newcomer waited for a dead camera"
             assert len(gateway.app[SESSIONS]) == 1  # the existing viewer stays joined
+            values = await scrape(gateway)  # what to alert on: up 0 while watched
+            assert per_camera(values, "cctv_camera_up", "cam") == 0
+            assert per_camera(values, "cctv_viewers", "cam") == 1
         finally:
             listener.close()
         events.events.clear()
@@ -139,7 +157,12 @@ async def test_unreachable_camera_tells_viewers_and_refuses_newcomers(
         back = await events.wait_for("camera_state", timeout=20)
         assert back["state"] == "live"
         assert await viewer.wait_frames(10, timeout=20)
-    record_gap("unreachable", viewer)
+    # README: about 4.7 s, all told: the time the camera is away in this test (until a
+    # reopen has timed out, ~2.3 s), its restart, a reconnect backoff of up to 1 s and a
+    # GOP (2 s) at worst for its first keyframe. 5.5 s was measured with both cores busy;
+    # 7 s leaves room for that and for the backoff's phase.
+    gap = record_gap("unreachable", viewer)
+    assert gap <= 7.0, f"viewers were without a picture for {gap:.2f} s, README says ~4.7"
     await viewer.close(gateway.http)
 
 
@@ -150,13 +173,14 @@ async def test_codec_and_resolution_change_mid_stream(make_rtsp_camera, start_ga
     viewer = await watching(gateway)
     assert viewer.frames[-1][1:] == (320, 240) and hub.info.mode == "passthrough"
     camera.restart(codec="h265", width=640, height=480, fps=25)
-    deadline = time.monotonic() + 30
-    while viewer.frames[-1][1:] != (640, 480):
-        assert time.monotonic() < deadline, "the viewer never saw the new picture size"
-        await asyncio.sleep(0.1)
+    await until(lambda: viewer.frames[-1][1:] == (640, 480), 30, "the new picture size")
     assert await viewer.wait_frames(10)
     assert {(w, h) for _, w, h in viewer.frames[-10:]} == {(640, 480)}
     assert hub.info.mode == "transcode"
     assert viewer.pc.connectionState == "connected"  # no re-signaling
-    record_gap("codec and size change", viewer)
+    # README: about 0.3 s (0.35 s with both cores busy). A reopen that comes before the
+    # restarted camera listens costs one more backoff step (0.4 s); the rest, 0.8 s, is
+    # for a loaded machine.
+    gap = record_gap("codec and size change", viewer)
+    assert gap <= 1.5, f"viewers were without a picture for {gap:.2f} s, README says ~0.3"
     await viewer.close(gateway.http)

@@ -42,8 +42,22 @@ async def test_a_skipped_frame_makes_the_feed_wait_for_the_next_keyframe():
     # The sink skipped the first delta frame, so the second never reached it: its
     # references are gone. The next keyframe did.
     assert [p.is_keyframe for p in got] == [True, False, True]
-    assert (feed.frames_sent, feed.frames_dropped) == (2, 3)
+    # Dropped: the two it fell behind on; the one before its first keyframe is not.
+    assert (feed.frames_sent, feed.frames_dropped) == (2, 2)
     assert feed.bytes_sent == 2 * 105
+
+
+async def test_waiting_for_a_first_keyframe_is_not_falling_behind():
+    """cctv_frames_dropped_slow_viewer counts viewers that fell behind; a viewer that
+    joins mid-GOP with nothing to replay, or whose camera reconnected, did not."""
+    feed = ViewerFeed("cam", max_frames=10)
+    feed.attach(lambda packet: True)
+    for keyframe in (False, False, True, False):  # joined mid-GOP, then its keyframe
+        feed.offer(frame(keyframe))
+    feed.resync()  # the camera reconnected: the next frame it gets is a keyframe
+    for keyframe in (False, True, False):
+        feed.offer(frame(keyframe))
+    assert (feed.frames_sent, feed.frames_dropped) == (4, 0)
 
 
 async def test_a_sink_that_lost_its_connection_ends_the_feed():

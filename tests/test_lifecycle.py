@@ -4,93 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import aiohttp
 import pytest
-from support.camera import free_port
-from support.gateway import SECRET, VIEWER, audit_grant, bearer
+from support.gateway import VIEWER, bearer
+from support.process import GatewayProcess
 from support.viewer import Viewer
 
-from gateway.store.audit import GRANT_CREATED, AuditLog, verify_file
-from gateway.store.database import open_database
-from gateway.store.grants import GrantStore
+from gateway.store.audit import verify_file
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class GatewayProcess:
-    """`python -m gateway` on a demo camera, with VIEWER granted, in its own process."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.port = free_port()
-        self.database = tmp_path / "gw.sqlite3"
-        self.config = tmp_path / "gw.toml"
-        self.config.write_text(
-            f'[auth]\nsecret = "{SECRET}"\n'
-            f'[storage]\ndatabase = "{self.database}"\n'
-            f"[server]\nport = {self.port}\n"
-            '[[cameras]]\nid = "cam"\nname = "市府"\nlat = 25.0\nlon = 121.5\n'
-            'source = "demo:testsrc"\ndemo_size = "160x120"\ndemo_fps = 10\n',
-            encoding="utf-8",
-        )
-        now = datetime.now(UTC)
-        db = open_database(self.database)
-        grant = GrantStore(db, ["cam"], 14).create(
-            project="重啟測試",
-            purpose="test",
-            authorization_ref="REF-1",
-            members=[VIEWER],
-            cameras=["cam"],
-            starts_at=now - timedelta(minutes=1),
-            ends_at=now + timedelta(hours=1),
-            created_by="admin-1",
-        )
-        audit_grant(AuditLog(db), GRANT_CREATED, grant)
-        db.close()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[str] | None = None
-
-    async def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--config", str(self.config)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(f"{self.url}/healthz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError("gateway did not start")
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def audit(self) -> list[dict]:
-        return AuditLog(open_database(self.database)).query()
 
 
 async def watch(gateway: GatewayProcess, http: aiohttp.ClientSession) -> Viewer:

@@ -8,19 +8,16 @@ import logging
 import sqlite3
 import time
 
-from prometheus_client.parser import text_string_to_metric_families
-from support.gateway import camera_entry, settings_for
+import aiohttp
+import pytest
+from support.gateway import bearer, camera_entry, settings_for
+from support.metrics import samples
+from support.process import GatewayProcess
+from support.viewer import Viewer
+from support.waiting import until
 
 from gateway.app import SETTINGS
-from gateway.logs import JsonFormatter, RedactCredentials
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+from gateway.logs import JsonFormatter, RedactCredentials, setup_logging
 
 
 async def test_metrics_follow_viewers_and_denials(start_gateway):
@@ -31,6 +28,10 @@ async def test_metrics_follow_viewers_and_denials(start_gateway):
     assert await viewer.wait_frames(5)
     refused = await gateway.viewer("cam", "stranger").connect(gateway.http)
     assert refused.status == 403
+    forged = {"Authorization": "Bearer forged"}
+    assert (await gateway.http.get(f"{gateway.url}/api/me", headers=forged)).status == 401
+    not_admin = await gateway.http.get(f"{gateway.url}/api/grants", headers=gateway.bearer())
+    assert not_admin.status == 403
     text = await (await gateway.http.get(f"{gateway.url}/metrics")).text()
     values = samples(text)
     camera = (("camera", "cam"),)
@@ -39,10 +40,13 @@ async def test_metrics_follow_viewers_and_denials(start_gateway):
     assert values[("cctv_camera_up", camera)] == 1
     assert values[("cctv_bytes_out_total", camera)] > 0
     assert values[("cctv_sessions", (("state", "connected"),))] == 1
-    assert values[("cctv_access_denials_total", (("reason", "no grant"),))] == 1
+    for reason in ("no grant", "invalid token", "not an administrator"):
+        assert values[("cctv_access_denials_total", (("reason", reason),))] == 1
     assert values[("cctv_time_to_first_frame_seconds_count", ())] == 1
-    assert "cctv_upstream_reconnects_total" in text
-    assert "cctv_frames_dropped_slow_viewer_total" in text
+    # A healthy viewer of a healthy camera: neither counter moves. tests/test_relay.py
+    # makes each one move (a full socket, a camera restart) and reads the new value.
+    assert values[("cctv_upstream_reconnects_total", camera)] == 0
+    assert values[("cctv_frames_dropped_slow_viewer_total", camera)] == 0
     assert "demo:" not in text and "rtsp" not in text
     await viewer.close(gateway.http)
 
@@ -93,3 +97,70 @@ def test_log_lines_are_json_with_ids_and_no_credentials():
     assert line["level"] == "warning" and line["camera_id"] == "cam-1"
     assert line["session_id"] == "abc"
     assert "pw123" not in line["message"] and "rtsp://***@10.0.0.9/s" in line["message"]
+
+
+PASSWORD = "S3cretPW"
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+async def test_the_running_gateways_log_masks_credentials(make_rtsp_camera, tmp_path, log_format):
+    """`python -m gateway` as an operator runs it; its real stderr is read."""
+    camera = make_rtsp_camera(user="admin", password="right-pass", width=320, height=240)
+    source = camera.url.replace("right-pass", PASSWORD)  # the camera refuses it
+    gateway = GatewayProcess(
+        tmp_path, [camera_entry("cam", source)], tables={"server": {"log_format": log_format}}
+    )
+    await gateway.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            viewer = Viewer(gateway.url, "cam", headers=bearer())
+            response = await viewer.connect(http)
+            assert response.status == 503
+            assert PASSWORD not in await response.text()
+            await viewer.close()
+            # Access logging is off: an event-stream URL, ticket and all, is not logged.
+            ticket = await http.post(f"{gateway.url}/api/events/ticket", headers=bearer())
+            url = gateway.url + (await ticket.json())["url"]
+            async with http.get(url) as stream:
+                assert stream.status == 200
+        # A library logs what a client sent: aiohttp's parser refuses this header and
+        # logs it, credentials and all, with its traceback.
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        writer.write(
+            b"GET /healthz HTTP/1.1\r\nHost: rtsp://admin:%s@10.0.0.9/s\x01\r\n\r\n"
+            % PASSWORD.encode()
+        )
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.read(12), 10)).endswith(b"400")
+        writer.close()
+        stderr = lambda: "".join(gateway.stderr)  # noqa: E731
+        await until(lambda: "Error handling request" in stderr(), 10, "aiohttp's error line")
+        await until(lambda: "refused the credentials" in stderr(), 10, "the camera's refusal")
+    finally:
+        gateway.stop()
+    log = stderr()
+    assert PASSWORD not in log and "admin:" not in log, log
+    assert "rtsp://***@10.0.0.9/s" in log  # the library's line is there, masked
+    assert "ticket=" not in log and "/api/events" not in log
+    if log_format == "json":
+        lines = [json.loads(line) for line in log.splitlines()]  # every line is JSON
+        assert any(line.get("camera_id") == "cam" for line in lines)
+
+
+NOISY = ("aiortc", "aioice", "aiohttp.access")
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_the_log_handler_masks_credentials_in_any_loggers_message(log_format, capsys):
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, {name: logging.getLogger(name).level for name in NOISY}
+    try:
+        setup_logging(log_format)  # what `gateway --config` installs, writing to stderr
+        logging.getLogger("libav.rtsp").warning("open %s failed", "rtsp://admin:pw9@10.0.0.9/s")
+    finally:
+        root.handlers[:], level, levels = saved
+        root.setLevel(level)
+        for name, noisy_level in levels.items():
+            logging.getLogger(name).setLevel(noisy_level)
+    written = capsys.readouterr().err
+    assert "pw9" not in written and "open rtsp://***@10.0.0.9/s failed" in written

@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestServer
 from support.chromium import wait_until
 from support.gateway import camera_entry, settings_for
 
-from gateway.app import HUBS, SESSIONS, STORE
+from gateway.app import HUBS, SESSIONS
 
 PLAYERS = Path(__file__).parent / "players"
 NODE_MODULES = PLAYERS / "node_modules"
@@ -153,7 +153,7 @@ async def test_medooze_whip_whep_plays_and_stop_ends_the_session(
     )
     # stop() closes the peer connection before its DELETE: both are a clean end.
     assert session.ending.code in ("viewer_closed", "viewer_left")
-    rows = gateway.app[STORE].audit.query(event="session_ice")
+    rows = await gateway.audit(event="session_ice")
     assert rows, "Medooze trickles its candidates"
     await wait_until(lambda: not gateway.app[HUBS].get("cam").viewers, 5)
     await page_server.close()
@@ -204,5 +204,5 @@ async def test_firefox_without_openh264_plays_a_high_camera_in_vp8(start_gateway
     # Taking the player off the page ended its session, and with it the VP8 encode.
     await wait_until(lambda: len(gateway.app[SESSIONS]) == 0, 5)
     assert not hub.renditions
-    (row,) = gateway.app[STORE].audit.query(event="session_end")
+    (row,) = await gateway.audit(event="session_end")
     assert row["detail"]["code"] == "viewer_left"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import sys
@@ -11,10 +12,18 @@ from pathlib import Path
 
 import pytest
 from support import gateway as gateway_support
+from support.camera import free_port
 from support.gateway import camera_entry, settings_for
+from support.metrics import per_camera, scrape
 from support.viewer import Viewer
+from support.waiting import until
 
 from gateway.app import HUBS, SESSIONS
+from gateway.egress import sender as sender_module
+from gateway.egress.datagrams import output_for
+from gateway.egress.sender import FramePacker
+from gateway.relay import CameraHub
+from gateway.relay.source import EncodedFrame
 
 HD = {"width": 1280, "height": 720}
 SMALL = {"width": 320, "height": 240}
@@ -110,30 +119,13 @@ async def test_pull_stops_after_last_viewer_and_linger(make_rtsp_camera, start_g
     await asyncio.sleep(linger + 0.5)
     assert camera.connections == 1, "one viewer left: the pull must go on"
     assert await second.wait_frames(3)
+    left = time.monotonic()  # before the DELETE, during which the linger starts
     await second.close(gateway.http)
-    left = time.monotonic()
     await asyncio.sleep(linger / 2)
     assert hub.pulling, "the pull lingers briefly for a viewer who comes right back"
     assert await asyncio.to_thread(camera.wait_connections, 0, linger + 5)
     assert not hub.pulling
     assert time.monotonic() - left >= linger
-
-
-async def test_viewers_resume_after_camera_restart(make_rtsp_camera, start_gateway):
-    camera = make_rtsp_camera(**SMALL)
-    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
-    viewers = [await watch(gateway), await watch(gateway)]
-    for viewer in viewers:
-        assert await viewer.wait_frames(5)
-    camera.kill()
-    await asyncio.sleep(1.5)
-    camera.restart()
-    for viewer in viewers:
-        assert await viewer.wait_frames(10, timeout=20), "viewer did not resume"
-        assert viewer.pc.connectionState == "connected"  # no re-signaling
-    assert gateway.app[HUBS].get("cam").reconnects >= 1
-    for viewer in viewers:
-        await viewer.close(gateway.http)
 
 
 async def test_stalled_viewer_does_not_hold_back_another(make_rtsp_camera, start_gateway):
@@ -392,3 +384,231 @@ async def test_media_that_stops_on_a_live_connection_ends_the_session(
     assert session.ending.code == "media_failed"  # the player reconnects on it
     await asyncio.wait_for(viewer.closed.wait(), 10)  # no live connection left behind
     await viewer.close()
+
+
+# --- what the README promises about the relay, each checked where a viewer sees it ---
+
+
+def ticks(a: int, b: int) -> int:
+    """b - a on the 32-bit RTP clock (timestamps wrap)."""
+    return (b - a) % 2**32
+
+
+async def test_a_joining_viewer_starts_with_the_replayed_gop_not_the_next_keyframe(
+    make_rtsp_camera, start_gateway
+):
+    camera = make_rtsp_camera(**SMALL, gop_seconds=4)  # a keyframe every 100 frames
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    hub = gateway.app[HUBS].get("cam")
+    warm = await watch(gateway)
+    assert await warm.wait_frames(5)
+    replays: list[tuple[int, int]] = []  # (frames since the keyframe, frames replayed)
+    catch_up = hub._catch_up
+
+    def recorded():
+        frames = catch_up()
+        replays.append((len(hub._gop), len(frames)))
+        return frames
+
+    hub._catch_up = recorded  # the joiner's feed asks this when its connection is up
+    # Join early in a GOP, so that the camera's next keyframe is seconds away.
+    await until(lambda: 10 <= len(hub._gop) <= 30, timeout=10, what="a point early in a GOP")
+    offered = time.monotonic()
+    joiner = await watch(gateway)
+    assert await joiner.wait_frames(1, timeout=10)
+    first_frame = joiner.frames[0][0] - offered
+    (since_keyframe, replayed) = replays[0]
+    assert 10 <= since_keyframe <= 60, since_keyframe  # the next keyframe: >= 1.6 s away
+    # Measured: ~50 ms (README, time to first frame). Waiting for the next keyframe would
+    # take >= 1.6 s here; 1 s leaves headroom for a loaded 2-core machine.
+    assert first_frame < 1.0, f"first frame after {first_frame:.2f} s: not the replay"
+    assert replayed == since_keyframe  # the whole GOP so far, from its keyframe
+    assert await joiner.wait_frames(replayed + 5)
+    # The replayed frames come at once, not at the camera's 25 fps ...
+    burst = joiner.frames[replayed - 1][0] - joiner.frames[0][0]
+    assert burst < 0.5 * replayed / 25, f"{replayed} replayed frames took {burst:.2f} s"
+    # ... stamped 1 ms apart (90 ticks), ending at the newest frame: no fast-forward.
+    steps = [ticks(a, b) for a, b in itertools.pairwise(joiner.pts[: replayed + 3])]
+    assert steps[: replayed - 1] == [90] * (replayed - 1), steps
+    assert all(0 < step <= 2 * 3600 for step in steps[replayed - 1 :]), steps  # then live
+    for viewer in (warm, joiner):
+        await viewer.close(gateway.http)
+
+
+def sent_after_refusals(log: list[tuple[str, bool]]) -> list[bool]:
+    """Whether each frame sent since the last refusal was a keyframe."""
+    last = max((i for i, (kind, _) in enumerate(log) if kind == "refused"), default=None)
+    return [] if last is None else [key for _, key in log[last + 1 :]]
+
+
+class FillingOutput:
+    """A viewer's way out (gateway/egress/datagrams.py) whose socket buffer fills on cue:
+    while `refuse` > 0, send() takes nothing and says False, as a full socket does."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.transport = real.transport
+        self.refuse = 0
+        self.arm_after_deltas: int | None = None  # refuse once this deep into a GOP
+        self.deltas = 0
+        self.log: list[tuple[str, bool]] = []  # ("sent" or "refused", keyframe?)
+
+    def send(self, datagrams, runs, addr) -> bool:
+        keyframe = FramePacker._last[0].is_keyframe  # the frame being sent right now
+        self.deltas = 0 if keyframe else self.deltas + 1
+        if self.arm_after_deltas is not None and self.deltas >= self.arm_after_deltas:
+            self.arm_after_deltas, self.refuse = None, 1
+        if self.refuse:
+            self.refuse -= 1
+            self.log.append(("refused", keyframe))
+            return False
+        self.log.append(("sent", keyframe))
+        return self.real.send(datagrams, runs, addr)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+async def test_a_viewer_whose_socket_is_full_skips_to_the_next_keyframe(
+    make_rtsp_camera, start_gateway, monkeypatch
+):
+    needs_fast_sender()  # the socket is the fast sender's own output
+    outputs: list[FillingOutput] = []
+
+    def filling_output_for(protocol):
+        outputs.append(FillingOutput(output_for(protocol)))
+        return outputs[-1]
+
+    monkeypatch.setattr(sender_module, "output_for", filling_output_for)
+    camera = make_rtsp_camera(**SMALL)  # a keyframe every 50 frames
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    slow = await watch(gateway)
+    assert await slow.wait_frames(3)
+    (slow_out,) = outputs
+    healthy = await watch(gateway)
+    assert await healthy.wait_frames(3)
+    (slow_session,) = [s for s in gateway.app[SESSIONS] if s.pc.getSenders()[0]._output is slow_out]
+    before = await scrape(gateway)
+    assert per_camera(before, "cctv_frames_dropped_slow_viewer_total", "cam") == 0
+
+    slow_out.arm_after_deltas = 5  # its socket is full once, early in a GOP
+    await until(lambda: slow_out.log[-1][0] == "refused", timeout=5, what="a refusal")
+    refused_at = time.monotonic()
+    await until(lambda: sent_after_refusals(slow_out.log), timeout=5, what="a frame sent again")
+    resumed_at = time.monotonic()
+    # What reached its socket next was a keyframe: the deltas in between, whose
+    # references it lacks, were skipped; the rest of the GOP (~40 frames) is dropped.
+    assert sent_after_refusals(slow_out.log)[0] is True, slow_out.log[-60:]
+    dropped = slow_session.feed.frames_dropped
+    assert dropped >= 30, f"only {dropped} frames dropped"
+    assert await slow.wait_frames(10)  # and its picture goes on from there
+    assert slow.pc.connectionState == "connected"
+    # The other viewer never waited: 25 fps all along (half of it, on a loaded machine).
+    got = sum(1 for t, _, _ in healthy.frames if refused_at <= t <= resumed_at)
+    assert got >= 0.5 * 25 * (resumed_at - refused_at) - 1, (got, resumed_at - refused_at)
+    after = await scrape(gateway)
+    assert per_camera(after, "cctv_frames_dropped_slow_viewer_total", "cam") == dropped
+    for viewer in (slow, healthy):
+        await viewer.close(gateway.http)
+
+
+async def test_viewers_resume_after_a_camera_restart_on_a_timeline_advanced_by_the_outage(
+    make_rtsp_camera, start_gateway
+):
+    camera = make_rtsp_camera(**SMALL)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewers = [await watch(gateway), await watch(gateway)]
+    for viewer in viewers:
+        assert await viewer.wait_frames(10)
+    assert per_camera(await scrape(gateway), "cctv_upstream_reconnects_total", "cam") == 0
+    camera.kill()
+    await asyncio.sleep(2.0)  # the camera is away for a while: that time is the point
+    camera.restart()
+    for viewer in viewers:
+        assert await viewer.wait_frames(10, timeout=20), "viewer did not resume"
+        assert viewer.pc.connectionState == "connected"  # no re-signaling
+        arrivals = [t for t, _, _ in viewer.frames]
+        away = max(b - a for a, b in itertools.pairwise(arrivals))
+        assert away > 2.0, f"the outage lasted only {away:.2f} s?"
+        steps = [ticks(a, b) for a, b in itertools.pairwise(viewer.pts)]
+        assert all(0 < step < 2**31 for step in steps), "timestamps went backwards"
+        # The decoder holds a frame or two, so the outage shows in the timestamps a
+        # frame or two after it shows in the arrivals: compare the largest of each. The
+        # timeline goes on by the real time that passed (within 0.5 s: arrivals are
+        # stamped after decoding, which a loaded machine delays by up to a few 100 ms).
+        assert abs(max(steps) / 90_000 - away) < 0.5, (max(steps) / 90_000, away)
+    assert per_camera(await scrape(gateway), "cctv_upstream_reconnects_total", "cam") == 1
+    for viewer in viewers:
+        await viewer.close(gateway.http)
+
+
+async def test_reconnect_backoff_doubles_up_to_reconnect_max_seconds(start_gateway):
+    initial, cap = 0.1, 0.4
+    source = f"rtsp://127.0.0.1:{free_port()}/cam"  # nothing listens: refused at once
+    settings = settings_for(
+        [camera_entry("cam", source)],
+        reconnect_initial_seconds=initial,
+        reconnect_max_seconds=cap,
+        linger_seconds=5.0,  # the hub keeps trying for the viewer that may come back
+    )
+    gateway = await start_gateway(settings)
+    hub = gateway.app[HUBS].get("cam")
+    attempts: list[float] = []
+    run = hub._source.run
+
+    def counted(*args, **kwargs):
+        attempts.append(time.monotonic())
+        return run(*args, **kwargs)
+
+    hub._source.run = counted
+    response = await gateway.viewer("cam").connect(gateway.http)
+    assert response.status == 503
+    await until(lambda: len(attempts) >= 9, timeout=5, what="nine attempts to open the camera")
+    waits = [b - a for a, b in itertools.pairwise(attempts)]
+    # 0.1, 0.2, 0.4, then 0.4 for ever. Each wait also holds one refused open (a few ms)
+    # and a thread wake-up; 0.25 s covers that on a loaded machine, and is well under
+    # the 0.8 s that one more doubling would give.
+    assert waits[0] < initial + 0.25 and waits[1] < 2 * initial + 0.25, waits
+    assert all(cap - 0.02 <= w < cap + 0.25 for w in waits[2:]), waits
+
+
+async def test_the_hub_keeps_at_most_300_frames_for_newcomers():
+    settings = settings_for([camera_entry("cam", "demo:testsrc")])
+    hub = CameraHub(settings.cameras[0], settings.relay)
+    held, replayed = [], []
+    for i in range(400):  # one keyframe, then a GOP longer than the cache
+        keyframe = i in (0, 390)
+        nal = b"\x65" if keyframe else b"\x41"
+        hub._on_frame(EncodedFrame(b"\x00\x00\x00\x01" + nal + bytes(50), i * 3600, keyframe))
+        held.append(len(hub._gop))  # what the hub holds in memory
+        replayed.append(len(hub._catch_up()))  # what a viewer starting now would get
+    assert max(held) == 300 and max(replayed) == 300  # a GOP of up to 300 is replayed
+    assert held[300:390] == [0] * 90  # past that, nothing is kept ...
+    assert replayed[300:390] == [0] * 90  # ... and newcomers wait for the next keyframe
+    assert held[390:] == list(range(1, 11)) == replayed[390:]  # which starts a new GOP
+
+
+async def test_the_hubs_fan_out_hands_each_frame_to_every_viewers_sender_itself(start_gateway):
+    """Nothing waits between the hub and a viewer's sender: by the time the hub's frame
+    handler returns, every viewer's sender has sent the frame (no queue, no task)."""
+    needs_fast_sender()
+    entry = camera_entry("cam", "demo:testsrc", demo_size="160x120", demo_fps=25)
+    gateway = await start_gateway(settings_for([entry]))
+    hub = gateway.app[HUBS].get("cam")
+    viewers = [await watch(gateway) for _ in range(3)]
+    for viewer in viewers:
+        assert await viewer.wait_frames(3)
+    feeds = [session.feed for session in gateway.app[SESSIONS]]
+    steps: list[list[int]] = []
+    on_frame = hub._on_frame
+
+    def watched(frame):
+        before = [feed.frames_sent for feed in feeds]
+        on_frame(frame)
+        steps.append([feed.frames_sent - b for feed, b in zip(feeds, before, strict=True)])
+
+    hub._on_frame = watched  # what the pull thread posts to the event loop, per frame
+    await until(lambda: len(steps) >= 25, timeout=10, what="25 frames")
+    assert all(step == [1, 1, 1] for step in steps), steps
+    for viewer in viewers:
+        await viewer.close(gateway.http)

@@ -170,7 +170,7 @@ async def test_admin_revocation_turns_the_tile_to_revoked_and_it_stays_down(star
     await playwright_api.expect(message).to_contain_text("管理員撤銷：不當使用")
     # The console's table follows the event stream.
     await playwright_api.expect(row).to_have_count(0)
-    await viewer.page.wait_for_timeout(3000)
+    await viewer.page.wait_for_timeout(3000)  # nothing to wait for: it must not reconnect
     assert viewer.whep_posts() == posts, "the tile reconnected after a revocation"
     assert await viewer.page.evaluate(f'document.querySelector("{player("cam-a")}").state') == (
         "revoked"
@@ -198,7 +198,7 @@ async def test_a_grant_ending_shows_grant_ended(start_gateway, browser):
     await wait_state(page, "cam-a", "ended", timeout=12)
     message = page.page.locator(f"{player('cam-a')} .message")
     await playwright_api.expect(message).to_contain_text("授權期間已結束")
-    await page.page.wait_for_timeout(1500)
+    await page.page.wait_for_timeout(1500)  # nothing to wait for: it must not reconnect
     assert page.whep_posts() == posts
     await page.page.screenshot(path=screenshot("viewer-grant-ended.png"))
 

@@ -57,6 +57,7 @@ class ViewerFeed:
         self._queue: deque[av.Packet] = deque()
         self._wakeup = asyncio.Event()
         self._waiting_keyframe = True
+        self._behind = False  # skipping because this viewer fell behind (not joining)
         self._catch_up = catch_up
         self._started = False
         self._allowance = 0  # catch-up frames still queued, beyond the bound
@@ -77,9 +78,12 @@ class ViewerFeed:
             return
         if self._waiting_keyframe:
             if not packet.is_keyframe:
-                self.frames_dropped += 1
+                # Only a viewer that fell behind drops frames; one that is joining
+                # (or whose camera reconnected) just has not had its keyframe yet.
+                if self._behind:
+                    self.frames_dropped += 1
                 return
-            self._waiting_keyframe = False
+            self._waiting_keyframe = self._behind = False
         if self._sink is not None and not self._queue:
             self._push(packet)
             return
@@ -87,7 +91,7 @@ class ViewerFeed:
             self.frames_dropped += len(self._queue)
             self._queue.clear()
             if not packet.is_keyframe:
-                self._waiting_keyframe = True
+                self._waiting_keyframe = self._behind = True
                 self.frames_dropped += 1
                 return
         self._queue.append(packet)  # pushed: behind a catch-up still being sent
@@ -96,6 +100,7 @@ class ViewerFeed:
     def resync(self) -> None:
         """The source restarted: the next frame this viewer gets is a keyframe."""
         self._waiting_keyframe = True
+        self._behind = False
 
     async def next(self) -> av.Packet:
         """The next frame for a pulling reader; FeedEnded once the feed is stopped."""
@@ -178,6 +183,7 @@ class ViewerFeed:
             self._count(packet)
         else:
             self.frames_dropped += 1
+            self._behind = True
             self._skip_to_keyframe()
 
     def _skip_to_keyframe(self) -> None:

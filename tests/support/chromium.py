@@ -125,12 +125,18 @@ SAMPLE_TWICE = """async (sel) => {
 }"""
 
 
+async def wait_more_frames(page: Page, camera_id: str, than: int, timeout: float = 5.0) -> None:
+    """Wait until the tile has decoded more than `than` frames."""
+    deadline = time.monotonic() + timeout
+    while await frames_decoded(page, camera_id) <= than:
+        assert time.monotonic() < deadline, f"no frame decoded after {than} in {timeout:g} s"
+        await asyncio.sleep(0.1)
+
+
 async def assert_plays(page: Page, camera_id: str) -> None:
     """The tile really plays: frames decode, the video has a size, the picture moves."""
     await wait_state(page, camera_id, "live")
-    before = await frames_decoded(page, camera_id)
-    await page.page.wait_for_timeout(700)
-    assert await frames_decoded(page, camera_id) > before
+    await wait_more_frames(page, camera_id, await frames_decoded(page, camera_id))
     sample = await page.page.evaluate(SAMPLE_TWICE, player(camera_id))
     assert (sample["width"], sample["height"]) == (320, 240)
     assert sample["lit"] > sample["pixels"] * 0.3, "the picture is black"

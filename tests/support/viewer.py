@@ -53,6 +53,7 @@ class Viewer:
                 [c for c in capabilities if c.mimeType in codecs or c.mimeType == "video/rtx"]
             )
         self.frames: list[tuple[float, int, int]] = []  # (arrival, width, height)
+        self.pts: list[int] = []  # each frame's RTP timestamp (90 kHz, the sender's origin)
         self.last_frame = None
         self.session_url: str | None = None
         self.answer: str | None = None
@@ -73,6 +74,7 @@ class Viewer:
             while True:
                 frame = await track.recv()
                 self.frames.append((time.monotonic(), frame.width, frame.height))
+                self.pts.append(frame.pts)
                 self.last_frame = frame
         self.closed.set()
 

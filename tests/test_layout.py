@@ -1,0 +1,130 @@
+"""The README's "Layout" and DESIGN.md's "Shape", read from the code itself."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
+
+# What each part may import, from the README: control flows down (http -> control ->
+# access, store, relay, egress), media one way (relay -> egress); nothing imports upward.
+ALLOWED = {
+    "config": set(),
+    "logs": set(),
+    "inventory": {"config"},  # the camera list: settings read from a file
+    "access": {"config"},
+    "store": {"config", "access"},
+    "relay": {"config"},
+    "egress": {"config", "relay", "access"},
+    "control": {"config", "inventory", "access", "store", "relay", "egress"},
+    "metrics": {"config", "control", "relay", "store"},
+    "http": {"config", "inventory", "access", "store", "relay", "egress", "control", "metrics"},
+    "app": {
+        *("config", "logs", "inventory", "access", "store", "relay", "egress"),
+        *("control", "metrics", "http"),
+    },
+    "demo": {"config", "access", "store", "app"},
+    "__main__": {"config", "logs", "store", "app", "demo"},
+}
+WEBRTC = {"aiortc", "aioice", "pylibsrtp"}
+
+
+def modules() -> Iterator[tuple[str, Path, ast.Module]]:
+    """(part, file, syntax tree) of every module: the part is its package or module."""
+    for path in sorted(GATEWAY.rglob("*.py")):
+        relative = path.relative_to(GATEWAY)
+        part = relative.parts[0].removesuffix(".py")
+        if part == "__init__":
+            continue
+        yield part, path, ast.parse(path.read_text(encoding="utf-8"))
+
+
+def imported(tree: ast.Module) -> Iterator[str]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+
+
+def test_nothing_imports_upward():
+    wrong = []
+    for part, path, tree in modules():
+        for name in imported(tree):
+            if name.startswith("gateway."):
+                target = name.split(".")[1]
+                if target != part and target not in ALLOWED[part]:
+                    wrong.append(f"{path.relative_to(GATEWAY)} imports {name}")
+    assert not wrong, wrong
+
+
+def test_relay_and_access_know_nothing_of_webrtc_or_http():
+    # relay/: media in, no WebRTC. access/: pure decisions, no aiohttp, no WebRTC.
+    forbidden = {"relay": WEBRTC | {"aiohttp"}, "access": WEBRTC | {"aiohttp", "av"}}
+    wrong = [
+        f"{path.relative_to(GATEWAY)} imports {name}"
+        for part, path, tree in modules()
+        for name in imported(tree)
+        if name.split(".")[0] in forbidden.get(part, ())
+    ]
+    assert not wrong, wrong
+
+
+def private_names_of_subclassed_webrtc_classes() -> set[str]:
+    """The private attributes of the aiortc classes the gateway subclasses, as reached on
+    `self` (a double underscore mangled with its class name)."""
+    from aiortc import MediaStreamTrack, RTCRtpSender
+
+    names = set()
+    for subclassed in (RTCRtpSender, MediaStreamTrack):
+        for cls in subclassed.__mro__:
+            if cls.__module__.split(".")[0] not in WEBRTC:
+                continue
+            found = {n for n in vars(cls) if n.startswith("_")}
+            found |= set(re.findall(r"self\.(_\w+)", inspect.getsource(cls)))
+            for name in found:
+                if name.endswith("__"):
+                    continue  # __init__ and the like: Python's own
+                names.add(f"_{cls.__name__}{name}" if name.startswith("__") else name)
+    return names
+
+
+def test_private_webrtc_names_are_used_only_in_the_compatibility_module():
+    """Every private aiortc/aioice/pylibsrtp name sits in egress/compat.py. Elsewhere a
+    `_name` is reached only on the gateway's own objects (self, cls, a ViewerSession),
+    and never one that aiortc's own classes use."""
+    own, theirs = {"self", "cls", "session"}, private_names_of_subclassed_webrtc_classes()
+    wrong = []
+    for _, path, tree in modules():
+        if path.name == "compat.py":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in WEBRTC:
+                wrong += [f"{path.name}: imports {a.name}" for a in node.names if a.name[0] == "_"]
+            elif (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.endswith("__")  # __init__, __class__: Python's own
+                and (
+                    not (isinstance(node.value, ast.Name) and node.value.id in own)
+                    or node.attr in theirs
+                    or re.fullmatch(r"_[A-Za-z0-9]+__\w+", node.attr)  # another class's
+                )
+            ):
+                wrong.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert not wrong, wrong
+
+
+def test_camera_sources_are_read_in_config_and_used_only_in_the_source():
+    users = {
+        str(path.relative_to(GATEWAY))
+        for _, path, tree in modules()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "source"
+    }
+    # config.py and inventory.py read them (the settings and the inventory file).
+    assert users <= {"config.py", "inventory.py", "relay/source.py"}, users
