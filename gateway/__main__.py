@@ -39,8 +39,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from gateway.app import create_app
     from gateway.demo import NotADemo, prepare_demo
+    from gateway.store import DatabaseError
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except DatabaseError as exc:
+        # The message names the file or server; a PostgreSQL password never appears.
+        print(f"gateway: [storage] database cannot be used: {exc}", file=sys.stderr)
+        return 2
     if args.demo:
         try:
             links = prepare_demo(app)
@@ -63,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _verify_audit(database: str) -> int:
-    """0: intact. 1: tampering found (named). 2: the file could not be read at all."""
-    from gateway.store.audit import verify_file
+    """0: intact. 1: tampering found (named). 2: the database could not be read at all."""
+    from gateway.store.audit import verify_database
 
-    result = verify_file(database)
+    result = verify_database(database)
     if result.ok:
         print(
             f"audit log intact: {result.rows_checked} rows verified;"

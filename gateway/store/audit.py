@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from . import postgres
+from .database import DB_ERRORS, Connection, is_postgres, schema_version, table_names, where
 from .grants import load_grants
 
 GENESIS = "0" * 64
@@ -134,13 +136,17 @@ def _decode_detail(text: str) -> dict[str, Any]:
     return detail if isinstance(detail, dict) else {"value": detail}
 
 
-def _as_dict(row: sqlite3.Row) -> dict[str, Any]:
+Cursor = Any  # a sqlite3.Cursor, or postgres.PgCursor: rows answer by name
+Row = Any
+
+
+def _as_dict(row: Row) -> dict[str, Any]:
     result = dict(zip(row.keys(), row, strict=True))
     result["detail"] = _decode_detail(result["detail"])
     return result
 
 
-def _walk(cur: sqlite3.Cursor, through_seq: int | None = None) -> VerifyResult:
+def _walk(cur: Cursor, through_seq: int | None = None) -> VerifyResult:
     """Check the chain from the anchor (or GENESIS), up to `through_seq` if given."""
     anchors = cur.execute("SELECT seq, hash FROM audit_anchor").fetchall()
     if len(anchors) > 1:
@@ -166,7 +172,7 @@ def _walk(cur: sqlite3.Cursor, through_seq: int | None = None) -> VerifyResult:
     return VerifyResult(True, checked)
 
 
-def _anchor_problem(cur: sqlite3.Cursor, anchor_seq: int, anchor_hash: str) -> str | None:
+def _anchor_problem(cur: Cursor, anchor_seq: int, anchor_hash: str) -> str | None:
     """An anchor is only as good as the prune that set it: the newest audit_pruned row
     must name it (its seq, and its hash where recorded). Without this, someone who cut
     the oldest rows could write an anchor of their own and the rest would verify."""
@@ -191,7 +197,7 @@ def _anchor_problem(cur: sqlite3.Cursor, anchor_seq: int, anchor_hash: str) -> s
 
 
 def _row_problem(
-    row: sqlite3.Row, expected: int, prev_hash: str, anchor_seq: int, start: str | None
+    row: Row, expected: int, prev_hash: str, anchor_seq: int, start: str | None
 ) -> str | None:
     """What is wrong with `row`, given the seq and previous hash the chain expects."""
     seq = row["seq"]
@@ -214,7 +220,7 @@ def _row_problem(
 class AuditLog:
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Connection,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._db = db
@@ -258,7 +264,7 @@ class AuditLog:
 
     def _append(
         self,
-        cur: sqlite3.Cursor,
+        cur: Cursor,
         fields: Mapping[str, Any],
         detail_text: str,
         at: datetime | None = None,
@@ -280,7 +286,7 @@ class AuditLog:
         return content["seq"]
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Cursor]:
+    def _write(self) -> Iterator[Cursor]:
         nested = self._db.in_transaction
         cur = self._db.cursor()
         cur.row_factory = sqlite3.Row  # whatever the connection's factory is
@@ -288,7 +294,7 @@ class AuditLog:
             cur.execute("SAVEPOINT audit_write" if nested else "BEGIN IMMEDIATE")
             yield cur
             cur.execute("RELEASE audit_write" if nested else "COMMIT")
-        except sqlite3.Error as exc:
+        except DB_ERRORS as exc:
             self._rollback(nested)
             raise AuditWriteError(f"could not write the audit log: {exc}") from exc
         except BaseException:
@@ -304,7 +310,7 @@ class AuditLog:
                 self._db.execute("RELEASE audit_write")
             else:
                 self._db.execute("ROLLBACK")
-        except sqlite3.Error:
+        except DB_ERRORS:
             pass  # the original error is the one worth reporting
 
     def prune(self, older_than: datetime, *, account: str | None = None) -> int:
@@ -416,7 +422,7 @@ class AuditLog:
         """Walk the chain in seq order and name the first bad row, if any."""
         return verify_connection(self._db)
 
-    def _read(self, sql: str, params: list[Any]) -> list[sqlite3.Row]:
+    def _read(self, sql: str, params: list[Any]) -> list[Row]:
         cur = self._db.cursor()
         cur.row_factory = sqlite3.Row
         return cur.execute(sql, params).fetchall()
@@ -468,11 +474,11 @@ _TABLES = {
 VERIFY_BUSY_SECONDS = 2.0
 
 
-def verify_connection(db: sqlite3.Connection) -> VerifyResult:
+def verify_connection(db: Connection) -> VerifyResult:
     """Verify the chain, the anchor and every grant row, in one read snapshot, so a
     concurrent writer cannot confuse it.
 
-    sqlite3.Error escapes: the caller decides whether that means "cannot read".
+    A database error escapes: the caller decides whether that means "cannot read".
     """
     cur = db.cursor()
     cur.row_factory = sqlite3.Row
@@ -480,8 +486,8 @@ def verify_connection(db: sqlite3.Connection) -> VerifyResult:
     try:
         if own:
             cur.execute("BEGIN")
-        version = cur.execute("PRAGMA user_version").fetchone()[0]
-        result = _schema_problem(cur, version) or _walk(cur)
+        version = schema_version(db)
+        result = _schema_problem(table_names(db), version) or _walk(cur)
         if not result.ok:
             return result
         return _check_grants(cur, result, with_history=version >= 2)
@@ -490,8 +496,7 @@ def verify_connection(db: sqlite3.Connection) -> VerifyResult:
             db.execute("COMMIT")
 
 
-def _schema_problem(cur: sqlite3.Cursor, version: int) -> VerifyResult | None:
-    tables = {row[0] for row in cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+def _schema_problem(tables: set[str], version: int) -> VerifyResult | None:
     if version == 0 and "audit" not in tables:
         return _unreadable("not a gateway database (no audit log in it)")
     expected = [t for since, names in _TABLES.items() if version >= since for t in names]
@@ -502,7 +507,7 @@ def _schema_problem(cur: sqlite3.Cursor, version: int) -> VerifyResult | None:
 
 
 def _audited_grants(
-    cur: sqlite3.Cursor, *, after_seq: int = 0, through_seq: int | None = None
+    cur: Cursor, *, after_seq: int = 0, through_seq: int | None = None
 ) -> dict[int, tuple[int, str | None]]:
     """Grant id -> (the row that last recorded it, the grant hash it recorded, or None
     for a change audited before hashes were kept), over rows after_seq < seq <= through_seq."""
@@ -525,7 +530,7 @@ def _audited_grants(
     return audited
 
 
-def _check_grants(cur: sqlite3.Cursor, chain: VerifyResult, *, with_history: bool) -> VerifyResult:
+def _check_grants(cur: Cursor, chain: VerifyResult, *, with_history: bool) -> VerifyResult:
     """Every grant row must equal what its last audited change recorded (its content
     hash): a grant added, edited or deleted outside the API does not."""
     audited = _audited_grants(cur)
@@ -556,6 +561,26 @@ def _check_grants(cur: sqlite3.Cursor, chain: VerifyResult, *, with_history: boo
     return VerifyResult(
         True, chain.rows_checked, grants_checked=checked, grants_unchecked=unchecked
     )
+
+
+def verify_database(location: str) -> VerifyResult:
+    """Verify the database at `location` (a file or a PostgreSQL URL), read-only, for
+    `gateway audit verify`. With several nodes the cluster has one chain: this checks
+    all of it."""
+    if not is_postgres(location):
+        return verify_file(location)
+    try:
+        db = postgres.connect(location, migrate_schema=False, read_only=True)
+    except postgres.PgError as exc:
+        return _unreadable(str(exc))
+    try:
+        return verify_connection(db)
+    except postgres.psycopg.errors.UndefinedTable as exc:
+        return VerifyResult(False, 0, None, f"{where(location)}: {exc} (schema changed?)")
+    except postgres.psycopg.Error as exc:
+        return _unreadable(f"{where(location)}: {str(exc).splitlines()[0]}")
+    finally:
+        db.close()
 
 
 def verify_file(path: str) -> VerifyResult:
