@@ -18,6 +18,7 @@ from gateway.config import Settings
 from gateway.control import accounting
 from gateway.control.administration import AccessAdmin
 from gateway.control.admission import AccessControl
+from gateway.control.cluster import ClusterNode
 from gateway.control.enforcer import GrantEnforcer
 from gateway.control.events import EventBus
 from gateway.control.overlay import GrantOverlay
@@ -64,7 +65,10 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     )
     hubs = CameraHubs(settings.cameras, settings.relay)
     limits = settings.limits
-    sessions = SessionRegistry(rtc_configuration(settings.webrtc), limits.max_sessions_per_account)
+    node_id = settings.cluster.node_id
+    sessions = SessionRegistry(
+        rtc_configuration(settings.webrtc), limits.max_sessions_per_account, node_id
+    )
     bus = EventBus(limits.max_event_streams_per_account)
     tickets = TicketBook(limits.max_tickets_per_account)
     overlay = GrantOverlay()
@@ -78,6 +82,13 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         on_denied=lambda reason: metrics.denials.labels(reason).inc(),
     )
     admin = AccessAdmin(store, overlay, bus, sessions, enforcer)
+    # Several nodes on one PostgreSQL database: the directory, messages, heartbeats.
+    cluster = (
+        ClusterNode(settings.cluster, store, sessions, bus, enforcer, tickets)
+        if store.shared
+        else None
+    )
+    admin.cluster = cluster
     app[SETTINGS] = settings
     app[STORE] = store
     app[HUBS] = hubs
@@ -92,8 +103,12 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     accounting.announce_cameras(hubs, sessions, bus)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        accounting.close_out_sessions(store.audit)
+        # With several nodes, only this node's own leftovers: the others' are theirs.
+        accounting.close_out_sessions(store.audit, node_id if cluster else None)
         accounting.prune_audit(store.audit, settings.audit.retention_days)
+        if cluster is not None:
+            cluster.attach()
+            await cluster.start()
         enforcing = asyncio.create_task(enforcer.run())
         yield
         enforcing.cancel()
@@ -102,6 +117,8 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         await _end_sessions(app)
         await hubs.close()
         await access.failed_sign_ins.close()
+        if cluster is not None:
+            await cluster.stop()
         await store.flush(timeout=1.0)
         await store.close()
 

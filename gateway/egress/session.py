@@ -69,8 +69,9 @@ class ViewerSession:
         pc: RTCPeerConnection,
         remote: str,
         viewer: Viewer,
+        session_id: str | None = None,
     ) -> None:
-        self.id = secrets.token_urlsafe(16)
+        self.id = session_id or secrets.token_urlsafe(16)
         self.viewer = viewer
         self.hub = hub
         self.feed = feed
@@ -130,12 +131,13 @@ class ViewerSession:
         viewer: Viewer,
         configuration: RTCConfiguration,
         on_lost: Callable[[ViewerSession, Ending], None],
+        session_id: str | None = None,
     ) -> tuple[ViewerSession, str]:
         """Join the hub and answer the offer; returns the session and the answer SDP."""
         requested = time.monotonic()
         feed = await hub.join()
         pc = RTCPeerConnection(configuration)
-        session = cls(hub, feed, pc, remote, viewer)
+        session = cls(hub, feed, pc, remote, viewer, session_id)
         session._started = requested  # its clock starts with the offer
         try:
             assert hub.info is not None

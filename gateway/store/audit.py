@@ -72,6 +72,20 @@ CSV_COLUMNS = (*_HASHED, "hash")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+# Session starts with no later session end, oldest first (params: SESSION_END, SESSION_START).
+_OPEN_SESSIONS = f"""
+    WITH ends AS (
+        SELECT session_id, MAX(seq) AS end_seq FROM audit
+        WHERE event = ? AND session_id IS NOT NULL GROUP BY session_id
+    )
+    SELECT {", ".join(f"a.{column}" for column in _COLUMNS)}
+    FROM audit a LEFT JOIN ends ON ends.session_id = a.session_id
+    WHERE a.event = ? AND a.session_id IS NOT NULL
+      AND (ends.end_seq IS NULL OR ends.end_seq < a.seq)
+    ORDER BY a.seq
+"""
+
+
 class AuditWriteError(RuntimeError):
     """The row could not be written (e.g. disk full); callers must then refuse the action."""
 
@@ -405,18 +419,21 @@ class AuditLog:
 
     def open_sessions(self) -> list[dict[str, Any]]:
         """Session starts with no later session end (a crash left them open), oldest first."""
-        sql = f"""
-            WITH ends AS (
-                SELECT session_id, MAX(seq) AS end_seq FROM audit
-                WHERE event = ? AND session_id IS NOT NULL GROUP BY session_id
-            )
-            SELECT {", ".join(f"a.{column}" for column in _COLUMNS)}
-            FROM audit a LEFT JOIN ends ON ends.session_id = a.session_id
-            WHERE a.event = ? AND a.session_id IS NOT NULL
-              AND (ends.end_seq IS NULL OR ends.end_seq < a.seq)
-            ORDER BY a.seq
-        """
-        return [_as_dict(row) for row in self._read(sql, [SESSION_END, SESSION_START])]
+        return [_as_dict(row) for row in self._read(_OPEN_SESSIONS, [SESSION_END, SESSION_START])]
+
+    def close_out_sessions(self, prefix: str | None = None, *, reason: str, code: str) -> int:
+        """End every session the log shows open (a crash left them so), in one
+        transaction; with `prefix`, only the session ids that start with it (one
+        node's, "<node>."). Returns how many were closed out."""
+        with self._write() as cur:
+            rows = cur.execute(_OPEN_SESSIONS, [SESSION_END, SESSION_START]).fetchall()
+            rows = [r for r in rows if prefix is None or r["session_id"].startswith(prefix)]
+            for row in rows:
+                fields = {key: row[key] for key in (*_TEXT_FIELDS, "grant_id")}
+                fields["event"] = SESSION_END
+                detail = {"reason": reason, "code": code, "started_at": row["at"]}
+                self._append(cur, fields, _dumps(detail))
+        return len(rows)
 
     def verify(self) -> VerifyResult:
         """Walk the chain in seq order and name the first bad row, if any."""
