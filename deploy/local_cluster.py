@@ -68,14 +68,16 @@ class Postgres:
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres")
         if not self.data.exists():
-            subprocess.run(
+            made = subprocess.run(
                 _as_postgres(
                     [str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"]
                 ),
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                capture_output=True,
+                text=True,
+                check=False,
             )
+            if made.returncode != 0:
+                raise RuntimeError(f"initdb failed in {self.folder}:\n{made.stderr}")
         # A temporary server: durability is not the point, speed is.
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder}"
