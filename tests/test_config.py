@@ -283,3 +283,20 @@ def test_tile_url_takes_urls_and_paths(tile_url):
 def test_tile_url_must_say_where_the_tiles_are(tile_url):
     # The pages' Content-Security-Policy allows images from this origin, so it must have one.
     assert error(map={"tile_url": tile_url}).startswith("map.tile_url: must be an http(s) URL")
+
+
+def test_a_postgresql_database_needs_a_node_id_and_stays_secret():
+    url = "postgresql://gw:pa55word@db.example.org/cctv"
+    message = error(storage={"database": url})
+    assert message.startswith("cluster.node_id: required")
+    assert "pa55word" not in message
+    settings = parse(
+        storage={"database": {"env": "DB"}}, cluster={"node_id": "gw1"}, environ={"DB": url}
+    )
+    assert settings.storage.shared and settings.cluster.node_id == "gw1"
+    assert "pa55word" not in repr(settings)
+
+
+@pytest.mark.parametrize("node_id", ["GW1", "gw.1", "-gw", "gw_1", "x" * 33])
+def test_a_node_id_must_fit_in_a_session_url(node_id):
+    assert "cluster.node_id: must be 1-32 of a-z 0-9 -" in error(cluster={"node_id": node_id})
