@@ -199,9 +199,11 @@ async def test_one_rtsp_connection_per_camera_across_the_cluster(
 async def test_every_node_lists_hears_and_counts_every_nodes_sessions(
     cluster: Cluster, http: aiohttp.ClientSession
 ) -> None:
+    account = "everywhere"
+    await cluster.grant(http, list(CAMERAS), [account])
     async with EventReader(node_client(cluster, http, "gw1"), ADMIN, admin=True) as gw1_events:
-        on_gw1 = await watching(cluster.viewer("cam-1", node="gw1"), http)
-        on_gw2 = await watching(cluster.viewer("cam-2", node="gw2"), http)
+        on_gw1 = await watching(cluster.viewer("cam-1", node="gw1", account=account), http)
+        on_gw2 = await watching(cluster.viewer("cam-2", node="gw2", account=account), http)
         try:
             # The event stream on gw1 hears gw2's session start.
             started = await wait_event(gw1_events, "session_started", session_id_of(on_gw2))
@@ -214,8 +216,8 @@ async def test_every_node_lists_hears_and_counts_every_nodes_sessions(
                 assert listed[session_id_of(on_gw1)] == "gw1", listed
                 assert listed[session_id_of(on_gw2)] == "gw2", listed
             # The account's limit counts its sessions on both nodes.
-            third = await watching(cluster.viewer("cam-3", node="gw2"), http)
-            fourth = cluster.viewer("cam-3", node="gw1")
+            third = await watching(cluster.viewer("cam-3", node="gw2", account=account), http)
+            fourth = cluster.viewer("cam-3", node="gw1", account=account)
             refused = await fourth.connect(http)
             assert refused.status == 429, await refused.text()
             await fourth.close()
@@ -310,18 +312,19 @@ async def test_kill_9_of_a_node_then_the_picture_is_back_on_the_other(
     cluster: Cluster, cameras: dict[str, RtspCamera], http: aiohttp.ClientSession
 ) -> None:
     await cluster.wait_balanced(http)
-    viewer = await watching(cluster.viewer("cam-3"), http)
+    await cluster.grant(http, list(CAMERAS), ["failover"])
+    viewer = await watching(cluster.viewer("cam-3", account="failover"), http)
     dead = node_of(viewer)
     survivor = next(n for n in cluster.nodes if n != dead)
     lost_session = session_id_of(viewer)
     # A session on the survivor that must outlive the dead node's close-out and restart.
     other_camera = next(c for c in CAMERAS if c != "cam-3")
-    staying = await watching(cluster.viewer(other_camera, node=survivor), http)
+    staying = await watching(cluster.viewer(other_camera, node=survivor, account="failover"), http)
     try:
         killed_at = time.monotonic()
         cluster.nodes[dead].kill()
         # The player: no picture for a moment, then it offers again through the balancer.
-        back = await reconnect_like_the_player(cluster, http, viewer, "cam-3")
+        back = await reconnect_like_the_player(cluster, http, viewer, "cam-3", "failover")
         took = time.monotonic() - killed_at
         assert node_of(back) == survivor
         assert took < 15, took
@@ -406,7 +409,7 @@ async def wait_event(reader: EventReader, kind: str, session_id: str, timeout: f
 
 
 async def reconnect_like_the_player(
-    cluster: Cluster, http: aiohttp.ClientSession, lost: Viewer, camera_id: str
+    cluster: Cluster, http: aiohttp.ClientSession, lost: Viewer, camera_id: str, account: str
 ) -> Viewer:
     """What cctv-player does when its picture stops: wait, offer again with backoff."""
     deadline = time.monotonic() + 30
@@ -415,7 +418,7 @@ async def reconnect_like_the_player(
         await asyncio.sleep(0.05)
     delay = 0.25
     while time.monotonic() < deadline:
-        viewer = cluster.viewer(camera_id)
+        viewer = cluster.viewer(camera_id, account=account)
         reply = await viewer.connect(http)
         if reply.status == 201 and await viewer.wait_frames(1, timeout=10):
             return viewer
