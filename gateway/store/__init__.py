@@ -78,6 +78,7 @@ class _Write:
     keep: bool  # never dropped (a record); else dropped past its deadline
     deadline: float
     row: dict[str, Any] | None = None  # an audit row, batched with its neighbours
+    queued: float = field(default_factory=time.monotonic)
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -169,8 +170,11 @@ class Store:
 
     @property
     def ready(self) -> bool:
-        """Access can be decided and recorded now (for /readyz; never waits)."""
-        return self.writable and self.readable and not self._queue
+        """Access can be decided and recorded now (for /readyz; never waits). Writes
+        passing through the queue are normal (a cluster node's heartbeat every
+        second); one that has waited longer than a write may is not."""
+        stuck = bool(self._queue) and time.monotonic() - self._queue[0].queued > WRITE_SECONDS
+        return self.writable and self.readable and not stuck
 
     def _enqueue(self, item: _Write) -> _Write:
         self._queue.append(item)
