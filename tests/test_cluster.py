@@ -170,6 +170,19 @@ def test_an_unreachable_postgres_at_start_exits_2_naming_the_setting(folder: Pat
     assert "[storage] database" in done.stderr
     assert f"127.0.0.1:{port}" in done.stderr
     assert password not in done.stdout + done.stderr
+    # `audit verify` cannot read it either: 2, nothing checked, no password.
+    verify = subprocess.run(
+        [sys.executable, "-m", "gateway", "audit", "verify", "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verify.returncode == 2, verify.stdout + verify.stderr
+    assert "cannot be read, nothing verified" in verify.stderr
+    assert password not in verify.stdout + verify.stderr
 
 
 # --- two nodes behind HAProxy ----------------------------------------------------------
