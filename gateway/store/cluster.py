@@ -208,7 +208,7 @@ class Listener:
         failures = 0
         while not self._stop.is_set():
             try:
-                self._db = connect(self._url, migrate_schema=False)
+                self._db = connect(self._url, migrate_schema=False, brief=True)
                 self._db.raw.execute(f"LISTEN {CHANNEL}")
                 failures = 0
                 self._on_connect()

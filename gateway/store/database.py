@@ -125,7 +125,9 @@ def open_database(
     """
     if is_postgres(location):
         try:
-            return postgres.connect(str(location), migrate_schema=migrate_schema)
+            # The store's threads open theirs with a brief lock wait: brief statements.
+            brief = busy_timeout_ms < 5000
+            return postgres.connect(str(location), migrate_schema=migrate_schema, brief=brief)
         except PgError as exc:
             raise DatabaseError(str(exc)) from None
     return open_sqlite(location, busy_timeout_ms=busy_timeout_ms, migrate_schema=migrate_schema)

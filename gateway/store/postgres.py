@@ -33,13 +33,12 @@ MIGRATE_LOCK = 0x63637476_00000002  # schema migrations
 NODE_LOCK_BASE = 0x63637476_00010000  # + a node's number: closing out that node's sessions
 
 CONNECT_SECONDS = 3
-# A statement never holds a store thread for long; a transaction left open by a
-# node that froze does not hold the write lock for ever.
-TIMEOUTS = {
-    "statement_timeout": 5000,
-    "lock_timeout": 4000,
-    "idle_in_transaction_session_timeout": 10000,
-}
+# A transaction left open by a node that froze does not hold the write lock for ever.
+TIMEOUTS = {"idle_in_transaction_session_timeout": 10000}
+# The store's running threads: a statement or a lock wait never holds one for long
+# (the writer retries; a read fails closed). Start-up work (migration, pruning, closing
+# out) and `audit verify` may take longer over a large audit log, and go without.
+BRIEF = {"statement_timeout": 5000, "lock_timeout": 4000}
 
 MIGRATIONS: list[str] = [
     # 1: grants, their members and cameras, and the hash-chained audit log
@@ -305,10 +304,13 @@ class PgConnection:
         self.raw.close()
 
 
-def connect(url: str, *, migrate_schema: bool = True, read_only: bool = False) -> PgConnection:
+def connect(
+    url: str, *, migrate_schema: bool = True, read_only: bool = False, brief: bool = False
+) -> PgConnection:
     """Connect (and migrate, unless told not to); PgError names the server, never
-    the password."""
-    options = " ".join(f"-c {name}={value}" for name, value in TIMEOUTS.items())
+    the password. `brief`: statements and lock waits are cut short (BRIEF)."""
+    limits = {**TIMEOUTS, **(BRIEF if brief else {})}
+    options = " ".join(f"-c {name}={value}" for name, value in limits.items())
     if read_only:
         options += " -c default_transaction_read_only=on"
     try:
