@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 from support.camera import RtspCamera, make_camera
 from support.cluster import (
     ADMIN,
@@ -36,7 +37,7 @@ from support.cluster import (
 )
 from support.events import EventReader
 from support.gateway import VIEWER, bearer
-from support.viewer import Viewer
+from support.viewer import Viewer, offer_sdp
 
 pytestmark = [pytest.mark.slow, pytest.mark.rtsp]
 
@@ -198,6 +199,11 @@ async def test_one_rtsp_connection_per_camera_across_the_cluster(
         for camera_id in CAMERAS:
             for account in (VIEWER, "viewer-2"):
                 viewers.append(await watching(cluster.viewer(camera_id, account=account), http))
+        # Another spelling of a camera's URL would hash elsewhere: it is refused.
+        spelled = yarl.URL(f"{cluster.url()}/whep/c%61m-1", encoded=True)
+        headers = {"Content-Type": "application/sdp", **bearer(VIEWER)}
+        async with http.post(spelled, data=await offer_sdp(), headers=headers) as reply:
+            assert reply.status == 404, await reply.text()
         for camera_id, cam in cameras.items():
             assert cam.connections == 1, (camera_id, cam.connections)
             nodes = {node_of(v) for v in viewers if v.url.endswith(f"/whep/{camera_id}")}
