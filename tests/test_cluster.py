@@ -360,6 +360,18 @@ async def test_kill_9_of_a_node_then_the_picture_is_back_on_the_other(
         assert session_id_of(staying) not in {row["session_id"] for row in ends}
         assert [r for r in ends if r["session_id"] == lost_session] == [closed]
         assert not staying.closed.is_set()
+        # It takes its camera back for new viewers (once HAProxy's checks see it up);
+        # the one watching elsewhere stays.
+        deadline = time.monotonic() + 15
+        while True:
+            returning = await watching(cluster.viewer("cam-3", account="failover"), http)
+            if node_of(returning) == dead or time.monotonic() > deadline:
+                break
+            await returning.close(http)
+            await asyncio.sleep(0.5)
+        assert node_of(returning) == dead
+        assert await back.wait_frames(5, timeout=5) and not back.closed.is_set()
+        await returning.close(http)
         await back.close(http)
     finally:
         await staying.close(http)
