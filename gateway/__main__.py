@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.server.log_format)
 
     from gateway.app import create_app
+    from gateway.control.cluster import NodeConflict
     from gateway.demo import NotADemo, prepare_demo
     from gateway.store import DatabaseError
 
@@ -57,14 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     # uvloop's C event loop: at 100 viewers most of the gateway's time is in the
     # loop's datagram sends and selector (bench/results.md).
     uvloop.install()
-    web.run_app(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        print=lambda message: print(message, flush=True),
-        # Event streams are ended on shutdown; nothing else should hold us near 5 s.
-        shutdown_timeout=3.0,
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.server.host,
+            port=settings.server.port,
+            print=lambda message: print(message, flush=True),
+            # Event streams are ended on shutdown; nothing else should hold us near 5 s.
+            shutdown_timeout=3.0,
+        )
+    except NodeConflict as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

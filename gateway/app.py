@@ -103,6 +103,8 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     accounting.announce_cameras(hubs, sessions, bus)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        if cluster is not None:
+            await cluster.make_sure_alone()  # NodeConflict: another node has this id
         # With several nodes, only this node's own leftovers: the others' are theirs.
         accounting.close_out_sessions(store.audit, node_id if cluster else None)
         accounting.prune_audit(store.audit, settings.audit.retention_days)

@@ -306,6 +306,26 @@ async def test_a_revoke_sent_to_one_node_ends_a_viewer_on_the_other_within_a_sec
         assert revoked["account"] == account and revoked["detail"]["by"] == ADMIN
 
 
+async def test_a_second_node_with_the_same_id_stops_before_touching_anything(
+    cluster: Cluster, folder: Path, http: aiohttp.ClientSession
+) -> None:
+    gw1 = cluster.nodes["gw1"]
+    twin = folder / "twin.toml"
+    twin.write_text(gw1.config.read_text().replace(f"port = {gw1.port}", f"port = {gw1.port + 1}"))
+    await cluster.grant(http, ["cam-1"], ["twin-check"])
+    on_gw1 = await watching(cluster.viewer("cam-1", node="gw1", account="twin-check"), http)
+    try:
+        done = await asyncio.to_thread(run_gateway, "--config", str(twin))
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "node_id 'gw1' is in use by another running gateway node" in done.stderr
+        # It closed out nothing of gw1's.
+        ends = await audit_rows(cluster, http, event="session_end")
+        assert session_id_of(on_gw1) not in {row["session_id"] for row in ends}
+        assert not on_gw1.closed.is_set()
+    finally:
+        await on_gw1.close(http)
+
+
 async def test_audit_verify_is_clean_after_concurrent_writes_from_both_nodes(
     cluster: Cluster, http: aiohttp.ClientSession
 ) -> None:

@@ -51,6 +51,10 @@ EVENT_SECONDS = 5.0  # an event that cannot be sent by then is dropped (records 
 NODE_LOST = Ending("node_lost", "this gateway node lost the cluster and was taken for dead")
 
 
+class NodeConflict(Exception):
+    """Another running node uses this node's id."""
+
+
 class ClusterNode:
     def __init__(
         self,
@@ -78,6 +82,20 @@ class ClusterNode:
         self.listening = False
 
     # --- wiring ---------------------------------------------------------------------
+
+    async def make_sure_alone(self) -> None:
+        """Before this node touches anything of its id: no other running node may use
+        it (its heartbeat would still move). A crashed run's heartbeat stands still."""
+        db, node = self.store.grants.db, self.node_id
+        before = shared.last_heartbeat(db, node)
+        if before is None:
+            return
+        await asyncio.sleep(HEARTBEAT_SECONDS * 2.5)
+        if shared.last_heartbeat(db, node) != before:
+            raise NodeConflict(
+                f"[cluster] node_id {node!r} is in use by another running gateway node;"
+                " give each node its own"
+            )
 
     def attach(self) -> None:
         """Hook into the session registry and the event bus (at start-up)."""

@@ -47,6 +47,14 @@ def register(db: PgConnection, node: str, incarnation: str) -> None:
     )
 
 
+def last_heartbeat(db: PgConnection, node: str) -> tuple[str, datetime] | None:
+    """The incarnation and last heartbeat of `node`, if it is registered."""
+    row = db.execute(
+        "SELECT incarnation, heartbeat_at FROM cluster_nodes WHERE node = ?", (node,)
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def heartbeat(db: PgConnection, node: str, incarnation: str) -> bool:
     """Renew this node's heartbeat; False if another node has declared it lost."""
     updated = db.execute(
