@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+import psycopg
 import pytest
 import yarl
 from support.camera import RtspCamera, make_camera
@@ -304,6 +305,31 @@ async def test_a_revoke_sent_to_one_node_ends_a_viewer_on_the_other_within_a_sec
             cluster, http, "gw1", session_id_of(viewer), "session_revoked"
         )
         assert revoked["account"] == account and revoked["detail"]["by"] == ADMIN
+
+
+async def test_a_revocation_whose_notice_a_node_missed_still_reaches_it(
+    cluster: Cluster, postgres: Postgres, http: aiohttp.ClientSession
+) -> None:
+    account = "missed-notice"
+    await cluster.grant(http, ["cam-2"], [account])
+    viewer = await watching(cluster.viewer("cam-2", node="gw2", account=account), http)
+    try:
+        # Every node's listening connection is cut: the revocation's notice is lost.
+        with psycopg.connect(postgres.url(), autocommit=True) as db:
+            cut = db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'cctv-gateway listener'"
+            ).fetchall()
+        assert len(cut) == 2
+        status, _ = await cluster.admin(
+            http, "POST", f"/api/accounts/{account}/revoke", node="gw1", json={"reason": "x"}
+        )
+        assert status == 200
+        await closed_within(viewer, 3)
+    finally:
+        await viewer.close()
+    ended = await wait_for_audit(cluster, http, "gw1", session_id_of(viewer), "session_end")
+    assert ended["detail"]["code"] == "revoked"
 
 
 async def test_a_second_node_with_the_same_id_stops_before_touching_anything(

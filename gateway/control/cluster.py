@@ -47,6 +47,9 @@ from .tickets import TicketBook
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0
+# Revocations are also looked up at every heartbeat, as far back as this: one whose
+# notice a node missed (it was not listening) still reaches it.
+CATCH_UP_SECONDS = 60.0
 EVENT_SECONDS = 5.0  # an event that cannot be sent by then is dropped (records never are)
 NODE_LOST = Ending("node_lost", "this gateway node lost the cluster and was taken for dead")
 
@@ -79,6 +82,10 @@ class ClusterNode:
         # Since when this node's heartbeats land (None: they do not now). Only a
         # node that has itself been heard for a while may take another for dead.
         self._heard_since: float | None = None
+        # Revocations sent before this node started are not its business; those
+        # applied since are remembered so that none is applied twice.
+        self._revocations_from = 0
+        self._applied: dict[int, float] = {}
         self.listening = False
 
     # --- wiring ---------------------------------------------------------------------
@@ -118,6 +125,7 @@ class ClusterNode:
         # lifecycle does that first); its rows in the directory go too.
         shared.forget_sessions(key, node)
         shared.register(key, node, self.incarnation)
+        self._revocations_from = shared.last_revocation(key)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -180,13 +188,14 @@ class ClusterNode:
 
     # --- messages out -------------------------------------------------------------------
 
-    def send(self, message: dict[str, Any], *, keep: bool = True) -> None:
+    def send(self, message: dict[str, Any], *, keep: bool = True, revocation: bool = False) -> None:
         """To every other node, after what is queued before it has been written.
-        `keep`: never dropped (a revocation); else dropped when it cannot go soon."""
+        `keep`: never dropped; else dropped when it cannot go soon. A `revocation` is
+        also kept in the database for nodes that miss its notice."""
         message = {**message, "from": self.node_id}
 
         def job(grants: GrantStore, _: AuditLog) -> None:
-            shared.send(grants.db, message)
+            (shared.send_revocation if revocation else shared.send)(grants.db, message)
 
         if keep:
             self.store.submit(job)
@@ -202,7 +211,8 @@ class ClusterNode:
                 "session_id": row["id"],
                 "code": ending.code,
                 "reason": ending.reason,
-            }
+            },
+            revocation=True,
         )
 
     def revoke_account(self, account: str, ending: Ending) -> None:
@@ -212,7 +222,8 @@ class ClusterNode:
                 "account": account,
                 "code": ending.code,
                 "reason": ending.reason,
-            }
+            },
+            revocation=True,
         )
 
     def grant_changed(self, grant_id: int) -> None:
@@ -253,6 +264,8 @@ class ClusterNode:
             )
         elif kind == "grant_changed":
             self._spawn(self.enforcer.sweep())
+        elif not self._first_time(message):
+            return
         elif kind == "end_session" and message.get("node") == self.node_id:
             ending = Ending(str(message.get("code")), str(message.get("reason")))
             self._spawn(self.sessions.end(str(message.get("session_id")), ending))
@@ -261,10 +274,32 @@ class ClusterNode:
             mine = [s for s in self.sessions if s.account == message.get("account")]
             self._spawn(self.sessions.end_many(mine, ending))
 
+    def _first_time(self, message: dict[str, Any]) -> bool:
+        """A revocation is applied once, whether its notice or the catch-up brings it."""
+        revocation = message.get("revocation")
+        if not isinstance(revocation, int):
+            return True
+        if revocation <= self._revocations_from or revocation in self._applied:
+            return False
+        now = time.monotonic()
+        self._applied = {r: t for r, t in self._applied.items() if now - t < 2 * CATCH_UP_SECONDS}
+        self._applied[revocation] = now
+        return True
+
+    async def _catch_up(self) -> None:
+        """Revocations whose notices this node missed (they are applied once)."""
+        after = self._revocations_from
+        missed = await self.store.read(
+            lambda g, _: shared.revocations_since(g.db, after, CATCH_UP_SECONDS)
+        )
+        for message in missed:
+            self._received(message)
+
     def _listening(self, up: bool) -> None:
         if up and not self.listening:
-            # Messages sent while this node was not listening are lost: look afresh.
+            # Notices sent while this node was not listening are lost: look afresh.
             self._spawn(self.enforcer.sweep())
+            self._spawn(self._catch_up())
         self.listening = up
 
     # --- heartbeats and lost nodes ------------------------------------------------------
@@ -289,6 +324,8 @@ class ClusterNode:
             if not alive:
                 await self._taken_for_dead()
                 continue
+            with contextlib.suppress(StoreUnavailable):
+                await self._catch_up()
             now = time.monotonic()
             if self._heard_since is None:
                 self._heard_since = now

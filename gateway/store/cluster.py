@@ -29,6 +29,7 @@ CHANNEL = "cctv_gateway"
 # the notice carries its id.
 NOTIFY_LIMIT = 7000
 MESSAGE_KEEP_SECONDS = 60
+REVOCATION_KEEP_SECONDS = 600
 RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0)
 
 _DIRECTORY_COLUMNS = ("id", "node", "account", "camera_id", "grant_id", "project", "remote")
@@ -64,6 +65,10 @@ def heartbeat(db: PgConnection, node: str, incarnation: str) -> bool:
     db.execute(
         "DELETE FROM cluster_messages WHERE sent_at < now() - make_interval(secs => ?)",
         (MESSAGE_KEEP_SECONDS,),
+    )
+    db.execute(
+        "DELETE FROM cluster_revocations WHERE sent_at < now() - make_interval(secs => ?)",
+        (REVOCATION_KEEP_SECONDS,),
     )
     return updated == 1
 
@@ -184,6 +189,31 @@ def send(db: PgConnection, message: dict[str, Any]) -> None:
     db.notify(CHANNEL, payload)
 
 
+def send_revocation(db: PgConnection, message: dict[str, Any]) -> None:
+    """A revocation is kept as well as sent (with its id): a node that was not
+    listening when it went out finds it with `revocations_since`."""
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    row = db.execute(
+        "INSERT INTO cluster_revocations (message) VALUES (?) RETURNING id", (text,)
+    ).fetchone()
+    send(db, {**message, "revocation": row[0]})
+
+
+def last_revocation(db: PgConnection) -> int:
+    row = db.execute("SELECT max(id) FROM cluster_revocations").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def revocations_since(db: PgConnection, after_id: int, seconds: float) -> list[dict[str, Any]]:
+    """Revocations after `after_id` sent in the last `seconds`, oldest first."""
+    rows = db.execute(
+        "SELECT id, message FROM cluster_revocations WHERE id > ?"
+        " AND sent_at > now() - make_interval(secs => ?) ORDER BY id",
+        (after_id, seconds),
+    ).fetchall()
+    return [{**json.loads(message), "revocation": rid} for rid, message in rows]
+
+
 class Listener:
     """A thread that LISTENs on its own connection and hands each message to
     `deliver` (called in this thread: it must hand over to the event loop itself).
@@ -216,7 +246,9 @@ class Listener:
         failures = 0
         while not self._stop.is_set():
             try:
-                self._db = connect(self._url, migrate_schema=False, brief=True)
+                self._db = connect(
+                    self._url, migrate_schema=False, brief=True, name="cctv-gateway listener"
+                )
                 self._db.raw.execute(f"LISTEN {CHANNEL}")
                 failures = 0
                 self._on_connect()
