@@ -119,13 +119,13 @@ class ClusterNode:
                 await self.store.write(lambda g, _: shared.use_ticket(g.db, nonce, expires))
             )
 
-        key = self.store.grants.db  # the start-up connection
-        self.tickets.use_key(shared.secret(key).encode(), first_use)
+        db = self.store.grants.db  # the start-up connection, before anything is served
+        self.tickets.use_key(shared.secret(db).encode(), first_use)
         # This node's last run: its sessions were closed out in the audit log (the
         # lifecycle does that first); its rows in the directory go too.
-        shared.forget_sessions(key, node)
-        shared.register(key, node, self.incarnation)
-        self._revocations_from = shared.last_revocation(key)
+        shared.forget_sessions(db, node)
+        shared.register(db, node, self.incarnation)
+        self._revocations_from = shared.last_revocation(db)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
