@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,6 +40,10 @@ from support.cluster import (
 from support.events import EventReader
 from support.gateway import VIEWER, bearer
 from support.viewer import Viewer, offer_sdp
+
+from gateway.store.audit import AuditLog
+from gateway.store.database import open_database, schema_version
+from gateway.store.postgres import MIGRATIONS
 
 pytestmark = [pytest.mark.slow, pytest.mark.rtsp]
 
@@ -185,6 +190,31 @@ def test_an_unreachable_postgres_at_start_exits_2_naming_the_setting(folder: Pat
     assert verify.returncode == 2, verify.stdout + verify.stderr
     assert "cannot be read, nothing verified" in verify.stderr
     assert password not in verify.stdout + verify.stderr
+
+
+def test_nodes_starting_together_migrate_once(postgres: Postgres) -> None:
+    database = postgres.create_database("migrate_race")
+    with ThreadPoolExecutor(4) as pool:
+        connections = list(pool.map(lambda _: open_database(database), range(4)))
+    try:
+        assert schema_version(connections[0]) == len(MIGRATIONS)
+        rows = connections[0].execute("SELECT count(*) FROM gateway_schema").fetchone()
+        assert rows[0] == 1
+    finally:
+        for db in connections:
+            db.close()
+
+
+def test_the_audit_log_is_append_only_in_postgres_too(postgres: Postgres) -> None:
+    db = open_database(postgres.create_database("append_only"))
+    try:
+        AuditLog(db).record("session_start", account="a", camera_id="cam-1")
+        for statement in ("UPDATE audit SET event = 'x'", "DELETE FROM audit", "TRUNCATE audit"):
+            with pytest.raises(psycopg.Error, match="append-only"):
+                db.execute(statement)
+        assert AuditLog(db).verify().ok
+    finally:
+        db.close()
 
 
 # --- two nodes behind HAProxy ----------------------------------------------------------
