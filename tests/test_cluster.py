@@ -205,6 +205,29 @@ def test_nodes_starting_together_migrate_once(postgres: Postgres) -> None:
             db.close()
 
 
+def test_appends_from_several_connections_queue_for_one_chain(postgres: Postgres) -> None:
+    """Nodes append at once; each append waits its turn (none fails, none forks)."""
+    database = postgres.create_database("one_chain")
+    open_database(database).close()
+
+    def append(writer: int) -> None:
+        db = open_database(database, migrate_schema=False)
+        try:
+            for i in range(40):
+                AuditLog(db).record("session_start", account=f"w{writer}", session_id=f"{i}")
+        finally:
+            db.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(append, range(4)))
+    db = open_database(database)
+    try:
+        result = AuditLog(db).verify()
+        assert result.ok and result.rows_checked == 160, result
+    finally:
+        db.close()
+
+
 def test_the_audit_log_is_append_only_in_postgres_too(postgres: Postgres) -> None:
     db = open_database(postgres.create_database("append_only"))
     try:
