@@ -118,6 +118,10 @@ class Stage:
             ]
         self._config_text = "\n".join(lines) + "\n"
 
+    def config_text(self) -> str:
+        """The gateways' settings (TOML), with `port = 0` for each start to replace."""
+        return self._config_text
+
     @contextlib.asynccontextmanager
     async def gateway(self, name: str):  # type: ignore[no-untyped-def]
         port = free_port()

@@ -12,7 +12,7 @@ from project import ROOT
 from sampling import machine_info
 from stage import LINGER, Stage
 
-from . import fanout, many, teardown, transcode, ttff
+from . import cluster, fanout, many, teardown, transcode, ttff
 
 PHASES: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "ttff": ttff.run,
@@ -20,6 +20,7 @@ PHASES: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "teardown": teardown.run,
     "many": many.run,
     "transcode": transcode.run,
+    "cluster": cluster.run,
 }
 
 
