@@ -215,12 +215,11 @@ class AccessAdmin:
         if self.cluster is not None:
             self.cluster.grant_changed(grant_id)
 
-    async def _take(self, job: Any, in_memory: Grant | int) -> Grant:
-        """A change that takes access away: already in effect; now written, in order.
-        The in-memory change (a grant, or a revoked grant's id) stays until the
-        database has it, or refuses it by its own rules. `job` may already be queued
-        (its future)."""
-        done = job if isinstance(job, asyncio.Future) else self.store.submit(job)
+    async def _take(self, done: asyncio.Future[Any], in_memory: Grant | int) -> Grant:
+        """A change that takes access away: already in effect, and queued (`done`, from
+        Store.submit) to be written in order. The in-memory change (a grant, or a
+        revoked grant's id) stays until the database has it, or refuses it by its own
+        rules."""
         done.add_done_callback(lambda _: self.overlay.written(in_memory))
         try:
             await self.store.landed(done)
