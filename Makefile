@@ -6,16 +6,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config.example.toml
 
+# The parts of a cluster (tests/test_cluster.py, make cluster-demo): PostgreSQL 15 and HAProxy.
+CLUSTER_DEBS := postgresql-15 haproxy
 # A real RTSP test camera (GStreamer, run by Debian's python3) and real browsers:
 # Chromium, and Firefox ESR (which, offline, offers VP8/VP9/AV1 and no H.264).
 TEST_DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
-	gstreamer1.0-plugins-bad gstreamer1.0-tools chromium firefox-esr
+	gstreamer1.0-plugins-bad gstreamer1.0-tools chromium firefox-esr $(CLUSTER_DEBS)
 
-.PHONY: demo test bench lint format debs clean
+.PHONY: demo cluster-demo test bench lint format debs cluster-debs install-debs clean
 
 demo: $(VENV)/.installed web/node_modules/.installed
 	$(PY) -m gateway --config $(CONFIG) --demo
+
+# Two gateway nodes on the demo cameras behind HAProxy, sharing a throw-away
+# PostgreSQL (deploy/local_cluster.py); prints the links. Needs root for apt-get and
+# to run PostgreSQL as the postgres user.
+cluster-demo: cluster-debs $(VENV)/.installed web/node_modules/.installed
+	$(PY) deploy/local_cluster.py
 
 test: debs $(VENV)/.installed-test web/node_modules/.installed tests/players/node_modules/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -36,7 +44,13 @@ format: $(VENV)/.installed-test
 	$(VENV)/bin/ruff format gateway tests
 
 debs:
-	@missing=$$(for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@$(MAKE) --no-print-directory install-debs DEBS="$(TEST_DEBS)"
+
+cluster-debs:
+	@$(MAKE) --no-print-directory install-debs DEBS="$(CLUSTER_DEBS)"
+
+install-debs:
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -80,6 +80,7 @@ def markdown(r: dict[str, Any]) -> str:
         *_fanout_table(r),
         *_teardown_table(r),
         *_many_cameras(r),
+        *_cluster(r),
         *_transcode_table(r),
         *_flood_table(r),
         *_vp8_table(r),
@@ -243,6 +244,28 @@ def _teardown_table(r: dict[str, Any]) -> list[str]:
         f"| last viewer's DELETE → RTSP closed, minus linger ({td['linger_s']} s) | {c['n']} | "
         f"{c['p50']} | {c['max']} |",
         f"| admin revoke POST → viewer's peer connection closed | {v['n']} | {v['p50']} | {v['max']} |",
+    ]
+
+
+def _cluster(r: dict[str, Any]) -> list[str]:
+    cl = r.get("cluster")
+    if not cl:
+        return []
+    mc, rv = cl["many_cameras"], cl["revoke_gw1_to_closed_on_gw2_s"]
+    nodes = "; ".join(
+        f"{name} {n['cpu_pct']} % of a core, {n['rss_mb']} MB, {n['viewers']} viewers"
+        for name, n in mc["per_node"].items()
+    )
+    return [
+        "",
+        "## Two nodes behind HAProxy (issue 14)",
+        "",
+        f"The same {mc['cameras']} cameras, one viewer each, offered through HAProxy to two "
+        f"nodes on one PostgreSQL: {nodes}; {mc['rtsp_connections']} RTSP connections "
+        f"(one per camera); fps min/median {mc['fps_min']}/{mc['fps_median']}.",
+        f"Revoke sent to gw1 → the viewer's peer connection on gw2 closed: n={rv['n']}, "
+        f"p50 {rv['p50']} s, max {rv['max']} s. kill -9 of a viewer's node → a picture again "
+        f"through HAProxy: {cl['kill_to_picture_s']} s.",
     ]
 
 

@@ -111,6 +111,9 @@ class Stage:
             "start_timeout_seconds = 10.0",
             "max_viewers = 2000",
             "max_viewers_per_camera = 1000",
+            # One bench account holds every viewer (the default 12 cut `many` to 12 cameras).
+            "[limits]",
+            "max_sessions_per_account = 1000",
         ]
         for cid, url in cams:
             lines += [
@@ -122,6 +125,10 @@ class Stage:
                 f"source = {q(url)}",
             ]
         self._config_text = "\n".join(lines) + "\n"
+
+    def config_text(self) -> str:
+        """The gateways' settings (TOML), with `port = 0` for each start to replace."""
+        return self._config_text
 
     @contextlib.asynccontextmanager
     async def gateway(self, name: str):  # type: ignore[no-untyped-def]

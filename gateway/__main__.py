@@ -38,12 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.server.log_format)
 
     from gateway.app import create_app
+    from gateway.control.cluster import NodeConflict
     from gateway.demo import NotADemo, prepare_demo
+    from gateway.store import DatabaseError
 
     try:
         app = create_app(settings)  # reads the [inventory] file
     except ConfigError as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except DatabaseError as exc:
+        # The message names the file or server; a PostgreSQL password never appears.
+        print(f"gateway: [storage] database cannot be used: {exc}", file=sys.stderr)
         return 2
     if args.demo:
         try:
@@ -55,22 +61,26 @@ def main(argv: list[str] | None = None) -> int:
     # uvloop's C event loop: at 100 viewers most of the gateway's time is in the
     # loop's datagram sends and selector (bench/results.md).
     uvloop.install()
-    web.run_app(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        print=lambda message: print(message, flush=True),
-        # Event streams are ended on shutdown; nothing else should hold us near 5 s.
-        shutdown_timeout=3.0,
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.server.host,
+            port=settings.server.port,
+            print=lambda message: print(message, flush=True),
+            # Event streams are ended on shutdown; nothing else should hold us near 5 s.
+            shutdown_timeout=3.0,
+        )
+    except NodeConflict as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
 def _verify_audit(database: str) -> int:
-    """0: intact. 1: tampering found (named). 2: the file could not be read at all."""
-    from gateway.store.audit import verify_file
+    """0: intact. 1: tampering found (named). 2: the database could not be read at all."""
+    from gateway.store.audit import verify_database
 
-    result = verify_file(database)
+    result = verify_database(database)
     if result.ok:
         print(
             f"audit log intact: {result.rows_checked} rows verified;"

@@ -19,6 +19,7 @@ from gateway.config import Settings
 from gateway.control import accounting
 from gateway.control.administration import AccessAdmin
 from gateway.control.admission import AccessControl
+from gateway.control.cluster import ClusterNode
 from gateway.control.enforcer import GrantEnforcer
 from gateway.control.events import EventBus
 from gateway.control.overlay import GrantOverlay
@@ -75,6 +76,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     police_api = PoliceApi(settings.police_api) if settings.police_api else None
     hubs = CameraHubs(inventory.cameras, settings.relay, police_api)
     limits = settings.limits
+    node_id = settings.cluster.node_id
     sessions = SessionRegistry(
         EgressOptions(
             configuration=rtc_configuration(settings.webrtc),
@@ -84,6 +86,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
             fast_sender=settings.webrtc.sender == "fast",
         ),
         limits.max_sessions_per_account,
+        node_id,
     )
     bus = EventBus(limits.max_event_streams_per_account)
     tickets = TicketBook(limits.max_tickets_per_account)
@@ -99,6 +102,13 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     )
     admin = AccessAdmin(store, overlay, bus, sessions, enforcer)
     reloader = InventoryReloader(settings, hubs, store, sessions, bus)
+    # Several nodes on one PostgreSQL database: the directory, messages, heartbeats.
+    cluster = (
+        ClusterNode(settings.cluster, store, sessions, bus, enforcer, tickets)
+        if store.shared
+        else None
+    )
+    admin.cluster = cluster
     app[SETTINGS] = settings
     app[STORE] = store
     app[HUBS] = hubs
@@ -114,8 +124,14 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     accounting.announce_cameras(hubs, sessions, bus)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        accounting.close_out_sessions(store.audit)
+        if cluster is not None:
+            await cluster.make_sure_alone()  # NodeConflict: another node has this id
+        # With several nodes, only this node's own leftovers: the others' are theirs.
+        accounting.close_out_sessions(store.audit, node_id if cluster else None)
         accounting.prune_audit(store.audit, settings.audit.retention_days)
+        if cluster is not None:
+            cluster.attach()
+            await cluster.start()
         enforcing = asyncio.create_task(enforcer.run())
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -129,6 +145,8 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         await _end_sessions(app)
         await hubs.close()
         await access.failed_sign_ins.close()
+        if cluster is not None:
+            await cluster.stop()
         await store.flush(timeout=1.0)
         await store.close()
 

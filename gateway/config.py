@@ -301,8 +301,36 @@ class LimitSettings:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    # Grants and the audit log (SQLite, WAL). Never video: nothing else is written.
-    database: str = _key("data/gateway.sqlite3", _not_blank)
+    # Grants and the audit log: a SQLite file (WAL), or a postgresql:// URL shared by
+    # several nodes. Never video: nothing else is written. Secret: a URL may hold a
+    # password (or give it as { env = "NAME" }).
+    database: str = _key("data/gateway.sqlite3", _not_blank, secret=True)
+
+    @property
+    def shared(self) -> bool:
+        """Several gateway nodes may use this database (PostgreSQL)."""
+        return self.database.startswith(("postgresql://", "postgres://"))
+
+
+# A node id starts every session id it hands out ("<node>.<token>"), which the
+# balancer reads to route a session's PATCH and DELETE to its node.
+_NODE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+
+def _node_id(v: str) -> str | None:
+    if v == "" or _NODE_ID.fullmatch(v):
+        return None
+    return f"must be 1-32 of a-z 0-9 -, starting with a letter or digit, got {v!r}"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """One node of several behind a balancer, sharing a PostgreSQL database."""
+
+    node_id: str = _key("", _node_id)  # required with a postgresql:// database
+    # A node whose heartbeat is older than this is taken for dead: a surviving node
+    # closes out its sessions in the audit log.
+    node_timeout_seconds: float = _key(5.0, _between(2, 300))
 
 
 @dataclass(frozen=True)
@@ -450,8 +478,14 @@ class Settings:
     cors: CorsSettings = CorsSettings()
     map: MapSettings = MapSettings()
     limits: LimitSettings = LimitSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     def __post_init__(self) -> None:
+        if self.storage.shared and not self.cluster.node_id:
+            raise ValueError(
+                "cluster.node_id: required when [storage] database is a postgresql:// URL"
+                ' (each node of the cluster needs its own, e.g. "gw1")'
+            )
         if not self.cameras and self.inventory.file is None:
             raise ValueError(
                 "cameras: at least one camera is required "

@@ -332,3 +332,20 @@ def test_inventory_settings():
     assert message.startswith("inventory.columns.name: must not be empty")
     message = error(inventory={"file": "c.csv", "source_prefix": "ftp://"})
     assert message.startswith("inventory.source_prefix: must be one of , api:")
+
+
+def test_a_postgresql_database_needs_a_node_id_and_stays_secret():
+    url = "postgresql://gw:pa55word@db.example.org/cctv"
+    message = error(storage={"database": url})
+    assert message.startswith("cluster.node_id: required")
+    assert "pa55word" not in message
+    settings = parse(
+        storage={"database": {"env": "DB"}}, cluster={"node_id": "gw1"}, environ={"DB": url}
+    )
+    assert settings.storage.shared and settings.cluster.node_id == "gw1"
+    assert "pa55word" not in repr(settings)
+
+
+@pytest.mark.parametrize("node_id", ["GW1", "gw.1", "-gw", "gw_1", "x" * 33])
+def test_a_node_id_must_fit_in_a_session_url(node_id):
+    assert "cluster.node_id: must be 1-32 of a-z 0-9 -" in error(cluster={"node_id": node_id})

@@ -28,7 +28,7 @@ ALLOWED = {
         *("control", "metrics", "http"),
     },
     "demo": {"config", "access", "store", "app"},
-    "__main__": {"config", "logs", "store", "app", "demo"},
+    "__main__": {"config", "logs", "store", "control", "app", "demo"},
 }
 WEBRTC = {"aiortc", "aioice", "pylibsrtp"}
 

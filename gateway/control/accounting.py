@@ -92,21 +92,15 @@ def announce_cameras(hubs: CameraHubs, sessions: SessionRegistry, bus: EventBus)
     hubs.on_state_change.append(changed)  # every hub's, those of a later inventory too
 
 
-def close_out_sessions(audit: AuditLog) -> None:
-    """Sessions a crash left open in the audit log end there, with the reason why."""
-    for row in audit.open_sessions():
-        audit.record(
-            events.SESSION_END,
-            account=row["account"],
-            camera_id=row["camera_id"],
-            grant_id=row["grant_id"],
-            project=row["project"],
-            remote=row["remote"],
-            session_id=row["session_id"],
-            reason="gateway restarted",
-            code="restarted",
-            started_at=row["at"],
-        )
+def close_out_sessions(audit: AuditLog, node_id: str | None = None) -> None:
+    """Sessions a crash left open in the audit log end there, with the reason why.
+    With several nodes on one database, only this node's own (ids "<node>.…"): the
+    others' sessions are theirs, live or closed out by a survivor."""
+    closed = audit.close_out_sessions(
+        f"{node_id}." if node_id else None, reason="gateway restarted", code="restarted"
+    )
+    if closed:
+        log.info("audit: closed out %d sessions left open by the last run", closed)
 
 
 def prune_audit(audit: AuditLog, retention_days: float) -> None:

@@ -5,18 +5,23 @@ Taking access away never waits for the database: sessions end in memory first
 order, never dropped. If they cannot be written yet, the caller hears that access
 has ended and the record is pending (RecordPending). Giving access (creating,
 extending) happens only once the database has taken it.
+
+On a node of a cluster, a session or an account revoked here may live on another
+node: the cluster's directory finds it, the revocation is recorded here, and the
+node that holds it ends it (ClusterNode). A grant change makes every node sweep.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.access import decision
 from gateway.access.grants import Grant, changed
 from gateway.access.tokens import Identity
-from gateway.egress import Ending
+from gateway.egress import Ending, ViewerSession
 from gateway.store import Store, StoreUnavailable, WritePending
 from gateway.store import audit as events
 from gateway.store.audit import AuditLog
@@ -27,6 +32,9 @@ from .enforcer import GrantEnforcer
 from .events import EventBus
 from .overlay import GrantOverlay
 from .sessions import SessionRegistry
+
+if TYPE_CHECKING:
+    from .cluster import ClusterNode
 
 
 class RecordPending(Exception):
@@ -47,6 +55,7 @@ class AccessAdmin:
         self.bus = bus
         self.sessions = sessions
         self.enforcer = enforcer
+        self.cluster: ClusterNode | None = None  # set on a node of a cluster
 
     async def create_grant(self, admin: Identity, remote: str, fields: dict[str, Any]) -> Grant:
         def create(grants: GrantStore, audit: AuditLog) -> Grant:
@@ -91,10 +100,13 @@ class AccessAdmin:
             # Only to who is in it now: a removed member hears no more of this grant
             # (its sessions end with removed_from_grant, which says what it needs).
             self._announce("grant_updated", after, after.members)
-            written = await self._take(update, after)
+            done = self.store.submit(update)
+            self._tell_nodes(grant_id)  # goes out once the change is written
+            written = await self._take(done, after)
         else:
             written = await self._give(update)
             self._announce("grant_updated", written, written.members)
+            self._tell_nodes(grant_id)
         return written
 
     async def revoke_grant(self, admin: Identity, remote: str, grant_id: int, reason: str) -> Grant:
@@ -119,25 +131,56 @@ class AccessAdmin:
             _record(audit, events.GRANT_REVOKED, admin, remote, grant, reason=reason)
             return grant
 
-        return await self._take(revoke, revoked if before is not None else grant_id)
+        done = self.store.submit(revoke)
+        self._tell_nodes(grant_id)  # goes out once the revocation is written
+        return await self._take(done, revoked if before is not None else grant_id)
 
     async def revoke_session(
         self, admin: Identity, remote: str, session_id: str, reason: str
     ) -> bool:
+        ending = revoked_by_admin(reason)
         session = self.sessions.get(session_id)
         if session is None:
-            return False
-        landed = self._record_revocation(admin, remote, session, reason)
-        ended = await self.sessions.end(session_id, revoked_by_admin(reason))
+            if self.cluster is None:
+                return False
+            row = await self.cluster.find(session_id)  # StoreUnavailable: 503
+            if row is None:
+                return False
+            landed = self._record_revocation(admin, remote, row, reason)
+            self.cluster.revoke_session(row, ending)
+            await self._landed([landed])
+            return True
+        landed = self._record_revocation(admin, remote, _listed(session), reason)
+        ended = await self.sessions.end(session_id, ending)
         await self._landed([landed])
         return ended
 
     async def revoke_account(self, admin: Identity, remote: str, account: str, reason: str) -> int:
+        """End the account's sessions here, and on every other node; returns how many."""
+        ending = revoked_by_admin(reason)
         sessions = [s for s in self.sessions if s.account == account]
-        landed = [self._record_revocation(admin, remote, s, reason) for s in sessions]
-        ended = await self.sessions.end_many(sessions, revoked_by_admin(reason))
+        elsewhere: list[dict[str, Any]] = []
+        if self.cluster is not None:
+            # Sent whatever the directory says: a node whose sessions it cannot list
+            # still ends them when the message reaches it.
+            self.cluster.revoke_account(account, ending)
+            try:
+                rows = await self.cluster.sessions_elsewhere()
+            except StoreUnavailable:
+                rows = []
+            elsewhere = [row for row in rows if row["account"] == account]
+        landed = [
+            self._record_revocation(admin, remote, row, reason)
+            for row in [_listed(s) for s in sessions] + elsewhere
+        ]
+        ended = await self.sessions.end_many(sessions, ending)
         await self._landed(landed)
-        return ended
+        return ended + len(elsewhere)
+
+    async def live_sessions(self) -> list[dict[str, Any]]:
+        """Every live session, on every node (StoreUnavailable when other nodes'
+        cannot be read)."""
+        return await self.sessions.everywhere()
 
     # --- helpers ------------------------------------------------------------------
 
@@ -168,11 +211,16 @@ class AccessAdmin:
         except StoreUnavailable:
             raise undecidable() from None
 
-    async def _take(self, job: Any, in_memory: Grant | int) -> Grant:
-        """A change that takes access away: already in effect; now written, in order.
-        The in-memory change (a grant, or a revoked grant's id) stays until the
-        database has it, or refuses it by its own rules."""
-        done = self.store.submit(job)
+    def _tell_nodes(self, grant_id: int) -> None:
+        """Every other node sweeps its sessions at once (after the change is written)."""
+        if self.cluster is not None:
+            self.cluster.grant_changed(grant_id)
+
+    async def _take(self, done: asyncio.Future[Any], in_memory: Grant | int) -> Grant:
+        """A change that takes access away: already in effect, and queued (`done`, from
+        Store.submit) to be written in order. The in-memory change (a grant, or a
+        revoked grant's id) stays until the database has it, or refuses it by its own
+        rules."""
         done.add_done_callback(lambda _: self.overlay.written(in_memory))
         try:
             await self.store.landed(done)
@@ -180,15 +228,18 @@ class AccessAdmin:
             raise RecordPending("the change waits for the database") from None
         return done.result()
 
-    def _record_revocation(self, admin: Identity, remote: str, session: Any, reason: str) -> Any:
+    def _record_revocation(
+        self, admin: Identity, remote: str, session: dict[str, Any], reason: str
+    ) -> Any:
+        """`session` as the directory lists it (id, account, camera, grant, project)."""
         return self.store.record(
             events.SESSION_REVOKED,
-            account=session.account,
-            camera_id=session.camera_id,
-            grant_id=session.viewer.grant_id,
-            project=session.viewer.project,
+            account=session["account"],
+            camera_id=session["camera_id"],
+            grant_id=session["grant_id"],
+            project=session["project"],
             remote=remote,
-            session_id=session.id,
+            session_id=session["id"],
             by=admin.account,
             reason=reason,
         )
@@ -213,6 +264,17 @@ class AccessAdmin:
         """A grant as the console shows it, with the cameras that left the inventory."""
         gone = grant.cameras - self.store.grants.camera_ids
         return {**grant.to_json(now or self.store.clock()), "cameras_gone": sorted(gone)}
+
+
+def _listed(session: ViewerSession) -> dict[str, Any]:
+    """A session of this node, as the cluster's directory lists one."""
+    return {
+        "id": session.id,
+        "account": session.account,
+        "camera_id": session.camera_id,
+        "grant_id": session.viewer.grant_id,
+        "project": session.viewer.project,
+    }
 
 
 def revoked_by_admin(reason: str) -> Ending:

@@ -6,16 +6,21 @@ grant's end (for the countdown), a new grant; and everyone hears that the camera
 changed (an inventory reload). Administrators hear everything.
 Each subscriber has a bounded queue; one that stops reading is dropped rather
 than letting notices pile up.
+
+With several nodes, what is published here is also handed to `forward` (the
+cluster sends it to every other node, which `deliver`s it to its own subscribers),
+so an event stream on any node hears every node's events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 QUEUE_LIMIT = 256
+EVERYONE = "\x00everyone"  # never an account: accounts in tokens are printable
 
 
 class Subscription:
@@ -40,6 +45,10 @@ class EventBus:
     def __init__(self, max_per_account: int = 8) -> None:
         self._subscribers: set[Subscription] = set()
         self._max_per_account = max_per_account
+        # Where events also go (the other nodes): kind, data, accounts, viewer_data.
+        self.forward: Callable[[str, dict[str, Any], list[str], dict[str, Any] | None], None] = (
+            lambda *event: None
+        )
 
     def subscribe(self, account: str, admin: bool) -> Subscription:
         if sum(1 for s in self._subscribers if s.account == account) >= self._max_per_account:
@@ -67,7 +76,22 @@ class EventBus:
         With `viewer_data`, the named accounts that are not administrators get that
         instead of `data`: what a viewer needs to know, not what an administrator does.
         """
+        # EVERYONE stands for every subscriber, so it also travels to other nodes.
+        accounts = [EVERYONE] if everyone else list(accounts)
+        self.deliver(kind, data, accounts, viewer_data=viewer_data)
+        self.forward(kind, data, accounts, viewer_data)
+
+    def deliver(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        accounts: Iterable[str] = (),
+        *,
+        viewer_data: dict[str, Any] | None = None,
+    ) -> None:
+        """Send to this node's subscribers only (an event from another node)."""
         to = set(accounts)
+        everyone = EVERYONE in to
         event = {"type": kind, **data}
         viewer_event = event if viewer_data is None else {"type": kind, **viewer_data}
         for subscription in list(self._subscribers):

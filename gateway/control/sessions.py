@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from gateway.access.decision import Viewer
 from gateway.egress import EgressOptions, Ending, ViewerSession, parse_offer
@@ -45,9 +46,20 @@ class TooManySessions(Exception):
 class SessionRegistry:
     """The live sessions. Each ends by itself at the end of the grant window it was
     admitted under, or of the sign-in that opened it, whatever the database says:
-    those deadlines are kept here, in memory."""
+    those deadlines are kept here, in memory.
 
-    def __init__(self, options: EgressOptions, max_per_account: int = 12) -> None:
+    On a node of a cluster, session ids start with the node's id ("<node>.<token>"),
+    so the balancer can send a session's requests to the node that holds it, and
+    the cluster sets `count_elsewhere` and `list_elsewhere` from its directory: an
+    account's limit counts its sessions on every node.
+    """
+
+    def __init__(
+        self, options: EgressOptions, max_per_account: int = 12, node_id: str = ""
+    ) -> None:
+        self.node_id = node_id
+        self.count_elsewhere: Callable[[str], Awaitable[int]] | None = None
+        self.list_elsewhere: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
         self._sessions: dict[str, ViewerSession] = {}
         self._ended: OrderedDict[str, EndedSession] = OrderedDict()
         self.options = options
@@ -77,15 +89,24 @@ class SessionRegistry:
         again just before the session is registered, so a grant revoked while the offer
         was being answered lets no media flow."""
         account = viewer.account
-        if self.count(account) + self._opening[account] >= self._max_per_account:
-            raise TooManySessions(
-                f"this account has its maximum of {self._max_per_account} sessions"
-            )
-        offer_sdp, offer = parse_offer(body, self.options.candidates)
         self._opening[account] += 1
         try:
+            # Counted with this offer already in: offers racing each other all count.
+            elsewhere = 0 if self.count_elsewhere is None else await self.count_elsewhere(account)
+            if self.count(account) + self._opening[account] + elsewhere > self._max_per_account:
+                raise TooManySessions(
+                    f"this account has its maximum of {self._max_per_account} sessions"
+                )
+            offer_sdp, offer = parse_offer(body, self.options.candidates)
             session, answer = await ViewerSession.negotiate(
-                hub, offer_sdp, offer, remote, viewer, self.options, self._lost
+                hub,
+                offer_sdp,
+                offer,
+                remote,
+                viewer,
+                self.options,
+                self._lost,
+                session_id=self._new_id(),
             )
         finally:
             self._opening[account] -= 1
@@ -114,6 +135,10 @@ class SessionRegistry:
         )
         return session, answer
 
+    def _new_id(self) -> str:
+        token = secrets.token_urlsafe(16)
+        return f"{self.node_id}.{token}" if self.node_id else token
+
     def get(self, session_id: str) -> ViewerSession | None:
         return self._sessions.get(session_id)
 
@@ -128,6 +153,18 @@ class SessionRegistry:
             len(self._ended) > ENDED_MEMORY_MAX or next(iter(self._ended.values())).at < horizon
         ):
             self._ended.popitem(last=False)
+
+    def to_json(self, session: ViewerSession) -> dict[str, Any]:
+        return {**session.to_json(), "node": self.node_id or None}
+
+    async def everywhere(self) -> list[dict[str, Any]]:
+        """Every live session as JSON: this node's, and the other nodes' from the
+        cluster's directory (without their byte counts and connection states)."""
+        here = [self.to_json(s) for s in self]
+        if self.list_elsewhere is None:
+            return here
+        there = [{**row, "bytes_sent": None, "state": None} for row in await self.list_elsewhere()]
+        return here + there
 
     def __iter__(self) -> Iterator[ViewerSession]:
         return iter(list(self._sessions.values()))

@@ -99,8 +99,9 @@ class ViewerSession:
         pc: RTCPeerConnection,
         remote: str,
         viewer: Viewer,
+        session_id: str | None = None,
     ) -> None:
-        self.id = secrets.token_urlsafe(16)
+        self.id = session_id or secrets.token_urlsafe(16)
         self.viewer = viewer
         self.hub = hub
         self.feed = feed
@@ -167,6 +168,7 @@ class ViewerSession:
         viewer: Viewer,
         options: EgressOptions,
         on_lost: Callable[[ViewerSession, Ending], None],
+        session_id: str | None = None,
     ) -> tuple[ViewerSession, str]:
         """Join the hub and answer the offer; returns the session and the answer SDP.
 
@@ -194,7 +196,7 @@ class ViewerSession:
                     raise
                 feed = await hub.join(options.vp8)  # the camera is live: this is quick
         pc = RTCPeerConnection(options.configuration)
-        session = cls(hub, feed, pc, remote, viewer)
+        session = cls(hub, feed, pc, remote, viewer, session_id)
         session._started = requested  # its clock starts with the offer
         session._candidates = options.candidates
         session.remote_ufrag = offered_video(offer).ice.usernameFragment or ""

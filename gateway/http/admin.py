@@ -174,7 +174,7 @@ class AdminApi:
 
     @admin_only
     async def list_sessions(self, request: web.Request, admin: Identity) -> web.Response:
-        sessions = [s.to_json() for s in self.sessions]
+        sessions = await self.admin.live_sessions()  # every node's
         # Who watches what, from where, is personal data too: reading it is accountable.
         await self._record_read(request, admin, what="sessions", format="json", rows=len(sessions))
         return reply({"sessions": sessions})

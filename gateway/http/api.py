@@ -126,7 +126,7 @@ class ViewerApi:
 
     async def event_stream(self, request: web.Request) -> web.StreamResponse:
         """SSE: a viewer's own session ends and grants; everything for administrators."""
-        identity = self.tickets.redeem(request.query.get("ticket", ""))
+        identity = await self.tickets.redeem(request.query.get("ticket", ""))
         if identity is None:
             raise HttpError(
                 401,
@@ -137,17 +137,18 @@ class ViewerApi:
         if until <= datetime.now(UTC):
             raise HttpError(401, "invalid_ticket", "the sign-in behind this ticket has expired")
         subscription = self.bus.subscribe(identity.account, identity.is_admin)  # 429 past a cap
-        sessions = [
-            s.to_json() for s in self.sessions if identity.is_admin or s.account == identity.account
-        ]
-        hello = {
-            "type": "hello",
-            "account": identity.account,
-            "grants": [],
-            "sessions": sessions,
-        }
         try:
-            hello["grants"] = await self._grants_json(identity)
+            sessions = [
+                s
+                for s in await self.sessions.everywhere()  # every node's
+                if identity.is_admin or s["account"] == identity.account
+            ]
+            hello = {
+                "type": "hello",
+                "account": identity.account,
+                "grants": await self._grants_json(identity),
+                "sessions": sessions,
+            }
             return await sse.stream(request, subscription, first=[hello], until=until)
         finally:
             self.bus.unsubscribe(subscription)

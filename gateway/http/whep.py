@@ -55,6 +55,11 @@ class WhepEndpoint:
         remote = remote_of(request)
         access = self.access
         identity = await access.identify(bearer_token(request), remote)
+        # Only the camera's own spelling of its URL: the balancer picks the node that
+        # pulls a camera by hashing the path as sent, so another spelling of the same
+        # camera (percent-encoded, dot segments) would make a second pull elsewhere.
+        if request.raw_path.partition("?")[0] != f"/whep/{camera_id}":
+            camera_id = ""
         hub = self.hubs.get(camera_id)
         if hub is None:
             access.record_refusal(identity, remote, "unknown_camera", "unknown camera")

@@ -1,6 +1,7 @@
 """What the gateway remembers: grants and the audit log, behind one interface.
 
-SQLite is the embedded default (one file, WAL). Never video: nothing else is written.
+SQLite is the embedded default (one file, WAL); a `postgresql://` URL serves several
+nodes (database.py, postgres.py). Never video: nothing else is written.
 
 The database never runs on the event loop. Reads go to a reader thread and writes to
 a writer thread, each with its own connection; a lock is waited for in short steps
@@ -26,8 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import psycopg
+
 from .audit import AuditLog, AuditWriteError
-from .database import DatabaseError, open_database
+from .database import DB_ERRORS, DatabaseError, is_postgres, open_database
 from .grants import GrantStore
 
 __all__ = [
@@ -51,9 +54,10 @@ RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0)  # backoff of the writer while the database
 # refused (nobody is admitted whose record could not wait); what is queued stays.
 PENDING_LIMIT = 100_000
 BATCH_ROWS = 500  # audit rows written in one transaction when many wait
+READ_GRACE = 0.5  # past a read's own timeout, how long a stuck thread is waited for
 
 
-_DATABASE_ERRORS = (sqlite3.Error, AuditWriteError, OSError)
+_DATABASE_ERRORS = (*DB_ERRORS, AuditWriteError, OSError)
 
 
 class StoreUnavailable(Exception):
@@ -73,19 +77,23 @@ class _Write:
     keep: bool  # never dropped (a record); else dropped past its deadline
     deadline: float
     row: dict[str, Any] | None = None  # an audit row, batched with its neighbours
+    queued: float = field(default_factory=time.monotonic)
     done: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
 
 class Store:
-    """The grants and the audit log of one SQLite file, used from threads of its own."""
+    """The grants and the audit log of one database (a SQLite file, or PostgreSQL),
+    used from threads of its own."""
 
     def __init__(self, path: str, camera_ids: Iterable[str], max_grant_days: float) -> None:
         ids = frozenset(camera_ids)
         self.path = path
+        self.shared = is_postgres(path)  # several nodes may use it at once
         # For start-up, the command line and tests: a plain connection on the caller's
         # thread. The running gateway uses the reader and the writer below.
+        # DatabaseError if it cannot be opened.
         self._db = open_database(path)
         self.grants = GrantStore(self._db, ids, max_grant_days)
         self.audit = AuditLog(self._db)
@@ -118,8 +126,12 @@ class Store:
     ) -> T:
         """Run `job` in the reader thread; StoreUnavailable if it cannot by `timeout`."""
         try:
-            result = await self._reader.run(job, time.monotonic() + timeout)
-        except (sqlite3.Error, _Late) as exc:
+            # The thread may be stuck on a server that stopped answering: the caller
+            # waits no longer than it asked for (the job finds it is late, or ends).
+            result = await asyncio.wait_for(
+                self._reader.run(job, time.monotonic() + timeout), timeout + READ_GRACE
+            )
+        except (*DB_ERRORS, _Late, TimeoutError) as exc:
             self.readable = False
             raise StoreUnavailable(f"the database cannot be read ({_short(exc)})") from None
         self.readable = True
@@ -165,8 +177,11 @@ class Store:
 
     @property
     def ready(self) -> bool:
-        """Access can be decided and recorded now (for /readyz; never waits)."""
-        return self.writable and self.readable and not self._queue
+        """Access can be decided and recorded now (for /readyz; never waits). Writes
+        passing through the queue are normal (a cluster node's heartbeat every
+        second); one that has waited longer than a write may is not."""
+        stuck = bool(self._queue) and time.monotonic() - self._queue[0].queued > WRITE_SECONDS
+        return self.writable and self.readable and not stuck
 
     def _enqueue(self, item: _Write) -> _Write:
         self._queue.append(item)
@@ -253,7 +268,7 @@ class Store:
         """The database answers a read on the caller's thread (the command line)."""
         try:
             self._db.execute("SELECT count(*) FROM grants").fetchone()
-        except sqlite3.Error:
+        except DB_ERRORS:
             return False
         return True
 
@@ -299,12 +314,24 @@ class _Worker:
             self._stores_made = (grants, AuditLog(db))
         return self._stores_made
 
+    def _forget_broken(self) -> None:
+        """A PostgreSQL connection that broke (the server restarted, the network) is
+        replaced by a new one on the next job."""
+        stores = getattr(self._local, "stores", None)
+        if stores is not None and getattr(stores[0].db, "broken", False):
+            with contextlib.suppress(Exception):
+                stores[0].db.close()
+            self._local.stores = None
+
     def _call(self, job: Callable[[GrantStore, AuditLog], T], deadline: float | None) -> T:
         while True:
             if deadline is not None and time.monotonic() > deadline:
                 raise _Late("timed out")
             try:
                 return job(*self._stores())
+            except psycopg.Error:
+                self._forget_broken()
+                raise
             except sqlite3.OperationalError as exc:
                 # Locked or busy: another process writes. Wait off the loop, try again.
                 if "locked" not in str(exc) and "busy" not in str(exc):
@@ -347,7 +374,7 @@ def _run_batch(batch: list[_Write]) -> Callable[[GrantStore, AuditLog], list[Any
             results = [item.job(grants, audit) for item in batch]
         except BaseException:
             if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*DB_ERRORS):
                     db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")

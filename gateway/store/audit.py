@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from . import postgres
+from .database import DB_ERRORS, Connection, is_postgres, schema_version, table_names, where
 from .grants import load_grants
 
 GENESIS = "0" * 64
@@ -71,6 +73,20 @@ _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM audit"
 CSV_COLUMNS = (*_HASHED, "hash")
 # Spreadsheets run cells starting with these as formulas (tab/CR too, per OWASP).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+# Session starts with no later session end, oldest first (params: SESSION_END, SESSION_START).
+_OPEN_SESSIONS = f"""
+    WITH ends AS (
+        SELECT session_id, MAX(seq) AS end_seq FROM audit
+        WHERE event = ? AND session_id IS NOT NULL GROUP BY session_id
+    )
+    SELECT {", ".join(f"a.{column}" for column in _COLUMNS)}
+    FROM audit a LEFT JOIN ends ON ends.session_id = a.session_id
+    WHERE a.event = ? AND a.session_id IS NOT NULL
+      AND (ends.end_seq IS NULL OR ends.end_seq < a.seq)
+    ORDER BY a.seq
+"""
 
 
 class AuditWriteError(RuntimeError):
@@ -137,13 +153,17 @@ def _decode_detail(text: str) -> dict[str, Any]:
     return detail if isinstance(detail, dict) else {"value": detail}
 
 
-def _as_dict(row: sqlite3.Row) -> dict[str, Any]:
+Cursor = Any  # a sqlite3.Cursor, or postgres.PgCursor: rows answer by name
+Row = Any
+
+
+def _as_dict(row: Row) -> dict[str, Any]:
     result = dict(zip(row.keys(), row, strict=True))
     result["detail"] = _decode_detail(result["detail"])
     return result
 
 
-def _walk(cur: sqlite3.Cursor, through_seq: int | None = None) -> VerifyResult:
+def _walk(cur: Cursor, through_seq: int | None = None) -> VerifyResult:
     """Check the chain from the anchor (or GENESIS), up to `through_seq` if given."""
     anchors = cur.execute("SELECT seq, hash FROM audit_anchor").fetchall()
     if len(anchors) > 1:
@@ -169,7 +189,7 @@ def _walk(cur: sqlite3.Cursor, through_seq: int | None = None) -> VerifyResult:
     return VerifyResult(True, checked)
 
 
-def _anchor_problem(cur: sqlite3.Cursor, anchor_seq: int, anchor_hash: str) -> str | None:
+def _anchor_problem(cur: Cursor, anchor_seq: int, anchor_hash: str) -> str | None:
     """An anchor is only as good as the prune that set it: the newest audit_pruned row
     must name it (its seq, and its hash where recorded). Without this, someone who cut
     the oldest rows could write an anchor of their own and the rest would verify."""
@@ -194,7 +214,7 @@ def _anchor_problem(cur: sqlite3.Cursor, anchor_seq: int, anchor_hash: str) -> s
 
 
 def _row_problem(
-    row: sqlite3.Row, expected: int, prev_hash: str, anchor_seq: int, start: str | None
+    row: Row, expected: int, prev_hash: str, anchor_seq: int, start: str | None
 ) -> str | None:
     """What is wrong with `row`, given the seq and previous hash the chain expects."""
     seq = row["seq"]
@@ -217,7 +237,7 @@ def _row_problem(
 class AuditLog:
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Connection,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._db = db
@@ -261,7 +281,7 @@ class AuditLog:
 
     def _append(
         self,
-        cur: sqlite3.Cursor,
+        cur: Cursor,
         fields: Mapping[str, Any],
         detail_text: str,
         at: datetime | None = None,
@@ -283,7 +303,7 @@ class AuditLog:
         return content["seq"]
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Cursor]:
+    def _write(self) -> Iterator[Cursor]:
         nested = self._db.in_transaction
         cur = self._db.cursor()
         cur.row_factory = sqlite3.Row  # whatever the connection's factory is
@@ -291,7 +311,7 @@ class AuditLog:
             cur.execute("SAVEPOINT audit_write" if nested else "BEGIN IMMEDIATE")
             yield cur
             cur.execute("RELEASE audit_write" if nested else "COMMIT")
-        except sqlite3.Error as exc:
+        except DB_ERRORS as exc:
             self._rollback(nested)
             raise AuditWriteError(f"could not write the audit log: {exc}") from exc
         except BaseException:
@@ -307,7 +327,7 @@ class AuditLog:
                 self._db.execute("RELEASE audit_write")
             else:
                 self._db.execute("ROLLBACK")
-        except sqlite3.Error:
+        except DB_ERRORS:
             pass  # the original error is the one worth reporting
 
     def prune(self, older_than: datetime, *, account: str | None = None) -> int:
@@ -402,24 +422,27 @@ class AuditLog:
 
     def open_sessions(self) -> list[dict[str, Any]]:
         """Session starts with no later session end (a crash left them open), oldest first."""
-        sql = f"""
-            WITH ends AS (
-                SELECT session_id, MAX(seq) AS end_seq FROM audit
-                WHERE event = ? AND session_id IS NOT NULL GROUP BY session_id
-            )
-            SELECT {", ".join(f"a.{column}" for column in _COLUMNS)}
-            FROM audit a LEFT JOIN ends ON ends.session_id = a.session_id
-            WHERE a.event = ? AND a.session_id IS NOT NULL
-              AND (ends.end_seq IS NULL OR ends.end_seq < a.seq)
-            ORDER BY a.seq
-        """
-        return [_as_dict(row) for row in self._read(sql, [SESSION_END, SESSION_START])]
+        return [_as_dict(row) for row in self._read(_OPEN_SESSIONS, [SESSION_END, SESSION_START])]
+
+    def close_out_sessions(self, prefix: str | None = None, *, reason: str, code: str) -> int:
+        """End every session the log shows open (a crash left them so), in one
+        transaction; with `prefix`, only the session ids that start with it (one
+        node's, "<node>."). Returns how many were closed out."""
+        with self._write() as cur:
+            rows = cur.execute(_OPEN_SESSIONS, [SESSION_END, SESSION_START]).fetchall()
+            rows = [r for r in rows if prefix is None or r["session_id"].startswith(prefix)]
+            for row in rows:
+                fields = {key: row[key] for key in (*_TEXT_FIELDS, "grant_id")}
+                fields["event"] = SESSION_END
+                detail = {"reason": reason, "code": code, "started_at": row["at"]}
+                self._append(cur, fields, _dumps(detail))
+        return len(rows)
 
     def verify(self) -> VerifyResult:
         """Walk the chain in seq order and name the first bad row, if any."""
         return verify_connection(self._db)
 
-    def _read(self, sql: str, params: list[Any]) -> list[sqlite3.Row]:
+    def _read(self, sql: str, params: list[Any]) -> list[Row]:
         cur = self._db.cursor()
         cur.row_factory = sqlite3.Row
         return cur.execute(sql, params).fetchall()
@@ -471,11 +494,11 @@ _TABLES = {
 VERIFY_BUSY_SECONDS = 2.0
 
 
-def verify_connection(db: sqlite3.Connection) -> VerifyResult:
+def verify_connection(db: Connection) -> VerifyResult:
     """Verify the chain, the anchor and every grant row, in one read snapshot, so a
     concurrent writer cannot confuse it.
 
-    sqlite3.Error escapes: the caller decides whether that means "cannot read".
+    A database error escapes: the caller decides whether that means "cannot read".
     """
     cur = db.cursor()
     cur.row_factory = sqlite3.Row
@@ -483,8 +506,8 @@ def verify_connection(db: sqlite3.Connection) -> VerifyResult:
     try:
         if own:
             cur.execute("BEGIN")
-        version = cur.execute("PRAGMA user_version").fetchone()[0]
-        result = _schema_problem(cur, version) or _walk(cur)
+        version = schema_version(db)
+        result = _schema_problem(table_names(db), version) or _walk(cur)
         if not result.ok:
             return result
         return _check_grants(cur, result, with_history=version >= 2)
@@ -493,8 +516,7 @@ def verify_connection(db: sqlite3.Connection) -> VerifyResult:
             db.execute("COMMIT")
 
 
-def _schema_problem(cur: sqlite3.Cursor, version: int) -> VerifyResult | None:
-    tables = {row[0] for row in cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+def _schema_problem(tables: set[str], version: int) -> VerifyResult | None:
     if version == 0 and "audit" not in tables:
         return _unreadable("not a gateway database (no audit log in it)")
     expected = [t for since, names in _TABLES.items() if version >= since for t in names]
@@ -505,7 +527,7 @@ def _schema_problem(cur: sqlite3.Cursor, version: int) -> VerifyResult | None:
 
 
 def _audited_grants(
-    cur: sqlite3.Cursor, *, after_seq: int = 0, through_seq: int | None = None
+    cur: Cursor, *, after_seq: int = 0, through_seq: int | None = None
 ) -> dict[int, tuple[int, str | None]]:
     """Grant id -> (the row that last recorded it, the grant hash it recorded, or None
     for a change audited before hashes were kept), over rows after_seq < seq <= through_seq."""
@@ -528,7 +550,7 @@ def _audited_grants(
     return audited
 
 
-def _check_grants(cur: sqlite3.Cursor, chain: VerifyResult, *, with_history: bool) -> VerifyResult:
+def _check_grants(cur: Cursor, chain: VerifyResult, *, with_history: bool) -> VerifyResult:
     """Every grant row must equal what its last audited change recorded (its content
     hash): a grant added, edited or deleted outside the API does not."""
     audited = _audited_grants(cur)
@@ -559,6 +581,26 @@ def _check_grants(cur: sqlite3.Cursor, chain: VerifyResult, *, with_history: boo
     return VerifyResult(
         True, chain.rows_checked, grants_checked=checked, grants_unchecked=unchecked
     )
+
+
+def verify_database(location: str) -> VerifyResult:
+    """Verify the database at `location` (a file or a PostgreSQL URL), read-only, for
+    `gateway audit verify`. With several nodes the cluster has one chain: this checks
+    all of it."""
+    if not is_postgres(location):
+        return verify_file(location)
+    try:
+        db = postgres.connect(location, migrate_schema=False, read_only=True)
+    except postgres.PgError as exc:
+        return _unreadable(str(exc))
+    try:
+        return verify_connection(db)
+    except postgres.psycopg.errors.UndefinedTable as exc:
+        return VerifyResult(False, 0, None, f"{where(location)}: {exc} (schema changed?)")
+    except postgres.psycopg.Error as exc:
+        return _unreadable(f"{where(location)}: {str(exc).splitlines()[0]}")
+    finally:
+        db.close()
 
 
 def verify_file(path: str) -> VerifyResult:

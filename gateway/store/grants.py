@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from typing import Any
 
 from gateway.access.grants import (
     ACCOUNT_MAX,
@@ -33,6 +34,8 @@ from gateway.access.grants import (
     text_field,
 )
 
+from .database import Connection
+
 
 class GrantNotFound(LookupError):
     pass
@@ -41,7 +44,7 @@ class GrantNotFound(LookupError):
 class GrantStore:
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Connection,
         camera_ids: Iterable[str],
         max_days: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -86,7 +89,7 @@ class GrantStore:
         with self._write():
             cur = self.db.execute(
                 "INSERT INTO grants (project, purpose, authorization_ref, starts_at, ends_at,"
-                " created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     project,
                     purpose,
@@ -98,8 +101,7 @@ class GrantStore:
                     now,
                 ),
             )
-            grant_id = cur.lastrowid
-            assert grant_id is not None
+            grant_id = cur.fetchone()[0]
             self._replace_sets(grant_id, member_set, camera_set)
             return self._get(grant_id)
 
@@ -299,17 +301,15 @@ class GrantStore:
             raise GrantNotFound(f"grant {grant_id} not found")
         return grants[0]
 
-    def _load(self, cursor: sqlite3.Cursor) -> builtins.list[Grant]:
+    def _load(self, cursor: Any) -> builtins.list[Grant]:
         cur = self.db.cursor()
         cur.row_factory = sqlite3.Row
         return load_grants(cur, cursor.fetchall())
 
 
-def load_grants(
-    cur: sqlite3.Cursor, rows: Iterable[sqlite3.Row], *, with_history: bool = True
-) -> list[Grant]:
+def load_grants(cur: Any, rows: Iterable[Any], *, with_history: bool = True) -> list[Grant]:
     """Grants from their `grants` rows, with members, cameras and earlier references
-    read through `cur` (whose row factory must be sqlite3.Row). `with_history=False`
+    read through `cur` (a cursor whose rows answer by name). `with_history=False`
     reads a database made before grant_authorizations existed (schema version 1)."""
     grants = []
     for row in rows:

@@ -1,0 +1,371 @@
+"""ClusterNode: this gateway as one node of several that share a PostgreSQL database.
+
+- **The directory.** Each session that starts here is listed in the database and
+  struck off when it ends, so every node's admin list shows it, a revocation
+  sent to any node finds it, and an account's limit counts it.
+- **Messages** (NOTIFY, sent through the store's ordered writer, so a message about
+  a change goes out after the change is committed):
+  - a revocation of a session or an account reaches the node that holds it;
+  - a grant change makes every node sweep its sessions at once. The sweep twice
+    a second stays the safety net, for messages lost while a node was away;
+  - an event published here reaches every node's event streams.
+- **Heartbeats.** Each node renews its heartbeat every second. A node whose
+  heartbeat is older than `node_timeout_seconds` is taken for dead: a surviving
+  node closes out its sessions in the audit log and the directory (only that
+  node's, inside one write transaction). A node that finds it was taken for dead
+  (it froze, or lost the database longer than that) ends its sessions, since the
+  audit log already says they ended, and joins again.
+
+When the database cannot be reached, nothing here waits for it: sessions end at
+their known windows (SessionRegistry), revocations made on this node apply from
+memory (GrantOverlay), new viewers are refused (admission reads the grants), and
+records wait in the store's queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gateway.config import ClusterSettings
+from gateway.egress import Ending, ViewerSession
+from gateway.store import Store, StoreUnavailable
+from gateway.store import cluster as shared
+from gateway.store.audit import AuditLog
+from gateway.store.grants import GrantStore
+
+from .enforcer import GrantEnforcer
+from .events import EventBus
+from .sessions import SessionRegistry
+from .tickets import TicketBook
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 1.0
+# Revocations are also looked up at every heartbeat, as far back as this: one whose
+# notice a node missed (it was not listening) still reaches it.
+CATCH_UP_SECONDS = 60.0
+EVENT_SECONDS = 5.0  # an event that cannot be sent by then is dropped (records never are)
+NODE_LOST = Ending("node_lost", "this gateway node lost the cluster and was taken for dead")
+
+
+class NodeConflict(Exception):
+    """Another running node uses this node's id."""
+
+
+class ClusterNode:
+    def __init__(
+        self,
+        settings: ClusterSettings,
+        store: Store,
+        sessions: SessionRegistry,
+        bus: EventBus,
+        enforcer: GrantEnforcer,
+        tickets: TicketBook,
+    ) -> None:
+        self.node_id = settings.node_id
+        self.timeout = settings.node_timeout_seconds
+        self.store = store
+        self.sessions = sessions
+        self.bus = bus
+        self.enforcer = enforcer
+        self.tickets = tickets
+        self.incarnation = secrets.token_hex(8)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listener: shared.Listener | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # Since when this node's heartbeats land (None: they do not now). Only a
+        # node that has itself been heard for a while may take another for dead.
+        self._heard_since: float | None = None
+        # Revocations sent before this node started are not its business; those
+        # applied since are remembered so that none is applied twice.
+        self._revocations_from = 0
+        self._applied: dict[int, float] = {}
+        self.listening = False
+
+    # --- wiring ---------------------------------------------------------------------
+
+    async def make_sure_alone(self) -> None:
+        """Before this node touches anything of its id: no other running node may use
+        it (its heartbeat would still move). A crashed run's heartbeat stands still."""
+        db, node = self.store.grants.db, self.node_id
+        before = shared.last_heartbeat(db, node)
+        if before is None:
+            return
+        await asyncio.sleep(HEARTBEAT_SECONDS * 2.5)
+        if shared.last_heartbeat(db, node) != before:
+            raise NodeConflict(
+                f"[cluster] node_id {node!r} is in use by another running gateway node;"
+                " give each node its own"
+            )
+
+    def attach(self) -> None:
+        """Hook into the session registry and the event bus (at start-up)."""
+        self.sessions.on_start.append(self._listed)
+        self.sessions.on_end.append(self._struck_off)
+        self.sessions.count_elsewhere = self.count_elsewhere
+        self.sessions.list_elsewhere = self.sessions_elsewhere
+        self.bus.forward = self._forward_event
+        node = self.node_id
+
+        # Sign tickets with the cluster's key; record their use where all nodes see it.
+        async def first_use(nonce: str, expires: Any) -> bool:
+            return bool(
+                await self.store.write(lambda g, _: shared.use_ticket(g.db, nonce, expires))
+            )
+
+        db = self.store.grants.db  # the start-up connection, before anything is served
+        self.tickets.use_key(shared.secret(db).encode(), first_use)
+        # This node's last run: its sessions were closed out in the audit log (the
+        # lifecycle does that first); its rows in the directory go too.
+        shared.forget_sessions(db, node)
+        shared.register(db, node, self.incarnation)
+        self._revocations_from = shared.last_revocation(db)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._heard_since = time.monotonic()
+        self._listener = shared.Listener(
+            self.store.path,
+            deliver=self._from_listener,
+            on_connect=lambda: self._call_soon(self._listening, True),
+            on_disconnect=lambda: self._call_soon(self._listening, False),
+        )
+        self._listener.start()
+        self._spawn(self._heartbeats())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
+        node, incarnation = self.node_id, self.incarnation
+
+        def leave(grants: GrantStore, _: AuditLog) -> None:
+            # A clean stop: nobody need take this node for dead.
+            grants.db.execute(
+                "DELETE FROM cluster_nodes WHERE node = ? AND incarnation = ?", (node, incarnation)
+            )
+
+        self.store.submit(leave)
+
+    # --- the directory ----------------------------------------------------------------
+
+    async def count_elsewhere(self, account: str) -> int:
+        node = self.node_id
+        return int(
+            await self.store.read(lambda g, _: shared.count_sessions(g.db, account, not_on=node))
+        )
+
+    async def sessions_elsewhere(self) -> list[dict[str, Any]]:
+        node = self.node_id
+        rows: list[dict[str, Any]] = await self.store.read(
+            lambda g, _: shared.sessions(g.db, not_on=node)
+        )
+        return rows
+
+    async def find(self, session_id: str) -> dict[str, Any] | None:
+        row: dict[str, Any] | None = await self.store.read(
+            lambda g, _: shared.find_session(g.db, session_id)
+        )
+        return row
+
+    async def _listed(self, session: ViewerSession) -> None:
+        row = {**self.sessions.to_json(session), "node": self.node_id}
+        # Queued after the session's start record, never dropped; not waited for.
+        self.store.submit(lambda g, _: shared.add_session(g.db, row))
+
+    def _struck_off(self, session: ViewerSession) -> None:
+        session_id = session.id
+        self.store.submit(lambda g, _: shared.remove_session(g.db, session_id))
+
+    # --- messages out -------------------------------------------------------------------
+
+    def send(self, message: dict[str, Any], *, keep: bool = True, revocation: bool = False) -> None:
+        """To every other node, after what is queued before it has been written.
+        `keep`: never dropped; else dropped when it cannot go soon. A `revocation` is
+        also kept in the database for nodes that miss its notice."""
+        message = {**message, "from": self.node_id}
+
+        def job(grants: GrantStore, _: AuditLog) -> None:
+            (shared.send_revocation if revocation else shared.send)(grants.db, message)
+
+        if keep:
+            self.store.submit(job)
+            return
+        task = asyncio.ensure_future(self.store.write(job, EVENT_SECONDS))
+        task.add_done_callback(_quietly)
+
+    def revoke_session(self, row: dict[str, Any], ending: Ending) -> None:
+        self.send(
+            {
+                "type": "end_session",
+                "node": row["node"],
+                "session_id": row["id"],
+                "code": ending.code,
+                "reason": ending.reason,
+            },
+            revocation=True,
+        )
+
+    def revoke_account(self, account: str, ending: Ending) -> None:
+        self.send(
+            {
+                "type": "end_account",
+                "account": account,
+                "code": ending.code,
+                "reason": ending.reason,
+            },
+            revocation=True,
+        )
+
+    def grant_changed(self, grant_id: int) -> None:
+        self.send({"type": "grant_changed", "grant_id": grant_id})
+
+    def _forward_event(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        accounts: list[str],
+        viewer_data: dict[str, Any] | None,
+    ) -> None:
+        event = {"kind": kind, "data": data, "accounts": accounts, "viewer_data": viewer_data}
+        self.send({"type": "event", **event}, keep=False)
+
+    # --- messages in --------------------------------------------------------------------
+
+    def _from_listener(self, message: dict[str, Any]) -> None:
+        """In the listener's thread: over to the event loop."""
+        self._call_soon(self._received, message)
+
+    def _call_soon(self, callback: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(callback, *args)
+
+    def _received(self, message: dict[str, Any]) -> None:
+        if message.get("from") == self.node_id:
+            return
+        kind = message.get("type")
+        if kind == "event":
+            self.bus.deliver(
+                str(message.get("kind")),
+                message.get("data") or {},
+                message.get("accounts") or [],
+                viewer_data=message.get("viewer_data"),
+            )
+        elif kind == "grant_changed":
+            self._spawn(self.enforcer.sweep())
+        elif not self._first_time(message):
+            return
+        elif kind == "end_session" and message.get("node") == self.node_id:
+            ending = Ending(str(message.get("code")), str(message.get("reason")))
+            self._spawn(self.sessions.end(str(message.get("session_id")), ending))
+        elif kind == "end_account":
+            ending = Ending(str(message.get("code")), str(message.get("reason")))
+            mine = [s for s in self.sessions if s.account == message.get("account")]
+            self._spawn(self.sessions.end_many(mine, ending))
+
+    def _first_time(self, message: dict[str, Any]) -> bool:
+        """A revocation is applied once, whether its notice or the catch-up brings it."""
+        revocation = message.get("revocation")
+        if not isinstance(revocation, int):
+            return True
+        if revocation <= self._revocations_from or revocation in self._applied:
+            return False
+        now = time.monotonic()
+        self._applied = {r: t for r, t in self._applied.items() if now - t < 2 * CATCH_UP_SECONDS}
+        self._applied[revocation] = now
+        return True
+
+    async def _catch_up(self) -> None:
+        """Revocations whose notices this node missed (they are applied once)."""
+        after = self._revocations_from
+        missed = await self.store.read(
+            lambda g, _: shared.revocations_since(g.db, after, CATCH_UP_SECONDS)
+        )
+        for message in missed:
+            self._received(message)
+
+    def _listening(self, up: bool) -> None:
+        if up and not self.listening:
+            # Notices sent while this node was not listening are lost: look afresh.
+            self._spawn(self.enforcer.sweep())
+            self._spawn(self._catch_up())
+        self.listening = up
+
+    # --- heartbeats and lost nodes ------------------------------------------------------
+
+    async def _heartbeats(self) -> None:
+        node, timeout = self.node_id, self.timeout
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            incarnation = self.incarnation
+            try:
+                alive = await self.store.write(
+                    lambda g, _, i=incarnation: shared.heartbeat(g.db, node, i),
+                    timeout=HEARTBEAT_SECONDS,
+                )
+            except StoreUnavailable:
+                self._heard_since = None
+                continue
+            except Exception:
+                log.exception("cluster heartbeat failed")
+                self._heard_since = None
+                continue
+            if not alive:
+                await self._taken_for_dead()
+                continue
+            with contextlib.suppress(StoreUnavailable):
+                await self._catch_up()
+            now = time.monotonic()
+            if self._heard_since is None:
+                self._heard_since = now
+            if now - self._heard_since < 2 * timeout:
+                continue  # the others' heartbeats may be catching up too
+            try:
+                closed = await self.store.write(
+                    lambda g, a: shared.close_out_lost_nodes(g.db, a, node, timeout),
+                    timeout=HEARTBEAT_SECONDS * 2,
+                )
+            except StoreUnavailable:
+                continue
+            for lost, count in closed.items():
+                log.warning(
+                    "gateway node %s stopped answering; closed out its %d sessions", lost, count
+                )
+
+    async def _taken_for_dead(self) -> None:
+        log.error(
+            "this node was taken for dead by the cluster (no heartbeat for %g s);"
+            " ending its sessions and joining again",
+            self.timeout,
+        )
+        await self.sessions.end_many(list(self.sessions), NODE_LOST)
+        self.incarnation = secrets.token_hex(8)
+        node, incarnation = self.node_id, self.incarnation
+        with contextlib.suppress(StoreUnavailable):
+            await self.store.write(lambda g, _: shared.register(g.db, node, incarnation))
+        self._heard_since = None
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_quietly)
+
+
+def _quietly(task: asyncio.Future[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, StoreUnavailable):
+        log.error("cluster task failed: %r", exc)

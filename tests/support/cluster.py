@@ -1,0 +1,153 @@
+"""A real cluster for tests: PostgreSQL, HAProxy and gateway processes, built by
+deploy/local_cluster.py (the module `make cluster-demo` runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from .camera import RtspCamera
+from .gateway import AUTH, VIEWER, bearer, camera_entry
+from .viewer import Viewer
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location(
+    "local_cluster", ROOT / "deploy" / "local_cluster.py"
+)
+assert _spec is not None and _spec.loader is not None
+local_cluster = importlib.util.module_from_spec(_spec)
+sys.modules["local_cluster"] = local_cluster
+_spec.loader.exec_module(local_cluster)
+
+Postgres = local_cluster.Postgres
+Balancer = local_cluster.Balancer
+Node = local_cluster.Node
+ADMIN = "admin-1"
+NODE_TIMEOUT_SECONDS = 3.0
+
+
+def cluster_settings(cameras: dict[str, RtspCamera], **tables: dict[str, Any]) -> dict[str, Any]:
+    """What every node of a test cluster shares (cameras small, linger short)."""
+    return {
+        "auth": dict(AUTH),
+        "server": {"log_format": "text"},
+        "relay": {
+            "linger_seconds": 1.0,
+            "start_timeout_seconds": 10.0,
+            "reconnect_initial_seconds": 0.2,
+            "reconnect_max_seconds": 1.0,
+        },
+        "cluster": {"node_timeout_seconds": NODE_TIMEOUT_SECONDS},
+        "cameras": [camera_entry(camera_id, cam.url) for camera_id, cam in cameras.items()],
+        **tables,
+    }
+
+
+class Cluster:
+    """Two (or more) nodes on one database behind HAProxy."""
+
+    def __init__(
+        self, folder: Path, database: str, base: dict[str, Any], node_ids: tuple[str, ...]
+    ) -> None:
+        self.folder = folder
+        self.database = database
+        self.nodes: dict[str, Any] = {}
+        for node_id in node_ids:
+            port = local_cluster.free_port()
+            settings = local_cluster.node_settings(base, node_id, port, database)
+            settings["cluster"] = {**base.get("cluster", {}), "node_id": node_id}
+            self.nodes[node_id] = Node(folder, node_id, settings)
+        self.balancer = Balancer(folder, {n: node.port for n, node in self.nodes.items()})
+
+    def start(self) -> None:
+        for node in self.nodes.values():
+            node.start(wait=False)
+        deadline = time.monotonic() + 40
+        for node in self.nodes.values():
+            while not node.answers():
+                assert time.monotonic() < deadline, f"node {node.node_id} did not start"
+                time.sleep(0.05)
+        self.balancer.start()
+
+    def stop(self) -> None:
+        self.balancer.stop()
+        for node in self.nodes.values():
+            node.stop()
+
+    def url(self, node: str | None = None) -> str:
+        """A node's own address, or the balancer's."""
+        return self.balancer.url if node is None else self.nodes[node].url
+
+    async def wait_balanced(self, http: aiohttp.ClientSession, timeout: float = 15) -> None:
+        """Until HAProxy sends new viewers to every node (its health checks passed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seen = set()
+            for _ in range(8):
+                async with http.get(f"{self.balancer.url}/readyz") as reply:
+                    if reply.status == 200:
+                        seen.add(reply.status)
+            if seen == {200}:
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError("HAProxy never found the nodes ready")
+
+    async def grant(
+        self,
+        http: aiohttp.ClientSession,
+        cameras: list[str],
+        members: list[str] | None = None,
+        *,
+        lasts: float = 3600,
+        node: str | None = None,
+    ) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        body = {
+            "project": "2027 跨年 信義區",
+            "purpose": "cluster test",
+            "authorization_ref": "北市警資字第1130000001號",
+            "members": members or [VIEWER],
+            "cameras": cameras,
+            "starts_at": (now - timedelta(seconds=60)).isoformat(),
+            "ends_at": (now + timedelta(seconds=lasts)).isoformat(),
+        }
+        async with http.post(
+            f"{self.url(node)}/api/grants", json=body, headers=bearer(ADMIN, admin=True)
+        ) as reply:
+            assert reply.status == 201, await reply.text()
+            return dict(await reply.json())
+
+    async def admin(
+        self,
+        http: aiohttp.ClientSession,
+        method: str,
+        path: str,
+        node: str | None = None,
+        **kw: Any,
+    ) -> tuple[int, Any]:
+        async with http.request(
+            method, f"{self.url(node)}{path}", headers=bearer(ADMIN, admin=True), **kw
+        ) as reply:
+            body = await reply.json() if reply.content_type == "application/json" else None
+            return reply.status, body
+
+    def viewer(self, camera_id: str, node: str | None = None, account: str = VIEWER) -> Viewer:
+        return Viewer(self.url(node), camera_id, headers=bearer(account))
+
+
+def node_of(viewer: Viewer) -> str:
+    """The node holding a viewer's session, from its session URL."""
+    assert viewer.session_url is not None
+    return viewer.session_url.rsplit("/", 1)[1].split(".", 1)[0]
+
+
+def session_id_of(viewer: Viewer) -> str:
+    assert viewer.session_url is not None
+    return viewer.session_url.rsplit("/", 1)[1]

@@ -1,0 +1,580 @@
+"""Several gateways (issue 14): real PostgreSQL, real HAProxy (deploy/haproxy.cfg) and
+two gateway processes on loopback, in front of real RTSP cameras.
+
+PostgreSQL, the cameras and the cluster start once for the module; the tests run in
+order, and the last one stops PostgreSQL mid-run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import psycopg
+import pytest
+import yarl
+from support.camera import RtspCamera, make_camera
+from support.cluster import (
+    ADMIN,
+    NODE_TIMEOUT_SECONDS,
+    ROOT,
+    Cluster,
+    Postgres,
+    cluster_settings,
+    local_cluster,
+    node_of,
+    session_id_of,
+)
+from support.events import EventReader
+from support.gateway import VIEWER, bearer
+from support.viewer import Viewer, offer_sdp
+
+from gateway.store.audit import AuditLog
+from gateway.store.database import open_database, schema_version
+from gateway.store.postgres import MIGRATIONS
+
+pytestmark = [pytest.mark.slow, pytest.mark.rtsp]
+
+CAMERAS = ("cam-1", "cam-2", "cam-3")
+CLOSE_WITHIN_SECONDS = 1.0
+MAX_SESSIONS_PER_ACCOUNT = 3
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cluster")
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    # Not under pytest's own (root-only) folder: the postgres user works in it.
+    pg_folder = Path(tempfile.mkdtemp(prefix="cctv-test-pg-"))
+    server = Postgres(pg_folder)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(pg_folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cameras() -> Iterator[dict[str, RtspCamera]]:
+    started: dict[str, RtspCamera] = {}
+    try:
+        for camera_id in CAMERAS:
+            cam = make_camera(width=320, height=240, fps=15, bitrate_kbps=300, gop_seconds=1)
+            cam.start()
+            started[camera_id] = cam
+        yield started
+    finally:
+        for cam in started.values():
+            cam.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(folder: Path, postgres: Postgres, cameras: dict[str, RtspCamera]) -> Iterator[Cluster]:
+    database = postgres.create_database("cluster")
+    base = cluster_settings(cameras, limits={"max_sessions_per_account": MAX_SESSIONS_PER_ACCOUNT})
+    running = Cluster(folder, database, base, ("gw1", "gw2"))
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def node_client(cluster: Cluster, http: aiohttp.ClientSession, node: str | None) -> Any:
+    """What EventReader needs of a gateway: its address, a client and tokens."""
+
+    def tokens(account: str, admin: bool = False) -> dict[str, str]:
+        return bearer(account, admin=admin)
+
+    return SimpleNamespace(url=cluster.url(node), http=http, bearer=tokens)
+
+
+async def watching(viewer: Viewer, http: aiohttp.ClientSession, frames: int = 3) -> Viewer:
+    response = await viewer.connect(http)
+    assert response.status == 201, await response.text()
+    assert await viewer.wait_frames(frames, timeout=20), "no picture"
+    return viewer
+
+
+async def closed_within(viewer: Viewer, seconds: float) -> float:
+    started = time.monotonic()
+    await asyncio.wait_for(viewer.closed.wait(), seconds)
+    return time.monotonic() - started
+
+
+def run_gateway(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+async def audit_rows(cluster: Cluster, http: aiohttp.ClientSession, **query: str) -> list[dict]:
+    status, body = await cluster.admin(http, "GET", "/api/audit", params={"limit": "1000", **query})
+    assert status == 200, body
+    return list(body["rows"])
+
+
+# --- without a cluster ---------------------------------------------------------------
+
+
+def test_the_shipped_haproxy_config_is_valid() -> None:
+    checked = subprocess.run(
+        ["haproxy", "-c", "-f", str(local_cluster.HAPROXY_CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_an_unreachable_postgres_at_start_exits_2_naming_the_setting(folder: Path) -> None:
+    password = "S3cret-never-shown"
+    port = local_cluster.free_port()  # nobody listens there
+    config = folder / "unreachable.toml"
+    settings = cluster_settings({}, storage={"database": {"env": "CCTV_TEST_DATABASE"}})
+    settings["cameras"] = [
+        {"id": "cam", "name": "cam", "lat": 25.0, "lon": 121.5, "source": "demo:testsrc"}
+    ]
+    settings["cluster"] = {"node_id": "gw9"}
+    config.write_text(local_cluster.to_toml(settings))
+    env = {**os.environ, "CCTV_TEST_DATABASE": f"postgresql://gw:{password}@127.0.0.1:{port}/gw"}
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "[storage] database" in done.stderr
+    assert f"127.0.0.1:{port}" in done.stderr
+    assert password not in done.stdout + done.stderr
+    # `audit verify` cannot read it either: 2, nothing checked, no password.
+    verify = subprocess.run(
+        [sys.executable, "-m", "gateway", "audit", "verify", "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verify.returncode == 2, verify.stdout + verify.stderr
+    assert "cannot be read, nothing verified" in verify.stderr
+    assert password not in verify.stdout + verify.stderr
+
+
+def test_nodes_starting_together_migrate_once(postgres: Postgres) -> None:
+    database = postgres.create_database("migrate_race")
+    with ThreadPoolExecutor(4) as pool:
+        connections = list(pool.map(lambda _: open_database(database), range(4)))
+    try:
+        assert schema_version(connections[0]) == len(MIGRATIONS)
+        rows = connections[0].execute("SELECT count(*) FROM gateway_schema").fetchone()
+        assert rows[0] == 1
+    finally:
+        for db in connections:
+            db.close()
+
+
+def test_appends_from_several_connections_queue_for_one_chain(postgres: Postgres) -> None:
+    """Nodes append at once; each append waits its turn (none fails, none forks)."""
+    database = postgres.create_database("one_chain")
+    open_database(database).close()
+
+    def append(writer: int) -> None:
+        db = open_database(database, migrate_schema=False)
+        try:
+            for i in range(40):
+                AuditLog(db).record("session_start", account=f"w{writer}", session_id=f"{i}")
+        finally:
+            db.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(append, range(4)))
+    db = open_database(database)
+    try:
+        result = AuditLog(db).verify()
+        assert result.ok and result.rows_checked == 160, result
+    finally:
+        db.close()
+
+
+def test_the_audit_log_is_append_only_in_postgres_too(postgres: Postgres) -> None:
+    db = open_database(postgres.create_database("append_only"))
+    try:
+        AuditLog(db).record("session_start", account="a", camera_id="cam-1")
+        for statement in ("UPDATE audit SET event = 'x'", "DELETE FROM audit", "TRUNCATE audit"):
+            with pytest.raises(psycopg.Error, match="append-only"):
+                db.execute(statement)
+        assert AuditLog(db).verify().ok
+    finally:
+        db.close()
+
+
+# --- two nodes behind HAProxy ----------------------------------------------------------
+
+
+async def test_one_rtsp_connection_per_camera_across_the_cluster(
+    cluster: Cluster, cameras: dict[str, RtspCamera], http: aiohttp.ClientSession
+) -> None:
+    await cluster.wait_balanced(http)
+    await cluster.grant(http, list(CAMERAS), [VIEWER, "viewer-2"])
+    viewers = []
+    try:
+        for camera_id in CAMERAS:
+            for account in (VIEWER, "viewer-2"):
+                viewers.append(await watching(cluster.viewer(camera_id, account=account), http))
+        # Another spelling of a camera's URL would hash elsewhere: it is refused.
+        spelled = yarl.URL(f"{cluster.url()}/whep/c%61m-1", encoded=True)
+        headers = {"Content-Type": "application/sdp", **bearer(VIEWER)}
+        async with http.post(spelled, data=await offer_sdp(), headers=headers) as reply:
+            assert reply.status == 404, await reply.text()
+        for camera_id, cam in cameras.items():
+            assert cam.connections == 1, (camera_id, cam.connections)
+            nodes = {node_of(v) for v in viewers if v.url.endswith(f"/whep/{camera_id}")}
+            assert len(nodes) == 1, (camera_id, nodes)  # both viewers on the owner
+    finally:
+        for viewer in viewers:
+            await viewer.close(http)
+    for cam in cameras.values():
+        assert cam.wait_connections(0, timeout=10)
+
+
+async def test_every_node_lists_hears_and_counts_every_nodes_sessions(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    account = "everywhere"
+    await cluster.grant(http, list(CAMERAS), [account])
+    async with EventReader(node_client(cluster, http, "gw1"), ADMIN, admin=True) as gw1_events:
+        on_gw1 = await watching(cluster.viewer("cam-1", node="gw1", account=account), http)
+        on_gw2 = await watching(cluster.viewer("cam-2", node="gw2", account=account), http)
+        try:
+            # The event stream on gw1 hears gw2's session start.
+            started = await wait_event(gw1_events, "session_started", session_id_of(on_gw2))
+            assert started["session"]["camera_id"] == "cam-2"
+            # Either node's admin list shows both sessions, with their nodes.
+            for node in ("gw1", "gw2"):
+                status, body = await cluster.admin(http, "GET", "/api/sessions", node=node)
+                assert status == 200
+                listed = {s["id"]: s["node"] for s in body["sessions"]}
+                assert listed[session_id_of(on_gw1)] == "gw1", listed
+                assert listed[session_id_of(on_gw2)] == "gw2", listed
+            # The account's limit counts its sessions on both nodes.
+            third = await watching(cluster.viewer("cam-3", node="gw2", account=account), http)
+            fourth = cluster.viewer("cam-3", node="gw1", account=account)
+            refused = await fourth.connect(http)
+            assert refused.status == 429, await refused.text()
+            await fourth.close()
+            await third.close(http)
+            # gw2's session end reaches gw1's stream.
+            await on_gw2.close(http)
+            ended = await wait_event(gw1_events, "session_ended", session_id_of(on_gw2))
+            assert ended["code"] == "viewer_left"
+        finally:
+            await on_gw1.close(http)
+            await on_gw2.close(http)
+
+
+async def test_a_ticket_from_one_node_opens_a_stream_on_another_once(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(
+        f"{cluster.url('gw1')}/api/events/ticket", headers=bearer(VIEWER)
+    ) as reply:
+        ticket = (await reply.json())["ticket"]
+    async with http.get(f"{cluster.url('gw2')}/api/events", params={"ticket": ticket}) as stream:
+        assert stream.status == 200
+        assert b"event: hello" in await asyncio.wait_for(stream.content.readline(), 5)
+    for node in ("gw1", "gw2"):  # used: refused on every node
+        async with http.get(f"{cluster.url(node)}/api/events", params={"ticket": ticket}) as again:
+            assert again.status == 401
+    forged = ticket[:-2] + ("AA" if not ticket.endswith("AA") else "BB")
+    async with http.get(f"{cluster.url('gw2')}/api/events", params={"ticket": forged}) as reply:
+        assert reply.status == 401
+
+
+@pytest.mark.parametrize("what", ["session", "account", "grant"])
+async def test_a_revoke_sent_to_one_node_ends_a_viewer_on_the_other_within_a_second(
+    cluster: Cluster, http: aiohttp.ClientSession, what: str
+) -> None:
+    account = f"revoked-{what}"
+    grant = await cluster.grant(http, ["cam-1"], [account])
+    viewer = await watching(cluster.viewer("cam-1", node="gw2", account=account), http)
+    try:
+        path = {
+            "session": f"/api/sessions/{session_id_of(viewer)}/revoke",
+            "account": f"/api/accounts/{account}/revoke",
+            "grant": f"/api/grants/{grant['id']}/revoke",
+        }[what]
+        started = time.monotonic()
+        status, body = await cluster.admin(http, "POST", path, node="gw1", json={"reason": "x"})
+        assert status == 200, body
+        if what != "grant":
+            assert body["ended"] == 1
+        await asyncio.wait_for(viewer.closed.wait(), CLOSE_WITHIN_SECONDS * 3)
+        took = time.monotonic() - started
+        print(f"revoke of a {what} on gw1 to the viewer on gw2 closed: {took * 1000:.0f} ms")
+        assert took < CLOSE_WITHIN_SECONDS, took
+    finally:
+        await viewer.close()
+    # The revocation is on record, written by the node it was sent to, and the end by
+    # the node that held the session.
+    ended = await wait_for_audit(cluster, http, "gw1", session_id_of(viewer), "session_end")
+    assert ended["detail"]["code"] == ("grant_revoked" if what == "grant" else "revoked")
+    if what == "grant":
+        rows = await audit_rows(cluster, http, event="grant_revoked")
+        assert grant["id"] in {row["grant_id"] for row in rows}
+    else:
+        revoked = await wait_for_audit(
+            cluster, http, "gw1", session_id_of(viewer), "session_revoked"
+        )
+        assert revoked["account"] == account and revoked["detail"]["by"] == ADMIN
+
+
+async def test_a_revocation_whose_notice_a_node_missed_still_reaches_it(
+    cluster: Cluster, postgres: Postgres, http: aiohttp.ClientSession
+) -> None:
+    account = "missed-notice"
+    await cluster.grant(http, ["cam-2"], [account])
+    viewer = await watching(cluster.viewer("cam-2", node="gw2", account=account), http)
+    try:
+        # Every node's listening connection is cut: the revocation's notice is lost.
+        with psycopg.connect(postgres.url(), autocommit=True) as db:
+            cut = db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'cctv-gateway listener'"
+            ).fetchall()
+        assert len(cut) == 2
+        status, _ = await cluster.admin(
+            http, "POST", f"/api/accounts/{account}/revoke", node="gw1", json={"reason": "x"}
+        )
+        assert status == 200
+        await closed_within(viewer, 3)
+    finally:
+        await viewer.close()
+    ended = await wait_for_audit(cluster, http, "gw1", session_id_of(viewer), "session_end")
+    assert ended["detail"]["code"] == "revoked"
+
+
+async def test_a_second_node_with_the_same_id_stops_before_touching_anything(
+    cluster: Cluster, folder: Path, http: aiohttp.ClientSession
+) -> None:
+    gw1 = cluster.nodes["gw1"]
+    twin = folder / "twin.toml"
+    twin.write_text(gw1.config.read_text().replace(f"port = {gw1.port}", f"port = {gw1.port + 1}"))
+    await cluster.grant(http, ["cam-1"], ["twin-check"])
+    on_gw1 = await watching(cluster.viewer("cam-1", node="gw1", account="twin-check"), http)
+    try:
+        done = await asyncio.to_thread(run_gateway, "--config", str(twin))
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "node_id 'gw1' is in use by another running gateway node" in done.stderr
+        # It closed out nothing of gw1's.
+        ends = await audit_rows(cluster, http, event="session_end")
+        assert session_id_of(on_gw1) not in {row["session_id"] for row in ends}
+        assert not on_gw1.closed.is_set()
+    finally:
+        await on_gw1.close(http)
+
+
+async def test_audit_verify_is_clean_after_concurrent_writes_from_both_nodes(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    async def busy(node: str, n: int) -> None:
+        for i in range(n):
+            if i % 5 == 0:
+                await cluster.grant(http, ["cam-2"], [f"busy-{node}-{i}"], node=node)
+            else:
+                status, _ = await cluster.admin(
+                    http, "GET", "/api/audit", node=node, params={"limit": "1"}
+                )
+                assert status == 200
+
+    await asyncio.gather(*(busy(node, 30) for node in ("gw1", "gw2") for _ in range(3)))
+    config = cluster.nodes["gw2"].config
+    done = await asyncio.to_thread(run_gateway, "audit", "verify", "--config", str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "audit log intact" in done.stdout
+    rows = int(done.stdout.split(":")[1].split()[0])
+    assert rows >= 2 * 3 * 30
+
+
+async def test_kill_9_of_a_node_then_the_picture_is_back_on_the_other(
+    cluster: Cluster, cameras: dict[str, RtspCamera], http: aiohttp.ClientSession
+) -> None:
+    await cluster.wait_balanced(http)
+    await cluster.grant(http, list(CAMERAS), ["failover"])
+    viewer = await watching(cluster.viewer("cam-3", account="failover"), http)
+    dead = node_of(viewer)
+    survivor = next(n for n in cluster.nodes if n != dead)
+    lost_session = session_id_of(viewer)
+    # A session on the survivor that must outlive the dead node's close-out and restart.
+    other_camera = next(c for c in CAMERAS if c != "cam-3")
+    staying = await watching(cluster.viewer(other_camera, node=survivor, account="failover"), http)
+    try:
+        killed_at = time.monotonic()
+        cluster.nodes[dead].kill()
+        # The player: no picture for a moment, then it offers again through the balancer.
+        back = await reconnect_like_the_player(cluster, http, viewer, "cam-3", "failover")
+        took = time.monotonic() - killed_at
+        assert node_of(back) == survivor
+        assert took < 15, took
+        print(f"kill -9 to picture: {took:.2f} s")
+        assert cameras["cam-3"].wait_connections(1, timeout=5)
+        # The survivor closes out the dead node's session in the audit log.
+        closed = await wait_for_audit(cluster, http, survivor, lost_session, "session_end")
+        assert closed["detail"]["code"] == "node_lost"
+        # The dead node comes back; it closes out only its own leftovers.
+        cluster.nodes[dead].start()
+        await asyncio.sleep(1)
+        ends = await audit_rows(cluster, http, event="session_end")
+        assert session_id_of(staying) not in {row["session_id"] for row in ends}
+        assert [r for r in ends if r["session_id"] == lost_session] == [closed]
+        assert not staying.closed.is_set()
+        # It takes its camera back for new viewers (once HAProxy's checks see it up);
+        # the one watching elsewhere stays.
+        deadline = time.monotonic() + 15
+        while True:
+            returning = await watching(cluster.viewer("cam-3", account="failover"), http)
+            if node_of(returning) == dead or time.monotonic() > deadline:
+                break
+            await returning.close(http)
+            await asyncio.sleep(0.5)
+        assert node_of(returning) == dead
+        assert await back.wait_frames(5, timeout=5) and not back.closed.is_set()
+        await returning.close(http)
+        await back.close(http)
+    finally:
+        await staying.close(http)
+        await viewer.close()
+        if not cluster.nodes[dead].answers():
+            cluster.nodes[dead].start()
+
+
+async def test_postgres_stopped_mid_run_fails_closed_and_records_wait(
+    cluster: Cluster, postgres: Postgres, http: aiohttp.ClientSession
+) -> None:
+    window = 8.0
+    short = await cluster.grant(http, ["cam-1"], ["short-grant"], lasts=window, node="gw1")
+    await cluster.grant(http, ["cam-2"], ["long-grant"], node="gw1")
+    lapsing = await watching(cluster.viewer("cam-1", node="gw1", account="short-grant"), http)
+    revoked = await watching(cluster.viewer("cam-2", node="gw1", account="long-grant"), http)
+    ends_at = datetime.fromisoformat(short["ends_at"]).timestamp()
+    postgres.stop()
+    try:
+        # New viewers are refused (the grants cannot be read).
+        refused = cluster.viewer("cam-3", node="gw1", account="long-grant")
+        reply = await refused.connect(http)
+        assert reply.status == 503, await reply.text()
+        await refused.close()
+        # A revocation on this node works from memory; its record waits.
+        # (The answer waits a little for the record; the session does not.)
+        revoking = asyncio.ensure_future(
+            cluster.admin(
+                http,
+                "POST",
+                f"/api/sessions/{session_id_of(revoked)}/revoke",
+                node="gw1",
+                json={"reason": "while the database is away"},
+            )
+        )
+        await closed_within(revoked, CLOSE_WITHIN_SECONDS)
+        status, body = await asyncio.wait_for(revoking, 10)
+        assert status == 503 and body["code"] == "record_pending", body
+        # A session ends at its grant's known window.
+        await asyncio.wait_for(lapsing.closed.wait(), window + 5)
+        assert time.time() - ends_at < CLOSE_WITHIN_SECONDS
+    finally:
+        postgres.start()
+        await lapsing.close()
+        await revoked.close()
+    # The records that waited land, in one chain.
+    for session in (revoked, lapsing):
+        await wait_for_audit(cluster, http, "gw1", session_id_of(session), "session_end", 20)
+    await wait_for_audit(cluster, http, "gw1", session_id_of(revoked), "session_revoked", 20)
+    config = cluster.nodes["gw1"].config
+    done = await asyncio.to_thread(run_gateway, "audit", "verify", "--config", str(config))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+async def wait_event(reader: EventReader, kind: str, session_id: str, timeout: float = 5) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in reader.events:
+            found = event.get("session_id") or event.get("session", {}).get("id")
+            if event["type"] == kind and found == session_id:
+                return event
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no {kind} for {session_id}: {[e['type'] for e in reader.events]}")
+
+
+async def reconnect_like_the_player(
+    cluster: Cluster, http: aiohttp.ClientSession, lost: Viewer, camera_id: str, account: str
+) -> Viewer:
+    """What cctv-player does when its picture stops: wait, offer again with backoff."""
+    deadline = time.monotonic() + 30
+    while lost.frames and time.monotonic() - lost.frames[-1][0] < 1.0:
+        assert time.monotonic() < deadline, "the picture never stopped"
+        await asyncio.sleep(0.05)
+    delay = 0.25
+    while time.monotonic() < deadline:
+        viewer = cluster.viewer(camera_id, account=account)
+        reply = await viewer.connect(http)
+        if reply.status == 201 and await viewer.wait_frames(1, timeout=10):
+            return viewer
+        await viewer.close()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
+    raise AssertionError("no picture after the node died")
+
+
+async def wait_for_audit(
+    cluster: Cluster,
+    http: aiohttp.ClientSession,
+    node: str,
+    session_id: str,
+    event: str,
+    timeout: float = NODE_TIMEOUT_SECONDS * 4 + 5,
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = await cluster.admin(
+            http, "GET", "/api/audit", node=node, params={"event": event, "limit": "1000"}
+        )
+        if status == 200:
+            for row in body["rows"]:
+                if row["session_id"] == session_id:
+                    return dict(row)
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"no {event} for {session_id} in the audit log")
