@@ -317,11 +317,11 @@ class _Worker:
     def _forget_broken(self) -> None:
         """A PostgreSQL connection that broke (the server restarted, the network) is
         replaced by a new one on the next job."""
-        stores = getattr(self._local, "stores", None)
+        stores = self._stores_made
         if stores is not None and getattr(stores[0].db, "broken", False):
             with contextlib.suppress(Exception):
                 stores[0].db.close()
-            self._local.stores = None
+            self._stores_made = None
 
     def _call(self, job: Callable[[GrantStore, AuditLog], T], deadline: float | None) -> T:
         while True:
