@@ -61,6 +61,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     """The application; raises InventoryError (a ConfigError) for an invalid inventory."""
     inventory = read_inventory(settings)
     compat.install(RTP_PAYLOAD_MAX + MAX_OVERHEAD)
+    compat.announce_only(settings.webrtc.announce_addresses)
     # The offer limit is enforced by the WHEP handler with a clear 413.
     app = web.Application(
         client_max_size=max(settings.server.max_body_bytes, 1024**2),
@@ -80,7 +81,9 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     sessions = SessionRegistry(
         EgressOptions(
             configuration=rtc_configuration(settings.webrtc),
-            candidates=CandidatePolicy(c.host for c in inventory.cameras if c.host),
+            candidates=CandidatePolicy(
+                (c.host for c in inventory.cameras if c.host), settings.webrtc.denied_networks
+            ),
             vp8=vp8_for_browsers(settings.relay.vp8_bitrate_kbps),
             strict_h264_profile=settings.webrtc.strict_h264_profile,
             fast_sender=settings.webrtc.sender == "fast",

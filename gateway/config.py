@@ -142,6 +142,15 @@ def _networks(networks: tuple[str, ...]) -> str | None:
     return None
 
 
+def _addresses(addresses: tuple[str, ...]) -> str | None:
+    for i, address in enumerate(addresses):
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            return f"entry {i} {address!r} is not an IP address like 192.0.2.10"
+    return None
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = _key("127.0.0.1", _not_blank)
@@ -205,6 +214,17 @@ class WebRtcSettings:
     # How relayed media leaves: "fast" (the gateway's own RTP/SRTP/GSO path) or
     # "aiortc" (aiortc's sender; slower per viewer, no private send-path internals).
     sender: str = _key("fast", _one_of("fast", "aiortc"))
+    # Networks the gateway never sends ICE checks to, whatever a viewer's candidates say
+    # (e.g. the police camera network's leg); the cameras' own hosts, link-local and
+    # unspecified addresses are never contacted anyway.
+    deny_networks: tuple[str, ...] = _key((), _networks)
+    # The gateway's own addresses that answers may announce (its viewer-facing ones);
+    # empty: every address of the host. A leg in the police network must not appear.
+    announce_addresses: tuple[str, ...] = _key((), _addresses)
+
+    @property
+    def denied_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(n) for n in self.deny_networks)
 
 
 @dataclass(frozen=True)

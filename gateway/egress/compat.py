@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
+from collections.abc import Iterable
 from typing import Any
 
 import aioice.ice
@@ -32,6 +33,7 @@ __all__ = [
     "CompatError",
     "HookedSender",
     "SenderInternals",
+    "announce_only",
     "ice_still_connected",
     "install",
     "is_udp_socket_protocol",
@@ -67,6 +69,24 @@ def _patch_consent() -> None:
     """
     aioice.ice.CONSENT_INTERVAL = 1
     aioice.ice.CONSENT_FAILURES = 4
+
+
+_announced: frozenset[str] = frozenset()  # empty: every host address
+_host_addresses = aioice.ice.get_host_addresses
+
+
+def _announced_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    addresses = _host_addresses(use_ipv4, use_ipv6)
+    return [a for a in addresses if a in _announced] if _announced else addresses
+
+
+def announce_only(addresses: Iterable[str]) -> None:
+    """Answers carry host candidates of these addresses only (`[webrtc]
+    announce_addresses`); none given: every address of the host. aioice gathers
+    them through its module function, so it is patched here, once."""
+    global _announced
+    _announced = frozenset(addresses)
+    aioice.ice.get_host_addresses = _announced_host_addresses
 
 
 def _h264_parameters(profile_level_id: str) -> dict[str, str | int | None]:
@@ -313,7 +333,13 @@ def problems(max_packet_bytes: int = 0) -> list[str]:
     ):
         if name != "_codecs" and not inspect.iscoroutinefunction(getattr(owner, name, None)):
             found.append(f"{owner.__name__}.{name} is not a coroutine method")
-    for name in ("CONSENT_INTERVAL", "CONSENT_FAILURES", "StunProtocol", "CandidatePair"):
+    for name in (
+        "CONSENT_INTERVAL",
+        "CONSENT_FAILURES",
+        "StunProtocol",
+        "CandidatePair",
+        "get_host_addresses",
+    ):
         if not hasattr(aioice.ice, name):
             found.append(f"aioice.ice.{name} is missing")
     for name in ("random_sequence_number", "random32"):

@@ -30,12 +30,17 @@ class CandidatePolicy:
       the browser's connectivity checks reach us anyway and become peer-reflexive
       candidates.
     - Link-local and unspecified addresses lead nowhere a viewer is.
-    - The cameras' own hosts: a viewer must not make the gateway send connectivity
-      checks into the police camera network.
+    - The cameras' own hosts, and `[webrtc] deny_networks`: a viewer must not make
+      the gateway send connectivity checks into the police camera network.
     """
 
-    def __init__(self, forbidden_hosts: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        forbidden_hosts: Iterable[str] = (),
+        denied_networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
+    ) -> None:
         self._forbidden = {h.lower().strip("[]") for h in forbidden_hosts if h}
+        self._denied = tuple(denied_networks)
 
     def allows(self, address: str) -> bool:
         host = address.lower().strip("[]")
@@ -45,6 +50,8 @@ class CandidatePolicy:
             ip = ipaddress.ip_address(host)
         except ValueError:
             return True  # a name: aioice resolves it (or drops it)
+        if any(ip in network for network in self._denied):
+            return False
         return not (ip.is_link_local or ip.is_unspecified)
 
     def allows_line(self, line: str) -> bool:

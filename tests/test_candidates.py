@@ -1,0 +1,71 @@
+"""Which addresses the gateway announces, and which it will never contact (issue 10,
+item 7): a leg in the police network must not appear in an answer, and a viewer's
+candidate must not make the gateway send ICE checks into the camera network."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import aioice.ice
+import pytest
+from support.gateway import camera_entry, settings_for
+from support.viewer import offer_sdp
+
+from gateway.config import ConfigError, parse_settings
+from gateway.egress import compat
+from gateway.egress.offer import CandidatePolicy, parse_offer
+
+
+def candidate(ip: str) -> str:
+    return f"a=candidate:7 1 udp 2122260223 {ip} 5000 typ host"
+
+
+async def test_a_denied_network_is_never_contacted():
+    policy = CandidatePolicy((), [ipaddress.ip_network("10.20.0.0/16")])
+    offer = (await offer_sdp()).replace(
+        "a=end-of-candidates",
+        candidate("10.20.30.40") + "\r\n" + candidate("192.0.2.7") + "\r\na=end-of-candidates",
+    )
+    text, _ = parse_offer(offer.encode(), policy)
+    assert "10.20.30.40" not in text and "192.0.2.7" in text
+    assert not policy.allows("10.20.1.1") and policy.allows("10.21.1.1")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("deny_networks", ["10.0.0.0/8", "10.0.0.1/8"], "entry 1 '10.0.0.1/8' is not a network"),
+        ("announce_addresses", ["gateway.example.org"], "entry 0 'gateway.example.org'"),
+    ],
+)
+def test_webrtc_address_settings_are_checked(key, value, words):
+    data = {"auth": {"secret": "x" * 32}, "cameras": [camera_entry("c", "demo:testsrc")]}
+    with pytest.raises(ConfigError, match=f"webrtc.{key}: {words}"):
+        parse_settings({**data, "webrtc": {key: value}}, {})
+
+
+async def announced_by(start_gateway, addresses: list[str]) -> set[str]:
+    settings = settings_for(
+        [camera_entry("cam", "demo:testsrc", demo_size="160x120")],
+        webrtc={"announce_addresses": addresses},
+    )
+    gateway = await start_gateway(settings)
+    viewer = gateway.viewer("cam")
+    assert (await viewer.connect(gateway.http)).status == 201
+    await viewer.close(gateway.http)
+    return {
+        line.split()[4] for line in viewer.answer.splitlines() if line.startswith("a=candidate")
+    }
+
+
+async def test_answers_announce_only_the_configured_addresses(start_gateway):
+    everything = compat._host_addresses(True, False)
+    if not everything:
+        pytest.skip("this host has no address but loopback")
+    try:
+        assert await announced_by(start_gateway, [everything[0]]) == {everything[0]}
+        # An address this host does not have: none of its own is announced.
+        assert not set(everything) & await announced_by(start_gateway, ["198.51.100.9"])
+    finally:
+        compat.announce_only(())  # every address again, for the tests after this one
+    assert aioice.ice.get_host_addresses(True, False) == everything
