@@ -53,7 +53,8 @@ RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0)  # backoff of the writer while the database
 # The queue of writes that wait for the database. Past this many, new viewers are
 # refused (nobody is admitted whose record could not wait); what is queued stays.
 PENDING_LIMIT = 100_000
-BATCH_ROWS = 500  # audit rows written in one transaction when many wait
+BATCH_ROWS = 500
+CLOSE_SECONDS = 5.0  # audit rows written in one transaction when many wait
 READ_GRACE = 0.5  # past a read's own timeout, how long a stuck thread is waited for
 
 
@@ -285,7 +286,12 @@ class Store:
             self._draining.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._draining
-        await asyncio.gather(self._reader.close(), self._writer.close())
+        # A thread still inside a database call (a lock held elsewhere) must not hold
+        # up shutdown: what it does is bounded by its own lock step anyway.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(self._reader.close(), self._writer.close()), CLOSE_SECONDS
+            )
         self._db.close()
 
 
