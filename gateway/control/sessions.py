@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from gateway.access.decision import Viewer
 from gateway.egress import EgressOptions, Ending, ViewerSession, parse_offer
-from gateway.relay import CameraHub
+from gateway.relay import CameraHub, RenditionSpec
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,12 @@ class SessionRegistry:
         viewer: Viewer,
         signed_in_until: datetime,
         still_allowed: Callable[[], Awaitable[None]] | None = None,
+        rendition: RenditionSpec | None = None,
     ) -> tuple[ViewerSession, str]:
-        """Validate the offer, join the camera and answer. Raises BadOffer,
-        CameraUnavailable, TooManySessions, or what `still_allowed` raises: it is asked
-        again just before the session is registered, so a grant revoked while the offer
-        was being answered lets no media flow."""
+        """Validate the offer, join the camera (or its lighter `rendition`) and answer.
+        Raises BadOffer, CameraUnavailable, TooManySessions, or what `still_allowed`
+        raises: it is asked again just before the session is registered, so a grant
+        revoked while the offer was being answered lets no media flow."""
         account = viewer.account
         if self.count(account) + self._opening[account] >= self._max_per_account:
             raise TooManySessions(
@@ -85,7 +86,7 @@ class SessionRegistry:
         self._opening[account] += 1
         try:
             session, answer = await ViewerSession.negotiate(
-                hub, offer_sdp, offer, remote, viewer, self.options, self._lost
+                hub, offer_sdp, offer, remote, viewer, self.options, self._lost, rendition
             )
         finally:
             self._opening[account] -= 1

@@ -59,6 +59,17 @@ class WhepEndpoint:
         if hub is None:
             access.record_refusal(identity, remote, "unknown_camera", "unknown camera")
             raise HttpError(404, "unknown_camera", f"no camera with id {camera_id!r}")
+        rendition = None
+        if (name := request.query.get("rendition")) is not None:
+            rendition = self.sessions.options.renditions.get(name)
+            if rendition is None:
+                offered = ", ".join(self.sessions.options.renditions) or "none"
+                shown = name if len(name) <= 32 and name.isprintable() else "(not shown)"
+                why = f"no rendition named {shown!r}; this gateway offers: {offered}"
+                access.record_refusal(
+                    identity, remote, "unknown_rendition", why, camera_id=camera_id
+                )
+                raise HttpError(400, "unknown_rendition", why)
         viewer = await access.authorize_view(identity, camera_id, remote)
         try:
             session, answer = await self.sessions.open(
@@ -68,6 +79,7 @@ class WhepEndpoint:
                 viewer,
                 signed_in_until=access.signed_in_until(identity),
                 still_allowed=lambda: access.still_allowed(viewer, camera_id),
+                rendition=rendition,
             )
         except BadOffer as exc:
             access.record_refusal(identity, remote, "bad_offer", str(exc), camera_id=camera_id)
@@ -104,6 +116,11 @@ class WhepEndpoint:
                 "Accept-Patch": TRICKLE,
             },
         )
+        # The session's own TURN username and credential (WHEP: ICE server configuration
+        # in Link headers), for a viewer that reaches the gateway only through a relay.
+        if session.turn is not None:
+            for link in session.turn.link_headers():
+                response.headers.add(hdrs.LINK, link)
         return response
 
     async def get_endpoint(self, request: web.Request) -> web.Response:

@@ -1,0 +1,310 @@
+"""Issue 15, tablets in the field: TURN with a credential per session, a lighter
+picture for weak links, and a player that chooses between them.
+
+Real parts: Debian's coturn on loopback (REST API secret, `--max-bps` for a weak
+link), a GStreamer RTSP camera, aiortc viewers and aioice TURN clients, and
+Debian's headless Chromium forced to relay only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import aioice
+import pytest
+from support.gateway import camera_entry, settings_for
+from support.turn import Coturn, available
+
+from gateway.app import HUBS, SESSIONS
+from gateway.config import ConfigError, TurnSettings, parse_settings
+from gateway.egress.turn import TurnServers
+
+TURN_SECRET = "coturn-static-auth-secret-for-tests"
+SMALL = {"width": 640, "height": 360}  # the camera; "low" here is 320x180
+
+
+def needs_coturn() -> None:
+    if not available():
+        pytest.skip("Debian's coturn is not installed (apt-get install coturn)")
+
+
+def turn_table(*urls: str, secret: str = TURN_SECRET, **extra) -> dict:
+    return {"turn": {"urls": list(urls), "secret": secret, **extra}}
+
+
+def parse_links(headers) -> list[dict[str, str]]:
+    """The answer's Link headers, as a WHEP client reads them."""
+    servers = []
+    for value in headers.getall("Link", []):
+        for entry in re.split(r",\s*(?=<)", value):
+            url = re.match(r"\s*<([^>]+)>", entry)
+            params = dict(re.findall(r';\s*([a-z-]+)="([^"]*)"', entry))
+            if url and params.get("rel") == "ice-server":
+                servers.append({"url": url.group(1), **params})
+    return servers
+
+
+async def turn_relay(url: str, username: str, credential: str) -> list[str]:
+    """What aioice gathers through this TURN server: ["host", "relay"] when it
+    allocated a relay, ["host"] when the server refused."""
+    match = re.fullmatch(r"turn:([\d.]+):(\d+)\?transport=(udp|tcp)", url)
+    assert match, url
+    connection = aioice.Connection(
+        ice_controlling=True,
+        turn_server=(match.group(1), int(match.group(2))),
+        turn_username=username,
+        turn_password=credential,
+        turn_transport=match.group(3),
+        use_ipv6=False,
+    )
+    try:
+        await asyncio.wait_for(connection.gather_candidates(), 10)
+        return sorted({c.type for c in connection.local_candidates})
+    finally:
+        await connection.close()
+
+
+# --- settings ------------------------------------------------------------------------
+
+
+def base_settings(**tables) -> dict:
+    return {
+        "auth": {"secret": "x" * 40},
+        "cameras": [{"id": "a", "name": "a", "lat": 1, "lon": 1, "source": "demo:testsrc"}],
+        **tables,
+    }
+
+
+def test_turn_and_rendition_settings():
+    settings = parse_settings(base_settings())
+    assert not settings.turn.enabled
+    assert [r.name for r in settings.relay.renditions] == ["low"]  # on by default
+    low = settings.relay.renditions[0]
+    assert (low.size, low.fps, low.bitrate_kbps) == ((640, 360), 15.0, 400)
+
+    settings = parse_settings(
+        base_settings(
+            turn={
+                "urls": ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org"],
+                "secret": {"env": "TURN_SECRET"},
+                "ttl_seconds": 600,
+            },
+            relay={"renditions": [{"name": "tiny", "size": "320x180", "fps": 10}]},
+        ),
+        {"TURN_SECRET": TURN_SECRET},
+    )
+    assert settings.turn.secret == TURN_SECRET
+    assert TURN_SECRET not in repr(settings)
+    assert settings.relay.rendition("tiny").size == (320, 180)
+    assert settings.relay.rendition("low") is None
+    assert parse_settings(base_settings(relay={"renditions": []})).relay.renditions == ()
+
+    for tables, words in [
+        ({"turn": {"urls": ["turn:t.example.org"]}}, "turn.secret: [turn] urls need"),
+        ({"turn": {"secret": TURN_SECRET}}, "turn.urls: a [turn] secret needs"),
+        ({"turn": {"urls": ["stun:t.example.org"], "secret": TURN_SECRET}}, "turn.urls: entry 0"),
+        ({"turn": {"urls": ["turn:u:p@t.example.org"], "secret": TURN_SECRET}}, "without a user"),
+        ({"turn": {"urls": ["turn:t.example.org"], "secret": "short"}}, "at least 16 bytes"),
+        ({"turn": {"urls": ["turn:t.example.org"], "secret": TURN_SECRET, "ttl_seconds": 5}}, ""),
+        ({"relay": {"renditions": [{"name": "vp8"}]}}, "'vp8' is reserved"),
+        ({"relay": {"renditions": [{"name": "Low Res"}]}}, "relay.renditions[0].name"),
+        ({"relay": {"renditions": [{"name": "a"}, {"name": "a"}]}}, "same name 'a'"),
+        ({"relay": {"renditions": [{"name": "a", "size": "641x360"}]}}, "even"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            parse_settings(base_settings(**tables))
+        assert words in str(error.value)
+        assert "short" not in str(error.value) and TURN_SECRET not in str(error.value)
+
+
+# --- TURN credentials ----------------------------------------------------------------
+
+
+def test_credentials_follow_coturns_rest_scheme_and_expire_with_the_grant():
+    now = time.time()
+    servers = TurnServers(
+        TurnSettings(urls=("turn:127.0.0.1:3478",), secret=TURN_SECRET, ttl_seconds=600),
+        clock=lambda: now,
+    )
+    credential = servers.issue()
+    expiry, _, name = credential.username.partition(":")
+    assert int(expiry) == int(now + 600) and re.fullmatch(r"[0-9a-f]{16}", name)
+    mac = hmac.new(TURN_SECRET.encode(), credential.username.encode(), hashlib.sha1).digest()
+    assert credential.credential == base64.b64encode(mac).decode()
+    assert servers.issue().username != credential.username  # one per session
+    # Never past the grant window the session was admitted under.
+    grant_ends = datetime.fromtimestamp(now + 120, UTC)
+    assert servers.issue(grant_ends).expires_at == grant_ends.replace(microsecond=0)
+    assert int(servers.issue(grant_ends).username.split(":")[0]) == int(now + 120)
+    assert TURN_SECRET not in repr(servers) and credential.credential not in repr(credential)
+    (link,) = credential.link_headers()
+    assert link == (
+        f'<turn:127.0.0.1:3478>; rel="ice-server"; username="{credential.username}"; '
+        f'credential="{credential.credential}"; credential-type="password"'
+    )
+
+
+async def test_the_answer_hands_each_session_its_own_turn_credential(start_gateway, caplog):
+    """The Link headers of the answer (WHEP), through CORS too; coturn allocates a
+    relay with them, and refuses them once expired or made with another secret."""
+    needs_coturn()
+    caplog.set_level(logging.DEBUG)
+    dashboard = "http://127.0.0.1:9"
+    with Coturn(TURN_SECRET) as turn:
+        cameras = [camera_entry("demo", "demo:testsrc", demo_size="320x240")]
+        settings = settings_for(
+            cameras,
+            cors={"origins": [dashboard]},
+            tables=turn_table(turn.urls["udp"], turn.urls["tcp"], ttl_seconds=900),
+        )
+        gateway = await start_gateway(settings, grant=False)
+        grant = gateway.grant(lasts=3600)
+        viewer = gateway.viewer("demo")
+        viewer.headers["Origin"] = dashboard
+        started = time.time()
+        response = await viewer.connect(gateway.http)
+        assert response.status == 201
+        exposed = response.headers["Access-Control-Expose-Headers"].lower()
+        assert "link" in exposed
+        servers = parse_links(response.headers)
+        assert [s["url"] for s in servers] == [turn.urls["udp"], turn.urls["tcp"]]
+        assert {s["credential-type"] for s in servers} == {"password"}
+        (username,) = {s["username"] for s in servers}
+        (credential,) = {s["credential"] for s in servers}
+        expiry = int(username.split(":")[0])
+        assert started + 890 < expiry <= time.time() + 900  # ttl_seconds
+        (session,) = gateway.app[SESSIONS]
+        assert session.turn.username == username
+        # The audit row of the start names the TURN username (never the credential).
+        (start,) = await gateway.audit(event="session_start")
+        assert start["detail"]["turn_username"] == username
+        assert credential not in str(start)
+        assert await viewer.wait_frames(3)
+
+        # coturn takes them, over UDP and TCP.
+        for url in turn.urls.values():
+            assert await turn_relay(url, username, credential) == ["host", "relay"]
+        assert turn.allocations == 2
+
+        # A second session gets another name; a grant ending in 5 minutes bounds it.
+        await gateway.http.patch(
+            f"{gateway.url}/api/grants/{grant.id}",
+            json={"ends_at": (datetime.now(UTC) + timedelta(minutes=5)).isoformat()},
+            headers=gateway.bearer("admin-1", admin=True),
+        )
+        other = gateway.viewer("demo")
+        response = await other.connect(gateway.http)
+        assert response.status == 201
+        (second,) = {s["username"] for s in parse_links(response.headers)}
+        assert second != username
+        assert int(second.split(":")[0]) <= time.time() + 300
+
+        # Expired, or made with another secret: refused, nothing allocated.
+        expired = TurnServers(
+            TurnSettings(urls=(turn.urls["udp"],), secret=TURN_SECRET, ttl_seconds=60),
+            clock=lambda: time.time() - 3600,
+        ).issue()
+        wrong = TurnServers(
+            TurnSettings(urls=(turn.urls["udp"],), secret="another-secret-0123456789")
+        ).issue()
+        for bad in (expired, wrong):
+            assert await turn_relay(turn.urls["udp"], bad.username, bad.credential) == ["host"]
+        assert turn.allocations == 2 and turn.refused >= 2
+        await viewer.close(gateway.http)
+        await other.close(gateway.http)
+    text = caplog.text
+    assert TURN_SECRET not in text and credential not in text
+
+
+async def test_without_turn_settings_the_answer_has_no_link(start_gateway):
+    cameras = [camera_entry("demo", "demo:testsrc", demo_size="320x240")]
+    gateway = await start_gateway(settings_for(cameras))
+    viewer = gateway.viewer("demo")
+    response = await viewer.connect(gateway.http)
+    assert response.status == 201 and "Link" not in response.headers
+    await viewer.close(gateway.http)
+
+
+# --- the lighter rendition -------------------------------------------------------------
+
+
+def answered_profile(answer: str) -> str:
+    match = re.search(r"a=fmtp:\d+ .*profile-level-id=([0-9a-fA-F]{6})", answer)
+    assert match, answer
+    return match.group(1).lower()
+
+
+async def test_the_lighter_rendition_is_shared_and_the_original_stays_passthrough(
+    make_rtsp_camera, start_gateway
+):
+    camera = make_rtsp_camera(profile="high", **SMALL)
+    settings = settings_for(
+        [camera_entry("cam", camera.url)],
+        renditions=[{"name": "low", "size": "320x180", "fps": 15, "bitrate_kbps": 300}],
+    )
+    gateway = await start_gateway(settings)
+    hub = gateway.app[HUBS].get("cam")
+    original = gateway.viewer("cam")
+    assert (await original.connect(gateway.http)).status == 201
+    assert await original.wait_frames(10)
+    assert not hub.renditions, "nobody pays for a lighter picture before someone asks"
+
+    low = []
+    for _ in range(2):
+        viewer = gateway.viewer("cam")
+        viewer.url += "?rendition=low"
+        response = await viewer.connect(gateway.http)
+        assert response.status == 201, await response.text()
+        assert answered_profile(viewer.answer).startswith("42e0")  # Constrained Baseline
+        low.append(viewer)
+    for viewer in low:
+        assert await viewer.wait_frames(20)
+        assert {(w, h) for _, w, h in viewer.frames[-10:]} == {(320, 180)}
+    (rendition,) = hub.renditions.values()  # one encode for both
+    assert rendition.spec.name == "low" and len(rendition.feeds) == 2
+    assert camera.connections == 1
+    # About 15 fps of the camera's 25.
+    start, count = time.monotonic(), len(low[0].frames)
+    await asyncio.sleep(3)
+    fps = (len(low[0].frames) - count) / (time.monotonic() - start)
+    assert 13 <= fps <= 16.5, fps
+    # The original is the camera's own stream, at its own size and rate.
+    assert hub.info.mode == "passthrough"
+    assert {(w, h) for _, w, h in original.frames[-10:]} == {(640, 360)}
+    assert await original.wait_frames(25, timeout=1.6)
+
+    sessions = {s.id: s for s in gateway.app[SESSIONS]}
+    assert sorted(str(s.rendition) for s in sessions.values()) == ["None", "low", "low"]
+    starts = await gateway.audit(event="session_start")
+    assert sorted(str(row["detail"].get("rendition")) for row in starts) == ["None", "low", "low"]
+
+    await low[0].close(gateway.http)
+    assert hub.renditions, "the encode lives while one of its viewers remains"
+    assert await low[1].wait_frames(5)
+    await low[1].close(gateway.http)
+    assert not hub.renditions, "the last viewer of the lighter picture stops its encode"
+    assert await original.wait_frames(10)
+    await original.close(gateway.http)
+
+
+async def test_an_unknown_rendition_is_a_clear_400(start_gateway):
+    cameras = [camera_entry("demo", "demo:testsrc", demo_size="320x240")]
+    gateway = await start_gateway(settings_for(cameras))
+    viewer = gateway.viewer("demo")
+    viewer.url += "?rendition=huge"
+    response = await viewer.connect(gateway.http)
+    assert response.status == 400
+    body = await response.json()
+    assert body["code"] == "unknown_rendition"
+    assert "'huge'" in body["error"] and "low" in body["error"]
+    assert not gateway.app[SESSIONS]
+    (row,) = await gateway.audit(event="access_denied")
+    assert row["detail"]["code"] == "unknown_rendition"
+    await viewer.close()
