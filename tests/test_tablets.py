@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import aioice
 import pytest
+from support.chromium import Page, assert_plays, jwt, player, wait_state
 from support.gateway import camera_entry, settings_for
 from support.turn import Coturn, available
 
@@ -308,3 +309,94 @@ async def test_an_unknown_rendition_is_a_clear_400(start_gateway):
     (row,) = await gateway.audit(event="access_denied")
     assert row["detail"]["code"] == "unknown_rendition"
     await viewer.close()
+
+
+# --- Chromium through TURN -------------------------------------------------------------
+
+# A network where nothing but the TURN server gets through: every peer connection
+# the page makes may use relay candidates only (as if UDP and TCP to the gateway
+# were blocked).
+RELAY_ONLY = """(() => {
+  const Native = window.RTCPeerConnection;
+  const relay = (config) => ({ ...(config || {}), iceTransportPolicy: "relay" });
+  window.RTCPeerConnection = class extends Native {
+    constructor(config) { super(relay(config)); }
+    setConfiguration(config) { return super.setConfiguration(relay(config)); }
+  };
+})();"""
+
+# How the tile's connection runs: the selected pair's local candidate, and frames.
+SELECTED_PAIR = """async (sel) => {
+    const pc = document.querySelector(sel).pc;
+    const stats = await pc.getStats();
+    let pair, frames = 0;
+    stats.forEach((s) => {
+      const id = s.type === "transport" && s.selectedCandidatePairId;
+      if (id) pair = stats.get(id);
+      if (s.type === "inbound-rtp" && s.kind === "video") frames = s.framesDecoded;
+    });
+    const local = pair && stats.get(pair.localCandidateId);
+    return { type: local?.candidateType, relayProtocol: local?.relayProtocol, frames };
+}"""
+
+
+def demo_camera(camera_id: str = "cam-a") -> dict:
+    return camera_entry(camera_id, "demo:testsrc", demo_size="320x240", demo_fps=15)
+
+
+async def relay_only_viewer(browser, gateway, camera_id: str = "cam-a") -> Page:
+    """The viewer page, on a network where only TURN gets through, with a tile open."""
+    context = await browser.new_context()
+    await context.add_init_script(RELAY_ONLY)
+    viewer = Page(await context.new_page(), jwt(gateway))
+    await viewer.page.goto(f"{gateway.url}/#token={viewer.token}")
+    await viewer.page.wait_for_selector("#cameras button")
+    await viewer.page.click(f"#cameras button[data-camera='{camera_id}']")
+    return viewer
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_chromium_forced_to_relay_plays_through_turn(start_gateway, browser, transport):
+    needs_coturn()
+    with Coturn(TURN_SECRET) as turn:
+        settings = settings_for([demo_camera()], tables=turn_table(turn.urls[transport]))
+        gateway = await start_gateway(settings)
+        viewer = await relay_only_viewer(browser, gateway)
+        await assert_plays(viewer, "cam-a")
+        path = await viewer.page.evaluate(SELECTED_PAIR, player("cam-a"))
+        assert path["type"] == "relay" and path["relayProtocol"] == transport, path
+        assert turn.allocations >= 1
+        # The relay candidate was trickled to the session (WHEP PATCH).
+        (session,) = gateway.app[SESSIONS]
+        ice = await gateway.audit(event="session_ice")
+        assert any(row["detail"]["candidates_added"] >= 1 for row in ice), ice
+        assert session.turn is not None
+        await viewer.check_token_stays_out_of_urls()
+        html = await viewer.page.content()
+        assert TURN_SECRET not in html
+
+
+@pytest.mark.parametrize("fault", ["expired", "wrong_secret"])
+async def test_a_refused_turn_credential_is_a_clear_error_and_allocates_nothing(
+    start_gateway, browser, fault
+):
+    needs_coturn()
+    with Coturn(TURN_SECRET) as turn:
+        secret = TURN_SECRET if fault == "expired" else "not-the-servers-secret-0123"
+        settings = settings_for([demo_camera()], tables=turn_table(turn.urls["udp"], secret=secret))
+        gateway = await start_gateway(settings)
+        if fault == "expired":
+            # The gateway's clock is two hours slow: its credentials (an hour's ttl)
+            # expired an hour ago.
+            gateway.app[SESSIONS].options.turn._clock = lambda: time.time() - 7200
+        viewer = await relay_only_viewer(browser, gateway)
+        await wait_state(viewer, "cam-a", "error", timeout=15)
+        message = viewer.page.locator(f"{player('cam-a')} .message")
+        text = await message.inner_text()
+        assert "無法播放" in text and "中繼伺服器 (TURN) 拒絕了連線憑證" in text, text
+        assert turn.allocations == 0 and turn.refused >= 1
+        # The session the offer made is ended (WHEP DELETE), not left to time out.
+        await asyncio.sleep(0.5)
+        assert not gateway.app[SESSIONS]
+        (end,) = await gateway.audit(event="session_end")
+        assert end["detail"]["code"] == "viewer_left"
