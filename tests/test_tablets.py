@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 
 import aioice
 import pytest
-from support.chromium import Page, assert_plays, jwt, player, wait_state
+from playwright.async_api import expect
+from support.chromium import Page, assert_plays, jwt, open_viewer, player, wait_state
 from support.gateway import camera_entry, settings_for
 from support.turn import Coturn, available
 
@@ -400,3 +401,212 @@ async def test_a_refused_turn_credential_is_a_clear_error_and_allocates_nothing(
         assert not gateway.app[SESSIONS]
         (end,) = await gateway.audit(event="session_end")
         assert end["detail"]["code"] == "viewer_left"
+
+
+# --- the data saver and automatic switching -----------------------------------------
+
+# Watches the tile's picture every 50 ms while a switch happens: the share of lit
+# pixels of whatever video the tile shows (0 when black or empty), and its size.
+WATCH_PICTURE = """(sel) => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 64;
+    canvas.height = 36;
+    const g = canvas.getContext("2d", { willReadFrequently: true });
+    window.darkest = 1;
+    window.sizes = new Set();
+    window.watching = setInterval(() => {
+      const video = document.querySelector(sel).video;
+      let lit = 0;
+      if (video.videoWidth) {
+        g.drawImage(video, 0, 0, 64, 36);
+        const d = g.getImageData(0, 0, 64, 36).data;
+        for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 60) lit++;
+        sizes.add(`${video.videoWidth}x${video.videoHeight}`);
+      }
+      darkest = Math.min(darkest, lit / (64 * 36));
+    }, 50);
+}"""
+
+
+async def tile(page: Page, camera_id: str, expression: str):
+    return await page.page.evaluate(
+        f"(sel) => {{ const p = document.querySelector(sel); return {expression}; }}",
+        player(camera_id),
+    )
+
+
+async def wait_rendition(
+    page: Page, camera_id: str, rendition: str | None, timeout: float
+) -> float:
+    started = time.monotonic()
+    await page.page.wait_for_function(
+        """([sel, want]) => { const p = document.querySelector(sel);
+            return p.rendition === want && p.state === "live"; }""",
+        arg=[player(camera_id), rendition],
+        timeout=timeout * 1000,
+    )
+    return time.monotonic() - started
+
+
+async def test_the_data_saver_switches_without_a_black_tile(start_gateway, browser):
+    cameras = [demo_camera()]
+    settings = settings_for(cameras, renditions=[{"name": "low", "size": "160x120", "fps": 10}])
+    gateway = await start_gateway(settings)
+    viewer = await open_viewer(browser, gateway)
+    await viewer.page.click("#cameras button[data-camera='cam-a']")
+    await assert_plays(viewer, "cam-a")
+    (original,) = gateway.app[SESSIONS]
+    assert original.rendition is None
+    saver = viewer.page.locator(f"{player('cam-a')} .saver")
+    await expect(saver).to_have_text("省流量")
+    await expect(saver).to_have_attribute("aria-pressed", "false")
+    badge = viewer.page.locator(f"{player('cam-a')} .lite")
+    await expect(badge).to_be_hidden()
+
+    await viewer.page.evaluate(WATCH_PICTURE, player("cam-a"))
+    await saver.click()
+    await expect(saver).to_have_attribute("aria-pressed", "true")
+    took = await wait_rendition(viewer, "cam-a", "low", timeout=10)
+    print(f"data saver on: the lighter picture shows {took:.2f} s after the click")
+    await expect(badge).to_have_text("省流量")
+    assert await viewer.page.evaluate("darkest") > 0.2, "the tile went black"
+    (lighter,) = gateway.app[SESSIONS]  # the old session has ended
+    assert lighter.rendition == "low" and lighter.id != original.id
+    assert await tile(viewer, "cam-a", "[p.video.videoWidth, p.video.videoHeight]") == [160, 120]
+    # Both sessions audited; the new one started before the old one ended.
+    starts = await gateway.audit(event="session_start")
+    ends = await gateway.audit(event="session_end")
+    (new_start,) = [r for r in starts if r["session_id"] == lighter.id]
+    (old_end,) = [r for r in ends if r["session_id"] == original.id]
+    assert new_start["detail"]["rendition"] == "low"
+    assert new_start["seq"] < old_end["seq"] and old_end["detail"]["code"] == "viewer_left"
+
+    await saver.click()  # off again: the camera's own picture
+    await wait_rendition(viewer, "cam-a", None, timeout=10)
+    await expect(badge).to_be_hidden()
+    assert await viewer.page.evaluate("darkest") > 0.2, "the tile went black"
+    assert await tile(viewer, "cam-a", "[p.video.videoWidth, p.video.videoHeight]") == [320, 240]
+    assert len(gateway.app[SESSIONS]) == 1
+    await viewer.check_token_stays_out_of_urls()
+
+
+# What the tile does, second by second: its state, picture and switches (printed).
+TIMELINE = """(sel) => {
+    const p = document.querySelector(sel);
+    const t0 = performance.now();
+    window.changes = [];
+    window.timeline = [];
+    p.addEventListener("renditionchange", (e) => changes.push([e.detail.rendition, e.detail.why]));
+    let last = "";
+    setInterval(() => {
+      const now = JSON.stringify([p.state, p.rendition, p.switching, p.stats.link]);
+      if (now !== last) timeline.push(`${((performance.now() - t0) / 1000).toFixed(1)} s ${now}`);
+      last = now;
+    }, 200);
+}"""
+
+WEAK_LINK_BYTES_PER_SECOND = 75_000  # coturn's --max-bps: about 600 kbit/s per session
+
+
+@pytest.mark.slow
+async def test_a_weak_link_switches_to_the_lighter_picture_and_back(
+    make_rtsp_camera, start_gateway, browser
+):
+    """A 2 Mbit/s 720p camera through a TURN relay that carries 600 kbit/s: the tile
+    takes the lighter picture by itself, plays it steadily, and goes back to the
+    camera's own once the relay is fast again."""
+    needs_coturn()
+    camera = make_rtsp_camera(
+        width=1280, height=720, bitrate_kbps=2000, pattern="bars", filler=True
+    )
+    with (
+        Coturn(TURN_SECRET, max_bps=WEAK_LINK_BYTES_PER_SECOND) as weak,
+        Coturn(TURN_SECRET) as fast,
+    ):
+        settings = settings_for(
+            [camera_entry("cam", camera.url)], tables=turn_table(weak.urls["udp"])
+        )
+        gateway = await start_gateway(settings)
+        hub = gateway.app[HUBS].get("cam")
+        viewer = await relay_only_viewer(browser, gateway, "cam")
+        try:
+            await weak_link_plays(gateway, hub, viewer, fast)
+        finally:
+            print("timeline:", *await viewer.page.evaluate("window.timeline || []"), sep="\n  ")
+
+
+async def weak_link_plays(gateway, hub, viewer: Page, fast: Coturn) -> None:
+    clicked = time.monotonic()
+    # Try the camera's own picture again after 8 s of good link (30 s by default).
+    await viewer.page.wait_for_function(
+        "(sel) => document.querySelector(sel)", arg=player("cam"), timeout=5000
+    )
+    await tile(viewer, "cam", "(p.adaptation.upAfterMs = 8000)")
+    await viewer.page.evaluate(TIMELINE, player("cam"))
+    await wait_rendition(viewer, "cam", "low", timeout=25)
+    switched = time.monotonic() - clicked
+    print(f"weak link: the lighter picture shows {switched:.1f} s after the tile opened")
+    assert switched < 15
+    assert await viewer.page.evaluate("changes") == [["low", "weak_link"]]
+    badge = viewer.page.locator(f"{player('cam')} .lite")
+    await expect(badge).to_have_text("連線不佳・省流量")
+    (session,) = gateway.app[SESSIONS]
+    assert session.rendition == "low"
+    assert "low" in hub.renditions and hub.info.mode == "passthrough"
+
+    # A steady picture of at least 12 fps, at the lighter size.
+    before = await viewer.page.evaluate(SELECTED_PAIR, player("cam"))
+    assert before["type"] == "relay"
+    await asyncio.sleep(5)
+    after = await viewer.page.evaluate(SELECTED_PAIR, player("cam"))
+    fps = (after["frames"] - before["frames"]) / 5
+    print(f"weak link, lighter picture: {fps:.1f} fps")
+    assert fps >= 12
+    size = await tile(viewer, "cam", "[p.video.videoWidth, p.video.videoHeight]")
+    assert size == [640, 360]
+    freezes = await tile(viewer, "cam", "p.state")
+    assert freezes == "live"
+
+    # After 8 s of good link the tile tries the camera's own picture again; through
+    # the slow relay that fails, and it stays on (or comes back to) the lighter one.
+    await viewer.page.wait_for_function(
+        "(sel) => document.querySelector(sel).switching?.rendition === null",
+        arg=player("cam"),
+        timeout=20_000,
+    )
+    await viewer.page.wait_for_function(
+        """(sel) => { const p = document.querySelector(sel);
+            return !p.switching && p.rendition === "low" && p.state === "live"; }""",
+        arg=player("cam"),
+        timeout=30_000,
+    )
+    back = time.monotonic()
+    assert await tile(viewer, "cam", "p.adaptation.upAfterMs") == 8000
+
+    # The link is fast again (new relays go through a TURN server without a limit).
+    # The next try waits twice as long (hysteresis), then keeps the camera's own.
+    gateway.app[SESSIONS].options.turn.urls = (fast.urls["udp"],)
+    await viewer.page.wait_for_function(
+        "(sel) => document.querySelector(sel).switching?.rendition === null",
+        arg=player("cam"),
+        timeout=30_000,
+    )
+    waited = time.monotonic() - back
+    print(f"the next try came {waited:.1f} s after the failed one (twice 8 s of good link)")
+    assert waited >= 15
+    await wait_rendition(viewer, "cam", None, timeout=15)
+    print(f"limit lifted: the camera's own picture {time.monotonic() - back:.1f} s later")
+    await expect(badge).to_be_hidden()
+    await asyncio.sleep(4)
+    assert await tile(viewer, "cam", "p.rendition") is None, "it fell back down"
+    size = await tile(viewer, "cam", "[p.video.videoWidth, p.video.videoHeight]")
+    assert size == [1280, 720]
+    assert fast.allocations >= 1
+    assert not hub.renditions, "the lighter encode stopped with its last viewer"
+    starts = await gateway.audit(event="session_start")
+    # Every session audited, in order: the camera's own, the lighter one, the try on
+    # the slow relay (which showed no picture in time, or one that did not last, and
+    # then the lighter one again), and the one that stayed.
+    starts.sort(key=lambda row: row["seq"])
+    renditions = [row["detail"].get("rendition") for row in starts]
+    assert renditions in ([None, "low", None, None], [None, "low", None, "low", None]), renditions

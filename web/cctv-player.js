@@ -13,7 +13,8 @@
 //               adaptive="off" (never switch by itself),
 //               ice-transport-policy="relay" (only through TURN, e.g. for tests)
 //   properties  token, tokenProvider, events (a GatewayEvents), state, reason,
-//               code, stats, pc, video, rendition, saveData, adaptation; stop()
+//               code, stats, pc, video, rendition, saveData, switching, adaptation;
+//               stop()
 //   events      statechange {state, reason, code}, revoked {reason, code},
 //               ended {reason, code}: `reason` is the gateway's words (English),
 //               `code` the stable code to act on; renditionchange {rendition, why}
@@ -37,8 +38,8 @@ const COUNTDOWN_FROM_S = 600; // show the grant's remaining time in its last 10 
 // `bounceMs` doubles the wait (up to `upAfterMaxMs`). Each player has its own copy
 // (player.adaptation), which a page or a test may change.
 const ADAPTATION = {
-  window: 5,
-  badToSwitch: 4,
+  window: 4,
+  badToSwitch: 3,
   loss: 0.05,
   upAfterMs: 30000,
   upAfterMaxMs: 600000,
@@ -570,6 +571,11 @@ export class CctvPlayer extends HTMLElement {
   get rendition() {
     return this.#rendition;
   }
+  // A switch under way: {rendition, why} of the session being made, or null.
+  get switching() {
+    const pending = this.#switching;
+    return pending && { rendition: pending.rendition, why: pending.why };
+  }
   // The data saver: the lighter picture whatever the link (the tile's toggle).
   get saveData() {
     return this.hasAttribute("save-data");
@@ -729,7 +735,10 @@ export class CctvPlayer extends HTMLElement {
     this.#sessionUrl = new URL(response.headers.get("Location"), url).href;
     this.#sessionId = this.#sessionUrl.split("/").pop();
     this.#sessionToken = token;
-    this.#setRendition(rendition);
+    if (rendition !== this.#rendition) {
+      const why = rendition ? (this.saveData ? "data_saver" : "weak_link") : "user";
+      this.#setRendition(rendition, why);
+    } else this.#setRendition(rendition);
     try {
       await this.#answer(pc, offer, response, this.#sessionUrl, token, signal, {
         turnFailed: (why) => (this.#turnError = why),
@@ -792,6 +801,16 @@ export class CctvPlayer extends HTMLElement {
   // (#sessionEnded); so does a 403 on the new offer.
   #dropped(why, retryAfterMs) {
     if (!this.#allows("reconnecting")) return;
+    if (this.#switching) {
+      // A new session is on its way (a weak link often takes the old one down): it
+      // takes over once it shows its picture, the old one's last frame staying
+      // until then; only if it fails does the tile reconnect (#dropSwitch).
+      this.#switching.rescue ??= { why, retryAfterMs };
+      return;
+    }
+    // Lost while the camera's own picture struggled (a weak link takes its session
+    // down within seconds): come back with the lighter one.
+    if (this.#rendition === null && this.#quality.filter(Boolean).length >= 2) this.#weakLink();
     const sessionId = this.#sessionId;
     this.#teardown(true); // DELETE, in case the gateway still holds the session
     this.#sessionId = sessionId; // its session_ended may still come, and stop the retry
@@ -849,7 +868,7 @@ export class CctvPlayer extends HTMLElement {
   // End the attempt: abort it (its timers, listeners and pending steps), end its
   // session on the gateway (WHEP DELETE) if asked, and close its connection.
   #teardown(deleteSession) {
-    if (this.#switching) this.#dropSwitch(this.#switching);
+    if (this.#switching) this.#dropSwitch(this.#switching, false);
     this.#attempt?.abort();
     this.#attempt = null;
     this.#last = null;
@@ -998,10 +1017,12 @@ export class CctvPlayer extends HTMLElement {
     return this.saveData ? this.#liteName() : this.#auto;
   }
 
-  #setRendition(rendition) {
+  // The session's picture; `why` (the picture changed): tell the page.
+  #setRendition(rendition, why) {
     this.#rendition = rendition;
     this.#quality = [];
     this.#goodMs = 0;
+    if (why) this.dispatchEvent(new CustomEvent("renditionchange", { detail: { rendition, why } }));
   }
 
   // Playing something else than wanted (the data saver was switched): switch now.
@@ -1071,8 +1092,9 @@ export class CctvPlayer extends HTMLElement {
     }
   }
 
-  // The switch is given up: its session ends, the old one plays on.
-  #dropSwitch(pending) {
+  // The switch is given up: its session ends, the old one plays on (or, if it was
+  // lost meanwhile, the tile reconnects now, unless `resume` is false).
+  #dropSwitch(pending, resume = true) {
     pending.controller.abort();
     this.#switching = null;
     if (pending.url) this.#delete(pending.url, pending.token).finally(() => pending.pc?.close());
@@ -1088,6 +1110,7 @@ export class CctvPlayer extends HTMLElement {
     }
     if (this.#noLite) this.#auto = null;
     this.#render();
+    if (pending.rescue && resume) return this.#dropped(pending.rescue.why, pending.rescue.retryAfterMs);
     // Asked for by the user: try again in a while (a tick of an attempt that lives).
     if (pending.why === "data_saver" || pending.why === "user") {
       const attempt = this.#attempt?.signal;
@@ -1109,7 +1132,7 @@ export class CctvPlayer extends HTMLElement {
     this.#sessionId = pending.id;
     this.#sessionToken = pending.token;
     this.#ui.video = pending.video;
-    this.#setRendition(pending.rendition);
+    this.#setRendition(pending.rendition, pending.why);
     this.#last = null;
     pc.addEventListener("connectionstatechange", () => this.#connectionChanged(pc, signal), {
       signal,
@@ -1120,10 +1143,15 @@ export class CctvPlayer extends HTMLElement {
     else old.pc?.close();
     old.video.srcObject = null;
     old.video.remove();
-    const detail = { rendition: pending.rendition, why: pending.why };
-    this.dispatchEvent(new CustomEvent("renditionchange", { detail }));
     this.#render();
     this.#follow(); // the data saver may have been switched meanwhile
+  }
+
+  // The link is too weak for the camera's own picture: the lighter one from now on.
+  #weakLink() {
+    // Down again soon after going up: that try failed, so the next waits longer.
+    if (this.#upAt && performance.now() - this.#upAt < this.adaptation.bounceMs) this.#backOffUp();
+    this.#auto = this.#liteName();
   }
 
   #backOffUp() {
@@ -1144,7 +1172,10 @@ export class CctvPlayer extends HTMLElement {
       (inbound.freezeCount ?? 0) > (last.freezeCount ?? 0);
     const estimate = (pair?.availableIncomingBitrate ?? 0) / 1000;
     const short = estimate > 0 && this.#needKbps > 0 && estimate < this.#needKbps;
-    const bad = lost / Math.max(1, lost + got) > a.loss || froze || short;
+    const lossy = lost / Math.max(1, lost + got) > a.loss;
+    const bad = lossy || froze || short;
+    // What this second was like, for a page (or a test) to show.
+    this.stats.link = bad ? [lossy && "loss", froze && "frozen", short && "bandwidth"].filter(Boolean).join(",") : "good";
     this.#quality = [...this.#quality, bad].slice(-a.window);
     if (this.#rendition === null) {
       // What the camera's own picture needs, from its good seconds (the first ones
@@ -1154,15 +1185,14 @@ export class CctvPlayer extends HTMLElement {
       }
       const bads = this.#quality.filter(Boolean).length;
       if (this.#quality.length < a.window || bads < a.badToSwitch || this.saveData) return;
-      // Down again soon after going up: that try failed, so the next waits longer.
-      if (this.#upAt && performance.now() - this.#upAt < a.bounceMs) this.#backOffUp();
-      this.#auto = this.#liteName();
+      this.#weakLink();
       this.#switchTo(this.#auto, "weak_link");
     } else if (this.#auto && !this.saveData) {
       this.#goodMs = bad ? 0 : this.#goodMs + 1000;
       if (this.#goodMs < (this.#upAfterMs || a.upAfterMs)) return;
       this.#auto = null;
       this.#upAt = performance.now();
+      this.#goodMs = 0; // a try that fails counts its wait from the start again
       this.#switchTo(null, "link_recovered");
     }
   }
