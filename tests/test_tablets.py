@@ -610,3 +610,21 @@ async def weak_link_plays(gateway, hub, viewer: Page, fast: Coturn) -> None:
     starts.sort(key=lambda row: row["seq"])
     renditions = [row["detail"].get("rendition") for row in starts]
     assert renditions in ([None, "low", None, None], [None, "low", None, "low", None]), renditions
+
+
+async def test_the_gateway_behind_nat_relays_through_the_same_turn_server(start_gateway):
+    """`[turn] gateway = true`: the gateway's own peer connection gathers a relay
+    candidate too, with a credential it makes for itself, and a viewer plays."""
+    needs_coturn()
+    with Coturn(TURN_SECRET) as turn:
+        cameras = [camera_entry("demo", "demo:testsrc", demo_size="320x240")]
+        tables = turn_table(turn.urls["udp"], gateway=True)
+        gateway = await start_gateway(settings_for(cameras, tables=tables))
+        viewer = gateway.viewer("demo")
+        response = await viewer.connect(gateway.http)
+        assert response.status == 201
+        relays = [line for line in viewer.answer.splitlines() if "typ relay" in line]
+        assert relays, viewer.answer
+        assert turn.allocations == 1  # the gateway's own
+        assert await viewer.wait_frames(5)
+        await viewer.close(gateway.http)

@@ -12,7 +12,7 @@ from project import ROOT
 from sampling import machine_info
 from stage import LINGER, Stage
 
-from . import fanout, flood, many, teardown, transcode, ttff, vp8
+from . import fanout, flood, many, tablets, teardown, transcode, ttff, vp8
 
 PHASES: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "ttff": ttff.run,
@@ -22,6 +22,7 @@ PHASES: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "transcode": transcode.run,
     "flood": flood.run,
     "vp8": vp8.run,
+    "tablets": tablets.run,
 }
 
 
