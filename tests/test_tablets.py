@@ -20,7 +20,15 @@ from datetime import UTC, datetime, timedelta
 import aioice
 import pytest
 from playwright.async_api import expect
-from support.chromium import Page, assert_plays, jwt, open_viewer, player, wait_state
+from support.chromium import (
+    Page,
+    assert_plays,
+    jwt,
+    open_viewer,
+    player,
+    wait_state,
+    wait_until,
+)
 from support.gateway import camera_entry, settings_for
 from support.turn import Coturn, available
 
@@ -375,6 +383,33 @@ async def test_chromium_forced_to_relay_plays_through_turn(start_gateway, browse
         await viewer.check_token_stays_out_of_urls()
         html = await viewer.page.content()
         assert TURN_SECRET not in html
+
+
+async def test_a_relayed_tile_renews_its_turn_credential_before_it_expires(start_gateway, browser):
+    """coturn refuses to refresh an allocation once its credential has expired, so a
+    relayed tile moves to a new session with fresh credentials a little before that,
+    the picture never going black."""
+    needs_coturn()
+    with Coturn(TURN_SECRET) as turn:
+        settings = settings_for([demo_camera()], tables=turn_table(turn.urls["udp"]))
+        gateway = await start_gateway(settings)
+        turn_servers = gateway.app[SESSIONS].options.turn
+        # Credentials that expire 20 s after they are made (the ttl is an hour).
+        turn_servers._clock = lambda: time.time() - turn_servers.ttl_seconds + 20
+        viewer = await relay_only_viewer(browser, gateway)
+        await assert_plays(viewer, "cam-a")
+        (first,) = gateway.app[SESSIONS]
+        await viewer.page.evaluate(WATCH_PICTURE, player("cam-a"))
+        await wait_until(lambda: first.id not in {s.id for s in gateway.app[SESSIONS]}, 25)
+        (second,) = gateway.app[SESSIONS]
+        assert second.rendition is None and second.turn.username != first.turn.username
+        assert await viewer.page.evaluate("darkest") > 0.2, "the tile went black"
+        path = await viewer.page.evaluate(SELECTED_PAIR, player("cam-a"))
+        assert path["type"] == "relay", path
+        assert await tile(viewer, "cam-a", "p.state") == "live"
+        assert turn.allocations >= 2
+        (end,) = await gateway.audit(event="session_end")
+        assert end["session_id"] == first.id and end["detail"]["code"] == "viewer_left"
 
 
 @pytest.mark.parametrize("fault", ["expired", "wrong_secret"])

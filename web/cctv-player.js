@@ -739,8 +739,9 @@ export class CctvPlayer extends HTMLElement {
       const why = rendition ? (this.saveData ? "data_saver" : "weak_link") : "user";
       this.#setRendition(rendition, why);
     } else this.#setRendition(rendition);
+    let turnExpires;
     try {
-      await this.#answer(pc, offer, response, this.#sessionUrl, token, signal, {
+      turnExpires = await this.#answer(pc, offer, response, this.#sessionUrl, token, signal, {
         turnFailed: (why) => (this.#turnError = why),
         // Only relays may be used and none came: the TURN server's reason, for good
         // when it refused the credentials; an unreachable one may come back.
@@ -757,6 +758,7 @@ export class CctvPlayer extends HTMLElement {
     this.#transition("waiting");
     this.#lastFrameAt = performance.now();
     every(signal, () => this.#tick(signal), 1000);
+    this.#refreshRelay(turnExpires, signal);
   }
 
   async #refused(signal, response) {
@@ -930,6 +932,7 @@ export class CctvPlayer extends HTMLElement {
   // finds is trickled to the session (WHEP PATCH, RFC 8840), a few at a time.
   // `on.turnFailed(why)` hears of a TURN server that refused or could not be
   // reached; `on.noRelay(why)` is told when only relays may be used and none came.
+  // Returns when the session's TURN credential expires (ms since 1970), if it has one.
   async #answer(pc, offer, response, sessionUrl, token, signal, on) {
     const sdp = await response.text();
     const servers = iceServersOf(response);
@@ -1002,6 +1005,37 @@ export class CctvPlayer extends HTMLElement {
     );
     await pc.setLocalDescription(offer);
     await pc.setRemoteDescription({ type: "answer", sdp });
+    // coturn's REST usernames begin with their expiry: "<unix time>:<name>".
+    const expiries = servers
+      .map((server) => 1000 * Number(/^(\d+):/.exec(server.username)?.[1]))
+      .filter(Number.isFinite);
+    return expiries.length ? Math.min(...expiries) : undefined;
+  }
+
+  // A relayed session's TURN credential expires: coturn then refuses to refresh the
+  // allocation, and the relay ends within its lifetime (10 minutes by default). A
+  // little before that, a switch to a new session with fresh credentials, made
+  // before the old one is broken. Not when the grant ends first: the session ends
+  // then anyway.
+  #refreshRelay(expiresAt, signal) {
+    const remaining = expiresAt - Date.now();
+    const grantEnds = this.#endsAt()?.getTime();
+    if (!(remaining > 10000) || (grantEnds && expiresAt >= grantEnds - 5000)) return;
+    const refresh = async () => {
+      if (this.#switching || !(await this.#relayed())) return;
+      this.#switchTo(this.#rendition, "turn_refresh");
+    };
+    later(signal, refresh, remaining - Math.min(60000, remaining / 4));
+  }
+
+  async #relayed() {
+    const stats = await this.#pc?.getStats().catch(() => null);
+    let relayed = false;
+    stats?.forEach((s) => {
+      const pair = s.type === "transport" && stats.get(s.selectedCandidatePairId);
+      if (pair) relayed = stats.get(pair.localCandidateId)?.candidateType === "relay";
+    });
+    return relayed;
   }
 
   // --- the picture: the camera's own, or the lighter one --------------------------
@@ -1082,7 +1116,7 @@ export class CctvPlayer extends HTMLElement {
         if (code === "unknown_rendition") this.#noLite = true;
         throw new Error(code || String(response.status));
       }
-      await this.#answer(pc, offer, response, pending.url, token, signal, {
+      pending.turnExpires = await this.#answer(pc, offer, response, pending.url, token, signal, {
         noRelay: () => controller.abort(),
       });
       await picture(video, signal, this.adaptation.switchTimeoutMs);
@@ -1132,12 +1166,14 @@ export class CctvPlayer extends HTMLElement {
     this.#sessionId = pending.id;
     this.#sessionToken = pending.token;
     this.#ui.video = pending.video;
-    this.#setRendition(pending.rendition, pending.why);
+    const changed = pending.rendition !== this.#rendition;
+    this.#setRendition(pending.rendition, changed ? pending.why : undefined);
     this.#last = null;
     pc.addEventListener("connectionstatechange", () => this.#connectionChanged(pc, signal), {
       signal,
     });
     every(signal, () => this.#tick(signal), 1000);
+    this.#refreshRelay(pending.turnExpires, signal);
     this.#sawPicture();
     if (old.url) this.#delete(old.url, old.token).finally(() => old.pc?.close());
     else old.pc?.close();
