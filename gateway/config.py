@@ -145,11 +145,11 @@ def _turn_urls(urls: tuple[str, ...]) -> str | None:
 
 # A rendition's name is what a player puts in ?rendition=; "vp8" is taken by the
 # VP8 rendition for browsers without H.264.
-_RENDITION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+RENDITION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
 def _rendition_name(v: str) -> str | None:
-    if not _RENDITION_NAME.fullmatch(v):
+    if not RENDITION_NAME.fullmatch(v):
         return f"must be 1-32 of a-z 0-9 _ -, starting with a letter or digit, got {v!r}"
     if v in ("vp8", "original"):
         return f"{v!r} is reserved"

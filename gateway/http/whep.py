@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
+from gateway.config import RENDITION_NAME
 from gateway.control.administration import AccessAdmin
 from gateway.control.admission import RETRY_SECONDS, AccessControl
 from gateway.control.sessions import VIEWER_LEFT, SessionRegistry
@@ -64,8 +65,9 @@ class WhepEndpoint:
             rendition = self.sessions.options.renditions.get(name)
             if rendition is None:
                 offered = ", ".join(self.sessions.options.renditions) or "none"
-                shown = name if len(name) <= 32 and name.isprintable() else "(not shown)"
-                why = f"no rendition named {shown!r}; this gateway offers: {offered}"
+                # Echoed only when it could be a name at all.
+                shown = repr(name) if RENDITION_NAME.fullmatch(name) else "(not shown)"
+                why = f"no rendition named {shown}; this gateway offers: {offered}"
                 access.record_refusal(
                     identity, remote, "unknown_rendition", why, camera_id=camera_id
                 )
