@@ -334,6 +334,19 @@ RELAY_ONLY = """(() => {
   };
 })();"""
 
+# Or the page asks the tiles for it: ice-transport-policy="relay" on each one the
+# viewer page makes.
+RELAY_ATTRIBUTE = """(() => {
+  const create = Document.prototype.createElement;
+  Document.prototype.createElement = function (name, ...rest) {
+    const element = create.call(this, name, ...rest);
+    if (String(name).toLowerCase() === "cctv-player") {
+      element.setAttribute("ice-transport-policy", "relay");
+    }
+    return element;
+  };
+})();"""
+
 # How the tile's connection runs: the selected pair's local candidate, and frames.
 SELECTED_PAIR = """async (sel) => {
     const pc = document.querySelector(sel).pc;
@@ -353,10 +366,12 @@ def demo_camera(camera_id: str = "cam-a") -> dict:
     return camera_entry(camera_id, "demo:testsrc", demo_size="320x240", demo_fps=15)
 
 
-async def relay_only_viewer(browser, gateway, camera_id: str = "cam-a") -> Page:
+async def relay_only_viewer(
+    browser, gateway, camera_id: str = "cam-a", script: str = RELAY_ONLY
+) -> Page:
     """The viewer page, on a network where only TURN gets through, with a tile open."""
     context = await browser.new_context()
-    await context.add_init_script(RELAY_ONLY)
+    await context.add_init_script(script)
     viewer = Page(await context.new_page(), jwt(gateway))
     await viewer.page.goto(f"{gateway.url}/#token={viewer.token}")
     await viewer.page.wait_for_selector("#cameras button")
@@ -364,13 +379,16 @@ async def relay_only_viewer(browser, gateway, camera_id: str = "cam-a") -> Page:
     return viewer
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
-async def test_chromium_forced_to_relay_plays_through_turn(start_gateway, browser, transport):
+@pytest.mark.parametrize(("transport", "forced_by"), [("udp", "network"), ("tcp", "attribute")])
+async def test_chromium_forced_to_relay_plays_through_turn(
+    start_gateway, browser, transport, forced_by
+):
     needs_coturn()
     with Coturn(TURN_SECRET) as turn:
         settings = settings_for([demo_camera()], tables=turn_table(turn.urls[transport]))
         gateway = await start_gateway(settings)
-        viewer = await relay_only_viewer(browser, gateway)
+        script = RELAY_ONLY if forced_by == "network" else RELAY_ATTRIBUTE
+        viewer = await relay_only_viewer(browser, gateway, script=script)
         await assert_plays(viewer, "cam-a")
         path = await viewer.page.evaluate(SELECTED_PAIR, player("cam-a"))
         assert path["type"] == "relay" and path["relayProtocol"] == transport, path
