@@ -1015,13 +1015,14 @@ export class CctvPlayer extends HTMLElement {
   // A relayed session's TURN credential expires: coturn then refuses to refresh the
   // allocation, and the relay ends within its lifetime (10 minutes by default). A
   // little before that, a switch to a new session with fresh credentials, made
-  // before the old one is broken. Not when the grant ends first: the session ends
-  // then anyway.
+  // before the old one is broken. Not when the grant ends by then (as it was when
+  // the credential was made, unless it was extended since): the session ends anyway.
   #refreshRelay(expiresAt, signal) {
     const remaining = expiresAt - Date.now();
-    const grantEnds = this.#endsAt()?.getTime();
-    if (!(remaining > 10000) || (grantEnds && expiresAt >= grantEnds - 5000)) return;
+    if (!(remaining > 10000)) return;
     const refresh = async () => {
+      const grantEnds = this.#endsAt()?.getTime();
+      if (grantEnds && expiresAt >= grantEnds - 5000) return;
       if (this.#switching || !(await this.#relayed())) return;
       this.#switchTo(this.#rendition, "turn_refresh");
     };
