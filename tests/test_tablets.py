@@ -558,6 +558,25 @@ TIMELINE = """(sel) => {
     }, 200);
 }"""
 
+
+async def test_without_a_lighter_rendition_the_data_saver_says_so_and_keeps_playing(
+    start_gateway, browser
+):
+    gateway = await start_gateway(settings_for([demo_camera()], renditions=[]))
+    viewer = await open_viewer(browser, gateway)
+    await viewer.page.click("#cameras button[data-camera='cam-a']")
+    await assert_plays(viewer, "cam-a")
+    (session,) = gateway.app[SESSIONS]
+    saver = viewer.page.locator(f"{player('cam-a')} .saver")
+    await saver.click()
+    await expect(saver).to_be_disabled()
+    await expect(saver).to_have_attribute("title", "此閘道器未提供省流量畫面")
+    assert await tile(viewer, "cam-a", "[p.rendition, p.state]") == [None, "live"]
+    assert [s.id for s in gateway.app[SESSIONS]] == [session.id]
+    (refused,) = await gateway.audit(event="access_denied")
+    assert refused["detail"]["code"] == "unknown_rendition"
+
+
 WEAK_LINK_BYTES_PER_SECOND = 75_000  # coturn's --max-bps: about 600 kbit/s per session
 
 

@@ -459,6 +459,7 @@ video { display: block; position: absolute; inset: 0; width: 100%; height: 100%;
 .lite { background: #1f618d; padding: .1rem .45rem; border-radius: 4px; white-space: nowrap; }
 .saver { font-size: .8rem; padding: 0 .5rem; white-space: nowrap; opacity: .75; }
 .saver[aria-pressed=true] { opacity: 1; color: #7fd3ff; }
+.saver:disabled { opacity: .35; cursor: not-allowed; }
 .message { position: absolute; inset: 25% 8%; display: grid; place-items: center; text-align: center;
   font-size: 1.05rem; white-space: pre-line; pointer-events: none; text-shadow: 0 1px 2px #000; }
 .message:empty { display: none; }
@@ -1326,9 +1327,9 @@ export class CctvPlayer extends HTMLElement {
     }
     ui.fullscreen.title = ui.fullscreen.ariaLabel = text.fullscreen;
     ui.saver.textContent = text.saver;
-    ui.saver.title = text.saverTitle;
-    ui.saver.setAttribute("aria-pressed", String(this.saveData));
-    ui.saver.hidden = this.#noLite;
+    ui.saver.title = this.#noLite ? text.noLite : text.saverTitle;
+    ui.saver.setAttribute("aria-pressed", String(this.saveData && !this.#noLite));
+    ui.saver.disabled = this.#noLite;
     const switching = this.#switching;
     ui.lite.hidden = TERMINAL.has(this.state) || (!switching && this.#rendition === null);
     if (switching) ui.lite.textContent = switching.rendition ? text.toLite : text.toFull;
