@@ -201,7 +201,8 @@ async def test_the_answer_hands_each_session_its_own_turn_credential(start_gatew
         # coturn takes them, over UDP and TCP.
         for url in turn.urls.values():
             assert await turn_relay(url, username, credential) == ["host", "relay"]
-        assert turn.allocations == 2
+        # coturn's log lines come a moment after its answers.
+        await wait_until(lambda: turn.allocations == 2, 3)
 
         # A second session gets another name; a grant ending in 5 minutes bounds it.
         await gateway.http.patch(
@@ -226,7 +227,8 @@ async def test_the_answer_hands_each_session_its_own_turn_credential(start_gatew
         ).issue()
         for bad in (expired, wrong):
             assert await turn_relay(turn.urls["udp"], bad.username, bad.credential) == ["host"]
-        assert turn.allocations == 2 and turn.refused >= 2
+        await wait_until(lambda: turn.refused >= 2, 3)
+        assert turn.allocations == 2
         await viewer.close(gateway.http)
         await other.close(gateway.http)
     text = caplog.text
@@ -448,7 +450,8 @@ async def test_a_refused_turn_credential_is_a_clear_error_and_allocates_nothing(
         message = viewer.page.locator(f"{player('cam-a')} .message")
         text = await message.inner_text()
         assert "無法播放" in text and "中繼伺服器 (TURN) 拒絕了連線憑證" in text, text
-        assert turn.allocations == 0 and turn.refused >= 1
+        await wait_until(lambda: turn.refused >= 1, 3)
+        assert turn.allocations == 0
         # The session the offer made is ended (WHEP DELETE), not left to time out.
         await asyncio.sleep(0.5)
         assert not gateway.app[SESSIONS]
@@ -697,6 +700,6 @@ async def test_the_gateway_behind_nat_relays_through_the_same_turn_server(start_
         assert response.status == 201
         relays = [line for line in viewer.answer.splitlines() if "typ relay" in line]
         assert relays, viewer.answer
-        assert turn.allocations == 1  # the gateway's own
+        await wait_until(lambda: turn.allocations == 1, 3)  # the gateway's own
         assert await viewer.wait_frames(5)
         await viewer.close(gateway.http)
