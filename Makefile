@@ -9,10 +9,11 @@ CONFIG ?= config.example.toml
 # The parts of a cluster (tests/test_cluster.py, make cluster-demo): PostgreSQL 15 and HAProxy.
 CLUSTER_DEBS := postgresql-15 haproxy
 # A real RTSP test camera (GStreamer, run by Debian's python3) and real browsers:
-# Chromium, and Firefox ESR (which, offline, offers VP8/VP9/AV1 and no H.264).
+# Chromium, and Firefox ESR (which, offline, offers VP8/VP9/AV1 and no H.264);
+# coturn, a real TURN server for the relay and weak-link tests.
 TEST_DEBS := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
-	gstreamer1.0-plugins-bad gstreamer1.0-tools chromium firefox-esr $(CLUSTER_DEBS)
+	gstreamer1.0-plugins-bad gstreamer1.0-tools chromium firefox-esr coturn $(CLUSTER_DEBS)
 
 .PHONY: demo cluster-demo test bench lint format debs cluster-debs install-debs clean
 

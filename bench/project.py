@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.camera import RtspCamera, free_port, make_camera  # noqa: E402
 from support.chromium import CHROMIUM, FLAGS  # noqa: E402
+from support.turn import Coturn  # noqa: E402
 
 from gateway.access.tokens import mint  # noqa: E402
 from gateway.config import AuthSettings  # noqa: E402
@@ -31,6 +32,7 @@ __all__ = [
     "FLAGS",
     "OUT",
     "ROOT",
+    "Coturn",
     "RtspCamera",
     "free_port",
     "grant_cameras",

@@ -84,6 +84,7 @@ def markdown(r: dict[str, Any]) -> str:
         *_transcode_table(r),
         *_flood_table(r),
         *_vp8_table(r),
+        *_tablets_table(r),
         *_profile_tables(r),
         "",
         METHOD.strip(),
@@ -356,6 +357,37 @@ def _vp8_table(r: dict[str, Any]) -> list[str]:
                 f"{m['outside_loop_cpu_pct']} | {m['loop_cpu_pct_per_viewer']} | "
                 f"{m['h264_fps_min']} / {m['h264_fps_median']} | {m.get('vp8_fps_min') or ''} |"
             )
+    return lines
+
+
+def _tablets_table(r: dict[str, Any]) -> list[str]:
+    t = r.get("tablets")
+    if not t:
+        return []
+    ff, enc, weak = t["first_frame"], t["encode"], t["weak_link"]
+
+    def ms(s: dict[str, Any]) -> str:
+        return f"p50 {s.get('p50')} / max {s.get('max')} ms (n {s.get('n')})"
+
+    lines = [
+        "",
+        "## Tablets (issue 15): TURN and the lighter picture, in Chromium's <cctv-player>",
+        "",
+        "| | measured |",
+        "|---|---|",
+        f"| first frame, direct (tile on the page to its first picture) | {ms(ff['direct_ms'])} |",
+        f"| first frame, relay only through coturn (UDP) | {ms(ff['turn_ms'])} |",
+        f"| candidate paths seen (relay-only: path) | {', '.join(ff['paths'])} |",
+        f"| the low rendition's first frame (aiortc, starting the encode) | {enc['first_frame_ms']} ms |",
+        f"| one low encode (720p25 decoded, 640x360 15 fps encoded), % of a core outside the event loop | {enc['encode_cpu_pct']} with one viewer, {enc['encode_cpu_pct_three_viewers']} with three |",
+        f"| low viewers' fps (min) / the H.264 viewer's fps (min), with three | {enc['with_three']['low_fps_min']} / {enc['with_three']['h264_fps_min']} |",
+        f"| weak link (coturn --max-bps=75000): tile on the page to the lighter picture | {ms(weak['switch_ms'])} |",
+        f"| weak link: the lighter picture's frame rate over 5 s, and its size | p50 {weak['fps'].get('p50')} fps, {', '.join(weak['sizes'])} |",
+    ]
+    if ff["failed"] or weak["failed"]:
+        lines.append(
+            f"| failed tiles | {len(ff['failed'])} first-frame, {len(weak['failed'])} weak-link |"
+        )
     return lines
 
 

@@ -131,10 +131,11 @@ class Stage:
         return self._config_text
 
     @contextlib.asynccontextmanager
-    async def gateway(self, name: str):  # type: ignore[no-untyped-def]
+    async def gateway(self, name: str, extra_toml: str = ""):  # type: ignore[no-untyped-def]
+        """A gateway of its own for a phase; `extra_toml` adds tables (e.g. [turn])."""
         port = free_port()
         config = self.workdir / f"bench-{port}.toml"
-        config.write_text(self._config_text.replace("port = 0", f"port = {port}"))
+        config.write_text(self._config_text.replace("port = 0", f"port = {port}") + extra_toml)
         gw = Gateway(self.workdir, config, port, name, self.gateway_src)
         await gw.start()
         try:

@@ -34,13 +34,14 @@ from gateway.egress import (
     rtc_configuration,
 )
 from gateway.egress.datagrams import MAX_OVERHEAD
+from gateway.egress.turn import TurnServers
 from gateway.http import cors, errors, headers, pages
 from gateway.http.admin import AdminApi
 from gateway.http.api import ViewerApi
 from gateway.http.whep import WhepEndpoint, plain_options
 from gateway.inventory import read_inventory
 from gateway.metrics import GatewayMetrics
-from gateway.relay import CameraHubs, PoliceApi, vp8_for_browsers
+from gateway.relay import CameraHubs, PoliceApi, lighter_picture, vp8_for_browsers
 from gateway.store import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -87,6 +88,8 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
             vp8=vp8_for_browsers(settings.relay.vp8_bitrate_kbps),
             strict_h264_profile=settings.webrtc.strict_h264_profile,
             fast_sender=settings.webrtc.sender == "fast",
+            renditions={r.name: lighter_picture(r) for r in settings.relay.renditions},
+            turn=TurnServers(settings.turn) if settings.turn.enabled else None,
         ),
         limits.max_sessions_per_account,
         node_id,

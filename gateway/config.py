@@ -123,6 +123,48 @@ def _ice_urls(urls: tuple[str, ...]) -> str | None:
     return None
 
 
+# RFC 7065: turn:host[:port][?transport=udp|tcp]; turns: is TURN over TLS. Each one
+# goes into a Link header of the WHEP answer as it is written.
+_TURN_URL = re.compile(
+    r"turns?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}))(:\d{1,5})?"
+    r"(\?transport=(udp|tcp))?"
+)
+
+
+def _turn_urls(urls: tuple[str, ...]) -> str | None:
+    for i, url in enumerate(urls):
+        if not url.startswith(("turn:", "turns:")):  # not echoed: it may embed a user
+            return f"entry {i} must start with turn: or turns:"
+        if not _TURN_URL.fullmatch(url):
+            return (
+                f"entry {i} must be turn:HOST[:PORT][?transport=udp|tcp] "
+                "(or turns:), without a user (value hidden)"
+            )
+    return None
+
+
+# A rendition's name is what a player puts in ?rendition=; "vp8" is taken by the
+# VP8 rendition for browsers without H.264.
+RENDITION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def _rendition_name(v: str) -> str | None:
+    if not RENDITION_NAME.fullmatch(v):
+        return f"must be 1-32 of a-z 0-9 _ -, starting with a letter or digit, got {v!r}"
+    if v in ("vp8", "original"):
+        return f"{v!r} is reserved"
+    return None
+
+
+def _renditions(renditions: tuple[RenditionSettings, ...]) -> str | None:
+    seen: set[str] = set()
+    for i, rendition in enumerate(renditions):
+        if rendition.name in seen:
+            return f"entry {i} has the same name {rendition.name!r} as an earlier one"
+        seen.add(rendition.name)
+    return None
+
+
 def _cameras(cameras: tuple[CameraSettings, ...]) -> str | None:
     first: dict[str, int] = {}
     for i, camera in enumerate(cameras):
@@ -166,6 +208,19 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class RenditionSettings:
+    """A lighter picture of every camera, for weak links: H.264 Constrained Baseline,
+    encoded once per camera while someone watches it (POST /whep/{camera}?rendition=)."""
+
+    name: str = _key(rule=_rendition_name)
+    # The largest picture: the camera's is scaled down to fit, keeping its shape
+    # (1280x720 -> 640x360, 704x576 -> 440x360), never up.
+    size: tuple[int, int] = _key((640, 360), _frame_size)
+    fps: float = _key(15.0, _between(1, 60))  # at most; a slower camera keeps its rate
+    bitrate_kbps: int = _key(400, _between(50, 50000))
+
+
+@dataclass(frozen=True)
 class RelaySettings:
     linger_seconds: float = _key(5.0, _at_least(0))
     start_timeout_seconds: float = _key(8.0, _positive)
@@ -181,6 +236,12 @@ class RelaySettings:
     # The VP8 rendition for browsers that offer no H.264 (Firefox without OpenH264):
     # encoded once per camera while such a viewer watches.
     vp8_bitrate_kbps: int = _key(1500, _between(100, 50000))
+    # Lighter pictures a player may ask for (issue 15): by default one, "low". An empty
+    # list offers none.
+    renditions: tuple[RenditionSettings, ...] = _key((RenditionSettings(name="low"),), _renditions)
+
+    def rendition(self, name: str) -> RenditionSettings | None:
+        return next((r for r in self.renditions if r.name == name), None)
 
     def __post_init__(self) -> None:
         # Cross-field checks raise ValueError("key: problem"); the reader adds the table name.
@@ -201,6 +262,35 @@ class IceServer:
         turn = any(url.startswith(("turn:", "turns:")) for url in self.urls)
         if turn and not (self.username and self.credential):
             raise ValueError("credential: a turn:/turns: server needs username and credential")
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    """TURN for viewers (coturn's REST API scheme: `use-auth-secret`): each WHEP
+    session is handed its own username and credential, made from `secret`, in the
+    answer's Link headers. Without `urls`, no TURN is offered."""
+
+    urls: tuple[str, ...] = _key((), _turn_urls)  # turn: (UDP/TCP) and turns: (TLS)
+    secret: str | None = _key(None, secret=True)  # coturn's static-auth-secret
+    # How long a credential lasts at most; never past the end of the session's grant.
+    ttl_seconds: float = _key(3600.0, _between(60, 7 * 24 * 3600))
+    # The gateway's own peer connections gather relay candidates from the same
+    # servers too (a gateway behind NAT), with credentials it makes for itself.
+    gateway: bool = False
+
+    def __post_init__(self) -> None:
+        if self.urls and not self.secret:
+            raise ValueError("secret: [turn] urls need the TURN server's static auth secret")
+        if self.secret is not None and len(self.secret.encode()) < 16:
+            raise ValueError("secret: must be at least 16 bytes (value hidden)")
+        if self.secret is not None and not self.urls:
+            raise ValueError("urls: a [turn] secret needs at least one turn: or turns: URL")
+        if self.gateway and not self.urls:
+            raise ValueError("gateway: needs [turn] urls")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls)
 
 
 @dataclass(frozen=True)
@@ -492,6 +582,7 @@ class Settings:
     server: ServerSettings = ServerSettings()
     relay: RelaySettings = RelaySettings()
     webrtc: WebRtcSettings = WebRtcSettings()
+    turn: TurnSettings = TurnSettings()
     storage: StorageSettings = StorageSettings()
     grants: GrantSettings = GrantSettings()
     audit: AuditSettings = AuditSettings()

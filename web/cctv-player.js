@@ -7,12 +7,18 @@
 //
 //   attributes  camera, token-provider (name of a global function returning a
 //               token or a Promise of one), base-url (the gateway; defaults to
-//               where this file came from), label, ends-at (ISO 8601), lang
+//               where this file came from), label, ends-at (ISO 8601), lang,
+//               save-data (the data saver: always the lighter picture),
+//               lite-rendition (its name on the gateway; default "low"),
+//               adaptive="off" (never switch by itself),
+//               ice-transport-policy="relay" (only through TURN, e.g. for tests)
 //   properties  token, tokenProvider, events (a GatewayEvents), state, reason,
-//               code, stats, pc, video; stop()
+//               code, stats, pc, video, rendition, saveData, switching, adaptation;
+//               stop()
 //   events      statechange {state, reason, code}, revoked {reason, code},
 //               ended {reason, code}, expired {reason, code}: `reason` is the
-//               gateway's words (English), `code` the stable code to act on
+//               gateway's words (English), `code` the stable code to act on;
+//               renditionchange {rendition, why}
 //   states      idle, connecting, waiting, live, reconnecting, revoked, ended,
 //               expired, denied, error, stopped
 //
@@ -22,7 +28,7 @@
 // "sign-in expired".
 
 const HERE = new URL("../", import.meta.url).href; // the gateway that served this file
-const GATHER_CAP_MS = 500; // host candidates come in a few ms; never wait for STUN
+const TRICKLE_BATCH_MS = 50; // candidates found this close together go in one PATCH
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000]; // before jitter: see backoff()
 const RETRY_AFTER_JITTER = 0.2; // up to this much of Retry-After is added at random
 const DISCONNECTED_GRACE_MS = 2500; // "disconnected" often heals by itself
@@ -38,6 +44,25 @@ const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's limit (about 24.8 days)
 // An event stream that closes later than this before its token's exp was closed by
 // the gateway for the token (which it does at exp plus its leeway, 30 s by default).
 const LAPSE_SLACK_MS = 1000;
+
+// The lighter picture (a [[relay.renditions]] of the gateway) instead of the camera's
+// own: always with the data saver, and by itself on a weak link. Each second of
+// getStats is good or bad: bad when more than `loss` of its packets were lost, when
+// no new frame was decoded or a freeze began, or when the browser's bandwidth
+// estimate fell below what the camera's picture needs. `badToSwitch` bad seconds
+// among the last `window` switch to the lighter picture; `upAfterMs` of good ones
+// on it try the camera's own again, and a try that has to come back down within
+// `bounceMs` doubles the wait (up to `upAfterMaxMs`). Each player has its own copy
+// (player.adaptation), which a page or a test may change.
+const ADAPTATION = {
+  window: 4,
+  badToSwitch: 3,
+  loss: 0.05,
+  upAfterMs: 30000,
+  upAfterMaxMs: 600000,
+  bounceMs: 60000,
+  switchTimeoutMs: 10000, // a new session must show its picture within this
+};
 
 // The player's states, and the only transitions between them (#transition refuses
 // any other). "connecting" from anywhere is a restart (a new camera or gateway, a
@@ -55,7 +80,7 @@ const TRANSITIONS = Object.fromEntries(
   Object.entries({
     idle: "connecting stopped",
     connecting: "connecting waiting reconnecting idle ended denied error stopped",
-    waiting: "live reconnecting revoked ended expired connecting stopped",
+    waiting: "live reconnecting revoked ended expired error connecting stopped",
     live: "waiting reconnecting revoked ended expired connecting stopped",
     // "reconnecting" again: another failure, or the next try going out
     reconnecting: "reconnecting waiting revoked ended expired denied error idle connecting stopped",
@@ -90,6 +115,13 @@ const TEXT = {
     fullscreen: "全螢幕",
     latency: "延遲",
     in: (s) => `${s} 秒後重試`,
+    saver: "省流量",
+    saverTitle: "省流量：較小、較省頻寬的畫面",
+    lite: "省流量",
+    liteAuto: "連線不佳・省流量",
+    toLite: "切換至省流量…",
+    toFull: "恢復原畫質…",
+    noLite: "此閘道器未提供省流量畫面",
   },
   en: {
     idle: "Idle",
@@ -107,6 +139,13 @@ const TEXT = {
     fullscreen: "Fullscreen",
     latency: "latency",
     in: (s) => `retry in ${s} s`,
+    saver: "Data saver",
+    saverTitle: "Data saver: a smaller picture that needs less bandwidth",
+    lite: "Data saver",
+    liteAuto: "Weak link · data saver",
+    toLite: "Switching to data saver…",
+    toFull: "Back to full quality…",
+    noLite: "This gateway offers no data-saver picture",
   },
 };
 // The reasons, in Traditional Chinese, by code: the gateway's (the `code` of a JSON
@@ -133,6 +172,9 @@ const REASONS_ZH = {
   never_connected: "未能建立連線",
   media_failed: "影像傳送中斷",
   shutdown: "閘道器重新啟動",
+  turn_refused: "中繼伺服器 (TURN) 拒絕了連線憑證",
+  turn_unreachable: "無法連上中繼伺服器 (TURN)",
+  relay_unavailable: "閘道器未提供中繼伺服器 (TURN)",
 };
 // Every refusal worth retrying (503, 5xx, 429) has read "camera unavailable" on the
 // tile so far; it still does, whichever code the gateway gives.
@@ -227,14 +269,42 @@ function every(signal, callback, ms) {
   signal.addEventListener("abort", () => clearInterval(timer), { once: true });
 }
 
-// ICE gathering done, GATHER_CAP_MS passed, or the attempt aborted: whichever is first.
-function gathered(pc, signal) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => pc.iceGatheringState === "complete" && resolve();
-    pc.addEventListener("icegatheringstatechange", done, { signal });
-    later(signal, resolve, GATHER_CAP_MS);
-    signal.addEventListener("abort", resolve, { once: true });
+// The session's ICE servers from the answer's Link headers (WHEP):
+//   <turn:host:3478?transport=udp>; rel="ice-server"; username="…"; credential="…";
+//   credential-type="password"
+// Several may come in one header, comma-separated (fetch joins repeated headers).
+function iceServersOf(response) {
+  const servers = [];
+  for (const entry of (response.headers.get("Link") || "").split(/,\s*(?=<)/)) {
+    const url = /^\s*<([^>]+)>/.exec(entry);
+    const params = {};
+    for (const [, name, quoted, bare] of entry.matchAll(/;\s*([\w-]+)\s*=\s*(?:"([^"]*)"|([^;,\s]+))/g)) {
+      params[name.toLowerCase()] = quoted ?? bare;
+    }
+    if (!url || params.rel !== "ice-server") continue;
+    const server = { urls: url[1] };
+    if (params.username !== undefined) {
+      server.username = params.username;
+      server.credential = params.credential;
+    }
+    servers.push(server);
+  }
+  return servers;
+}
+
+// Resolves once `video` shows a picture, or rejects after `ms` or when aborted.
+function picture(video, signal, ms) {
+  const waiting = new AbortController();
+  const stop = () => waiting.abort();
+  signal.addEventListener("abort", stop, { once: true });
+  return new Promise((resolve, reject) => {
+    const shows = () => video.readyState >= 2 && video.videoWidth > 0 && !video.paused;
+    every(waiting.signal, () => shows() && resolve(), 100);
+    later(waiting.signal, () => reject(new Error("no picture")), ms);
+    waiting.signal.addEventListener("abort", () => reject(new Error("stopped")), { once: true });
+  }).finally(() => {
+    signal.removeEventListener("abort", stop);
+    stop();
   });
 }
 
@@ -438,7 +508,8 @@ const STYLE = `
   background: #0b0f14; color: #f5f7fa; border-radius: 6px;
   font: 14px/1.35 system-ui, "Noto Sans TC", "PingFang TC", sans-serif; }
 :host(:fullscreen) { aspect-ratio: auto; border-radius: 0; }
-video { display: block; width: 100%; height: 100%; object-fit: contain; background: #0b0f14; }
+video { display: block; position: absolute; inset: 0; width: 100%; height: 100%; object-fit: contain;
+  background: #0b0f14; }
 .bar { position: absolute; left: 0; right: 0; display: flex; align-items: center; gap: .5rem;
   padding: 0 0 0 .6rem; min-height: 44px; }
 .top { top: 0; background: linear-gradient(#000a, #0000); }
@@ -454,6 +525,10 @@ video { display: block; width: 100%; height: 100%; object-fit: contain; backgrou
 .stats, .countdown { font-variant-numeric: tabular-nums; white-space: nowrap; opacity: .9; }
 .countdown { background: #b9770e; padding: .1rem .45rem; border-radius: 4px; }
 .countdown.urgent { background: #c0392b; }
+.lite { background: #1f618d; padding: .1rem .45rem; border-radius: 4px; white-space: nowrap; }
+.saver { font-size: .8rem; padding: 0 .5rem; white-space: nowrap; opacity: .75; }
+.saver[aria-pressed=true] { opacity: 1; color: #7fd3ff; }
+.saver:disabled { opacity: .35; cursor: not-allowed; }
 .message { position: absolute; inset: 25% 8%; display: grid; place-items: center; text-align: center;
   font-size: 1.05rem; white-space: pre-line; pointer-events: none; text-shadow: 0 1px 2px #000; }
 .message:empty { display: none; }
@@ -481,7 +556,7 @@ function adoptStyle(root) {
 }
 
 export class CctvPlayer extends HTMLElement {
-  static observedAttributes = ["camera", "base-url", "label", "lang", "ends-at"];
+  static observedAttributes = ["camera", "base-url", "label", "lang", "ends-at", "save-data"];
 
   #token = null;
   #events = null;
@@ -501,14 +576,28 @@ export class CctvPlayer extends HTMLElement {
   #lastFrameAt = 0;
   #note = ""; // the administrator's words, with code "revoked"
   #ui;
+  // Which picture: the current session's rendition (null: the camera's own), the one
+  // chosen by itself on a weak link, and a switch under way (a second session that
+  // replaces the first once it shows its picture).
+  #rendition = null;
+  #auto = null;
+  #switching = null;
+  #noLite = false; // the gateway has no such rendition (400 unknown_rendition)
+  #quality = []; // the last seconds: true for a bad one
+  #goodMs = 0; // good time in a row on the lighter picture
+  #upAfterMs = 0; // the wait before trying the camera's own picture again
+  #upAt = 0; // when the last try to go back up was made
+  #needKbps = 0; // what the camera's own picture needs: its bitrate when it went well
+  #turnError = null; // the last TURN failure of this session's ICE gathering
 
   constructor() {
     super();
     const root = this.attachShadow({ mode: "open" });
     root.innerHTML = `<video muted autoplay playsinline></video>
-      <div class="bar top"><span class="label"></span><span class="countdown" hidden></span><slot name="actions"></slot></div>
+      <div class="bar top"><span class="label"></span><span class="lite" hidden></span><span class="countdown" hidden></span><slot name="actions"></slot></div>
       <div class="message" role="status"></div>
       <div class="bar bottom"><span class="state" aria-live="polite"></span><span class="stats"></span>
+        <button class="saver" type="button" aria-pressed="false"></button>
         <button class="fullscreen" type="button"><svg viewBox="0 0 24 24" width="22" height="22"
           fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" aria-hidden="true">
           <path d="M4 9V4h5M15 4h5v5M20 15v5h-5M9 20H4v-5"/></svg></button></div>`;
@@ -524,9 +613,13 @@ export class CctvPlayer extends HTMLElement {
       state: $(".state"),
       stats: $(".stats"),
       fullscreen: $(".fullscreen"),
+      lite: $(".lite"),
+      saver: $(".saver"),
     };
     this.#ui.fullscreen.addEventListener("click", () => this.toggleFullscreen());
-    this.#ui.video.addEventListener("playing", () => this.#sawPicture());
+    this.#ui.saver.addEventListener("click", () => (this.saveData = !this.saveData));
+    this.#watchVideo(this.#ui.video);
+    this.adaptation = { ...ADAPTATION };
     this.state = "idle";
     this.reason = "";
     this.code = "";
@@ -543,6 +636,22 @@ export class CctvPlayer extends HTMLElement {
   }
   get sessionUrl() {
     return this.#sessionUrl;
+  }
+  // The current session's picture: null for the camera's own, else the rendition.
+  get rendition() {
+    return this.#rendition;
+  }
+  // A switch under way: {rendition, why} of the session being made, or null.
+  get switching() {
+    const pending = this.#switching;
+    return pending && { rendition: pending.rendition, why: pending.why };
+  }
+  // The data saver: the lighter picture whatever the link (the tile's toggle).
+  get saveData() {
+    return this.hasAttribute("save-data");
+  }
+  set saveData(on) {
+    this.toggleAttribute("save-data", Boolean(on));
   }
   get baseUrl() {
     return new URL(this.getAttribute("base-url") || HERE, document.baseURI).href;
@@ -605,6 +714,7 @@ export class CctvPlayer extends HTMLElement {
     if ((name === "camera" || name === "base-url") && this.isConnected && before !== null) {
       this.#restart();
     }
+    if (name === "save-data") this.#follow();
     this.#render();
   }
 
@@ -640,6 +750,11 @@ export class CctvPlayer extends HTMLElement {
     this.#teardown(true);
     this.#failures = 0;
     this.#wasLive = false;
+    this.#auto = null;
+    this.#noLite = false;
+    this.#quality = [];
+    this.#upAfterMs = 0;
+    this.#needKbps = 0;
     this.#connect(this.#begin());
   }
 
@@ -659,27 +774,28 @@ export class CctvPlayer extends HTMLElement {
     if (signal.aborted) return;
     if (!camera) return this.#transition("idle");
     this.#listen(this.events); // the page's event stream: how a revocation reaches us
-    const url = new URL(`whep/${encodeURIComponent(camera)}`, this.baseUrl);
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const rendition = this.#wantedPicture();
+    const url = this.#whepUrl(camera, rendition);
+    const pc = this.#newPc();
     this.#pc = pc; // the attempt's end (#teardown) closes it
-    pc.addTransceiver("video", { direction: "recvonly" });
-    const track = (event) => {
-      this.#ui.video.srcObject = event.streams[0] || new MediaStream([event.track]);
-    };
-    pc.addEventListener("track", track, { signal });
+    this.#turnError = null;
+    const video = this.#ui.video;
+    pc.addEventListener("track", (event) => this.#show(video, event), { signal });
     const changed = () => this.#connectionChanged(pc, signal);
     pc.addEventListener("connectionstatechange", changed, { signal });
     let response;
+    let offer;
     try {
-      await pc.setLocalDescription(await pc.createOffer());
-      await gathered(pc, signal);
+      // The offer goes out before it is applied: ICE gathers once the answer has
+      // told which TURN servers this session may use (#answer).
+      offer = await pc.createOffer();
       if (signal.aborted) return;
       // Deliberately not aborted with the attempt: the gateway may have made the
       // session already, and only the answer's Location lets us end it (below).
       response = await fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
-        body: pc.localDescription.sdp,
+        body: offer.sdp,
       });
     } catch {
       if (!signal.aborted) this.#dropped({ reason: "network error", code: "network_error" });
@@ -694,8 +810,19 @@ export class CctvPlayer extends HTMLElement {
     this.#sessionUrl = new URL(response.headers.get("Location"), url).href;
     this.#sessionId = this.#sessionUrl.split("/").pop();
     this.#sessionToken = token;
+    if (rendition !== this.#rendition) {
+      const why = rendition ? (this.saveData ? "data_saver" : "weak_link") : "user";
+      this.#setRendition(rendition, why);
+    } else this.#setRendition(rendition);
+    let turnExpires;
     try {
-      await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+      turnExpires = await this.#answer(pc, offer, response, this.#sessionUrl, token, signal, {
+        turnFailed: (why) => (this.#turnError = why),
+        // Only relays may be used and none came: the TURN server's reason, for good
+        // when it refused the credentials; an unreachable one may come back.
+        noRelay: (why) =>
+          why.code === "turn_unreachable" ? this.#dropped(why) : this.#finish("error", why),
+      });
     } catch (error) {
       if (!signal.aborted) {
         this.#finish("error", { reason: String(error.message || error), code: "bad_answer" });
@@ -706,6 +833,7 @@ export class CctvPlayer extends HTMLElement {
     this.#transition("waiting");
     this.#lastFrameAt = performance.now();
     every(signal, () => this.#tick(signal), 1000);
+    this.#refreshRelay(turnExpires, signal);
     this.#renewBefore(signal, token);
   }
 
@@ -770,6 +898,12 @@ export class CctvPlayer extends HTMLElement {
     if (signal.aborted) return;
     this.#closePc();
     const status = response.status;
+    if (code === "unknown_rendition" && !this.#noLite) {
+      // This gateway has no lighter picture: the camera's own, from now on.
+      this.#noLite = true;
+      this.#auto = null;
+      return this.#connect(signal);
+    }
     if (status === 403) {
       // no_grant, not_yet_started, grant_ended, grant_revoked: the rule that failed
       if (code === "grant_ended") return this.#finish("ended", { reason, code });
@@ -787,7 +921,7 @@ export class CctvPlayer extends HTMLElement {
     if (signal.aborted || pc !== this.#pc) return;
     const state = pc.connectionState;
     const lost = { reason: "connection lost", code: "connection_lost" };
-    if (state === "failed" || state === "closed") this.#dropped(lost);
+    if (state === "failed" || state === "closed") this.#dropped(this.#turnError || lost);
     if (state === "disconnected") {
       later(
         signal,
@@ -803,6 +937,16 @@ export class CctvPlayer extends HTMLElement {
   // (#sessionEnded); so does a 403 on the new offer.
   #dropped(why, retryAfterMs) {
     if (!this.#allows("reconnecting")) return;
+    if (this.#switching) {
+      // A new session is on its way (a weak link often takes the old one down): it
+      // takes over once it shows its picture, the old one's last frame staying
+      // until then; only if it fails does the tile reconnect (#dropSwitch).
+      this.#switching.rescue ??= { why, retryAfterMs };
+      return;
+    }
+    // Lost while the camera's own picture struggled (a weak link takes its session
+    // down within seconds): come back with the lighter one.
+    if (this.#rendition === null && this.#quality.filter(Boolean).length >= 2) this.#weakLink();
     const sessionId = this.#sessionId;
     this.#teardown(true); // DELETE, in case the gateway still holds the session
     this.#sessionId = sessionId; // its session_ended may still come, and stop the retry
@@ -860,6 +1004,7 @@ export class CctvPlayer extends HTMLElement {
   // End the attempt: abort it (its timers, listeners and pending steps), end its
   // session on the gateway (WHEP DELETE) if asked, and close its connection.
   #teardown(deleteSession) {
+    if (this.#switching) this.#dropSwitch(this.#switching, false);
     this.#attempt?.abort();
     this.#attempt = null;
     this.#last = null;
@@ -890,6 +1035,336 @@ export class CctvPlayer extends HTMLElement {
       });
     } catch {
       /* the gateway also notices a silent viewer within seconds */
+    }
+  }
+
+  // --- WHEP: the peer connection, the answer, trickle ICE and TURN --------------
+
+  #policy() {
+    return this.getAttribute("ice-transport-policy") === "relay" ? "relay" : "all";
+  }
+
+  #newPc() {
+    const pc = new RTCPeerConnection({ iceServers: [], iceTransportPolicy: this.#policy() });
+    pc.addTransceiver("video", { direction: "recvonly" });
+    return pc;
+  }
+
+  #whepUrl(camera, rendition) {
+    const url = new URL(`whep/${encodeURIComponent(camera)}`, this.baseUrl);
+    if (rendition) url.searchParams.set("rendition", rendition);
+    return url;
+  }
+
+  #show(video, event) {
+    video.srcObject = event.streams[0] || new MediaStream([event.track]);
+  }
+
+  // Apply a 201 answer. The session's ICE servers (its Link headers: TURN with a
+  // username and credential of its own) are set before the offer is applied, so
+  // the browser gathers relay candidates from them at once; every candidate it
+  // finds is trickled to the session (WHEP PATCH, RFC 8840), a few at a time.
+  // `on.turnFailed(why)` hears of a TURN server that refused or could not be
+  // reached; `on.noRelay(why)` is told when only relays may be used and none came.
+  // Returns when the session's TURN credential expires (ms since 1970), if it has one.
+  async #answer(pc, offer, response, sessionUrl, token, signal, on) {
+    const sdp = await response.text();
+    const servers = iceServersOf(response);
+    // The policy the connection has (the attribute's, or one a page forced on it).
+    const { iceTransportPolicy } = pc.getConfiguration();
+    pc.setConfiguration({ iceServers: servers, iceTransportPolicy });
+    const field = (name) => new RegExp(`^a=${name}:(.+)$`, "m").exec(offer.sdp)?.[1].trim();
+    const head = [
+      `a=ice-ufrag:${field("ice-ufrag")}`,
+      `a=ice-pwd:${field("ice-pwd")}`,
+      "m=video 9 UDP/TLS/RTP/SAVPF 0",
+      `a=mid:${field("mid") ?? "0"}`,
+    ];
+    const etag = response.headers.get("ETag") || "*";
+    let queued = [];
+    let batch = null;
+    let relays = 0;
+    let turnError = null;
+    const send = (end) => {
+      clearTimeout(batch);
+      batch = null;
+      if (signal.aborted || (!queued.length && !end)) return;
+      const lines = [...head, ...queued.map((c) => `a=${c}`), ...(end ? ["a=end-of-candidates"] : [])];
+      queued = [];
+      fetch(sessionUrl, {
+        method: "PATCH",
+        headers: {
+          "Content-Type": "application/trickle-ice-sdpfrag",
+          "If-Match": etag,
+          Authorization: `Bearer ${token}`,
+        },
+        body: `${lines.join("\r\n")}\r\n`,
+      }).catch(() => {}); // the gateway also learns our address from our checks
+    };
+    pc.addEventListener(
+      "icecandidate",
+      ({ candidate }) => {
+        if (candidate?.candidate) {
+          if (candidate.type === "relay") relays += 1;
+          queued.push(candidate.candidate);
+          batch ??= setTimeout(() => send(false), TRICKLE_BATCH_MS);
+          return;
+        }
+        if (candidate) return; // an empty one ends a section; null ends gathering
+        send(true);
+        if (iceTransportPolicy !== "relay" || relays || signal.aborted) return;
+        on.noRelay(
+          turnError ||
+            (servers.length
+              ? { reason: "no relay candidate from the TURN server", code: "turn_unreachable" }
+              : { reason: "the gateway offers no TURN server", code: "relay_unavailable" }),
+        );
+      },
+      { signal },
+    );
+    pc.addEventListener(
+      "icecandidateerror",
+      (event) => {
+        if (!/^turns?:/.test(event.url || "")) return;
+        const refused = [401, 403, 437, 438, 441].includes(event.errorCode);
+        turnError = refused
+          ? {
+              reason: `TURN server refused the credentials (${event.errorCode} ${event.errorText})`,
+              code: "turn_refused",
+            }
+          : { reason: `TURN server unreachable (${event.errorCode})`, code: "turn_unreachable" };
+        on.turnFailed?.(turnError);
+      },
+      { signal },
+    );
+    await pc.setLocalDescription(offer);
+    await pc.setRemoteDescription({ type: "answer", sdp });
+    // coturn's REST usernames begin with their expiry: "<unix time>:<name>".
+    const expiries = servers
+      .map((server) => 1000 * Number(/^(\d+):/.exec(server.username)?.[1]))
+      .filter(Number.isFinite);
+    return expiries.length ? Math.min(...expiries) : undefined;
+  }
+
+  // A relayed session's TURN credential expires: coturn then refuses to refresh the
+  // allocation, and the relay ends within its lifetime (10 minutes by default). A
+  // little before that, a switch to a new session with fresh credentials, made
+  // before the old one is broken. Not when the grant ends by then (as it was when
+  // the credential was made, unless it was extended since): the session ends anyway.
+  #refreshRelay(expiresAt, signal) {
+    const remaining = expiresAt - Date.now();
+    if (!(remaining > 10000)) return;
+    const refresh = async () => {
+      const grantEnds = this.#endsAt()?.getTime();
+      if (grantEnds && expiresAt >= grantEnds - 5000) return;
+      if (this.#switching || !(await this.#relayed())) return;
+      this.#switchTo(this.#rendition, "turn_refresh");
+    };
+    later(signal, refresh, remaining - Math.min(60000, remaining / 4));
+  }
+
+  async #relayed() {
+    const stats = await this.#pc?.getStats().catch(() => null);
+    let relayed = false;
+    stats?.forEach((s) => {
+      const pair = s.type === "transport" && stats.get(s.selectedCandidatePairId);
+      if (pair) relayed = stats.get(pair.localCandidateId)?.candidateType === "relay";
+    });
+    return relayed;
+  }
+
+  // --- the picture: the camera's own, or the lighter one --------------------------
+
+  #liteName() {
+    return this.getAttribute("lite-rendition") || "low";
+  }
+
+  // The picture a new session asks for: the lighter one with the data saver, or
+  // when the player chose it by itself on a weak link; null: the camera's own.
+  #wantedPicture() {
+    if (this.#noLite) return null;
+    return this.saveData ? this.#liteName() : this.#auto;
+  }
+
+  // The session's picture; `why` (the picture changed): tell the page.
+  #setRendition(rendition, why) {
+    this.#rendition = rendition;
+    this.#quality = [];
+    this.#goodMs = 0;
+    if (why) this.dispatchEvent(new CustomEvent("renditionchange", { detail: { rendition, why } }));
+  }
+
+  // Playing something else than wanted (the data saver was switched): switch now.
+  #follow() {
+    if (this.#switching || !this.#pc || !["live", "waiting"].includes(this.state)) return;
+    const wanted = this.#wantedPicture();
+    if (wanted !== this.#rendition) this.#switchTo(wanted, this.saveData ? "data_saver" : "user");
+  }
+
+  #makeVideo() {
+    const video = document.createElement("video");
+    for (const name of ["muted", "autoplay", "playsinline"]) video.setAttribute(name, "");
+    video.muted = true;
+    this.#watchVideo(video);
+    return video;
+  }
+
+  #watchVideo(video) {
+    video.addEventListener("playing", () => video === this.#ui.video && this.#sawPicture());
+  }
+
+  // A switch makes a new session with the other picture before the old one is
+  // broken: the old one ends only once the new one shows its picture (drawn beneath
+  // the old one until then), so the tile never goes black. Each is a session of its
+  // own on the gateway, audited as any other. A switch that fails (refused, or no
+  // picture within switchTimeoutMs) leaves the old session playing.
+  async #switchTo(rendition, why) {
+    if (this.#switching || !this.#pc) return;
+    const camera = this.getAttribute("camera");
+    const controller = new AbortController();
+    const { signal } = controller;
+    const pending = { controller, rendition, why, pc: null, video: null, url: null, id: null };
+    this.#switching = pending;
+    this.#render();
+    try {
+      const token = (pending.token = await this.#getToken());
+      if (signal.aborted) return;
+      const pc = (pending.pc = this.#newPc());
+      const video = (pending.video = this.#makeVideo());
+      this.#ui.video.before(video); // beneath the picture shown now
+      pc.addEventListener("track", (event) => this.#show(video, event), { signal });
+      const offer = await pc.createOffer();
+      if (signal.aborted) return;
+      const url = this.#whepUrl(camera, rendition);
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
+        body: offer.sdp,
+      });
+      if (response.status === 201) {
+        pending.url = new URL(response.headers.get("Location"), url).href;
+        pending.id = pending.url.split("/").pop();
+      }
+      if (signal.aborted) return void this.#dropSwitch(pending);
+      if (response.status !== 201) {
+        const { code } = await errorOf(response);
+        if (code === "unknown_rendition") this.#noLite = true;
+        throw new Error(code || String(response.status));
+      }
+      pending.turnExpires = await this.#answer(pc, offer, response, pending.url, token, signal, {
+        noRelay: () => controller.abort(),
+      });
+      await picture(video, signal, this.adaptation.switchTimeoutMs);
+      if (this.#switching === pending) this.#adopt(pending);
+    } catch {
+      if (this.#switching === pending) this.#dropSwitch(pending);
+    }
+  }
+
+  // The switch is given up: its session ends, the old one plays on (or, if it was
+  // lost meanwhile, the tile reconnects now, unless `resume` is false).
+  #dropSwitch(pending, resume = true) {
+    pending.controller.abort();
+    this.#switching = null;
+    if (pending.url) this.#delete(pending.url, pending.token).finally(() => pending.pc?.close());
+    else pending.pc?.close();
+    if (pending.video) {
+      pending.video.srcObject = null;
+      pending.video.remove();
+    }
+    if (pending.why === "link_recovered") {
+      // Still on the lighter picture: wait longer before the next try.
+      this.#auto = this.#rendition;
+      this.#backOffUp();
+    }
+    if (this.#noLite) this.#auto = null;
+    this.#render();
+    if (pending.rescue && resume) return this.#dropped(pending.rescue.why, pending.rescue.retryAfterMs);
+    // Asked for by the user: try again in a while (a tick of an attempt that lives).
+    if (pending.why === "data_saver" || pending.why === "user") {
+      const attempt = this.#attempt?.signal;
+      if (attempt) later(attempt, () => this.#follow(), 5000);
+    }
+  }
+
+  // The new session shows its picture: it becomes the tile's session, and the old
+  // one ends (WHEP DELETE, then its connection closes).
+  #adopt(pending) {
+    const old = { pc: this.#pc, url: this.#sessionUrl, token: this.#sessionToken, video: this.#ui.video };
+    this.#switching = null;
+    this.#attempt?.abort(); // the old session's listeners and timers
+    this.#attempt = pending.controller;
+    const { signal } = pending.controller;
+    const pc = pending.pc;
+    this.#pc = pc;
+    this.#sessionUrl = pending.url;
+    this.#sessionId = pending.id;
+    this.#sessionToken = pending.token;
+    this.#ui.video = pending.video;
+    const changed = pending.rendition !== this.#rendition;
+    this.#setRendition(pending.rendition, changed ? pending.why : undefined);
+    this.#last = null;
+    pc.addEventListener("connectionstatechange", () => this.#connectionChanged(pc, signal), {
+      signal,
+    });
+    every(signal, () => this.#tick(signal), 1000);
+    this.#refreshRelay(pending.turnExpires, signal);
+    this.#sawPicture();
+    if (old.url) this.#delete(old.url, old.token).finally(() => old.pc?.close());
+    else old.pc?.close();
+    old.video.srcObject = null;
+    old.video.remove();
+    this.#render();
+    this.#follow(); // the data saver may have been switched meanwhile
+  }
+
+  // The link is too weak for the camera's own picture: the lighter one from now on.
+  #weakLink() {
+    // Down again soon after going up: that try failed, so the next waits longer.
+    if (this.#upAt && performance.now() - this.#upAt < this.adaptation.bounceMs) this.#backOffUp();
+    this.#auto = this.#liteName();
+  }
+
+  #backOffUp() {
+    const a = this.adaptation;
+    this.#upAfterMs = Math.min((this.#upAfterMs || a.upAfterMs) * 2, a.upAfterMaxMs);
+  }
+
+  // One second of getStats: good or bad for the picture, and what follows. Only
+  // while connected, not during a switch, and not with adaptive="off".
+  #judge(inbound, last, pair, kbps) {
+    const a = this.adaptation;
+    if (this.#switching || this.#noLite || this.getAttribute("adaptive") === "off") return;
+    if (this.#pc?.connectionState !== "connected") return;
+    const lost = Math.max(0, inbound.packetsLost - last.packetsLost);
+    const got = inbound.packetsReceived - last.packetsReceived;
+    const froze =
+      inbound.framesDecoded === last.framesDecoded ||
+      (inbound.freezeCount ?? 0) > (last.freezeCount ?? 0);
+    const estimate = (pair?.availableIncomingBitrate ?? 0) / 1000;
+    const short = estimate > 0 && this.#needKbps > 0 && estimate < this.#needKbps;
+    const lossy = lost / Math.max(1, lost + got) > a.loss;
+    const bad = lossy || froze || short;
+    // What this second was like, for a page (or a test) to show.
+    this.stats.link = bad ? [lossy && "loss", froze && "frozen", short && "bandwidth"].filter(Boolean).join(",") : "good";
+    this.#quality = [...this.#quality, bad].slice(-a.window);
+    if (this.#rendition === null) {
+      // What the camera's own picture needs, from its good seconds (the first ones
+      // carry the catch-up burst).
+      if (!bad && this.#quality.length > 2) {
+        this.#needKbps = this.#needKbps ? 0.8 * this.#needKbps + 0.2 * kbps : kbps;
+      }
+      const bads = this.#quality.filter(Boolean).length;
+      if (this.#quality.length < a.window || bads < a.badToSwitch || this.saveData) return;
+      this.#weakLink();
+      this.#switchTo(this.#auto, "weak_link");
+    } else if (this.#auto && !this.saveData) {
+      this.#goodMs = bad ? 0 : this.#goodMs + 1000;
+      if (this.#goodMs < (this.#upAfterMs || a.upAfterMs)) return;
+      this.#auto = null;
+      this.#upAt = performance.now();
+      this.#goodMs = 0; // a try that fails counts its wait from the start again
+      this.#switchTo(null, "link_recovered");
     }
   }
 
@@ -932,7 +1407,9 @@ export class CctvPlayer extends HTMLElement {
       height: inbound.frameHeight,
       bitrateKbps: Math.round(((inbound.bytesReceived - last.bytesReceived) * 8) / seconds / 1000),
       latencyMs: Math.round((buffer + rtt / 2) * 1000),
+      rendition: this.#rendition,
     };
+    this.#judge(inbound, last, pair, this.stats.bitrateKbps);
     this.#render();
   }
 
@@ -984,6 +1461,14 @@ export class CctvPlayer extends HTMLElement {
       ui.stats.textContent = "";
     }
     ui.fullscreen.title = ui.fullscreen.ariaLabel = text.fullscreen;
+    ui.saver.textContent = text.saver;
+    ui.saver.title = this.#noLite ? text.noLite : text.saverTitle;
+    ui.saver.setAttribute("aria-pressed", String(this.saveData && !this.#noLite));
+    ui.saver.disabled = this.#noLite;
+    const switching = this.#switching;
+    ui.lite.hidden = TERMINAL.has(this.state) || (!switching && this.#rendition === null);
+    if (switching) ui.lite.textContent = switching.rendition ? text.toLite : text.toFull;
+    else ui.lite.textContent = this.#auto && !this.saveData ? text.liteAuto : text.lite;
     const ends = TERMINAL.has(this.state) ? null : this.#endsAt();
     const left = ends ? Math.max(0, Math.floor((ends - Date.now()) / 1000)) : Infinity;
     ui.countdown.hidden = left > COUNTDOWN_FROM_S;

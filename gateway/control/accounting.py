@@ -27,10 +27,18 @@ def account_sessions(sessions: SessionRegistry, store: Store, bus: EventBus) -> 
     """
 
     async def started(session: ViewerSession) -> None:
+        extra: dict[str, object] = {}
+        if session.rendition is not None:
+            extra["rendition"] = session.rendition  # a lighter picture
+        if session.turn is not None:
+            # The name the TURN server logs for this session's relay (never the
+            # credential), so its logs can be matched with this row.
+            extra["turn_username"] = session.turn.username
         written = store.record(
             events.SESSION_START,
             **_who(session),
             authorization_ref=session.viewer.authorization_ref,
+            **extra,
         )
         session.started_recorded = True
         await store.landed(written)

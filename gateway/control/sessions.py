@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from gateway.access.decision import Viewer
 from gateway.egress import EgressOptions, Ending, ViewerSession, parse_offer
-from gateway.relay import CameraHub
+from gateway.relay import CameraHub, RenditionSpec
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +83,12 @@ class SessionRegistry:
         viewer: Viewer,
         signed_in_until: datetime,
         still_allowed: Callable[[], Awaitable[None]] | None = None,
+        rendition: RenditionSpec | None = None,
     ) -> tuple[ViewerSession, str]:
-        """Validate the offer, join the camera and answer. Raises BadOffer,
-        CameraUnavailable, TooManySessions, or what `still_allowed` raises: it is asked
-        again just before the session is registered, so a grant revoked while the offer
-        was being answered lets no media flow."""
+        """Validate the offer, join the camera (or its lighter `rendition`) and answer.
+        Raises BadOffer, CameraUnavailable, TooManySessions, or what `still_allowed`
+        raises: it is asked again just before the session is registered, so a grant
+        revoked while the offer was being answered lets no media flow."""
         account = viewer.account
         self._opening[account] += 1
         try:
@@ -107,6 +108,7 @@ class SessionRegistry:
                 self.options,
                 self._lost,
                 session_id=self._new_id(),
+                rendition=rendition,
             )
         finally:
             self._opening[account] -= 1

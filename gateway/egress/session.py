@@ -6,8 +6,8 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -37,6 +37,7 @@ from .offer import (
 )
 from .sender import RelaySender
 from .track import ViewerTrack
+from .turn import TurnCredential, TurnServers
 
 RTX = RTCRtpCodecCapability(mimeType="video/rtx", clockRate=90000)
 VP8 = RTCRtpCodecCapability(mimeType="video/VP8", clockRate=90000)
@@ -77,6 +78,18 @@ class EgressOptions:
     vp8: RenditionSpec  # for viewers that offer no H.264
     strict_h264_profile: bool = False
     fast_sender: bool = True
+    # Lighter pictures a viewer may ask for (`?rendition=`), by name.
+    renditions: Mapping[str, RenditionSpec] = field(default_factory=dict)
+    turn: TurnServers | None = None  # each session's TURN credential, if configured
+
+    def configuration_with(self, turn: TurnCredential | None) -> RTCConfiguration:
+        """The gateway's own ICE servers, plus the session's TURN server when the
+        gateway relays through it too (`[turn] gateway`)."""
+        if turn is None or self.turn is None or not self.turn.for_gateway:
+            return self.configuration
+        return RTCConfiguration(
+            iceServers=[*(self.configuration.iceServers or []), turn.ice_server()]
+        )
 
 
 def rtc_configuration(webrtc: WebRtcSettings) -> RTCConfiguration:
@@ -119,6 +132,8 @@ class ViewerSession:
         self._deadline: asyncio.TimerHandle | None = None
         self.ended_by: str | None = None  # who ended it through WHEP, if anyone did
         self.codec = "H264"  # or "VP8" (a rendition of the camera)
+        self.rendition: str | None = None  # a lighter picture asked for, e.g. "low"
+        self.turn: TurnCredential | None = None  # handed to the viewer in the answer
         self.remote_ufrag = ""  # the viewer's ICE username fragment, for trickle PATCHes
         # WHEP's entity-tag of the ICE session; it never changes, as ICE never restarts.
         self.etag = f'"{secrets.token_urlsafe(9)}"'
@@ -156,6 +171,7 @@ class ViewerSession:
             "remote": self.remote,
             "bytes_sent": self.bytes_sent,
             "state": self.pc.connectionState,
+            "rendition": self.rendition,
         }
 
     @classmethod
@@ -169,11 +185,13 @@ class ViewerSession:
         options: EgressOptions,
         on_lost: Callable[[ViewerSession, Ending], None],
         session_id: str | None = None,
+        rendition: RenditionSpec | None = None,
     ) -> tuple[ViewerSession, str]:
         """Join the hub and answer the offer; returns the session and the answer SDP.
 
         H.264 offers get the camera's own stream; offers without H.264 but with VP8
-        get the camera's shared VP8 rendition.
+        get the camera's shared VP8 rendition. With `rendition` (a lighter picture),
+        the camera's shared encode of it, in VP8 for a viewer without H.264.
         """
         requested = time.monotonic()
         h264_offered, vp8_offered = offers_h264(offer), offers_vp8(offer)
@@ -182,9 +200,22 @@ class ViewerSession:
                 "offer accepts neither H.264 (packetization-mode=1) nor VP8; "
                 "offer one of them for video"
             )
-        feed = await hub.join(None if h264_offered else options.vp8)
         profile_level_id = None
-        if h264_offered:
+        if rendition is not None:
+            if h264_offered:
+                try:
+                    profile_level_id = answer_profile(
+                        rendition.profile_level_id, offer, strict=True
+                    ).profile_level_id
+                except BadOffer:
+                    if not vp8_offered:
+                        raise
+            feed = await hub.join(
+                rendition if profile_level_id is not None else rendition.with_codec("vp8")
+            )
+        else:
+            feed = await hub.join(None if h264_offered else options.vp8)
+        if h264_offered and rendition is None:
             assert hub.info is not None
             try:
                 profile_level_id = answer_profile(
@@ -195,9 +226,12 @@ class ViewerSession:
                 if not vp8_offered:
                     raise
                 feed = await hub.join(options.vp8)  # the camera is live: this is quick
-        pc = RTCPeerConnection(options.configuration)
+        turn = options.turn.issue(viewer.ends_at) if options.turn is not None else None
+        pc = RTCPeerConnection(options.configuration_with(turn))
         session = cls(hub, feed, pc, remote, viewer, session_id)
         session._started = requested  # its clock starts with the offer
+        session.turn = turn
+        session.rendition = rendition.name if rendition is not None else None
         session._candidates = options.candidates
         session.remote_ufrag = offered_video(offer).ice.usernameFragment or ""
         try:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
+from gateway.config import RENDITION_NAME
 from gateway.control.administration import AccessAdmin
 from gateway.control.admission import RETRY_SECONDS, AccessControl
 from gateway.control.sessions import VIEWER_LEFT, SessionRegistry
@@ -64,6 +65,18 @@ class WhepEndpoint:
         if hub is None:
             access.record_refusal(identity, remote, "unknown_camera", "unknown camera")
             raise HttpError(404, "unknown_camera", f"no camera with id {camera_id!r}")
+        rendition = None
+        if (name := request.query.get("rendition")) is not None:
+            rendition = self.sessions.options.renditions.get(name)
+            if rendition is None:
+                offered = ", ".join(self.sessions.options.renditions) or "none"
+                # Echoed only when it could be a name at all.
+                shown = repr(name) if RENDITION_NAME.fullmatch(name) else "(not shown)"
+                why = f"no rendition named {shown}; this gateway offers: {offered}"
+                access.record_refusal(
+                    identity, remote, "unknown_rendition", why, camera_id=camera_id
+                )
+                raise HttpError(400, "unknown_rendition", why)
         viewer = await access.authorize_view(identity, camera_id, remote)
         try:
             session, answer = await self.sessions.open(
@@ -73,6 +86,7 @@ class WhepEndpoint:
                 viewer,
                 signed_in_until=access.signed_in_until(identity),
                 still_allowed=lambda: access.still_allowed(viewer, camera_id),
+                rendition=rendition,
             )
         except BadOffer as exc:
             access.record_refusal(identity, remote, "bad_offer", str(exc), camera_id=camera_id)
@@ -109,6 +123,11 @@ class WhepEndpoint:
                 "Accept-Patch": TRICKLE,
             },
         )
+        # The session's own TURN username and credential (WHEP: ICE server configuration
+        # in Link headers), for a viewer that reaches the gateway only through a relay.
+        if session.turn is not None:
+            for link in session.turn.link_headers():
+                response.headers.add(hdrs.LINK, link)
         return response
 
     async def get_endpoint(self, request: web.Request) -> web.Response:

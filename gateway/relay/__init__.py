@@ -3,7 +3,7 @@
 from .feed import FeedEnded, FrameSink, ViewerFeed
 from .hub import CameraHub, CameraHubs, CameraUnavailable, InventoryChange
 from .police_api import PoliceApi, PoliceApiError
-from .rendition import Rendition, RenditionSpec, vp8_for_browsers
+from .rendition import Rendition, RenditionSpec, lighter_picture, vp8_for_browsers
 from .source import SourceError, StreamInfo
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "SourceError",
     "StreamInfo",
     "ViewerFeed",
+    "lighter_picture",
     "vp8_for_browsers",
 ]

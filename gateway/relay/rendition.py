@@ -7,9 +7,10 @@ worker thread, whatever the number of viewers of that rendition. It starts with
 the first of them and stops with the last; the camera's passthrough viewers never
 notice it.
 
-A rendition is described by a RenditionSpec (codec, size, frame rate, bitrate),
-so a lighter H.264 picture for weak links (issue 15) is the same mechanism with
-another spec.
+A rendition is described by a RenditionSpec (codec, size, frame rate, bitrate).
+The lighter H.264 pictures for weak links (`[[relay.renditions]]`, asked for with
+`?rendition=`) are the same mechanism with another spec: Constrained Baseline,
+scaled down to fit a box, at a lower frame rate and bitrate.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import asyncio
 import logging
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import av
+
+from gateway.config import RenditionSettings
 
 from .feed import ViewerFeed
 from .source import CLOCK_RATE, VIDEO_TIME_BASE
@@ -39,22 +42,74 @@ _STOP = object()
 class RenditionSpec:
     """What to encode: the codec, and optionally a smaller size or a lower frame rate."""
 
-    name: str  # e.g. "vp8" (browsers without H.264), or issue 15's "low"
-    codec: str  # "vp8" or "h264"
+    name: str  # e.g. "vp8" (browsers without H.264), or a lighter picture: "low"
+    codec: str  # "vp8" or "h264" (Constrained Baseline)
     bitrate_kbps: int
-    width: int | None = None  # None: the camera's own size
+    # The largest picture: the camera's is scaled down to fit, keeping its shape, and
+    # never up. None: the camera's own size.
+    width: int | None = None
     height: int | None = None
-    fps: float | None = None  # None: every frame the camera sends
+    fps: float | None = None  # at most; None: every frame the camera sends
     gop_seconds: float = 2.0  # a keyframe at least this often; joins ask for one at once
 
     @property
     def encoder_name(self) -> str:
         return {"vp8": "libvpx", "h264": "libx264"}[self.codec]
 
+    @property
+    def profile_level_id(self) -> str:
+        """H.264: Constrained Baseline, at the level the largest picture needs."""
+        return "42e0" + h264_level(self.width or 1920, self.height or 1088, self.fps or 30)
+
+    def size_for(self, width: int, height: int) -> tuple[int, int]:
+        """The picture size for a camera frame of width x height."""
+        if not (self.width and self.height):
+            return width, height
+        scale = min(self.width / width, self.height / height, 1.0)
+        return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+    def with_codec(self, codec: str) -> RenditionSpec:
+        """The same picture in another codec, e.g. VP8 for a browser without H.264."""
+        return replace(self, name=f"{self.name}/{codec}", codec=codec)
+
+
+# H.264 levels (ISO/IEC 14496-10 Table A-1): (max macroblocks per frame, per second).
+_LEVELS = [
+    ("1e", 1620, 40500),  # 3.0
+    ("1f", 3600, 108000),  # 3.1
+    ("20", 5120, 216000),  # 3.2
+    ("28", 8192, 245760),  # 4.0
+    ("2a", 8704, 522240),  # 4.2
+    ("32", 22080, 589824),  # 5.0
+    ("33", 36864, 983040),  # 5.1
+]
+
+
+def h264_level(width: int, height: int, fps: float) -> str:
+    """The lowest level (as profile-level-id's last byte) that fits the picture."""
+    macroblocks = ((width + 15) // 16) * ((height + 15) // 16)
+    for level, per_frame, per_second in _LEVELS:
+        if macroblocks <= per_frame and macroblocks * fps <= per_second:
+            return level
+    return _LEVELS[-1][0]
+
 
 def vp8_for_browsers(bitrate_kbps: int) -> RenditionSpec:
     """The camera at its own size and rate, in VP8, which every WebRTC browser plays."""
     return RenditionSpec(name="vp8", codec="vp8", bitrate_kbps=bitrate_kbps)
+
+
+def lighter_picture(settings: RenditionSettings) -> RenditionSpec:
+    """A `[[relay.renditions]]` entry: H.264 Constrained Baseline, smaller, slower."""
+    width, height = settings.size
+    return RenditionSpec(
+        name=settings.name,
+        codec="h264",
+        bitrate_kbps=settings.bitrate_kbps,
+        width=width,
+        height=height,
+        fps=settings.fps,
+    )
 
 
 class Rendition:
@@ -181,7 +236,7 @@ class Rendition:
     def _work(self) -> None:
         decoder = av.CodecContext.create("h264", "r")
         encoder: av.VideoCodecContext | None = None
-        next_pts: int | None = None  # frame-rate limit: the earliest pts to encode
+        next_pts: int | None = None  # frame-rate limit: when the next frame is due
         interval = round(CLOCK_RATE / self.spec.fps) if self.spec.fps else 0
         stop = self._stop
         while not stop.is_set():
@@ -205,11 +260,14 @@ class Rendition:
                     continue
                 pts = packet.pts if frame.pts is None else frame.pts
                 if interval:
-                    if next_pts is not None and pts < next_pts:
+                    # Keep the frames due on the spec's clock: from 25 fps to 15, two in
+                    # three on average (not one in two, as "at least an interval apart"
+                    # would), with a little slack for the camera's jitter.
+                    if next_pts is not None and pts < next_pts - interval // 8:
                         continue
-                    next_pts = pts + interval - interval // 4  # a little slack for jitter
-                width = self.spec.width or frame.width
-                height = self.spec.height or frame.height
+                    behind = next_pts is None or pts - next_pts >= interval
+                    next_pts = (pts if behind else next_pts) + interval
+                width, height = self.spec.size_for(frame.width, frame.height)
                 if encoder is None or (encoder.width, encoder.height) != (width, height):
                     encoder = self._new_encoder(width, height)
                     self._keyframe_wanted = False  # a new encoder starts with one
@@ -258,11 +316,13 @@ class Rendition:
             }
         else:
             encoder.max_b_frames = 0
+            # Half a second of buffer: a keyframe is no burst a weak link cannot carry.
+            vbv = f"vbv-maxrate={spec.bitrate_kbps}:vbv-bufsize={max(1, spec.bitrate_kbps // 2)}"
             encoder.options = {
                 "preset": "veryfast",
                 "tune": "zerolatency",
-                "profile": "baseline",
-                "x264-params": f"scenecut=0:keyint={encoder.gop_size}",
+                "profile": "baseline",  # x264 writes Constrained Baseline (42e0/42c0)
+                "x264-params": f"scenecut=0:keyint={encoder.gop_size}:{vbv}",
             }
         encoder.open()
         log.info(
