@@ -1309,6 +1309,7 @@ export class CctvPlayer extends HTMLElement {
     });
     every(signal, () => this.#tick(signal), 1000);
     this.#refreshRelay(pending.turnExpires, signal);
+    this.#renewBefore(signal, pending.token); // the new session ends with its own sign-in
     this.#sawPicture();
     if (old.url) this.#delete(old.url, old.token).finally(() => old.pc?.close());
     else old.pc?.close();

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 # A viewer whose ICE checks never arrive (blocked UDP, closed tab) frees its slot.
 CONNECT_TIMEOUT_SECONDS = 15.0
+PC_CLOSE_SECONDS = 5.0
 
 
 class Ending(NamedTuple):
@@ -354,7 +356,10 @@ class ViewerSession:
         if self._deadline is not None:
             self._deadline.cancel()
         self.hub.leave(self.feed)
-        await self.pc.close()
+        # aiortc's close waits on ICE and DTLS; a peer in a bad state must not hold up
+        # the end of a session (or the gateway's shutdown) for ever.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.pc.close(), PC_CLOSE_SECONDS)
         self.ended.set()
         log.info(
             "session %s ended: camera %s, %.1f s, %d bytes, %s",

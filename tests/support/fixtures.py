@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -17,6 +19,8 @@ from . import gateway as gateway_support
 from .camera import RtspCamera, make_camera
 from .chromium import CHROMIUM, FLAGS
 from .gateway import Gateway
+
+SHUTDOWN_SECONDS = 60.0
 
 
 @pytest.fixture(params=["fast", "aiortc"])
@@ -61,7 +65,14 @@ async def start_gateway() -> AsyncIterator[Callable[..., Any]]:
     yield start
     for gateway in started:
         await gateway.http.close()
-        await gateway.server.close()
+        # A gateway that cannot shut down in 60 s is reported, and the suite goes on
+        # instead of waiting for pytest-timeout (seen once under load, not reproduced).
+        try:
+            await asyncio.wait_for(gateway.server.close(), SHUTDOWN_SECONDS)
+        except TimeoutError:
+            warnings.warn(
+                f"a test gateway did not shut down within {SHUTDOWN_SECONDS:g} s", stacklevel=1
+            )
 
 
 @pytest.fixture
