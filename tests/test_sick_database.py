@@ -88,6 +88,20 @@ async def until(predicate, timeout: float, step: float = 0.05) -> bool:
     return True
 
 
+def new_grant() -> dict:
+    """A grant an administrator would create now: a write the database must take."""
+    now = datetime.now(UTC)
+    return {
+        "project": "p",
+        "purpose": "p",
+        "authorization_ref": "r",
+        "members": ["x"],
+        "cameras": ["cam"],
+        "starts_at": now.isoformat(),
+        "ends_at": (now + timedelta(hours=1)).isoformat(),
+    }
+
+
 def admin_headers(gateway) -> dict[str, str]:
     return gateway.bearer(ADMIN, admin=True)
 
@@ -109,15 +123,7 @@ async def test_a_full_disk_ends_revoked_sessions_at_once_and_records_them_later(
 
     # Make the gateway need the disk: administrators' changes fail until it is full
     # for SQLite too (a WAL reuses the space it already has for a while).
-    grant_body = {
-        "project": "p",
-        "purpose": "p",
-        "authorization_ref": "r",
-        "members": ["x"],
-        "cameras": ["cam"],
-        "starts_at": datetime.now(UTC).isoformat(),
-        "ends_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
-    }
+    grant_body = new_grant()
     for _ in range(200):
         created = await gateway.http.post(
             gateway.url + "/api/grants", json=grant_body, headers=admin_headers(gateway)
@@ -225,15 +231,7 @@ async def test_a_write_lock_held_elsewhere_never_stalls_video_or_health(start_ga
         refused = await gateway.viewer("cam").connect(gateway.http)
         assert refused.status == 503 and refused.headers["Retry-After"]
         assert "cannot be recorded" in (await refused.json())["error"]
-        grant_body = {
-            "project": "p",
-            "purpose": "p",
-            "authorization_ref": "r",
-            "members": ["x"],
-            "cameras": ["cam"],
-            "starts_at": datetime.now(UTC).isoformat(),
-            "ends_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
-        }
+        grant_body = new_grant()
         created = await gateway.http.post(
             gateway.url + "/api/grants", json=grant_body, headers=admin_headers(gateway)
         )
