@@ -125,3 +125,25 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
     }
+
+
+async def window_cpu_and_fps(
+    gateway_pid: int, workers: list[Any], quiet: set[int], window: float
+) -> tuple[float, float, dict[str, list[float]]]:
+    """Over `window` seconds on a quiet machine: the gateway's CPU and its event loop's
+    (% of a core), and each worker's viewers' frame rates, by worker name."""
+    await wait_quiet(quiet)
+    s0 = await asyncio.gather(*(w.call("stats") for w in workers))
+    g0, m0, t0 = cpu_seconds(gateway_pid), main_thread_cpu_seconds(gateway_pid), time.monotonic()
+    await asyncio.sleep(window)
+    g1, m1, t1 = cpu_seconds(gateway_pid), main_thread_cpu_seconds(gateway_pid), time.monotonic()
+    s1 = await asyncio.gather(*(w.call("stats") for w in workers))
+    dt = t1 - t0
+    rates = {
+        w.name: [
+            (vb["frames"] - va["frames"]) / (b["t"] - a["t"])
+            for va, vb in zip(a["viewers"], b["viewers"], strict=False)
+        ]
+        for w, a, b in zip(workers, s0, s1, strict=True)
+    }
+    return 100 * (g1 - g0) / dt, 100 * (m1 - m0) / dt, rates

@@ -111,9 +111,6 @@ class Stage:
             "start_timeout_seconds = 10.0",
             "max_viewers = 2000",
             "max_viewers_per_camera = 1000",
-            # One bench account holds every viewer (the default 12 cut `many` to 12 cameras).
-            "[limits]",
-            "max_sessions_per_account = 1000",
         ]
         for cid, url in cams:
             lines += [

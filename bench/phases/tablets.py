@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from typing import Any
 
 from aiohttp import web
 from log import log
 from processes import Gateway, WorkerProc
 from project import CHROMIUM, FLAGS, Coturn
-from sampling import cpu_seconds, main_thread_cpu_seconds, wait_quiet
+from sampling import window_cpu_and_fps
 from stage import Stage
 from stats import rounded, summary
 
@@ -225,21 +224,8 @@ async def _encode_cpu(
 async def _measure(
     gw: Gateway, workers: list[WorkerProc], cam: Any, window: float
 ) -> dict[str, Any]:
-    await wait_quiet({gw.pid, os.getpid(), cam._proc.pid, *(w.pid for w in workers)})
-    s0 = await asyncio.gather(*(w.call("stats") for w in workers))
-    g0, m0, t0 = cpu_seconds(gw.pid), main_thread_cpu_seconds(gw.pid), time.monotonic()
-    await asyncio.sleep(window)
-    g1, m1, t1 = cpu_seconds(gw.pid), main_thread_cpu_seconds(gw.pid), time.monotonic()
-    s1 = await asyncio.gather(*(w.call("stats") for w in workers))
-    dt = t1 - t0
-    fps: dict[str, list[float]] = {}
-    for w, a, b in zip(workers, s0, s1, strict=True):
-        span = b["t"] - a["t"]
-        fps[w.name] = [
-            (vb["frames"] - va["frames"]) / span
-            for va, vb in zip(a["viewers"], b["viewers"], strict=False)
-        ]
-    total, loop = 100 * (g1 - g0) / dt, 100 * (m1 - m0) / dt
+    quiet = {gw.pid, os.getpid(), cam._proc.pid, *(w.pid for w in workers)}
+    total, loop, fps = await window_cpu_and_fps(gw.pid, workers, quiet, window)
     return {
         "gateway_cpu_pct": rounded(total, 1),
         "event_loop_cpu_pct": rounded(loop, 1),

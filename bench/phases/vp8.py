@@ -15,12 +15,11 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import time
 from typing import Any
 
 from log import log
 from processes import Gateway, WorkerProc
-from sampling import cpu_seconds, main_thread_cpu_seconds, wait_quiet
+from sampling import window_cpu_and_fps
 from stage import Stage
 from stats import rounded, summary
 
@@ -76,21 +75,8 @@ async def run(stage: Stage) -> None:
 async def measure(
     gw: Gateway, workers: list[WorkerProc], cam: Any, window: float, viewers: int
 ) -> dict[str, Any]:
-    await wait_quiet({gw.pid, os.getpid(), cam._proc.pid, *(w.pid for w in workers)})
-    s0 = await asyncio.gather(*(w.call("stats") for w in workers))
-    g0, m0, t0 = cpu_seconds(gw.pid), main_thread_cpu_seconds(gw.pid), time.monotonic()
-    await asyncio.sleep(window)
-    g1, m1, t1 = cpu_seconds(gw.pid), main_thread_cpu_seconds(gw.pid), time.monotonic()
-    s1 = await asyncio.gather(*(w.call("stats") for w in workers))
-    dt = t1 - t0
-    rates: dict[str, list[float]] = {}
-    for w, a, b in zip(workers, s0, s1, strict=True):
-        span = b["t"] - a["t"]
-        rates[w.name] = [
-            (vb["frames"] - va["frames"]) / span
-            for va, vb in zip(a["viewers"], b["viewers"], strict=False)
-        ]
-    total, loop = 100 * (g1 - g0) / dt, 100 * (m1 - m0) / dt
+    quiet = {gw.pid, os.getpid(), cam._proc.pid, *(w.pid for w in workers)}
+    total, loop, rates = await window_cpu_and_fps(gw.pid, workers, quiet, window)
     h264 = rates.get("h264", [])
     vp8 = rates.get("vp8", [])
     return {
