@@ -110,7 +110,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     reloader = InventoryReloader(settings, hubs, store, sessions, bus)
     # Several nodes on one PostgreSQL database: the directory, messages, heartbeats.
     cluster = (
-        ClusterNode(settings.cluster, store, sessions, bus, enforcer, tickets)
+        ClusterNode(settings.cluster, store, sessions, bus, enforcer, tickets, hubs)
         if store.shared
         else None
     )

@@ -26,6 +26,7 @@ import psycopg
 import pytest
 import yarl
 from support.camera import RtspCamera, make_camera
+from support.chromium import frames_decoded, open_page, player, wait_more_frames, wait_state
 from support.cluster import (
     ADMIN,
     NODE_TIMEOUT_SECONDS,
@@ -479,6 +480,63 @@ async def test_kill_9_of_a_node_then_the_picture_is_back_on_the_other(
             cluster.nodes[dead].start()
 
 
+async def test_a_returning_node_takes_its_camera_back_and_the_tile_moves_without_going_black(
+    cluster: Cluster, cameras: dict[str, RtspCamera], http: aiohttp.ClientSession, browser: Any
+) -> None:
+    """While its owner is away a camera is pulled by another node, and a browser tile
+    watches it there. When the owner is back and a new viewer makes it pull the
+    camera, the tile moves to it (make-before-break) and the other node's pull ends:
+    one RTSP connection again, and the tile never left "live"."""
+    camera = "cam-2"
+    await cluster.wait_balanced(http)
+    await cluster.grant(http, [camera], [VIEWER, "newcomer"])
+    probe = await watching(cluster.viewer(camera, account="newcomer"), http)
+    owner = node_of(probe)
+    holder = next(n for n in cluster.nodes if n != owner)
+    await probe.close(http)
+    cluster.nodes[owner].stop()
+    newcomer = None
+    try:
+        page = await open_page(browser, cluster.url() + "/", bearer(VIEWER)["Authorization"][7:])
+        await page.page.wait_for_selector("#cameras button")
+        await page.page.click(f"#cameras button[data-camera='{camera}']")
+        await wait_state(page, camera, "live", timeout=30)
+        assert {s["node"] for s in await sessions_of(cluster, http, VIEWER)} == {holder}
+        await page.page.evaluate(
+            """(sel) => {
+                window.states = [];
+                document.querySelector(sel).addEventListener(
+                    "statechange", (e) => window.states.push(e.detail.state));
+            }""",
+            player(camera),
+        )
+        cluster.nodes[owner].start()
+        await cluster.wait_balanced(http)
+        # A new viewer, once HAProxy's checks send the camera's viewers to its owner.
+        deadline = time.monotonic() + 15
+        while True:
+            newcomer = await watching(cluster.viewer(camera, account="newcomer"), http)
+            if node_of(newcomer) == owner or time.monotonic() > deadline:
+                break
+            await newcomer.close(http)
+            await asyncio.sleep(0.5)
+        assert node_of(newcomer) == owner
+        # The tile moves to the owner; the holder's pull ends with its last viewer.
+        deadline = time.monotonic() + 20
+        while {s["node"] for s in await sessions_of(cluster, http, VIEWER)} != {owner}:
+            assert time.monotonic() < deadline, "the tile did not move to the camera's owner"
+            await asyncio.sleep(0.2)
+        assert cameras[camera].wait_connections(1, timeout=10)
+        await wait_state(page, camera, "live")
+        await wait_more_frames(page, camera, await frames_decoded(page, camera))
+        assert await page.page.evaluate("window.states") == []
+    finally:
+        if newcomer is not None:
+            await newcomer.close(http)
+        if not cluster.nodes[owner].answers():
+            cluster.nodes[owner].start()
+
+
 async def test_postgres_stopped_mid_run_fails_closed_and_records_wait(
     cluster: Cluster, postgres: Postgres, http: aiohttp.ClientSession
 ) -> None:
@@ -526,6 +584,12 @@ async def test_postgres_stopped_mid_run_fails_closed_and_records_wait(
 
 
 # --- helpers -----------------------------------------------------------------------------
+
+
+async def sessions_of(cluster: Cluster, http: aiohttp.ClientSession, account: str) -> list[dict]:
+    status, body = await cluster.admin(http, "GET", "/api/sessions")
+    assert status == 200, body
+    return [s for s in body["sessions"] if s["account"] == account]
 
 
 async def wait_event(reader: EventReader, kind: str, session_id: str, timeout: float = 5) -> dict:

@@ -322,6 +322,7 @@ const SSE_TYPES = [
   "hello",
   "session_started",
   "session_ended",
+  "session_moving", // another gateway node pulls the camera now: move there
   "grant_created",
   "grant_updated",
   "grant_revoked",
@@ -971,6 +972,16 @@ export class CctvPlayer extends HTMLElement {
     if (this.#sessionUrl) this.#dropped(why);
   };
 
+  // session_moving {session_id, camera_id, node}: the camera is pulled by another
+  // gateway node now (the balancer sends its new viewers there; this session's node
+  // held it while that one was away). A switch moves the tile there before this
+  // session ends, so the police line carries the camera once again.
+  #sessionMoving = (event) => {
+    const { session_id: id } = event.detail;
+    if (!id || id !== this.#sessionId || this.state !== "live") return;
+    this.#switchTo(this.#rendition, "camera_moved");
+  };
+
   #grantsChanged = () => this.#render();
 
   // Use `source` (a GatewayEvents) from now on, or none: leave the one before, so
@@ -982,12 +993,14 @@ export class CctvPlayer extends HTMLElement {
     const before = this.#listening;
     if (before) {
       before.removeEventListener("session_ended", this.#sessionEnded);
+      before.removeEventListener("session_moving", this.#sessionMoving);
       for (const type of grantTypes) before.removeEventListener(type, this.#grantsChanged);
       before.leave?.(this);
     }
     this.#listening = source;
     if (source) {
       source.addEventListener("session_ended", this.#sessionEnded);
+      source.addEventListener("session_moving", this.#sessionMoving);
       for (const type of grantTypes) source.addEventListener(type, this.#grantsChanged);
       source.join?.(this, () => this.#getToken());
     }
@@ -1466,7 +1479,8 @@ export class CctvPlayer extends HTMLElement {
     ui.saver.title = this.#noLite ? text.noLite : text.saverTitle;
     ui.saver.setAttribute("aria-pressed", String(this.saveData && !this.#noLite));
     ui.saver.disabled = this.#noLite;
-    const switching = this.#switching;
+    // A switch to the same picture (a moved camera, fresh TURN credentials) shows nothing.
+    const switching = this.#switching?.rendition !== this.#rendition && this.#switching;
     ui.lite.hidden = TERMINAL.has(this.state) || (!switching && this.#rendition === null);
     if (switching) ui.lite.textContent = switching.rendition ? text.toLite : text.toFull;
     else ui.lite.textContent = this.#auto && !this.saveData ? text.liteAuto : text.lite;

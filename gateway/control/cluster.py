@@ -8,7 +8,8 @@
   - a revocation of a session or an account reaches the node that holds it;
   - a grant change makes every node sweep its sessions at once. The sweep twice
     a second stays the safety net, for messages lost while a node was away;
-  - an event published here reaches every node's event streams.
+  - an event published here reaches every node's event streams;
+  - a camera's pull starting here tells the others (see `_pulled_elsewhere`).
 - **Heartbeats.** Each node renews its heartbeat every second. A node whose
   heartbeat is older than `node_timeout_seconds` is taken for dead: a surviving
   node closes out its sessions in the audit log and the directory (only that
@@ -34,6 +35,7 @@ from typing import Any
 
 from gateway.config import ClusterSettings
 from gateway.egress import Ending, ViewerSession
+from gateway.relay import CameraHub, CameraHubs
 from gateway.store import Store, StoreUnavailable
 from gateway.store import cluster as shared
 from gateway.store.audit import AuditLog
@@ -67,6 +69,7 @@ class ClusterNode:
         bus: EventBus,
         enforcer: GrantEnforcer,
         tickets: TicketBook,
+        hubs: CameraHubs,
     ) -> None:
         self.node_id = settings.node_id
         self.timeout = settings.node_timeout_seconds
@@ -75,6 +78,8 @@ class ClusterNode:
         self.bus = bus
         self.enforcer = enforcer
         self.tickets = tickets
+        self.hubs = hubs
+        self._pulling: set[str] = set()  # cameras this node pulls now
         self.incarnation = secrets.token_hex(8)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listener: shared.Listener | None = None
@@ -111,6 +116,7 @@ class ClusterNode:
         self.sessions.count_elsewhere = self.count_elsewhere
         self.sessions.list_elsewhere = self.sessions_elsewhere
         self.bus.forward = self._forward_event
+        self.hubs.on_state_change.append(self._pull_changed)
         node = self.node_id
 
         # Sign tickets with the cluster's key; record their use where all nodes see it.
@@ -239,6 +245,14 @@ class ClusterNode:
         event = {"kind": kind, "data": data, "accounts": accounts, "viewer_data": viewer_data}
         self.send({"type": "event", **event}, keep=False)
 
+    def _pull_changed(self, hub: CameraHub) -> None:
+        """A camera's pull starting here (idle to anything else) is news to the others."""
+        if hub.state == "idle":
+            self._pulling.discard(hub.id)
+        elif hub.id not in self._pulling:
+            self._pulling.add(hub.id)
+            self.send({"type": "camera_pulled", "camera_id": hub.id}, keep=False)
+
     # --- messages in --------------------------------------------------------------------
 
     def _from_listener(self, message: dict[str, Any]) -> None:
@@ -264,6 +278,8 @@ class ClusterNode:
             )
         elif kind == "grant_changed":
             self._spawn(self.enforcer.sweep())
+        elif kind == "camera_pulled":
+            self._pulled_elsewhere(str(message.get("camera_id")), str(message.get("from")))
         elif not self._first_time(message):
             return
         elif kind == "end_session" and message.get("node") == self.node_id:
@@ -273,6 +289,31 @@ class ClusterNode:
             ending = Ending(str(message.get("code")), str(message.get("reason")))
             mine = [s for s in self.sessions if s.account == message.get("account")]
             self._spawn(self.sessions.end_many(mine, ending))
+
+    def _pulled_elsewhere(self, camera_id: str, node: str) -> None:
+        """Another node started pulling a camera that this node's viewers watch. The
+        balancer sends a camera's new viewers to one node; this node came to hold the
+        camera while that one was away (or was reached directly). Its viewers are
+        asked to move: the player opens a session through the balancer and ends this
+        one once the new one shows its picture, so the tile never goes black, and this
+        node's pull ends with its last viewer. Nobody is cut off: a player that does
+        not move keeps its session, and the camera stays pulled here for it."""
+        moving = [s for s in self.sessions if s.camera_id == camera_id]
+        if not moving:
+            return
+        log.info(
+            "camera %s is now pulled by node %s; asking its %d viewers here to move",
+            camera_id,
+            node,
+            len(moving),
+            extra={"camera_id": camera_id},
+        )
+        for session in moving:
+            self.bus.publish(
+                "session_moving",
+                {"session_id": session.id, "camera_id": camera_id, "node": node},
+                accounts=[session.account],
+            )
 
     def _first_time(self, message: dict[str, Any]) -> bool:
         """A revocation is applied once, whether its notice or the catch-up brings it."""
