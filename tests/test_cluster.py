@@ -271,7 +271,7 @@ async def test_one_rtsp_connection_per_camera_across_the_cluster(
 
 
 async def test_every_node_lists_hears_and_counts_every_nodes_sessions(
-    cluster: Cluster, http: aiohttp.ClientSession
+    cluster: Cluster, http: aiohttp.ClientSession, browser: Any
 ) -> None:
     account = "everywhere"
     await cluster.grant(http, list(CAMERAS), [account])
@@ -282,6 +282,7 @@ async def test_every_node_lists_hears_and_counts_every_nodes_sessions(
             # The event stream on gw1 hears gw2's session start.
             started = await wait_event(gw1_events, "session_started", session_id_of(on_gw2))
             assert started["session"]["camera_id"] == "cam-2"
+            assert started["session"]["node"] == "gw2"
             # Either node's admin list shows both sessions, with their nodes.
             for node in ("gw1", "gw2"):
                 status, body = await cluster.admin(http, "GET", "/api/sessions", node=node)
@@ -289,6 +290,15 @@ async def test_every_node_lists_hears_and_counts_every_nodes_sessions(
                 listed = {s["id"]: s["node"] for s in body["sessions"]}
                 assert listed[session_id_of(on_gw1)] == "gw1", listed
                 assert listed[session_id_of(on_gw2)] == "gw2", listed
+            # So does the admin console, through the balancer, with a node column.
+            console = await open_page(
+                browser, cluster.url() + "/admin", bearer(ADMIN, admin=True)["Authorization"][7:]
+            )
+            for viewer, node in ((on_gw1, "gw1"), (on_gw2, "gw2")):
+                row = console.page.locator(f"tr[data-session='{session_id_of(viewer)}']")
+                await row.wait_for(timeout=10_000)
+                assert await row.locator(".node-col").inner_text() == node
+            assert await console.page.locator("th.node-col").is_visible()
             # The account's limit counts its sessions on both nodes.
             third = await watching(cluster.viewer("cam-3", node="gw2", account=account), http)
             fourth = cluster.viewer("cam-3", node="gw1", account=account)

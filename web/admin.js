@@ -19,6 +19,7 @@ const TEXT = {
     started: "開始",
     remote: "來源位址",
     sent: "傳送量",
+    node: "節點",
     actions: "操作",
     noSessions: "目前沒有人在觀看",
     grantsTitle: "授權",
@@ -89,6 +90,7 @@ const TEXT = {
     started: "Started",
     remote: "Remote address",
     sent: "Sent",
+    node: "Node",
     actions: "Actions",
     noSessions: "Nobody is watching",
     grantsTitle: "Grants",
@@ -238,12 +240,16 @@ function drawSessions() {
         cell(s.project),
         cell(when(s.started_at)),
         cell(s.remote),
-        cell(bytes(s.bytes_sent || 0), "num"),
+        // Another node's session comes from the cluster's directory, without a count.
+        cell(s.bytes_sent == null ? "—" : bytes(s.bytes_sent), "num"),
+        cell(s.node || "", "node-col"),
         actions,
       );
       return tr;
     }),
   );
+  // The node column, only with several gateways (sessions carry their node then).
+  $("#session-table").classList.toggle("clustered", rows.some((s) => s.node));
   $("#session-count").textContent = t("count")(rows.length);
   $("#no-sessions").hidden = rows.length > 0;
 }

@@ -42,7 +42,7 @@ def account_sessions(sessions: SessionRegistry, store: Store, bus: EventBus) -> 
         )
         session.started_recorded = True
         await store.landed(written)
-        bus.publish("session_started", {"session": session.to_json()})
+        bus.publish("session_started", {"session": sessions.to_json(session)})
 
     def ended(session: ViewerSession) -> None:
         assert session.ending is not None
