@@ -38,6 +38,7 @@ from gateway.egress.turn import TurnServers
 from gateway.http import cors, errors, headers, pages
 from gateway.http.admin import AdminApi
 from gateway.http.api import ViewerApi
+from gateway.http.cluster import ClusterEndpoint
 from gateway.http.whep import WhepEndpoint, plain_options
 from gateway.inventory import read_inventory
 from gateway.metrics import GatewayMetrics
@@ -110,7 +111,9 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     reloader = InventoryReloader(settings, hubs, store, sessions, bus)
     # Several nodes on one PostgreSQL database: the directory, messages, heartbeats.
     cluster = (
-        ClusterNode(settings.cluster, store, sessions, bus, enforcer, tickets, hubs)
+        ClusterNode(
+            settings.cluster, store, sessions, bus, enforcer, tickets, hubs, settings.node_address
+        )
         if store.shared
         else None
     )
@@ -175,6 +178,8 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         embed_origins=settings.cors.origins,
     ).add_routes(app.router)
     AdminApi(access, admin, store, sessions, reloader).add_routes(app.router)
+    if cluster is not None:
+        ClusterEndpoint(cluster).add_routes(app.router)
     pages.add_routes(app.router)
     cors.allow_origins(app, settings.cors.origins)
     return app

@@ -15,6 +15,7 @@ import ipaddress
 import math
 import os
 import re
+import socket
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
@@ -433,6 +434,12 @@ def _node_id(v: str) -> str | None:
     return f"must be 1-32 of a-z 0-9 -, starting with a letter or digit, got {v!r}"
 
 
+def _node_address(v: str) -> str | None:
+    if v == "" or re.fullmatch(r"https?://[^/\s?#]+", v):
+        return None
+    return f"must be a scheme, host and port, like http://10.0.0.11:8080, got {v!r}"
+
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """One node of several behind a balancer, sharing a PostgreSQL database."""
@@ -441,6 +448,10 @@ class ClusterSettings:
     # A node whose heartbeat is older than this is taken for dead: a surviving node
     # closes out its sessions in the audit log.
     node_timeout_seconds: float = _key(5.0, _between(2, 300))
+    # Where the other nodes reach this one (revocations go straight there, so they
+    # work while PostgreSQL is away). Default: http://<[server] host>:<[server] port>,
+    # with this machine's name for a wildcard host.
+    address: str = _key("", _node_address)
 
 
 @dataclass(frozen=True)
@@ -611,6 +622,16 @@ class Settings:
 
     def camera(self, camera_id: str) -> CameraSettings | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
+
+    @property
+    def node_address(self) -> str:
+        """How the other nodes of a cluster reach this one ([cluster] address)."""
+        if self.cluster.address:
+            return self.cluster.address
+        host = self.server.host
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.getfqdn()
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.server.port}"
 
 
 def load_settings(

@@ -8,6 +8,9 @@ order, and the last one stops PostgreSQL mid-run.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import os
 import shutil
 import subprocess
@@ -545,6 +548,82 @@ async def test_a_returning_node_takes_its_camera_back_and_the_tile_moves_without
             await newcomer.close(http)
         if not cluster.nodes[owner].answers():
             cluster.nodes[owner].start()
+
+
+async def test_a_node_takes_only_signed_fresh_messages_from_its_peers(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    with psycopg.connect(cluster.database) as db:
+        key = db.execute("SELECT secret FROM cluster_secret").fetchone()
+    message = {"type": "end_account", "account": "nobody", "code": "revoked", "reason": "x"}
+
+    async def post(url: str, sent_at: float, signing_key: bytes) -> tuple[int, str]:
+        body = json.dumps({**message, "nonce": os.urandom(8).hex(), "sent_at": sent_at}).encode()
+        signature = hmac.new(signing_key, body, hashlib.sha256).hexdigest()
+        async with http.post(
+            f"{url}/cluster/messages", data=body, headers={"X-Cluster-Signature": signature}
+        ) as reply:
+            return reply.status, await reply.text()
+
+    assert (await post(cluster.url("gw2"), time.time(), key[0].encode()))[0] == 204
+    status, text = await post(cluster.url("gw2"), time.time(), b"another key")
+    assert status == 403 and "not_a_cluster_message" in text, text
+    status, text = await post(cluster.url("gw2"), time.time() - 60, key[0].encode())
+    assert status == 403 and "older than" in text, text
+    # HAProxy keeps it from the outside.
+    assert (await post(cluster.url(), time.time(), key[0].encode()))[0] == 404
+
+
+async def test_revocations_reach_the_other_node_within_a_second_while_postgres_is_stopped(
+    cluster: Cluster, postgres: Postgres, http: aiohttp.ClientSession
+) -> None:
+    """A session, an account and a grant revoked on gw1 while PostgreSQL is away end
+    their viewers on gw2 within a second: revocations also go straight to the nodes."""
+    by_session = await cluster.grant(http, ["cam-1"], ["outage-session"], node="gw1")
+    await cluster.grant(http, ["cam-1"], ["outage-account"], node="gw1")
+    by_grant = await cluster.grant(http, ["cam-1"], ["outage-grant"], node="gw1")
+    viewers = {
+        account: await watching(cluster.viewer("cam-1", node="gw2", account=account), http)
+        for account in ("outage-session", "outage-account", "outage-grant")
+    }
+    postgres.stop()
+    try:
+        revocations = {
+            "outage-session": f"/api/sessions/{session_id_of(viewers['outage-session'])}/revoke",
+            "outage-account": "/api/accounts/outage-account/revoke",
+            "outage-grant": f"/api/grants/{by_grant['id']}/revoke",
+        }
+        for account, path in revocations.items():
+            revoking = asyncio.ensure_future(
+                cluster.admin(http, "POST", path, node="gw1", json={"reason": "outage"})
+            )
+            took = await closed_within(viewers[account], CLOSE_WITHIN_SECONDS)
+            print(f"{account}: closed on gw2 {took * 1000:.0f} ms after the revoke on gw1")
+            status, body = await asyncio.wait_for(revoking, 10)
+            if account == "outage-account":
+                # The other nodes' sessions cannot be listed now: none is counted here
+                # (their end records on gw2 name the administrator).
+                assert (status, body) == (200, {"ended": 0})
+            else:  # ended, and its record waits for the database
+                assert status == 503 and body["code"] == "record_pending", (account, body)
+        # The grant stays revoked on gw2: a new viewer there is refused.
+        again = cluster.viewer("cam-1", node="gw2", account="outage-grant")
+        reply = await again.connect(http)
+        assert reply.status in (403, 503), await reply.text()
+        await again.close()
+    finally:
+        postgres.start()
+        for viewer in viewers.values():
+            await viewer.close()
+    for account, viewer in viewers.items():
+        ended = await wait_for_audit(cluster, http, "gw2", session_id_of(viewer), "session_end", 20)
+        assert ended["detail"]["code"] in ("revoked", "grant_revoked"), (account, ended)
+        if account != "outage-grant":
+            assert ended["detail"]["ended_by"] == ADMIN, ended
+    await wait_for_audit(
+        cluster, http, "gw1", session_id_of(viewers["outage-session"]), "session_revoked", 20
+    )
+    assert by_session["id"] != by_grant["id"]
 
 
 async def test_postgres_stopped_mid_run_fails_closed_and_records_wait(

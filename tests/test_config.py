@@ -349,3 +349,14 @@ def test_a_postgresql_database_needs_a_node_id_and_stays_secret():
 @pytest.mark.parametrize("node_id", ["GW1", "gw.1", "-gw", "gw_1", "x" * 33])
 def test_a_node_id_must_fit_in_a_session_url(node_id):
     assert "cluster.node_id: must be 1-32 of a-z 0-9 -" in error(cluster={"node_id": node_id})
+
+
+def test_where_the_other_nodes_reach_this_one():
+    assert parse(server={"host": "10.0.0.11", "port": 8081}).node_address == "http://10.0.0.11:8081"
+    assert parse(server={"host": "::1"}).node_address == "http://[::1]:8080"
+    wildcard = parse(server={"host": "0.0.0.0"}).node_address
+    assert wildcard.startswith("http://") and "0.0.0.0" not in wildcard
+    given = parse(cluster={"address": "https://gw1.example.org:8443"})
+    assert given.node_address == "https://gw1.example.org:8443"
+    for bad in ("gw1:8080", "http://gw1:8080/path"):
+        assert error(cluster={"address": bad}).startswith("cluster.address: must be a scheme")

@@ -125,6 +125,8 @@ class AccessAdmin:
         else:
             self.overlay.revoked_ids.add(grant_id)
             await self.enforcer.end_revoked(grant_id)
+        if self.cluster is not None:
+            self.cluster.revoke_grant(grant_id)  # the other nodes, now, database or not
 
         def revoke(grants: GrantStore, audit: AuditLog) -> Grant:
             grant = grants.revoke(grant_id, by=admin.account, reason=reason)
@@ -143,15 +145,21 @@ class AccessAdmin:
         if session is None:
             if self.cluster is None:
                 return False
-            row = await self.cluster.find(session_id)  # StoreUnavailable: 503
+            try:
+                row = await self.cluster.find(session_id)
+            except StoreUnavailable:
+                # The directory cannot be read: the id names the node that holds it.
+                row = self.cluster.unlisted(session_id)
+                if row is None:
+                    raise
             if row is None:
                 return False
             landed = self._record_revocation(admin, remote, row, reason)
-            self.cluster.revoke_session(row, ending)
+            self.cluster.revoke_session(row, ending, admin.account)
             await self._landed([landed])
             return True
         landed = self._record_revocation(admin, remote, _listed(session), reason)
-        ended = await self.sessions.end(session_id, ending)
+        ended = await self.sessions.end(session_id, ending, admin.account)
         await self._landed([landed])
         return ended
 
@@ -163,7 +171,7 @@ class AccessAdmin:
         if self.cluster is not None:
             # Sent whatever the directory says: a node whose sessions it cannot list
             # still ends them when the message reaches it.
-            self.cluster.revoke_account(account, ending)
+            self.cluster.revoke_account(account, ending, admin.account)
             try:
                 rows = await self.cluster.sessions_elsewhere()
             except StoreUnavailable:
@@ -173,7 +181,7 @@ class AccessAdmin:
             self._record_revocation(admin, remote, row, reason)
             for row in [_listed(s) for s in sessions] + elsewhere
         ]
-        ended = await self.sessions.end_many(sessions, ending)
+        ended = await self.sessions.end_many(sessions, ending, admin.account)
         await self._landed(landed)
         return ended + len(elsewhere)
 

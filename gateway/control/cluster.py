@@ -10,6 +10,10 @@
     a second stays the safety net, for messages lost while a node was away;
   - an event published here reaches every node's event streams;
   - a camera's pull starting here tells the others (see `_pulled_elsewhere`).
+- **Straight to the nodes.** Revocations (of a session, an account or a grant) also
+  go directly to every other node over HTTP (PeerLink), so they take effect there
+  at once while PostgreSQL cannot carry them. Each is applied once, whichever way
+  comes first.
 - **Heartbeats.** Each node renews its heartbeat every second. A node whose
   heartbeat is older than `node_timeout_seconds` is taken for dead: a surviving
   node closes out its sessions in the audit log and the directory (only that
@@ -43,6 +47,7 @@ from gateway.store.grants import GrantStore
 
 from .enforcer import GrantEnforcer
 from .events import EventBus
+from .peers import PeerLink
 from .sessions import SessionRegistry
 from .tickets import TicketBook
 
@@ -70,8 +75,11 @@ class ClusterNode:
         enforcer: GrantEnforcer,
         tickets: TicketBook,
         hubs: CameraHubs,
+        address: str,
     ) -> None:
         self.node_id = settings.node_id
+        self.address = address
+        self.peers = PeerLink(settings.node_id)
         self.timeout = settings.node_timeout_seconds
         self.store = store
         self.sessions = sessions
@@ -90,7 +98,7 @@ class ClusterNode:
         # Revocations sent before this node started are not its business; those
         # applied since are remembered so that none is applied twice.
         self._revocations_from = 0
-        self._applied: dict[int, float] = {}
+        self._applied: dict[int | str, float] = {}  # revocation ids and nonces
         self.listening = False
 
     # --- wiring ---------------------------------------------------------------------
@@ -126,11 +134,14 @@ class ClusterNode:
             )
 
         db = self.store.grants.db  # the start-up connection, before anything is served
-        self.tickets.use_key(shared.secret(db).encode(), first_use)
+        key = shared.secret(db).encode()
+        self.tickets.use_key(key, first_use)
+        self.peers.use_key(key)
         # This node's last run: its sessions were closed out in the audit log (the
         # lifecycle does that first); its rows in the directory go too.
         shared.forget_sessions(db, node)
-        shared.register(db, node, self.incarnation)
+        shared.register(db, node, self.incarnation, self.address)
+        self.peers.addresses = shared.addresses(db, self.timeout)
         self._revocations_from = shared.last_revocation(db)
 
     async def start(self) -> None:
@@ -152,6 +163,7 @@ class ClusterNode:
                 await task
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
+        await self.peers.close()
         node, incarnation = self.node_id, self.incarnation
 
         def leave(grants: GrantStore, _: AuditLog) -> None:
@@ -197,8 +209,12 @@ class ClusterNode:
     def send(self, message: dict[str, Any], *, keep: bool = True, revocation: bool = False) -> None:
         """To every other node, after what is queued before it has been written.
         `keep`: never dropped; else dropped when it cannot go soon. A `revocation` is
-        also kept in the database for nodes that miss its notice."""
+        also kept in the database for nodes that miss its notice, and sent straight
+        to the other nodes (once applied, whichever way comes first)."""
         message = {**message, "from": self.node_id}
+        if revocation:
+            message["nonce"] = secrets.token_hex(12)
+            self._spawn(self.peers.tell_all(message))
 
         def job(grants: GrantStore, _: AuditLog) -> None:
             (shared.send_revocation if revocation else shared.send)(grants.db, message)
@@ -209,7 +225,7 @@ class ClusterNode:
         task = asyncio.ensure_future(self.store.write(job, EVENT_SECONDS))
         task.add_done_callback(_quietly)
 
-    def revoke_session(self, row: dict[str, Any], ending: Ending) -> None:
+    def revoke_session(self, row: dict[str, Any], ending: Ending, by: str) -> None:
         self.send(
             {
                 "type": "end_session",
@@ -217,23 +233,40 @@ class ClusterNode:
                 "session_id": row["id"],
                 "code": ending.code,
                 "reason": ending.reason,
+                "by": by,  # the session's end record names who ended it
             },
             revocation=True,
         )
 
-    def revoke_account(self, account: str, ending: Ending) -> None:
+    def revoke_account(self, account: str, ending: Ending, by: str) -> None:
         self.send(
             {
                 "type": "end_account",
                 "account": account,
                 "code": ending.code,
                 "reason": ending.reason,
+                "by": by,
             },
             revocation=True,
         )
 
     def grant_changed(self, grant_id: int) -> None:
         self.send({"type": "grant_changed", "grant_id": grant_id})
+
+    def revoke_grant(self, grant_id: int) -> None:
+        """Straight to the other nodes; the database's way is `grant_changed`, once the
+        revocation is written. A revocation is for good, so a node may keep it."""
+        message = {"type": "grant_revoked", "grant_id": grant_id, "from": self.node_id}
+        self._spawn(self.peers.tell_all({**message, "nonce": secrets.token_hex(12)}))
+
+    def unlisted(self, session_id: str) -> dict[str, Any] | None:
+        """A session of another node, named by its id alone (the directory cannot be
+        read): what is known of it, if its node was heard of at the last heartbeat."""
+        node = session_id.split(".", 1)[0]
+        if node == self.node_id or node not in self.peers.addresses:
+            return None
+        unknown = dict.fromkeys(("account", "camera_id", "grant_id", "project"))
+        return {"id": session_id, "node": node, **unknown}
 
     def _forward_event(
         self,
@@ -254,6 +287,10 @@ class ClusterNode:
             self.send({"type": "camera_pulled", "camera_id": hub.id}, keep=False)
 
     # --- messages in --------------------------------------------------------------------
+
+    def from_peer(self, message: dict[str, Any]) -> None:
+        """A message another node sent straight here (already checked by PeerLink)."""
+        self._received(message)
 
     def _from_listener(self, message: dict[str, Any]) -> None:
         """In the listener's thread: over to the event loop."""
@@ -282,13 +319,17 @@ class ClusterNode:
             self._pulled_elsewhere(str(message.get("camera_id")), str(message.get("from")))
         elif not self._first_time(message):
             return
+        elif kind == "grant_revoked" and isinstance(message.get("grant_id"), int):
+            grant_id = message["grant_id"]
+            self.enforcer.overlay.revoked_ids.add(grant_id)  # for good, as the grant is
+            self._spawn(self.enforcer.end_revoked(grant_id))
         elif kind == "end_session" and message.get("node") == self.node_id:
-            ending = Ending(str(message.get("code")), str(message.get("reason")))
-            self._spawn(self.sessions.end(str(message.get("session_id")), ending))
+            ending, by = Ending(str(message.get("code")), str(message.get("reason"))), _by(message)
+            self._spawn(self.sessions.end(str(message.get("session_id")), ending, by))
         elif kind == "end_account":
-            ending = Ending(str(message.get("code")), str(message.get("reason")))
+            ending, by = Ending(str(message.get("code")), str(message.get("reason"))), _by(message)
             mine = [s for s in self.sessions if s.account == message.get("account")]
-            self._spawn(self.sessions.end_many(mine, ending))
+            self._spawn(self.sessions.end_many(mine, ending, by))
 
     def _pulled_elsewhere(self, camera_id: str, node: str) -> None:
         """Another node started pulling a camera that this node's viewers watch. The
@@ -316,15 +357,19 @@ class ClusterNode:
             )
 
     def _first_time(self, message: dict[str, Any]) -> bool:
-        """A revocation is applied once, whether its notice or the catch-up brings it."""
-        revocation = message.get("revocation")
-        if not isinstance(revocation, int):
+        """A revocation is applied once, whether its notice, the catch-up or the
+        sender itself brings it (by its id in the database, and by its nonce)."""
+        revocation, nonce = message.get("revocation"), message.get("nonce")
+        seen = [k for k in (revocation, nonce) if isinstance(k, int | str)]
+        if not seen:
             return True
-        if revocation <= self._revocations_from or revocation in self._applied:
+        if isinstance(revocation, int) and revocation <= self._revocations_from:
+            return False
+        if any(k in self._applied for k in seen):
             return False
         now = time.monotonic()
         self._applied = {r: t for r, t in self._applied.items() if now - t < 2 * CATCH_UP_SECONDS}
-        self._applied[revocation] = now
+        self._applied.update(dict.fromkeys(seen, now))
         return True
 
     async def _catch_up(self) -> None:
@@ -367,6 +412,9 @@ class ClusterNode:
                 continue
             with contextlib.suppress(StoreUnavailable):
                 await self._catch_up()
+                self.peers.addresses = await self.store.read(
+                    lambda g, _: shared.addresses(g.db, timeout)
+                )
             now = time.monotonic()
             if self._heard_since is None:
                 self._heard_since = now
@@ -394,7 +442,8 @@ class ClusterNode:
         self.incarnation = secrets.token_hex(8)
         node, incarnation = self.node_id, self.incarnation
         with contextlib.suppress(StoreUnavailable):
-            await self.store.write(lambda g, _: shared.register(g.db, node, incarnation))
+            address = self.address
+            await self.store.write(lambda g, _: shared.register(g.db, node, incarnation, address))
         self._heard_since = None
 
     def _spawn(self, work: Any) -> None:
@@ -402,6 +451,11 @@ class ClusterNode:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_quietly)
+
+
+def _by(message: dict[str, Any]) -> str | None:
+    by = message.get("by")
+    return by if isinstance(by, str) else None
 
 
 def _quietly(task: asyncio.Future[Any]) -> None:

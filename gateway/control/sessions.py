@@ -227,10 +227,12 @@ class SessionRegistry:
             observer(session)
         return True
 
-    async def end_many(self, sessions: list[ViewerSession], ending: Ending) -> int:
+    async def end_many(
+        self, sessions: list[ViewerSession], ending: Ending, by: str | None = None
+    ) -> int:
         """End these sessions at once; one that fails to end never holds up the rest."""
         results = await asyncio.gather(
-            *(self.end(s.id, ending) for s in sessions), return_exceptions=True
+            *(self.end(s.id, ending, by) for s in sessions), return_exceptions=True
         )
         for session, result in zip(sessions, results, strict=True):
             if isinstance(result, BaseException):

@@ -132,7 +132,7 @@ class ViewerSession:
         self.started_recorded = False  # its start row is queued for the audit log
         self.ended = asyncio.Event()
         self._deadline: asyncio.TimerHandle | None = None
-        self.ended_by: str | None = None  # who ended it through WHEP, if anyone did
+        self.ended_by: str | None = None  # who ended it (through WHEP, or an administrator)
         self.codec = "H264"  # or "VP8" (a rendition of the camera)
         self.rendition: str | None = None  # a lighter picture asked for, e.g. "low"
         self.turn: TurnCredential | None = None  # handed to the viewer in the answer

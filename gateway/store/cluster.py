@@ -38,14 +38,25 @@ _DIRECTORY_COLUMNS = ("id", "node", "account", "camera_id", "grant_id", "project
 # --- nodes ----------------------------------------------------------------------
 
 
-def register(db: PgConnection, node: str, incarnation: str) -> None:
-    """This node is up (again), as a new incarnation."""
+def register(db: PgConnection, node: str, incarnation: str, address: str) -> None:
+    """This node is up (again), as a new incarnation, reached at `address`."""
     db.execute(
-        "INSERT INTO cluster_nodes (node, incarnation, started_at, heartbeat_at)"
-        " VALUES (?, ?, now(), now()) ON CONFLICT (node) DO UPDATE"
-        " SET incarnation = EXCLUDED.incarnation, started_at = now(), heartbeat_at = now()",
-        (node, incarnation),
+        "INSERT INTO cluster_nodes (node, incarnation, started_at, heartbeat_at, address)"
+        " VALUES (?, ?, now(), now(), ?) ON CONFLICT (node) DO UPDATE"
+        " SET incarnation = EXCLUDED.incarnation, started_at = now(), heartbeat_at = now(),"
+        " address = EXCLUDED.address",
+        (node, incarnation, address),
     )
+
+
+def addresses(db: PgConnection, timeout_seconds: float) -> dict[str, str]:
+    """The nodes heard from within `timeout_seconds`, and where they are reached."""
+    rows = db.execute(
+        "SELECT node, address FROM cluster_nodes WHERE address IS NOT NULL"
+        " AND heartbeat_at > now() - make_interval(secs => ?)",
+        (timeout_seconds,),
+    ).fetchall()
+    return {node: address for node, address in rows}
 
 
 def last_heartbeat(db: PgConnection, node: str) -> tuple[str, datetime] | None:

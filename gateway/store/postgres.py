@@ -163,6 +163,10 @@ MIGRATIONS: list[str] = [
         sent_at TIMESTAMPTZ NOT NULL DEFAULT now()
     );
     """,
+    # 4: where each node is reached, so revocations can go straight to it.
+    """
+    ALTER TABLE cluster_nodes ADD COLUMN address TEXT;
+    """,
 ]
 
 
