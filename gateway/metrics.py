@@ -64,6 +64,11 @@ class _LiveCollector:
         reconnects = CounterMetricFamily(
             "cctv_upstream_reconnects", "Camera connections reopened", labels=["camera"]
         )
+        overload = CounterMetricFamily(
+            "cctv_frames_dropped_overload",
+            "Frames dropped at the pull because the event loop was behind (CPU exhausted)",
+            labels=["camera"],
+        )
         cameras = GaugeMetricFamily("cctv_cameras", "Cameras in the inventory")
         cameras.add_metric([], len(self.hubs))
         pulls = 0
@@ -73,6 +78,7 @@ class _LiveCollector:
             sent.add_metric([hub.id], hub.bytes_out)
             dropped.add_metric([hub.id], hub.frames_dropped)
             reconnects.add_metric([hub.id], hub.reconnects)
+            overload.add_metric([hub.id], hub.frames_dropped_behind)
             pulls += hub.pulling
         pulling.add_metric([], pulls)
         by_state = Tally(s.pc.connectionState for s in self.sessions)
@@ -86,7 +92,8 @@ class _LiveCollector:
             "Audit rows and grant changes waiting for the database to take them",
         )
         pending.add_metric([], self.store.pending)
-        yield from (viewers, pulling, state, sent, dropped, reconnects, sessions, cameras, pending)
+        yield from (viewers, pulling, state, sent, dropped, reconnects, overload, sessions)
+        yield from (cameras, pending)
         if (api := self.hubs.police_api) is not None:
             yield from _police_api_metrics(api)
 

@@ -147,6 +147,26 @@ async def test_stalled_viewer_does_not_hold_back_another(make_rtsp_camera, start
     await viewer.close(gateway.http)
 
 
+async def test_a_loop_that_falls_behind_gets_a_bounded_queue_and_the_picture_skips(
+    make_rtsp_camera, start_gateway
+):
+    """A node past its CPU: its event loop is behind the cameras. The frames waiting for
+    it stay bounded (2 s of video); the rest are dropped at the pull until a keyframe,
+    and the viewer goes on from there instead of ever further behind."""
+    camera = make_rtsp_camera(**SMALL)
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewer = await watch(gateway)
+    assert await viewer.wait_frames(10)
+    hub = gateway.app[HUBS].get("cam")
+    time.sleep(4.0)  # the whole event loop stalls for 100 frames: that is the point
+    assert hub.backlog <= 2 * 25
+    assert hub.frames_dropped_behind >= 100 - 2 * 25 - 15
+    assert await viewer.wait_frames(25), "the picture did not go on"
+    dropped = per_camera(await scrape(gateway), "cctv_frames_dropped_overload_total", "cam")
+    assert dropped >= 100 - 2 * 25 - 15
+    await viewer.close(gateway.http)
+
+
 async def test_a_viewer_joining_mid_gop_starts_from_its_keyframe(make_rtsp_camera, start_gateway):
     camera = make_rtsp_camera(**SMALL)
     gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))

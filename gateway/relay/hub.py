@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 
 GOP_CACHE_FRAMES = 300  # 12 s at 25 fps; a camera with a longer GOP gets no catch-up
 CATCH_UP_SPACING = CLOCK_RATE // 1000  # 1 ms between replayed frames
+# Frames handed to the event loop and not yet taken up, per camera. Past this many
+# (2 s at 25 fps) the loop is behind: the node is past what its CPU can do. Frames
+# are then dropped at the pull until the next keyframe, so the picture skips rather
+# than lagging further, and the loop's queue stays bounded, with what waits in it
+# behind the frames (sign-ins, revocations, the cluster heartbeat). Measured with a
+# CPU quota: without it, an overloaded node's heartbeat came 5 s late and the
+# cluster took the node for dead.
+BACKLOG_FRAMES = 50
 
 
 class CameraUnavailable(Exception):
@@ -81,6 +89,11 @@ class CameraHub:
         # Totals of viewers that have left, so the metrics only ever count up.
         self.bytes_out_before = 0
         self.frames_dropped_before = 0
+        self.frames_dropped_behind = 0  # at the pull, while the event loop was behind
+        # Frames posted to the loop by the pull thread, and taken up there: each is
+        # written by one thread only, so their difference needs no lock.
+        self._posted = 0
+        self._taken = 0
         self.retired = False  # taken out of the inventory
         self._source = CameraSource(camera, relay, police_api)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -239,10 +252,17 @@ class CameraHub:
             def on_info(info: StreamInfo) -> None:
                 self._post(stop, self._on_info, info)
 
+            skipping = False
+
             def on_frame(frame: EncodedFrame) -> None:
-                nonlocal got_video
+                nonlocal got_video, skipping
                 got_video = True
-                self._post(stop, self._on_frame, frame)
+                skipping = self.backlog >= BACKLOG_FRAMES or (skipping and not frame.keyframe)
+                if skipping:
+                    self.frames_dropped_behind += 1
+                    return
+                self._posted += 1
+                self._post(stop, self._on_frame, frame, frame=True)
 
             try:
                 self._source.run(stop, on_info, on_frame, transcode=transcode)
@@ -269,13 +289,29 @@ class CameraHub:
             stop.wait(self._backoff)
             self._backoff = min(self._backoff * 2, self.relay.reconnect_max_seconds)
 
-    def _post(self, stop: threading.Event, callback: Callable[[Any], None], arg: Any) -> None:
+    def _post(
+        self,
+        stop: threading.Event,
+        callback: Callable[[Any], None],
+        arg: Any,
+        *,
+        frame: bool = False,
+    ) -> None:
         """Run `callback(arg)` on the event loop, unless this pull was stopped."""
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-            self._loop.call_soon_threadsafe(self._if_current, stop, callback, arg)
+            self._loop.call_soon_threadsafe(self._if_current, stop, callback, arg, frame)
 
-    def _if_current(self, stop: threading.Event, callback: Callable[[Any], None], arg: Any) -> None:
+    @property
+    def backlog(self) -> int:
+        """Frames waiting for the event loop."""
+        return self._posted - self._taken
+
+    def _if_current(
+        self, stop: threading.Event, callback: Callable[[Any], None], arg: Any, frame: bool
+    ) -> None:
+        if frame:
+            self._taken += 1  # taken up, whether this pull is still current or not
         if stop is self._stop and not stop.is_set():
             callback(arg)
 
