@@ -10,11 +10,12 @@ cameras, the viewers, PostgreSQL and HAProxy are not capped. The cluster is the
 - One node: the viewers offer straight to gw1 (gw2 runs idle under its own quota).
 - Two nodes: the viewers offer through HAProxy, which spreads the cameras by its hash.
 
-Cameras are added with one viewer each, `plan.capacity_step` at a time and one at a time
-once the busiest node uses 80 % of its quota. After each step every viewer's frame rate
-is taken over `plan.capacity_window` s; the step is held when every viewer has at least
-24 fps (the camera sends 25: at most a frame a second lost). A step that fails is
-measured once more (the machine is shared); failing again ends the ramp.
+Cameras are added with one viewer each, `plan.capacity_step` at a time, fewer as the
+busiest node nears 80 % of its quota, one at a time past it. After each step every
+viewer's frame rate is taken over `plan.capacity_window` s; a step is held when every
+viewer has at least 24 fps (the camera sends 25: at most a frame a second lost). A
+step that fails is measured once more (the machine is shared); failing again ends the
+ramp.
 """
 
 from __future__ import annotations
@@ -105,9 +106,7 @@ async def _ramp(
             held = count
             if count >= len(ids):
                 break
-            busiest = max(n["cpu_pct"] for n in step["per_node"].values())
-            near = busiest >= NEAR_QUOTA * plan.node_cpu_quota_pct
-            target = min(len(ids), count + (1 if near else plan.capacity_step))
+            target = min(len(ids), count + _next_step(step, plan))
     finally:
         with contextlib.suppress(Exception):
             await asyncio.gather(*(w.call("leave", _timeout=60) for w in workers))
@@ -119,6 +118,15 @@ async def _ramp(
         "cameras_available": len(ids),
         "steps": steps,
     }
+
+
+def _next_step(step: dict[str, Any], plan: Any) -> int:
+    """How many cameras to add next: `capacity_step`, fewer as the busiest node nears
+    80 % of its quota (were they all to land on it), one at a time past that."""
+    busiest = max(step["per_node"].values(), key=lambda n: n["cpu_pct"])
+    per_camera = busiest["cpu_pct"] / max(1, busiest["viewers"])
+    room = (NEAR_QUOTA * plan.node_cpu_quota_pct - busiest["cpu_pct"]) / max(0.1, per_camera)
+    return max(1, min(plan.capacity_step, int(room)))
 
 
 async def _join(workers: list[WorkerProc], ids: list[str], have: int, want: int) -> int:
