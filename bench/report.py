@@ -81,6 +81,7 @@ def markdown(r: dict[str, Any]) -> str:
         *_teardown_table(r),
         *_many_cameras(r),
         *_cluster(r),
+        *_capacity(r),
         *_transcode_table(r),
         *_flood_table(r),
         *_vp8_table(r),
@@ -264,10 +265,68 @@ def _cluster(r: dict[str, Any]) -> list[str]:
         f"The same {mc['cameras']} cameras, one viewer each, offered through HAProxy to two "
         f"nodes on one PostgreSQL: {nodes}; {mc['rtsp_connections']} RTSP connections "
         f"(one per camera); fps min/median {mc['fps_min']}/{mc['fps_median']}.",
+        *_per_viewer(cl.get("per_viewer")),
         f"Revoke sent to gw1 → the viewer's peer connection on gw2 closed: n={rv['n']}, "
         f"p50 {rv['p50']} s, max {rv['max']} s. kill -9 of a viewer's node → a picture again "
         f"through HAProxy: {cl['kill_to_picture_s']} s.",
     ]
+
+
+def _per_viewer(pv: dict[str, Any] | None) -> list[str]:
+    if not pv:
+        return []
+    h, d = pv["haproxy"], pv["direct"]
+    return [
+        f"A node's CPU per viewer of one camera ({pv['viewers']} viewers added to one): "
+        f"offered through HAProxy {h['cpu_pct_per_viewer']} % of a core, straight to the node "
+        f"{d['cpu_pct_per_viewer']} % (node {pv['one_viewer_cpu_pct']} % → {h['cpu_pct']} % / "
+        f"{d['cpu_pct']} %; fps min {h['fps_min']} / {d['fps_min']}).",
+    ]
+
+
+def _capacity(r: dict[str, Any]) -> list[str]:
+    c = r.get("capacity")
+    if not c:
+        return []
+    title = [
+        "",
+        "## Capacity: cameras held at full frame rate, one node against two (issue 14)",
+        "",
+    ]
+    if "skipped" in c:
+        return [*title, f"Not measured: {c['skipped']}."]
+    lines = [
+        *title,
+        f"Each node runs in a cgroup capped at {c['node_cpu_quota_pct']} % of one core "
+        f"(CFS quota per {c['period_us'] // 1000} ms period), standing in for a core per node; "
+        "cameras, viewers, PostgreSQL and HAProxy are not capped. Cameras are added with one "
+        f"viewer each; a count is held when every viewer gets ≥ {c['fps_held']} fps over "
+        f"{c['window_s']:g} s.",
+        "",
+        "| | cameras held | split | busiest node CPU % (throttled periods %) | next count |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label in (
+        ("one_node", f"one node (offers {c['one_node_offers']})"),
+        ("two_nodes", f"two nodes (offers {c['two_nodes_offer']})"),
+    ):
+        ramp = c[key]
+        at = next((s for s in ramp["steps"] if s["cameras"] == ramp["held"]), None)
+        after = next((s for s in ramp["steps"] if not s["held"]), None)
+        busiest = max(at["per_node"].values(), key=lambda n: n["cpu_pct"]) if at else None
+        split = " + ".join(f"{k} {v}" for k, v in ramp["split"].items())
+        load = f"{busiest['cpu_pct']} ({busiest['throttled_periods_pct']})" if busiest else ""
+        if after:
+            nodes = ", ".join(f"{k} {v['viewers']} viewers" for k, v in after["per_node"].items())
+            nxt = (
+                f"{after['cameras']}: {after['viewers_below']} viewers < {c['fps_held']} fps, "
+                f"fps min {after['fps_min']}; {nodes}"
+            )
+        else:
+            nxt = f"none (all {ramp['cameras_available']} cameras held)"
+        lines.append(f"| {label} | **{ramp['held']}** | {split} | {load} | {nxt} |")
+    lines += ["", f"Two nodes against one: **{c['ratio']}×** (the issue asks ≥ 1.8×)."]
+    return lines
 
 
 def _many_cameras(r: dict[str, Any]) -> list[str]:

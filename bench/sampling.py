@@ -127,6 +127,15 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def fps_between(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[float]:
+    """Every viewer's frame rate between two rounds of the workers' `stats` answers."""
+    return [
+        (vb["frames"] - va["frames"]) / (b["t"] - a["t"])
+        for a, b in zip(before, after, strict=True)
+        for va, vb in zip(a["viewers"], b["viewers"], strict=False)
+    ]
+
+
 async def window_cpu_and_fps(
     gateway_pid: int, workers: list[Any], quiet: set[int], window: float
 ) -> tuple[float, float, dict[str, list[float]]]:

@@ -40,11 +40,23 @@ class Plan:
     profile_at: int | None
     count_workers: int = 4
     vp8_h264_viewers: int = 50  # H.264 viewers watching alongside the VP8 ones
+    # The capacity phase: each node in a cgroup capped at this % of one core (a quota per
+    # node stands in for "a core per node" on 2 cores), cameras added `capacity_step` at a
+    # time (one at a time near the node's quota) up to `capacity_max`, each step held
+    # over `capacity_window` seconds.
+    node_cpu_quota_pct: float = 12.0
+    capacity_max: int = 40
+    capacity_step: int = 2
+    capacity_window: float = 8.0
+    per_viewer_viewers: int = 20  # the cluster phase: a node's CPU per viewer, direct vs HAProxy
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, 10, 6, [1, 20], 5.0, 3.0, 1, 2, 5, 1, [1, 10], None, 2, 10)
+            return cls(
+                True, 10, 6, [1, 20], 5.0, 3.0, 1, 2, 5, 1, [1, 10], None, 2, 10,
+                capacity_step=4, capacity_window=4.0, per_viewer_viewers=5,
+            )  # fmt: skip
         return cls(False, 30, 30, [1, 50, 100, 200], 12.0, 4.0, 3, 5, 20, 4, [1, 50], 100)
 
 
@@ -80,11 +92,14 @@ class Stage:
         self.cameras["hevc"] = make_camera(mount="hevc", **hevc)
         procs = [make_camera(mount="many", **CAMERA) for _ in range(self.plan.many_camera_procs)]
         self.many_procs = procs
-        self.many_ids = [f"many-{i:02d}" for i in range(self.plan.many_cameras)]
-        self.many_url = {cid: procs[i % len(procs)].url for i, cid in enumerate(self.many_ids)}
+        # The capacity phase adds cameras past the many phase's; the first are the same.
+        count = max(self.plan.many_cameras, self.plan.capacity_max)
+        self.camera_ids = [f"many-{i:02d}" for i in range(count)]
+        self.many_ids = self.camera_ids[: self.plan.many_cameras]
+        self.many_url = {cid: procs[i % len(procs)].url for i, cid in enumerate(self.camera_ids)}
         self.config = self.workdir / "bench.toml"
         self._write_config()
-        grant_cameras(self.db_path, ["main", "hevc", *self.many_ids], ACCOUNT)
+        grant_cameras(self.db_path, ["main", "hevc", *self.camera_ids], ACCOUNT)
 
     def _write_config(self) -> None:
         def q(s: str) -> str:

@@ -12,7 +12,7 @@ from project import ROOT
 from sampling import machine_info
 from stage import LINGER, Stage
 
-from . import cluster, fanout, flood, many, tablets, teardown, transcode, ttff, vp8
+from . import capacity, cluster, fanout, flood, many, tablets, teardown, transcode, ttff, vp8
 
 PHASES: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "ttff": ttff.run,
@@ -23,6 +23,7 @@ PHASES: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "flood": flood.run,
     "vp8": vp8.run,
     "cluster": cluster.run,
+    "capacity": capacity.run,
     "tablets": tablets.run,
 }
 

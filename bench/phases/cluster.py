@@ -12,20 +12,22 @@ deploy/local_cluster.py (as `make cluster-demo` and the cluster tests are).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
 import tempfile
 import time
 import tomllib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from log import log
 from processes import WorkerProc
-from project import grant_cameras
-from sampling import cpu_seconds, rss_mb, wait_quiet
+from project import OUT, grant_cameras
+from sampling import cpu_seconds, fps_between, rss_mb, wait_quiet, window_cpu_and_fps
 from stage import ACCOUNT, Stage
 from stats import rounded, summary
 
@@ -36,7 +38,19 @@ NODES = ("gw1", "gw2")
 
 async def run(stage: Stage) -> None:
     plan = stage.plan
-    folder = stage.workdir / "cluster"
+    async with running(stage, "cluster") as (nodes, balancer):
+        results: dict[str, Any] = {"nodes": len(nodes)}
+        results["many_cameras"] = await _many(stage, nodes, balancer.url)
+        results["per_viewer"] = await _per_viewer(stage, nodes, balancer.url)
+        results["revoke_gw1_to_closed_on_gw2_s"] = await _revokes(stage, nodes, plan.revoke_reps)
+        results["kill_to_picture_s"] = await _kill_to_picture(stage, nodes, balancer.url)
+        stage.results["cluster"] = results
+
+
+@contextlib.asynccontextmanager
+async def running(stage: Stage, name: str) -> AsyncIterator[tuple[list[Any], Any]]:
+    """PostgreSQL, the nodes and HAProxy, with the many cameras running; (nodes, balancer)."""
+    folder = stage.workdir / name
     folder.mkdir(exist_ok=True)
     # Outside the run's own folder, which only root may enter; PostgreSQL runs as postgres.
     postgres = local_cluster.Postgres(Path(tempfile.mkdtemp(prefix="gateway-bench-pg-")))
@@ -47,7 +61,7 @@ async def run(stage: Stage) -> None:
         cam.start()
     try:
         database = postgres.create_database("bench")
-        grant_cameras(database, ["main", "hevc", *stage.many_ids], ACCOUNT)  # type: ignore[arg-type]
+        grant_cameras(database, ["main", "hevc", *stage.camera_ids], ACCOUNT)  # type: ignore[arg-type]
         base = tomllib.loads(stage.config_text())
         for node_id in NODES:
             port = local_cluster.free_port()
@@ -58,16 +72,15 @@ async def run(stage: Stage) -> None:
         balancer = local_cluster.Balancer(folder, {n.node_id: n.port for n in nodes})
         balancer.start()
         await asyncio.sleep(2.5)  # HAProxy's health checks (rise 2, every second)
-        results: dict[str, Any] = {"nodes": len(nodes)}
-        results["many_cameras"] = await _many(stage, nodes, balancer.url)
-        results["revoke_gw1_to_closed_on_gw2_s"] = await _revokes(stage, nodes, plan.revoke_reps)
-        results["kill_to_picture_s"] = await _kill_to_picture(stage, nodes, balancer.url)
-        stage.results["cluster"] = results
+        yield nodes, balancer
     finally:
         if balancer is not None:
             balancer.stop()
         for node in nodes:
             node.stop()
+            with contextlib.suppress(OSError):  # as the single gateway's logs are kept
+                OUT.mkdir(exist_ok=True)
+                (OUT / f"{name}-{node.node_id}.log").write_bytes(node.log.read_bytes())
         postgres.stop()
         shutil.rmtree(postgres.folder, ignore_errors=True)
         for cam in stage.many_procs:
@@ -92,16 +105,12 @@ async def _many(stage: Stage, nodes: list[Any], url: str) -> dict[str, Any]:
         await asyncio.sleep(plan.window)
         c1, t1 = [cpu_seconds(p) for p in pids], time.monotonic()
         s1 = await asyncio.gather(*(w.call("stats") for w in workers))
-        fps = [
-            (vb["frames"] - va["frames"]) / (b["t"] - a["t"])
-            for a, b in zip(s0, s1, strict=True)
-            for va, vb in zip(a["viewers"], b["viewers"], strict=False)
-        ]
+        fps = fps_between(s0, s1)
         per_node = {
             node.node_id: {
                 "cpu_pct": round(100 * (after - before) / (t1 - t0), 1),
                 "rss_mb": round(rss_mb(node.proc.pid), 1),
-                "viewers": await _sessions(node.url),
+                "viewers": await node_sessions(node.url),
             }
             for node, before, after in zip(nodes, c0, c1, strict=True)
         }
@@ -117,7 +126,43 @@ async def _many(stage: Stage, nodes: list[Any], url: str) -> dict[str, Any]:
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
 
 
-async def _sessions(url: str) -> int:
+async def _per_viewer(stage: Stage, nodes: list[Any], url: str) -> dict[str, Any]:
+    """A node's CPU per viewer of one camera when the viewers offer through HAProxy and
+    when they offer to the node directly: after the offer, media is the same."""
+    n, window = stage.plan.per_viewer_viewers, stage.plan.window
+    through, direct = WorkerProc("per-viewer-haproxy"), WorkerProc("per-viewer-direct")
+    await through.start(url, "main", stage.token)
+    try:
+        # One viewer keeps the camera pulled on the node that owns it.
+        first = await through.call("join", n=1, wait_frames=10)
+        holder = first["sessions"][0].rsplit("/", 1)[1].split(".", 1)[0]
+        node = next(x for x in nodes if x.node_id == holder)
+        await direct.start(node.url, "main", stage.token)
+        quiet = {node.proc.pid, os.getpid(), through.pid, direct.pid}
+        base, _, _ = await window_cpu_and_fps(node.proc.pid, [through], quiet, window)
+        row: dict[str, Any] = {"node": holder, "viewers": n, "one_viewer_cpu_pct": round(base, 1)}
+        for key, worker in (("haproxy", through), ("direct", direct)):
+            joined = await worker.call("join", n=n, wait_frames=10)
+            await asyncio.sleep(stage.plan.settle)
+            cpu, _, rates = await window_cpu_and_fps(node.proc.pid, [worker], quiet, window)
+            fps = rates[worker.name]
+            row[key] = {
+                "joined": joined["joined"],
+                "cpu_pct": round(cpu, 1),
+                "cpu_pct_per_viewer": round((cpu - base) / max(1, joined["joined"]), 3),
+                "fps_min": rounded(min(fps), 2) if fps else None,
+            }
+            await worker.call("leave", n=joined["joined"])  # one viewer of the camera stays
+        log(
+            f"cluster: CPU per viewer on {holder}: through HAProxy "
+            f"{row['haproxy']['cpu_pct_per_viewer']} %, direct {row['direct']['cpu_pct_per_viewer']} %"
+        )
+        return row
+    finally:
+        await asyncio.gather(through.stop(), direct.stop(), return_exceptions=True)
+
+
+async def node_sessions(url: str) -> int:
     async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as reply:
         return int((await reply.json())["sessions"])
 

@@ -8,7 +8,7 @@ import statistics
 import time
 
 from log import log
-from sampling import cpu_seconds, rss_mb, wait_quiet
+from sampling import cpu_seconds, fps_between, rss_mb, wait_quiet
 from stage import Stage
 from stats import rounded
 
@@ -36,11 +36,7 @@ async def run(stage: Stage) -> None:
             g1, t1 = cpu_seconds(gw.pid), time.monotonic()
             cams1 = sum(cpu_seconds(c._proc.pid) for c in stage.many_procs)  # type: ignore[union-attr]
             s1 = await asyncio.gather(*(w.call("stats") for w in workers))
-            fps = [
-                (vb["frames"] - va["frames"]) / (b["t"] - a["t"])
-                for a, b in zip(s0, s1, strict=True)
-                for va, vb in zip(a["viewers"], b["viewers"], strict=False)
-            ]
+            fps = fps_between(s0, s1)
             stage.results["many_cameras"] = {
                 "cameras": plan.many_cameras,
                 "camera_processes": len(stage.many_procs),
