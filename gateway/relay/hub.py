@@ -16,6 +16,7 @@ import av
 from gateway.config import CameraSettings, RelaySettings
 
 from .feed import ViewerFeed
+from .overload import LoopWatch
 from .police_api import PoliceApi
 from .rendition import Rendition, RenditionSpec
 from .source import (
@@ -32,13 +33,10 @@ log = logging.getLogger(__name__)
 
 GOP_CACHE_FRAMES = 300  # 12 s at 25 fps; a camera with a longer GOP gets no catch-up
 CATCH_UP_SPACING = CLOCK_RATE // 1000  # 1 ms between replayed frames
-# Frames handed to the event loop and not yet taken up, per camera. Past this many
-# (2 s at 25 fps) the loop is behind: the node is past what its CPU can do. Frames
-# are then dropped at the pull until the next keyframe, so the picture skips rather
-# than lagging further, and the loop's queue stays bounded, with what waits in it
-# behind the frames (sign-ins, revocations, the cluster heartbeat). Measured with a
-# CPU quota: without it, an overloaded node's heartbeat came 5 s late and the
-# cluster took the node for dead.
+# Frames handed to the event loop and not yet taken up, per camera: at most this
+# many (2 s at 25 fps), whatever LoopWatch says. Past it, or while the loop is behind
+# (LoopWatch), frames are dropped at the pull until the next keyframe, so the picture
+# skips rather than lagging further and the loop's queue stays bounded.
 BACKLOG_FRAMES = 50
 
 
@@ -70,8 +68,11 @@ class CameraHub:
         relay: RelaySettings,
         capacity: Capacity | None = None,
         police_api: PoliceApi | None = None,
+        watch: LoopWatch | None = None,
     ) -> None:
         self.camera = camera
+        self.watch = watch or LoopWatch()
+        self._own_watch = watch is None
         self.relay = relay
         self.capacity = capacity or Capacity(relay.max_viewers)
         self.viewers: set[ViewerFeed] = set()  # every viewer, of the camera's own stream or not
@@ -220,6 +221,7 @@ class CameraHub:
 
     def _start_pull(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.watch.start()
         self._stop = threading.Event()
         self._backoff = self.relay.reconnect_initial_seconds
         self._set_state("connecting")
@@ -257,7 +259,8 @@ class CameraHub:
             def on_frame(frame: EncodedFrame) -> None:
                 nonlocal got_video, skipping
                 got_video = True
-                skipping = self.backlog >= BACKLOG_FRAMES or (skipping and not frame.keyframe)
+                behind = self.watch.behind or self.backlog >= BACKLOG_FRAMES
+                skipping = behind or (skipping and not frame.keyframe)
                 if skipping:
                     self.frames_dropped_behind += 1
                     return
@@ -413,6 +416,8 @@ class CameraHub:
             self.leave(feed)
         self._cancel_linger()
         thread = self._stop_pull()
+        if self._own_watch:
+            self.watch.stop()
         if thread is not None:
             await asyncio.to_thread(thread.join, self.camera.stall_timeout_seconds + 1)
 
@@ -458,6 +463,7 @@ class CameraHubs:
         self.relay = relay
         self.police_api = police_api
         self.capacity = Capacity(relay.max_viewers)
+        self.watch = LoopWatch()  # one event loop for every hub
         # Told of every hub's change of state, the hubs of a later inventory too.
         self.on_state_change: list[Callable[[CameraHub], None]] = []
         self._hubs: dict[str, CameraHub] = {}
@@ -465,7 +471,7 @@ class CameraHubs:
             self._add(camera)
 
     def _add(self, camera: CameraSettings) -> None:
-        hub = CameraHub(camera, self.relay, self.capacity, self.police_api)
+        hub = CameraHub(camera, self.relay, self.capacity, self.police_api, self.watch)
         hub.on_state_change = self.on_state_change
         self._hubs[camera.id] = hub
 
@@ -506,3 +512,4 @@ class CameraHubs:
 
     async def close(self) -> None:
         await asyncio.gather(*(hub.close() for hub in self._hubs.values()))
+        self.watch.stop()
