@@ -100,6 +100,7 @@ class ClusterNode:
         self._revocations_from = 0
         self._applied: dict[int | str, float] = {}  # revocation ids and nonces
         self.listening = False
+        self._looking: asyncio.Future[Any] | None = None  # the heartbeat's reads
 
     # --- wiring ---------------------------------------------------------------------
 
@@ -381,6 +382,12 @@ class ClusterNode:
         for message in missed:
             self._received(message)
 
+    async def _look_around(self) -> None:
+        """At each heartbeat: missed revocations, and where the other nodes are now."""
+        await self._catch_up()
+        timeout = self.timeout
+        self.peers.addresses = await self.store.read(lambda g, _: shared.addresses(g.db, timeout))
+
     def _listening(self, up: bool) -> None:
         if up and not self.listening:
             # Notices sent while this node was not listening are lost: look afresh.
@@ -410,11 +417,9 @@ class ClusterNode:
             if not alive:
                 await self._taken_for_dead()
                 continue
-            with contextlib.suppress(StoreUnavailable):
-                await self._catch_up()
-                self.peers.addresses = await self.store.read(
-                    lambda g, _: shared.addresses(g.db, timeout)
-                )
+            # Not waited for: the next heartbeat must not wait on these reads.
+            if self._looking is None or self._looking.done():
+                self._looking = self._spawn(self._look_around())
             now = time.monotonic()
             if self._heard_since is None:
                 self._heard_since = now
@@ -446,11 +451,12 @@ class ClusterNode:
             await self.store.write(lambda g, _: shared.register(g.db, node, incarnation, address))
         self._heard_since = None
 
-    def _spawn(self, work: Any) -> None:
+    def _spawn(self, work: Any) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_quietly)
+        return task
 
 
 def _by(message: dict[str, Any]) -> str | None:
