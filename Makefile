@@ -30,8 +30,8 @@ test: debs $(VENV)/.installed-test web/node_modules/.installed tests/players/nod
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Issue 5's benchmark (not part of `make test`): a real RTSP camera, the gateway as its
-# own process, aiortc viewers and headless Chromium; ~5 min on 2 cores.
-# BENCH_ARGS=--quick for a ~1.5 min smoke run. Writes bench/results.json and .md.
+# own process, aiortc viewers and headless Chromium; ~15 min on 2 cores with every phase.
+# BENCH_ARGS=--quick for a shorter smoke run. Writes bench/results.json and .md.
 bench: debs $(VENV)/.installed-test web/node_modules/.installed
 	$(VENV)/bin/pip install -q py-spy
 	$(PY) bench/run.py $(BENCH_ARGS)
