@@ -144,11 +144,12 @@ window.benchJoin = async (url, token, holdMs, timeoutMs) => {
 """
 
 
-async def serve_page(port: int) -> web.AppRunner:
+async def serve_page(port: int, html: str = PAGE) -> web.AppRunner:
+    """Serve `html` at / on loopback (a page on another origin than the gateway)."""
     app = web.Application()
 
     async def page(_request: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
+        return web.Response(text=html, content_type="text/html")
 
     app.router.add_get("/", page)
     runner = web.AppRunner(app, access_log=None)

@@ -126,10 +126,13 @@ async def closed_within(viewer: Viewer, seconds: float) -> float:
     return time.monotonic() - started
 
 
-def run_gateway(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_gateway(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gateway", *args],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -168,29 +171,13 @@ def test_an_unreachable_postgres_at_start_exits_2_naming_the_setting(folder: Pat
     settings["cluster"] = {"node_id": "gw9"}
     config.write_text(local_cluster.to_toml(settings))
     env = {**os.environ, "CCTV_TEST_DATABASE": f"postgresql://gw:{password}@127.0.0.1:{port}/gw"}
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway", "--config", str(config)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_gateway("--config", str(config), env=env)
     assert done.returncode == 2, done.stderr
     assert "[storage] database" in done.stderr
     assert f"127.0.0.1:{port}" in done.stderr
     assert password not in done.stdout + done.stderr
     # `audit verify` cannot read it either: 2, nothing checked, no password.
-    verify = subprocess.run(
-        [sys.executable, "-m", "gateway", "audit", "verify", "--config", str(config)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    verify = run_gateway("audit", "verify", "--config", str(config), env=env)
     assert verify.returncode == 2, verify.stdout + verify.stderr
     assert "cannot be read, nothing verified" in verify.stderr
     assert password not in verify.stdout + verify.stderr

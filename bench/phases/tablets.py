@@ -20,7 +20,7 @@ import asyncio
 import os
 from typing import Any
 
-from aiohttp import web
+from chromium import serve_page
 from log import log
 from processes import Gateway, WorkerProc
 from project import CHROMIUM, FLAGS, Coturn
@@ -96,7 +96,7 @@ async def run(stage: Stage) -> None:
     plan = stage.plan
     joins = 6 if plan.quick else 16
     results: dict[str, Any] = {}
-    runner = await _serve_page(stage.page_port)
+    runner = await serve_page(stage.page_port, PAGE)
     try:
         with Coturn(TURN_SECRET) as turn:
             extra = _turn_toml(turn.urls["udp"])
@@ -135,19 +135,6 @@ async def run(stage: Stage) -> None:
 
 def _turn_toml(url: str) -> str:
     return f'[turn]\nurls = ["{url}"]\nsecret = "{TURN_SECRET}"\n'
-
-
-async def _serve_page(port: int) -> web.AppRunner:
-    app = web.Application()
-
-    async def page(_request: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
-
-    app.router.add_get("/", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
 
 
 async def _tiles(
