@@ -126,8 +126,7 @@ class AccessControl:
                 remote=remote,
                 reason=words,
             )
-            code = refusal.code if refusal.code in REFUSAL_CODES else decision.NO_GRANT
-            raise Denied(code, f"no active grant for this camera: {words}") from None
+            raise _refused(refusal.code) from None
         return Viewer.under(account, grant)
 
     def record_refusal(
@@ -163,9 +162,7 @@ class AccessControl:
             (grant,) = self.overlay.apply([grant], now)
         rule = decision.check(grant, viewer.account, camera_id, now)
         if rule is not None:
-            code = rule if rule in REFUSAL_CODES else decision.NO_GRANT
-            words = REFUSAL_WORDS[rule]
-            raise Denied(code, f"no active grant for this camera: {words}")
+            raise _refused(rule)
 
     async def authorize_session_change(
         self, token: str, owner: str, remote: str, session_id: str, camera_id: str
@@ -257,3 +254,9 @@ class FailedSignIns:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flushing
         self.flush()
+
+
+def _refused(rule: str) -> Denied:
+    """The answer to a viewer whose grant does not allow it (a rule of access/decision)."""
+    code = rule if rule in REFUSAL_CODES else decision.NO_GRANT
+    return Denied(code, f"no active grant for this camera: {REFUSAL_WORDS[rule]}")
