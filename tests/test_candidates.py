@@ -13,7 +13,7 @@ from support.viewer import offer_sdp
 
 from gateway.config import ConfigError, parse_settings
 from gateway.egress import compat
-from gateway.egress.offer import CandidatePolicy, parse_offer
+from gateway.signaling import CandidatePolicy, parse_offer
 
 
 def candidate(ip: str) -> str:

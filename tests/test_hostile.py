@@ -34,7 +34,7 @@ from support.viewer import Viewer, offer_sdp
 from yarl import URL
 
 from gateway.app import HUBS, SESSIONS
-from gateway.egress import Ending
+from gateway.signaling import Ending
 
 REQUEST_SECONDS = 10.0  # a request not answered in this long is a hung request
 WHEP_ALLOWED = {201, 400, 413, 415}  # the demo camera is always available: no 503

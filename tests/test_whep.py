@@ -18,8 +18,8 @@ from support.viewer import offer_sdp
 from support.waiting import event
 
 from gateway.app import HUBS, SESSIONS
-from gateway.egress import session as session_module
-from gateway.egress.offer import BadOffer, answer_profile, parse_offer
+from gateway.signaling import session as session_module
+from gateway.signaling.offer import BadOffer, answer_profile, parse_offer
 
 TRICKLE = "application/trickle-ice-sdpfrag"
 pytestmark = pytest.mark.usefixtures("sender_mode")

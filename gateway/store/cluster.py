@@ -49,6 +49,11 @@ def register(db: PgConnection, node: str, incarnation: str, address: str) -> Non
     )
 
 
+def leave(db: PgConnection, node: str, incarnation: str) -> None:
+    """A clean stop: nobody need take this node for dead."""
+    db.execute("DELETE FROM cluster_nodes WHERE node = ? AND incarnation = ?", (node, incarnation))
+
+
 def addresses(db: PgConnection, timeout_seconds: float) -> dict[str, str]:
     """The nodes heard from within `timeout_seconds`, and where they are reached."""
     rows = db.execute(

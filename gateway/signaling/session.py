@@ -24,20 +24,19 @@ from aiortc.sdp import SessionDescription
 
 from gateway.access.decision import Viewer
 from gateway.config import WebRtcSettings
+from gateway.egress import send_feed
+from gateway.egress.compat import ice_still_connected, register_h264_profile, transceiver_codecs
 from gateway.relay import CameraHub, RenditionSpec, ViewerFeed
 
-from .compat import ice_still_connected, register_h264_profile, transceiver_codecs
+from .candidates import CandidatePolicy
 from .offer import (
     BadOffer,
-    CandidatePolicy,
     answer_profile,
     offered_video,
     offers_h264,
     offers_vp8,
     with_rtcp_mux_only,
 )
-from .sender import RelaySender
-from .track import ViewerTrack
 from .turn import TurnCredential, TurnServers
 
 RTX = RTCRtpCodecCapability(mimeType="video/rtx", clockRate=90000)
@@ -72,7 +71,7 @@ class IceRestartUnsupported(Exception):
 
 
 @dataclass(frozen=True)
-class EgressOptions:
+class SessionOptions:
     """How sessions are set up, from the settings (the composition root builds it)."""
 
     configuration: RTCConfiguration
@@ -184,7 +183,7 @@ class ViewerSession:
         offer: SessionDescription,
         remote: str,
         viewer: Viewer,
-        options: EgressOptions,
+        options: SessionOptions,
         on_lost: Callable[[ViewerSession, Ending], None],
         session_id: str | None = None,
         rendition: RenditionSpec | None = None,
@@ -237,13 +236,10 @@ class ViewerSession:
         session._candidates = options.candidates
         session.remote_ufrag = offered_video(offer).ice.usernameFragment or ""
         try:
-            track = ViewerTrack(feed)
-            transceiver = pc.addTransceiver(track, direction="sendonly")
-            # aiortc builds the sender; only its send loop is ours (sender.py).
-            sender = transceiver.sender
-            sender.__class__ = RelaySender
-            sender.fast = options.fast_sender
-            sender.on_stopped = session._media_stopped
+            # aiortc builds the sender; only its send loop is ours (egress/sender.py).
+            transceiver = send_feed(
+                pc, feed, fast=options.fast_sender, on_stopped=session._media_stopped
+            )
             # Before setRemoteDescription, or aiortc silently negotiates VP8.
             if profile_level_id is not None:
                 preferred = register_h264_profile(profile_level_id)

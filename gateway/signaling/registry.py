@@ -10,11 +10,13 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from gateway.access.decision import Viewer
-from gateway.egress import EgressOptions, Ending, ViewerSession, parse_offer
 from gateway.relay import CameraHub, RenditionSpec
+
+from .offer import parse_offer
+from .session import Ending, SessionOptions, ViewerSession
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,14 @@ class TooManySessions(Exception):
     """The account has its maximum of sessions, counting those still negotiating."""
 
 
+class Elsewhere(Protocol):
+    """The sessions other nodes of a cluster hold (the cluster's directory)."""
+
+    async def count(self, account: str) -> int: ...
+
+    async def rows(self) -> list[dict[str, Any]]: ...
+
+
 class SessionRegistry:
     """The live sessions. Each ends by itself at the end of the grant window it was
     admitted under, or of the sign-in that opened it, whatever the database says:
@@ -50,16 +60,19 @@ class SessionRegistry:
 
     On a node of a cluster, session ids start with the node's id ("<node>.<token>"),
     so the balancer can send a session's requests to the node that holds it, and
-    the cluster sets `count_elsewhere` and `list_elsewhere` from its directory: an
-    account's limit counts its sessions on every node.
+    `elsewhere` is the cluster's directory: an account's limit counts its sessions
+    on every node.
     """
 
     def __init__(
-        self, options: EgressOptions, max_per_account: int = 12, node_id: str = ""
+        self,
+        options: SessionOptions,
+        max_per_account: int = 12,
+        node_id: str = "",
+        elsewhere: Elsewhere | None = None,
     ) -> None:
         self.node_id = node_id
-        self.count_elsewhere: Callable[[str], Awaitable[int]] | None = None
-        self.list_elsewhere: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
+        self.elsewhere = elsewhere
         self._sessions: dict[str, ViewerSession] = {}
         self._ended: OrderedDict[str, EndedSession] = OrderedDict()
         self.options = options
@@ -93,7 +106,7 @@ class SessionRegistry:
         self._opening[account] += 1
         try:
             # Counted with this offer already in: offers racing each other all count.
-            elsewhere = 0 if self.count_elsewhere is None else await self.count_elsewhere(account)
+            elsewhere = 0 if self.elsewhere is None else await self.elsewhere.count(account)
             if self.count(account) + self._opening[account] + elsewhere > self._max_per_account:
                 raise TooManySessions(
                     f"this account has its maximum of {self._max_per_account} sessions"
@@ -163,9 +176,9 @@ class SessionRegistry:
         """Every live session as JSON: this node's, and the other nodes' from the
         cluster's directory (without their byte counts and connection states)."""
         here = [self.to_json(s) for s in self]
-        if self.list_elsewhere is None:
+        if self.elsewhere is None:
             return here
-        there = [{**row, "bytes_sent": None, "state": None} for row in await self.list_elsewhere()]
+        there = [{**row, "bytes_sent": None, "state": None} for row in await self.elsewhere.rows()]
         return here + there
 
     def __iter__(self) -> Iterator[ViewerSession]:
