@@ -6,7 +6,8 @@ nodes (database.py, postgres.py). Never video: nothing else is written.
 - store.py: `Store`, the database off the event loop (a reader and a writer thread,
   writes queued in order);
 - grants.py: `GrantStore`, grants read afresh on every call;
-- audit.py: `AuditLog`, the hash-chained audit log, its queries and verification;
+- audit.py: `AuditLog`, the hash-chained audit log: appending, pruning, queries, CSV;
+- verify.py: `gateway audit verify`, a whole database checked offline;
 - database.py: opening a database, either dialect, and SQLite's schema;
 - postgres.py: PostgreSQL behind sqlite3's interface, and its schema;
 - cluster.py: what several nodes share in PostgreSQL (heartbeats, the directory of
