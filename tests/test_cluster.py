@@ -47,7 +47,7 @@ from support.viewer import Viewer, offer_sdp
 
 from gateway.store.audit import AuditLog
 from gateway.store.database import open_database, schema_version
-from gateway.store.postgres import MIGRATIONS
+from gateway.store.schema import POSTGRESQL, latest
 from gateway.store.verify import verify_connection
 
 pytestmark = [pytest.mark.slow, pytest.mark.rtsp]
@@ -189,7 +189,7 @@ def test_nodes_starting_together_migrate_once(postgres: Postgres) -> None:
     with ThreadPoolExecutor(4) as pool:
         connections = list(pool.map(lambda _: open_database(database), range(4)))
     try:
-        assert schema_version(connections[0]) == len(MIGRATIONS)
+        assert schema_version(connections[0]) == latest(POSTGRESQL)
         rows = connections[0].execute("SELECT count(*) FROM gateway_schema").fetchone()
         assert rows[0] == 1
     finally:

@@ -8,8 +8,9 @@ nodes (database.py, postgres.py). Never video: nothing else is written.
 - grants.py: `GrantStore`, grants read afresh on every call;
 - audit.py: `AuditLog`, the hash-chained audit log: appending, pruning, queries, CSV;
 - verify.py: `gateway audit verify`, a whole database checked offline;
-- database.py: opening a database, either dialect, and SQLite's schema;
-- postgres.py: PostgreSQL behind sqlite3's interface, and its schema;
+- schema.py: the migrations, written once, and what differs between the dialects;
+- database.py: opening a database of either dialect (SQLite here);
+- postgres.py: PostgreSQL behind sqlite3's interface;
 - cluster.py: what several nodes share in PostgreSQL (heartbeats, the directory of
   live sessions, messages).
 """

@@ -37,7 +37,7 @@ def _unreadable(problem: str) -> VerifyResult:
     return VerifyResult(ok=False, rows_checked=0, problem=problem, unreadable=True)
 
 
-# What verify reads, by the schema version that made it (database.MIGRATIONS); a
+# What verify reads, by the schema version that made it (schema.MIGRATIONS); a
 # gateway database without one of its tables was altered.
 _TABLES = {
     1: ("audit", "audit_anchor", "grants", "grant_members", "grant_cameras"),
