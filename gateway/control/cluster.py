@@ -42,8 +42,6 @@ from gateway.egress import Ending, ViewerSession
 from gateway.relay import CameraHub, CameraHubs
 from gateway.store import Store, StoreUnavailable
 from gateway.store import cluster as shared
-from gateway.store.audit import AuditLog
-from gateway.store.grants import GrantStore
 
 from .enforcer import GrantEnforcer
 from .events import EventBus
@@ -107,12 +105,12 @@ class ClusterNode:
     async def make_sure_alone(self) -> None:
         """Before this node touches anything of its id: no other running node may use
         it (its heartbeat would still move). A crashed run's heartbeat stands still."""
-        db, node = self.store.grants.db, self.node_id
-        before = shared.last_heartbeat(db, node)
+        node = self.node_id
+        before = self.store.at_start(shared.last_heartbeat(node))
         if before is None:
             return
         await asyncio.sleep(HEARTBEAT_SECONDS * 2.5)
-        if shared.last_heartbeat(db, node) != before:
+        if self.store.at_start(shared.last_heartbeat(node)) != before:
             raise NodeConflict(
                 f"[cluster] node_id {node!r} is in use by another running gateway node;"
                 " give each node its own"
@@ -130,20 +128,18 @@ class ClusterNode:
 
         # Sign tickets with the cluster's key; record their use where all nodes see it.
         async def first_use(nonce: str, expires: Any) -> bool:
-            return bool(
-                await self.store.write(lambda g, _: shared.use_ticket(g.db, nonce, expires))
-            )
+            return bool(await self.store.write(shared.use_ticket(nonce, expires)))
 
-        db = self.store.grants.db  # the start-up connection, before anything is served
-        key = shared.secret(db).encode()
+        at_start = self.store.at_start  # the start-up connection, before anything is served
+        key = at_start(shared.secret()).encode()
         self.tickets.use_key(key, first_use)
         self.peers.use_key(key)
         # This node's last run: its sessions were closed out in the audit log (the
         # lifecycle does that first); its rows in the directory go too.
-        shared.forget_sessions(db, node)
-        shared.register(db, node, self.incarnation, self.address)
-        self.peers.addresses = shared.addresses(db, self.timeout)
-        self._revocations_from = shared.last_revocation(db)
+        at_start(shared.forget_sessions(node))
+        at_start(shared.register(node, self.incarnation, self.address))
+        self.peers.addresses = at_start(shared.addresses(self.timeout))
+        self._revocations_from = at_start(shared.last_revocation())
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -165,45 +161,31 @@ class ClusterNode:
         if self._listener is not None:
             await asyncio.to_thread(self._listener.stop)
         await self.peers.close()
-        node, incarnation = self.node_id, self.incarnation
-
-        def leave(grants: GrantStore, _: AuditLog) -> None:
-            # A clean stop: nobody need take this node for dead.
-            grants.db.execute(
-                "DELETE FROM cluster_nodes WHERE node = ? AND incarnation = ?", (node, incarnation)
-            )
-
-        self.store.submit(leave)
+        self.store.submit(shared.leave(self.node_id, self.incarnation))
 
     # --- the directory ----------------------------------------------------------------
 
     async def count_elsewhere(self, account: str) -> int:
         node = self.node_id
-        return int(
-            await self.store.read(lambda g, _: shared.count_sessions(g.db, account, not_on=node))
-        )
+        return int(await self.store.read(shared.count_sessions(account, not_on=node)))
 
     async def sessions_elsewhere(self) -> list[dict[str, Any]]:
         node = self.node_id
-        rows: list[dict[str, Any]] = await self.store.read(
-            lambda g, _: shared.sessions(g.db, not_on=node)
-        )
+        rows: list[dict[str, Any]] = await self.store.read(shared.sessions(not_on=node))
         return rows
 
     async def find(self, session_id: str) -> dict[str, Any] | None:
-        row: dict[str, Any] | None = await self.store.read(
-            lambda g, _: shared.find_session(g.db, session_id)
-        )
+        row: dict[str, Any] | None = await self.store.read(shared.find_session(session_id))
         return row
 
     async def _listed(self, session: ViewerSession) -> None:
         row = {**self.sessions.to_json(session), "node": self.node_id}
         # Queued after the session's start record, never dropped; not waited for.
-        self.store.submit(lambda g, _: shared.add_session(g.db, row))
+        self.store.submit(shared.add_session(row))
 
     def _struck_off(self, session: ViewerSession) -> None:
         session_id = session.id
-        self.store.submit(lambda g, _: shared.remove_session(g.db, session_id))
+        self.store.submit(shared.remove_session(session_id))
 
     # --- messages out -------------------------------------------------------------------
 
@@ -217,9 +199,7 @@ class ClusterNode:
             message["nonce"] = secrets.token_hex(12)
             self._spawn(self.peers.tell_all(message))
 
-        def job(grants: GrantStore, _: AuditLog) -> None:
-            (shared.send_revocation if revocation else shared.send)(grants.db, message)
-
+        job = (shared.send_revocation if revocation else shared.send)(message)
         if keep:
             self.store.submit(job)
             return
@@ -376,9 +356,7 @@ class ClusterNode:
     async def _catch_up(self) -> None:
         """Revocations whose notices this node missed (they are applied once)."""
         after = self._revocations_from
-        missed = await self.store.read(
-            lambda g, _: shared.revocations_since(g.db, after, CATCH_UP_SECONDS)
-        )
+        missed = await self.store.read(shared.revocations_since(after, CATCH_UP_SECONDS))
         for message in missed:
             self._received(message)
 
@@ -386,7 +364,7 @@ class ClusterNode:
         """At each heartbeat: missed revocations, and where the other nodes are now."""
         await self._catch_up()
         timeout = self.timeout
-        self.peers.addresses = await self.store.read(lambda g, _: shared.addresses(g.db, timeout))
+        self.peers.addresses = await self.store.read(shared.addresses(timeout))
 
     def _listening(self, up: bool) -> None:
         if up and not self.listening:
@@ -404,7 +382,7 @@ class ClusterNode:
             incarnation = self.incarnation
             try:
                 alive = await self.store.write(
-                    lambda g, _, i=incarnation: shared.heartbeat(g.db, node, i),
+                    shared.heartbeat(node, incarnation),
                     timeout=HEARTBEAT_SECONDS,
                 )
             except StoreUnavailable:
@@ -427,7 +405,7 @@ class ClusterNode:
                 continue  # the others' heartbeats may be catching up too
             try:
                 closed = await self.store.write(
-                    lambda g, a: shared.close_out_lost_nodes(g.db, a, node, timeout),
+                    shared.close_out_lost_nodes(node, timeout),
                     timeout=HEARTBEAT_SECONDS * 2,
                 )
             except StoreUnavailable:
@@ -448,7 +426,7 @@ class ClusterNode:
         node, incarnation = self.node_id, self.incarnation
         with contextlib.suppress(StoreUnavailable):
             address = self.address
-            await self.store.write(lambda g, _: shared.register(g.db, node, incarnation, address))
+            await self.store.write(shared.register(node, incarnation, address))
         self._heard_since = None
 
     def _spawn(self, work: Any) -> asyncio.Future[Any]:

@@ -12,7 +12,8 @@ nodes (database.py, postgres.py). Never video: nothing else is written.
 - database.py: opening a database of either dialect (SQLite here);
 - postgres.py: PostgreSQL behind sqlite3's interface;
 - cluster.py: what several nodes share in PostgreSQL (heartbeats, the directory of
-  live sessions, messages).
+  live sessions, messages), as jobs for the Store: nothing outside store/ holds a
+  connection or writes SQL.
 """
 
 from .audit import AuditLog

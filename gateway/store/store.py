@@ -57,7 +57,8 @@ class WritePending(Exception):
     """The database has not taken the write yet; it waits in the queue and will land."""
 
 
-Job = Callable[[GrantStore, AuditLog], Any]
+# Work for the store's threads, given that thread's grants and audit log.
+Job = Callable[[GrantStore, AuditLog], T]
 
 
 @dataclass(eq=False)
@@ -108,11 +109,14 @@ class Store:
         for worker in (self._reader, self._writer):
             worker.set_camera_ids(ids)
 
+    def at_start(self, job: Job[T]) -> T:
+        """Run `job` now on the start-up connection, on the caller's thread: only at
+        start-up, before anything is served (it holds up the event loop)."""
+        return job(self.grants, self.audit)
+
     # --- reads ------------------------------------------------------------------
 
-    async def read(
-        self, job: Callable[[GrantStore, AuditLog], T], timeout: float = READ_SECONDS
-    ) -> T:
+    async def read(self, job: Job[T], timeout: float = READ_SECONDS) -> T:
         """Run `job` in the reader thread; StoreUnavailable if it cannot by `timeout`."""
         try:
             # The thread may be stuck on a server that stopped answering: the caller
@@ -317,7 +321,7 @@ class _Worker:
                 stores[0].db.close()
             self._stores_made = None
 
-    def _call(self, job: Callable[[GrantStore, AuditLog], T], deadline: float | None) -> T:
+    def _call(self, job: Job[T], deadline: float | None) -> T:
         while True:
             if deadline is not None and time.monotonic() > deadline:
                 raise _Late("timed out")
@@ -336,7 +340,7 @@ class _Worker:
             except DatabaseError as exc:
                 raise sqlite3.OperationalError(str(exc)) from None
 
-    async def run(self, job: Callable[[GrantStore, AuditLog], T], deadline: float | None) -> T:
+    async def run(self, job: Job[T], deadline: float | None) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, job, deadline)
 
@@ -351,14 +355,14 @@ class _Worker:
         self._executor.shutdown(wait=False)
 
 
-def _write_row(row: dict[str, Any]) -> Job:
+def _write_row(row: dict[str, Any]) -> Job[int]:
     def job(grants: GrantStore, audit: AuditLog) -> int:
         return audit.record(**row)
 
     return job
 
 
-def _run_batch(batch: list[_Write]) -> Callable[[GrantStore, AuditLog], list[Any]]:
+def _run_batch(batch: list[_Write]) -> Job[list[Any]]:
     """One transaction for the batch: it lands whole or not at all."""
 
     def job(grants: GrantStore, audit: AuditLog) -> list[Any]:
