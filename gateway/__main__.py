@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _verify_audit(database: str) -> int:
     """0: intact. 1: tampering found (named). 2: the database could not be read at all."""
-    from gateway.store.audit import verify_database
+    from gateway.store.verify import verify_database
 
     result = verify_database(database)
     if result.ok:

@@ -27,9 +27,10 @@ from support.viewer import Viewer, offer_sdp
 from gateway.access.throttle import FailureThrottle
 from gateway.app import ACCESS, HUBS, SESSIONS, STORE
 from gateway.config import AuditSettings, MapSettings
-from gateway.store.audit import AuditLog, verify_file
+from gateway.store.audit import AuditLog
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
+from gateway.store.verify import verify_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SDP = {"Content-Type": "application/sdp"}
@@ -322,9 +323,10 @@ CHANGE_GRANT = """
 import sys, time
 from datetime import UTC, datetime
 from gateway.config import AuditSettings, MapSettings
-from gateway.store.audit import AuditLog, verify_file
+from gateway.store.audit import AuditLog
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
+from gateway.store.verify import verify_file
 
 database, grant_id, change = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 store = GrantStore(open_database(database), ["cam-a"], 14)

@@ -188,3 +188,36 @@ def test_camera_sources_are_read_in_config_and_used_only_in_the_source():
     }
     # config.py and inventory.py read them (the settings and the inventory file).
     assert users <= {"config.py", "inventory.py", "relay/source.py"}, users
+
+
+# SQL as the store writes it: upper-case keywords that start a statement or clause.
+SQL = re.compile(
+    r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|"
+    r"(CREATE|DROP|ALTER)\s+(TABLE|INDEX|TRIGGER|FUNCTION)|PRAGMA\s+\w+|"
+    r"BEGIN\s+IMMEDIATE|SAVEPOINT\s|ROLLBACK|COMMIT|LISTEN\s|NOTIFY\s)\b",
+    re.S,
+)
+DATABASE_DRIVERS = {"sqlite3", "psycopg"}
+
+
+def test_sql_and_database_connections_stay_in_the_store():
+    """Only store/ speaks to the database: no SQL in a string, no database driver,
+    and no `.db` (a store's connection) anywhere else."""
+    wrong = []
+    for part, path, tree in modules():
+        if part == "store":
+            continue
+        where = path.relative_to(GATEWAY)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found = SQL.search(node.value)
+                if found:
+                    wrong.append(f"{where}:{node.lineno}: SQL {found.group(0)[:40]!r}")
+            elif isinstance(node, ast.Attribute) and node.attr == "db":
+                wrong.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+        wrong += [
+            f"{where}: imports {name}"
+            for name in imported(tree)
+            if name.split(".")[0] in DATABASE_DRIVERS
+        ]
+    assert not wrong, wrong

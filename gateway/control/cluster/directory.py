@@ -22,22 +22,16 @@ class SessionDirectory:
     async def count(self, account: str) -> int:
         """The account's sessions on the other nodes."""
         node = self.node_id
-        return int(
-            await self.store.read(lambda g, _: shared.count_sessions(g.db, account, not_on=node))
-        )
+        return int(await self.store.read(shared.count_sessions(account, not_on=node)))
 
     async def rows(self) -> list[dict[str, Any]]:
         """The other nodes' sessions, as listed."""
         node = self.node_id
-        rows: list[dict[str, Any]] = await self.store.read(
-            lambda g, _: shared.sessions(g.db, not_on=node)
-        )
+        rows: list[dict[str, Any]] = await self.store.read(shared.sessions(not_on=node))
         return rows
 
     async def find(self, session_id: str) -> dict[str, Any] | None:
-        row: dict[str, Any] | None = await self.store.read(
-            lambda g, _: shared.find_session(g.db, session_id)
-        )
+        row: dict[str, Any] | None = await self.store.read(shared.find_session(session_id))
         return row
 
     def unlisted(self, session_id: str, live_nodes: set[str]) -> dict[str, Any] | None:
@@ -55,11 +49,11 @@ class SessionDirectory:
         async def listed(session: ViewerSession) -> None:
             row = {**sessions.to_json(session), "node": self.node_id}
             # Queued after the session's start record, never dropped; not waited for.
-            self.store.submit(lambda g, _: shared.add_session(g.db, row))
+            self.store.submit(shared.add_session(row))
 
         def struck_off(session: ViewerSession) -> None:
             session_id = session.id
-            self.store.submit(lambda g, _: shared.remove_session(g.db, session_id))
+            self.store.submit(shared.remove_session(session_id))
 
         sessions.on_start.append(listed)
         sessions.on_end.append(struck_off)

@@ -58,11 +58,11 @@ class Heartbeats:
         """Before this node touches anything of its id: no other running node may use
         it (its heartbeat would still move). A crashed run's heartbeat stands still."""
         node = self.node_id
-        before = await self.store.read(lambda g, _: shared.last_heartbeat(g.db, node))
+        before = await self.store.read(shared.last_heartbeat(node))
         if before is None:
             return
         await asyncio.sleep(HEARTBEAT_SECONDS * 2.5)
-        if await self.store.read(lambda g, _: shared.last_heartbeat(g.db, node)) != before:
+        if await self.store.read(shared.last_heartbeat(node)) != before:
             raise NodeConflict(
                 f"[cluster] node_id {node!r} is in use by another running gateway node;"
                 " give each node its own"
@@ -71,7 +71,7 @@ class Heartbeats:
     async def join(self) -> None:
         """Register this node (its address, for the others' PeerLinks)."""
         node, incarnation, address = self.node_id, self.incarnation, self.address
-        await self.store.write(lambda g, _: shared.register(g.db, node, incarnation, address))
+        await self.store.write(shared.register(node, incarnation, address))
 
     def start(self) -> None:
         self._heard_since = time.monotonic()
@@ -81,16 +81,15 @@ class Heartbeats:
         await self._background.cancel()
         node, incarnation = self.node_id, self.incarnation
         # A clean stop: nobody need take this node for dead.
-        self.store.submit(lambda g, _: shared.leave(g.db, node, incarnation))
+        self.store.submit(shared.leave(node, incarnation))
 
     async def _run(self) -> None:
         node, timeout = self.node_id, self.timeout
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
-            incarnation = self.incarnation
             try:
                 alive = await self.store.write(
-                    lambda g, _, i=incarnation: shared.heartbeat(g.db, node, i),
+                    shared.heartbeat(node, self.incarnation),
                     timeout=HEARTBEAT_SECONDS,
                 )
             except StoreUnavailable:
@@ -113,7 +112,7 @@ class Heartbeats:
                 continue  # the others' heartbeats may be catching up too
             try:
                 closed = await self.store.write(
-                    lambda g, a: shared.close_out_lost_nodes(g.db, a, node, timeout),
+                    shared.close_out_lost_nodes(node, timeout),
                     timeout=HEARTBEAT_SECONDS * 2,
                 )
             except StoreUnavailable:

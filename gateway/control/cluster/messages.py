@@ -19,8 +19,6 @@ from typing import Any
 
 from gateway.store import Store
 from gateway.store import cluster as shared
-from gateway.store.audit import AuditLog
-from gateway.store.grants import GrantStore
 
 from ..refusals import Denied
 from .background import Background
@@ -64,11 +62,7 @@ class ClusterMessages:
     def send(self, message: dict[str, Any], *, keep: bool = True) -> None:
         """To every other node, after what is queued before it has been written.
         `keep`: never dropped; else dropped when it cannot go soon."""
-        message = {**message, "from": self.node_id}
-
-        def job(grants: GrantStore, _: AuditLog) -> None:
-            shared.send(grants.db, message)
-
+        job = shared.send({**message, "from": self.node_id})
         if keep:
             self.store.submit(job)
             return
@@ -80,7 +74,7 @@ class ClusterMessages:
         message = {**message, "from": self.node_id, "nonce": secrets.token_hex(12)}
         self._background.spawn(self.peers.tell_all(message))
         if by_database:
-            self.store.submit(lambda g, _: shared.send_revocation(g.db, message))
+            self.store.submit(shared.send_revocation(message))
 
     def forward_event(
         self,
@@ -132,9 +126,7 @@ class ClusterMessages:
     async def catch_up(self) -> None:
         """Revocations whose notices this node missed (they are applied once)."""
         after = self._revocations_from
-        missed = await self.store.read(
-            lambda g, _: shared.revocations_since(g.db, after, CATCH_UP_SECONDS)
-        )
+        missed = await self.store.read(shared.revocations_since(after, CATCH_UP_SECONDS))
         for message in missed:
             self.receive(message)
 

@@ -3,7 +3,7 @@
 It puts together the cluster's parts, each with one job:
 - SessionDirectory (directory.py): every node's live sessions, for the admin list,
   revocations and per-account limits;
-- ClusterMessages (messages.py): NOTIFY between nodes, revocations also straight
+- ClusterMessages (messages.py): PostgreSQL notices between nodes, revocations also straight
   to each node (peers.py), each applied once;
 - Heartbeats (heartbeats.py): who is alive, and closing out the dead;
 - CameraMoves (camera_moves.py): one pull per camera when a node comes back.
@@ -89,24 +89,20 @@ class ClusterNode:
         """Join the cluster; NodeConflict if another running node has this node's id."""
         await self.heartbeats.make_sure_alone()
         node, timeout = self.node_id, self.heartbeats.timeout
-        key = (await self.store.read(lambda g, _: shared.secret(g.db))).encode()
+        key = (await self.store.read(shared.secret())).encode()
 
         # Sign tickets with the cluster's key; record their use where all nodes see it.
         async def first_use(nonce: str, expires: Any) -> bool:
-            return bool(
-                await self.store.write(lambda g, _: shared.use_ticket(g.db, nonce, expires))
-            )
+            return bool(await self.store.write(shared.use_ticket(nonce, expires)))
 
         self.tickets.use_key(key, first_use)
         self.messages.peers.use_key(key)
         # This node's last run: its rows in the directory go (its sessions are closed
         # out in the audit log next, by the session accounting).
-        await self.store.write(lambda g, _: shared.forget_sessions(g.db, node))
+        await self.store.write(shared.forget_sessions(node))
         await self.heartbeats.join()
-        self.messages.peers.addresses = await self.store.read(
-            lambda g, _: shared.addresses(g.db, timeout)
-        )
-        self.messages.start_from(await self.store.read(lambda g, _: shared.last_revocation(g.db)))
+        self.messages.peers.addresses = await self.store.read(shared.addresses(timeout))
+        self.messages.start_from(await self.store.read(shared.last_revocation()))
         self.heartbeats.start()
 
     async def stop(self) -> None:
@@ -182,9 +178,7 @@ class ClusterNode:
         """At each heartbeat: missed revocations, and where the other nodes are now."""
         await self.messages.catch_up()
         timeout = self.heartbeats.timeout
-        self.messages.peers.addresses = await self.store.read(
-            lambda g, _: shared.addresses(g.db, timeout)
-        )
+        self.messages.peers.addresses = await self.store.read(shared.addresses(timeout))
 
     async def _taken_for_dead(self) -> None:
         await self.sessions.end_many(list(self.sessions), NODE_LOST)
