@@ -4,12 +4,14 @@ candidate must not make the gateway send ICE checks into the camera network."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import aioice.ice
 import pytest
 from support.gateway import camera_entry, settings_for
 from support.viewer import offer_sdp
+from support.waiting import until
 
 from gateway.config import ConfigError, parse_settings
 from gateway.egress import compat
@@ -69,3 +71,48 @@ async def test_answers_announce_only_the_configured_addresses(start_gateway):
     finally:
         compat.announce_only(())  # every address again, for the tests after this one
     assert aioice.ice.get_host_addresses(True, False) == everything
+
+
+class Listener(asyncio.DatagramProtocol):
+    """A UDP socket at a candidate's address that counts the ICE checks reaching it."""
+
+    def __init__(self) -> None:
+        self.checks = 0
+        self.transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.checks += data[:2] == b"\x00\x01"  # a STUN binding request
+
+
+async def test_a_viewer_candidate_in_a_denied_network_is_never_contacted(start_gateway):
+    """`[webrtc] deny_networks` reaches the candidate policy of a running gateway: a
+    trickled candidate inside a denied network gets no ICE check, while one just
+    outside it gets one (so a check would have been seen)."""
+    loop = asyncio.get_running_loop()
+    listeners = {}
+    for ip in ("127.0.0.3", "127.0.0.4"):
+        _, listeners[ip] = await loop.create_datagram_endpoint(Listener, local_addr=(ip, 0))
+    ports = {ip: lst.transport.get_extra_info("sockname")[1] for ip, lst in listeners.items()}
+    settings = settings_for(
+        [camera_entry("cam", "demo:testsrc", demo_size="160x120")],
+        webrtc={"deny_networks": ["127.0.0.3/32"]},
+    )
+    gateway = await start_gateway(settings)
+    # It never checks first: until its own candidates come, only the decoys are tried.
+    viewer = gateway.viewer("cam", trickle=True, answer_candidates=False)
+    assert (await viewer.connect(gateway.http)).status == 201
+    decoys = [
+        f"a=candidate:{n} 1 udp 2130706431 {ip} {ports[ip]} typ host"
+        for n, ip in enumerate(listeners, 1)
+    ]
+    assert (await viewer.patch(gateway.http, decoys)).status == 204
+    await until(lambda: listeners["127.0.0.4"].checks > 0, timeout=10, what="a check outside")
+    assert (await viewer.patch(gateway.http, viewer.candidates)).status == 204
+    assert await viewer.wait_frames(3)
+    assert listeners["127.0.0.3"].checks == 0, "an ICE check went into a denied network"
+    await viewer.close(gateway.http)
+    for listener in listeners.values():
+        listener.transport.close()

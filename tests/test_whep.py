@@ -411,13 +411,26 @@ async def test_answer_is_what_whep_requires(start_gateway):
     await viewer.close(gateway.http)
 
 
-async def test_offers_whep_does_not_allow_are_refused(start_gateway):
+async def test_a_second_video_section_is_answered_inactive(start_gateway):
+    """WHEP: a section the endpoint does not use is answered as not used."""
     gateway = await demo_gateway(start_gateway)
     offer = await offer_sdp()
     head, video = offer.split("m=video", 1)
     two_videos = head + "m=video" + video + "m=video" + video.replace("a=mid:0", "a=mid:1")
+    two_videos = two_videos.replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 1")
+    response = await gateway.http.post(f"{gateway.url}/whep/demo", data=two_videos, headers=SDP)
+    assert response.status == 201, await response.text()
+    first, second = media_sections(await response.text())
+    assert "a=sendonly" in first
+    assert "a=inactive" in second or second[0].startswith("m=video 0 ")
+    (session,) = list(gateway.app[SESSIONS])
+    await gateway.http.delete(f"{gateway.url}/whep/sessions/{session.id}")
+
+
+async def test_offers_whep_does_not_allow_are_refused(start_gateway):
+    gateway = await demo_gateway(start_gateway)
+    offer = await offer_sdp()
     for body, words in (
-        (two_videos, "2 video media sections"),
         (offer.replace("a=recvonly", "a=sendonly"), "sendonly"),
         (offer.replace("a=recvonly", "a=inactive"), "inactive"),
     ):
@@ -454,6 +467,19 @@ async def test_trickled_candidates_connect_the_viewer(start_gateway):
     (row,) = await audit_rows(gateway, event="session_ice")
     assert row["session_id"] == session.id and row["account"] == "viewer-1"
     assert row["detail"]["by"] == "viewer-1" and row["detail"]["candidates_added"] >= 1
+    await viewer.close(gateway.http)
+
+
+async def test_a_viewer_reachable_only_through_a_trickled_candidate_connects(start_gateway):
+    """A tablet behind TURN: its only address arrives by trickle, so the gateway must
+    check it. This viewer applies the answer without the gateway's candidates and so
+    never checks first: only the gateway's checks to what it trickled can connect it."""
+    gateway = await demo_gateway(start_gateway)
+    viewer = gateway.viewer("demo", trickle=True, answer_candidates=False)
+    assert (await viewer.connect(gateway.http)).status == 201
+    assert viewer.candidates and "a=candidate" not in viewer.offer
+    assert (await viewer.patch(gateway.http, viewer.candidates)).status == 204
+    assert await viewer.wait_frames(5)
     await viewer.close(gateway.http)
 
 

@@ -108,9 +108,11 @@ def plain_options(
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     """OPTIONS on WHEP URLs: 204 with Accept-Post (endpoint) or Accept-Patch (session).
 
-    aiohttp-cors answers preflights (and refuses origins not in config); a plain
-    OPTIONS, which WHEP clients send to discover the endpoint, is answered here,
-    with Access-Control-Allow-Origin for a dashboard in `[cors] origins`.
+    A plain OPTIONS, which WHEP clients send to discover the endpoint, is answered
+    here, with Access-Control-Allow-Origin for a dashboard in `[cors] origins`; so is
+    a CORS preflight for any WHEP method (OPTIONS included: a player that sends its
+    OPTIONS with a token needs one). Other preflights are aiohttp-cors's, which
+    refuses origins not in config.
     """
     allowed = set(origins)
 
@@ -123,14 +125,18 @@ def plain_options(
             if request.path.startswith("/whep/sessions/")
             else {"Accept-Post": SDP}
         )
-        if hdrs.ACCESS_CONTROL_REQUEST_METHOD not in request.headers:
-            origin = request.headers.get(hdrs.ORIGIN)
+        origin = request.headers.get(hdrs.ORIGIN)
+        method = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_METHOD)
+        if method is None:  # a plain OPTIONS
             if origin in allowed:
                 accepts[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
                 accepts[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = ", ".join(cors.EXPOSED)
                 accepts[hdrs.VARY] = "Origin"
             return web.Response(status=204, headers=accepts)
-        response = await handler(request)
+        asked = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "")
+        if (answer := cors.whep_preflight(allowed, origin, method, asked)) is not None:
+            return web.Response(status=200, headers=answer)
+        response = await handler(request)  # aiohttp-cors refuses it
         response.headers.update(accepts)
         return response
 

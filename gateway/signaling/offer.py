@@ -24,8 +24,8 @@ class BadOffer(ValueError):
 def parse_offer(
     body: bytes, policy: CandidatePolicy | None = None
 ) -> tuple[str, sdp.SessionDescription]:
-    """Validate an offer (WHEP: one video section, which the viewer receives) and drop
-    the candidates the gateway will not contact (CandidatePolicy)."""
+    """Validate an offer (WHEP: a video section the viewer receives the camera in) and
+    drop the candidates the gateway will not contact (CandidatePolicy)."""
     policy = policy or CandidatePolicy()
     try:
         text = body.decode("utf-8")
@@ -47,17 +47,15 @@ def parse_offer(
     video = [m for m in description.media if m.kind == "video"]
     if not video:
         raise BadOffer("offer has no video media section")
-    if len(video) > 1:
-        raise BadOffer(
-            f"offer has {len(video)} video media sections; WHEP plays one camera, "
-            "so offer exactly one"
-        )
-    (media,) = video
+    # WHEP: sections the endpoint does not use are answered as not used. The camera
+    # plays in the first video section; any other is answered inactive, and what a
+    # player offers to send is never received.
+    media = video[0]
     direction = media.direction or "sendrecv"
     if direction not in ("recvonly", "sendrecv"):
         raise BadOffer(
-            f"offer's video is {direction}; a WHEP viewer receives video, so offer it "
-            "recvonly (or sendrecv)"
+            f"offer's first video section is {direction}; the camera plays in it, so "
+            "offer it recvonly (or sendrecv)"
         )
     if not (media.ice.usernameFragment and media.ice.password):
         raise BadOffer("offer lacks ICE credentials (a=ice-ufrag / a=ice-pwd)")
