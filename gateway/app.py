@@ -109,6 +109,10 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     )
     tickets = TicketBook(limits.max_tickets_per_account)
 
+    # Every session's start and end written down first, before anyone else hears of it.
+    accounting.account_sessions(sessions, store, bus)
+    accounting.announce_cameras(hubs, sessions, bus)
+
     # Decisions and what the application does with them.
     grants = KnownGrants(store, GrantOverlay())
     enforcer = GrantEnforcer(store, grants.overlay, sessions)
@@ -127,6 +131,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
             hubs,
         )
     metrics = GatewayMetrics(hubs, sessions, store)
+    sessions.on_start.append(lambda session: _time_first_frame(session, metrics))
     refusals = Refusals(store, on_denied=lambda reason: metrics.denials.labels(reason).inc())
     access = AccessControl(
         TokenVerifier(settings.auth), grants, refusals, throttle or FailureThrottle()
@@ -134,9 +139,6 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     admin = AccessAdmin(store, grants, bus, sessions, enforcer, cluster)
     reloader = InventoryReloader(settings, hubs, store, sessions, bus)
     viewing = Viewing(hubs, sessions, access, admin)
-    accounting.account_sessions(sessions, store, bus)
-    sessions.on_start.append(lambda session: _time_first_frame(session, metrics))
-    accounting.announce_cameras(hubs, sessions, bus)
 
     app[SETTINGS] = settings
     app[STORE] = store

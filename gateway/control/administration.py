@@ -175,7 +175,8 @@ class AccessAdmin:
             self._record_revocation(admin, remote, row, reason)
             for row in [_listed(s) for s in sessions] + elsewhere
         ]
-        ended = await self.sessions.end_many(sessions, ending, admin.account)
+        # Offers of the account still being answered are ended too, never answered.
+        ended = await self.sessions.end_account(account, ending, admin.account)
         await self._landed(landed)
         return ended + len(elsewhere)
 

@@ -19,6 +19,7 @@ from gateway.relay import CameraHubs, CameraUnavailable
 from gateway.signaling import (
     VIEWER_LEFT,
     BadOffer,
+    EndedWhileOpening,
     IceRestartUnsupported,
     SessionRegistry,
     ViewerSession,
@@ -102,6 +103,10 @@ class Viewing:
             )
         except BadOffer as exc:
             raise refuse(account, remote, "bad_offer", str(exc), camera_id=camera_id) from None
+        except EndedWhileOpening as exc:
+            # Revoked, or the gateway stopping, before it went live: never answered.
+            ending = exc.ending
+            raise refuse(account, remote, ending.code, ending.reason, camera_id=camera_id) from None
         except WritePending:
             # Nobody watches unaccounted: no audit row, no picture.
             log.error(

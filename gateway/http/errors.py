@@ -34,6 +34,11 @@ REFUSAL_STATUS = {
     "not_yet_started": 403,
     "grant_ended": 403,
     "grant_revoked": 403,
+    # A session ended while its offer was answered, and why (its ending's code).
+    "revoked": 403,
+    "grant_removed": 403,
+    "removed_from_grant": 403,
+    "camera_removed_from_grant": 403,
     "not_a_cluster_message": 403,
     "unknown_camera": 404,
     "unknown_grant": 404,
@@ -48,6 +53,8 @@ REFUSAL_STATUS = {
     "camera_unavailable": 503,
     "capacity": 503,
     "database_unavailable": 503,
+    "node_lost": 503,
+    "shutdown": 503,
     "record_pending": 503,
 }
 # aiohttp's own refusals (unknown route, wrong method, ...) by status.

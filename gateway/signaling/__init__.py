@@ -17,6 +17,7 @@ from .registry import (
     WINDOW_ENDED,
     Elsewhere,
     EndedSession,
+    EndedWhileOpening,
     SessionRegistry,
     TooManySessions,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "CandidatePolicy",
     "Elsewhere",
     "EndedSession",
+    "EndedWhileOpening",
     "Ending",
     "IceRestartUnsupported",
     "SessionOptions",

@@ -171,8 +171,8 @@ class ClusterNode:
             self._background.spawn(self.sessions.end(session_id, _ending(message), _by(message)))
 
     def _end_account(self, message: dict[str, Any]) -> None:
-        mine = [s for s in self.sessions if s.account == message.get("account")]
-        self._background.spawn(self.sessions.end_many(mine, _ending(message), _by(message)))
+        account = str(message.get("account"))
+        self._background.spawn(self.sessions.end_account(account, _ending(message), _by(message)))
 
     async def _look_around(self) -> None:
         """At each heartbeat: missed revocations, and where the other nodes are now."""
@@ -181,7 +181,7 @@ class ClusterNode:
         self.messages.peers.addresses = await self.store.read(shared.addresses(timeout))
 
     async def _taken_for_dead(self) -> None:
-        await self.sessions.end_many(list(self.sessions), NODE_LOST)
+        await self.sessions.close(NODE_LOST)
 
 
 def _ending(message: dict[str, Any]) -> Ending:
