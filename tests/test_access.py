@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -25,8 +26,9 @@ from support.process import GatewayProcess, demo_camera
 from support.viewer import Viewer, offer_sdp
 
 from gateway.access.throttle import FailureThrottle
+from gateway.access.tokens import mint
 from gateway.app import ACCESS, HUBS, SESSIONS, STORE
-from gateway.config import AuditSettings, MapSettings
+from gateway.config import AuditSettings, AuthSettings, MapSettings
 from gateway.store.audit import AuditLog
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
@@ -138,12 +140,43 @@ async def test_failed_token_checks_are_slowed_per_address_up_to_a_cap(start_gate
     assert time.monotonic() - started < 0.2  # a good token is never held back
 
 
-async def test_the_running_gateway_waits_at_most_5_s_per_failed_token(start_gateway):
+async def test_the_running_gateway_waits_at_most_5_s_more_per_failed_token(start_gateway):
     gateway = await gateway_with(start_gateway, throttle=None)  # the gateway's own throttle
     throttle = gateway.app[ACCESS].throttle
+    # Ten failures at once from one address: answered one after another, each step
+    # twice the last, up to 5 s.
     waits = [throttle.delay_for("198.51.100.7") for _ in range(10)]
-    assert waits == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0, 5.0, 5.0]
+    steps = [round(b - a, 3) for a, b in itertools.pairwise([0.0, *waits])]
+    assert steps == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0, 5.0, 5.0]
     assert throttle.delay_for("198.51.100.8") == 0.2  # per address
+
+
+@pytest.mark.parametrize("guessers", ["one address", "one account from many addresses"])
+async def test_parallel_guessing_gains_nothing(start_gateway, guessers):
+    """Failures from one source (an address, or the account a token claims) are
+    answered one after another: 8 guesses in parallel take as long as 8 in a row."""
+    base, cap = 0.05, 0.1
+    gateway = await gateway_with(
+        start_gateway, throttle=FailureThrottle(base_seconds=base, cap_seconds=cap)
+    )
+    forged = mint(AuthSettings(secret="another-secret-of-at-least-32-bytes-0"), "victim")
+    sources = (
+        ["127.0.0.1"] * 8 if guessers == "one address" else [f"127.0.0.{i}" for i in range(2, 10)]
+    )
+
+    async def guess(source: str) -> None:
+        connector = aiohttp.TCPConnector(local_addr=(source, 0), force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            response = await http.get(
+                f"{gateway.url}/api/me", headers={"Authorization": f"Bearer {forged}"}
+            )
+            assert response.status == 401
+
+    started = time.monotonic()
+    await asyncio.gather(*(guess(source) for source in sources))
+    took = time.monotonic() - started
+    in_a_row = base + 7 * cap  # 0.05, then 0.1 each
+    assert took >= in_a_row - 0.02, took
 
 
 # --- grants decide who watches ---------------------------------------------------

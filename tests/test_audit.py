@@ -419,6 +419,13 @@ def test_to_csv(log: AuditLog) -> None:
     assert AuditLog.to_csv([]).splitlines() == [lines[0]]
 
 
+@pytest.mark.parametrize("lead", ["\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe66", "\ufe6b"])
+def test_csv_escapes_the_full_width_and_small_formula_signs_too(log: AuditLog, lead: str) -> None:
+    log.record(ACCESS_DENIED, account=f"{lead}HYPERLINK(1)", camera_id="cam-1")
+    (row,) = list(csv.DictReader(io.StringIO(AuditLog.to_csv(log.query()))))
+    assert row["account"] == f"'{lead}HYPERLINK(1)"
+
+
 def test_write_error_on_read_only_database(log: AuditLog, db_path: Path) -> None:
     fill(log, 2)
     read_only = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None)

@@ -127,6 +127,7 @@ def test_valid_hs256_token(hs: TokenVerifier) -> None:
         ({"sub": 7}, "7"),
         ({"account_id": "臺北市 林小姐"}, "臺北市 林小姐"),
         ({"account_id": "x" * 256}, "x" * 256),
+        ({"account_id": "\uff41lice"}, "alice"),  # full-width: the grant's spelling (NFKC)
     ],
 )
 def test_account_claim_and_fallback(hs: TokenVerifier, extra: dict, account: str) -> None:
@@ -150,6 +151,13 @@ def test_account_claim_and_fallback(hs: TokenVerifier, extra: dict, account: str
 )
 def test_bad_or_missing_account_is_refused(hs: TokenVerifier, extra: dict) -> None:
     assert rejected(hs, sign({**drop(claims(), "account_id"), **extra})) == "no account claim"
+
+
+@pytest.mark.parametrize("account", ["ali\u200bce", "ecila\u202e", "\u2067alice"])
+def test_an_account_name_with_invisible_characters_is_refused(
+    hs: TokenVerifier, account: str
+) -> None:
+    assert rejected(hs, sign(claims(account_id=account))) == "account name not readable"
 
 
 def test_fallback_can_be_disabled() -> None:

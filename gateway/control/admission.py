@@ -64,7 +64,7 @@ class AccessControl:
             # The reason is for the audit trail; the caller learns nothing from it.
             self.refusals.on_denied("invalid token")
             self.failed_sign_ins.note(remote, str(exc))
-            await self.throttle.failed(remote)
+            await self.throttle.failed(remote, self.verifier.claimed_account(token))
             raise Denied("invalid_token", INVALID_TOKEN) from None
 
     async def admin(self, token: str, remote: str, path: str) -> Identity:

@@ -67,8 +67,13 @@ _TEXT_FIELDS = ("account", "camera_id", "project", "remote", "session_id")
 _COLUMNS = (*_HASHED, "prev_hash", "hash")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM audit"
 CSV_COLUMNS = (*_HASHED, "hash")
-# Spreadsheets run cells starting with these as formulas (tab/CR too, per OWASP).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Spreadsheets run cells starting with these as formulas (tab/CR too, per OWASP), and
+# some take the full-width and small forms of the signs for the signs themselves.
+_FORMULA_STARTS = (
+    *("=", "+", "-", "@", "\t", "\r"),
+    *("\uff1d", "\uff0b", "\uff0d", "\uff20"),  # full-width = + - @
+    *("\ufe66", "\ufe62", "\ufe63", "\ufe6b"),  # small = + - @
+)
 
 
 # Session starts with no later session end, oldest first (params: SESSION_END, SESSION_START).
