@@ -141,6 +141,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     viewing = Viewing(hubs, sessions, access, admin)
 
     app[SETTINGS] = settings
+    app[errors.BODY_TIMEOUT] = settings.server.request_timeout_seconds
     app[STORE] = store
     app[HUBS] = hubs
     app[SESSIONS] = sessions

@@ -202,6 +202,12 @@ class ServerSettings:
     log_format: str = _key("json", _one_of("json", "text"))
     # Reverse proxies whose X-Forwarded-For is believed (CIDRs; a bare address is a /32).
     trusted_proxies: tuple[str, ...] = _key((), _networks)
+    # A request's headers, and then its body, must arrive within this; an idle
+    # connection closes after it too (dripped headers held a connection 75 s).
+    request_timeout_seconds: float = _key(5.0, _between(1, 60))
+    # Connections one client address may hold open at once; the trusted proxies, which
+    # carry many clients' connections, are not counted.
+    max_connections_per_address: int = _key(64, _between(1, 100_000))
 
     @property
     def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -19,7 +19,8 @@ from gateway.control.refusals import Denied, as_refusal
 
 log = logging.getLogger(__name__)
 
-BODY_TIMEOUT_SECONDS = 10.0
+# How long a request's body may take to arrive (`[server] request_timeout_seconds`).
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
 
 # The status of each code a refusal (control/refusals.py) carries.
 REFUSAL_STATUS = {
@@ -219,15 +220,14 @@ async def read_body(request: web.Request, limit: int, what: str = "body") -> byt
     """
     if request.content_length is not None and request.content_length > limit:
         raise HttpError(413, "too_large", f"{what} is larger than {limit} bytes")
+    seconds = request.config_dict[BODY_TIMEOUT]
     body = bytearray()
     try:
-        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+        async with asyncio.timeout(seconds):
             while chunk := await request.content.read(limit + 1 - len(body)):
                 body += chunk
                 if len(body) > limit:
                     raise HttpError(413, "too_large", f"{what} is larger than {limit} bytes")
     except TimeoutError:
-        raise HttpError(
-            408, "body_timeout", f"{what} not received within {BODY_TIMEOUT_SECONDS:g} s"
-        ) from None
+        raise HttpError(408, "body_timeout", f"{what} not received within {seconds:g} s") from None
     return bytes(body)
