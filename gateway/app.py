@@ -188,7 +188,9 @@ def _session_options(settings: Settings, cameras: list[CameraSettings]) -> Sessi
     return SessionOptions(
         configuration=rtc_configuration(settings.webrtc),
         candidates=CandidatePolicy(
-            (c.host for c in cameras if c.host), settings.webrtc.denied_networks
+            (c.host for c in cameras if c.host),
+            settings.webrtc.denied_networks,
+            settings.webrtc.viewer_private_networks,
         ),
         vp8=vp8_for_browsers(settings.relay.vp8_bitrate_kbps),
         strict_h264_profile=settings.webrtc.strict_h264_profile,

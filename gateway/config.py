@@ -315,6 +315,9 @@ class WebRtcSettings:
     # (e.g. the police camera network's leg); the cameras' own hosts, link-local and
     # unspecified addresses are never contacted anyway.
     deny_networks: tuple[str, ...] = _key((), _networks)
+    # Private and loopback networks a viewer (or its TURN server) may be on; the gateway
+    # checks a viewer's candidates there, and at public addresses, nowhere else.
+    viewer_networks: tuple[str, ...] = _key(("127.0.0.0/8", "::1/128"), _networks)
     # The gateway's own addresses that answers may announce (its viewer-facing ones);
     # empty: every address of the host. A leg in the police network must not appear.
     announce_addresses: tuple[str, ...] = _key((), _addresses)
@@ -322,6 +325,12 @@ class WebRtcSettings:
     @property
     def denied_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(n) for n in self.deny_networks)
+
+    @property
+    def viewer_private_networks(
+        self,
+    ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(n) for n in self.viewer_networks)
 
 
 @dataclass(frozen=True)

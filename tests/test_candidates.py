@@ -23,14 +23,46 @@ def candidate(ip: str) -> str:
 
 
 async def test_a_denied_network_is_never_contacted():
-    policy = CandidatePolicy((), [ipaddress.ip_network("10.20.0.0/16")])
+    policy = CandidatePolicy(
+        (), [ipaddress.ip_network("10.20.0.0/16")], [ipaddress.ip_network("10.0.0.0/8")]
+    )
     offer = (await offer_sdp()).replace(
         "a=end-of-candidates",
-        candidate("10.20.30.40") + "\r\n" + candidate("192.0.2.7") + "\r\na=end-of-candidates",
+        candidate("10.20.30.40") + "\r\n" + candidate("8.8.4.4") + "\r\na=end-of-candidates",
     )
     text, _ = parse_offer(offer.encode(), policy)
-    assert "10.20.30.40" not in text and "192.0.2.7" in text
+    assert "10.20.30.40" not in text and "8.8.4.4" in text
     assert not policy.allows("10.20.1.1") and policy.allows("10.21.1.1")
+
+
+@pytest.mark.parametrize(
+    ("address", "checked"),
+    [
+        ("8.8.4.4", True),  # public
+        ("2404:6800:4003::1", True),
+        ("127.0.0.9", True),  # loopback: a viewer network by default
+        ("::1", True),
+        ("192.168.1.20", False),  # private, not listed as a viewer network
+        ("10.1.2.3", False),
+        ("100.64.0.9", False),  # carrier-grade NAT: nowhere a check arrives
+        ("224.0.0.251", False),  # multicast
+        ("255.255.255.255", False),
+        ("169.254.9.9", False),  # link-local
+        ("fe80::1", False),
+        ("0.0.0.0", False),
+        ("198.51.100.9", False),  # documentation
+        ("::ffff:10.1.2.3", False),  # an IPv4 address in IPv6 clothes
+        ("abcd-1234.local", False),  # mDNS: never resolved
+        ("police-nvr.example.org", False),  # a name could lead anywhere
+        ("8.8.8.200", False),  # public, but in a camera's /24 (see below)
+    ],
+)
+def test_only_addresses_a_viewer_could_be_on_are_checked(address, checked):
+    """Safe defaults (issue 27): with `deny_networks` empty, the cameras' networks
+    (learnt from the inventory's hosts) and every private range not listed in
+    `viewer_networks` are still never checked."""
+    policy = CandidatePolicy(["8.8.8.7", "camera.example.org"])
+    assert policy.allows(address) is checked
 
 
 @pytest.mark.parametrize(
