@@ -148,3 +148,22 @@ async def test_a_viewer_candidate_in_a_denied_network_is_never_contacted(start_g
     await viewer.close(gateway.http)
     for listener in listeners.values():
         listener.transport.close()
+
+
+async def test_a_viewer_whose_candidates_are_all_left_out_connects_by_its_own_checks(
+    start_gateway,
+):
+    """A viewer on a private network that is not a viewer network: none of its
+    candidates is checked, but its own checks reach the gateway and are answered
+    (peer-reflexive). Its offer's end of candidates must not make the gateway give
+    up with nothing left to check."""
+    settings = settings_for(
+        [camera_entry("cam", "demo:testsrc", demo_size="160x120")],
+        webrtc={"viewer_networks": []},  # not even this host's own addresses
+    )
+    gateway = await start_gateway(settings)
+    viewer = gateway.viewer("cam")
+    assert (await viewer.connect(gateway.http)).status == 201
+    assert "a=end-of-candidates" in viewer.offer
+    assert await viewer.wait_frames(5)
+    await viewer.close(gateway.http)

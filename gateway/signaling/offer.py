@@ -17,6 +17,9 @@ from .candidates import CandidatePolicy
 MAX_MEDIA_SECTIONS = 8
 
 
+END_OF_CANDIDATES = "a=end-of-candidates"
+
+
 class BadOffer(ValueError):
     """The offer cannot be answered; the message tells the viewer why."""
 
@@ -39,6 +42,10 @@ def parse_offer(
             f"offer has {sections} media sections; at most {MAX_MEDIA_SECTIONS} are accepted"
         )
     lines = [line for line in text.splitlines() if policy.allows_line(line)]
+    if len(lines) < len(text.splitlines()):
+        # A candidate was left out: the viewer's own checks (peer-reflexive) are the
+        # way in, and aioice gives up at once on "end of candidates" with none left.
+        lines = [line for line in lines if line != END_OF_CANDIDATES]
     text = "\r\n".join(lines) + "\r\n"
     try:
         description = sdp.SessionDescription.parse(text)

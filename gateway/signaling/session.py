@@ -30,6 +30,7 @@ from gateway.relay import CameraHub, RenditionSpec, ViewerFeed
 
 from .candidates import CandidatePolicy
 from .offer import (
+    END_OF_CANDIDATES,
     BadOffer,
     answer_profile,
     offered_video,
@@ -140,6 +141,7 @@ class ViewerSession:
         self.etag = f'"{secrets.token_urlsafe(9)}"'
         self._ice = None  # the RTCIceTransport remote candidates are added to
         self._candidates = CandidatePolicy()
+        self._left_out = False  # one of the viewer's candidates was not used
 
     @property
     def camera_id(self) -> str:
@@ -234,6 +236,8 @@ class ViewerSession:
         session.turn = turn
         session.rendition = rendition.name if rendition is not None else None
         session._candidates = options.candidates
+        # An offer whose end of candidates was taken out (offer.py) left some out.
+        session._left_out = END_OF_CANDIDATES not in offer_sdp.splitlines()
         session.remote_ufrag = offered_video(offer).ice.usernameFragment or ""
         try:
             # aiortc builds the sender; only its send loop is ours (egress/sender.py).
@@ -335,7 +339,11 @@ class ViewerSession:
                 candidate = self._candidates.candidate(line)  # ValueError if malformed
                 if candidate is not None:
                     candidates.append(candidate)
-        end = "a=end-of-candidates" in lines
+                else:
+                    self._left_out = True
+        # Once a candidate was left out, the viewer's own checks may be the way in:
+        # "end of candidates" would make aioice give up when none is left (offer.py).
+        end = END_OF_CANDIDATES in lines and not self._left_out
         if self._ice is None or self.ending is not None:
             return 0
         for candidate in candidates:
