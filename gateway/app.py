@@ -101,7 +101,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         _session_options(settings, inventory.cameras),
         limits.max_sessions_per_account,
         node_id,
-        elsewhere=directory,
+        directory=directory,
     )
     bus = EventBus(
         limits.max_event_streams_per_account,

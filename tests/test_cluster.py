@@ -55,6 +55,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.rtsp]
 CAMERAS = ("cam-1", "cam-2", "cam-3")
 CLOSE_WITHIN_SECONDS = 1.0
 MAX_SESSIONS_PER_ACCOUNT = 3
+TICKETS_PER_ACCOUNT = 4
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,11 @@ def cameras() -> Iterator[dict[str, RtspCamera]]:
 @pytest.fixture(scope="module")
 def cluster(folder: Path, postgres: Postgres, cameras: dict[str, RtspCamera]) -> Iterator[Cluster]:
     database = postgres.create_database("cluster")
-    base = cluster_settings(cameras, limits={"max_sessions_per_account": MAX_SESSIONS_PER_ACCOUNT})
+    limits = {
+        "max_sessions_per_account": MAX_SESSIONS_PER_ACCOUNT,
+        "max_tickets_per_account": TICKETS_PER_ACCOUNT,
+    }
+    base = cluster_settings(cameras, limits=limits)
     running = Cluster(folder, database, base, ("gw1", "gw2"))
     running.start()
     yield running
@@ -322,6 +327,73 @@ async def test_a_ticket_from_one_node_opens_a_stream_on_another_once(
     forged = ticket[:-2] + ("AA" if not ticket.endswith("AA") else "BB")
     async with http.get(f"{cluster.url('gw2')}/api/events", params={"ticket": forged}) as reply:
         assert reply.status == 401
+
+
+@pytest.mark.parametrize("offers", [20, 200])
+async def test_simultaneous_offers_for_one_account_split_over_both_nodes_admit_exactly_its_limit(
+    cluster: Cluster, http: aiohttp.ClientSession, offers: int
+) -> None:
+    """Half the offers go to each node at once: the account's limit is counted on every
+    node in one transaction, so no two nodes both admit its last place."""
+    account = f"burst-{offers}"
+    await cluster.grant(http, ["cam-1"], [account])
+    body = (await offer_sdp()).encode()
+    headers = {"Content-Type": "application/sdp", **bearer(account)}
+    # Every request at once: no pool limit, each node's half in flight together.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as burst:
+
+        async def offer(node: str) -> tuple[int, str | None]:
+            url = f"{cluster.url(node)}/whep/cam-1"
+            async with burst.post(url, data=body, headers=headers) as reply:
+                return reply.status, reply.headers.get("Location")
+
+        nodes = [("gw1", "gw2")[i % 2] for i in range(offers)]
+        answers = await asyncio.gather(*(offer(node) for node in nodes))
+        admitted = [
+            (node, where)
+            for node, (status, where) in zip(nodes, answers, strict=True)
+            if status == 201
+        ]
+        try:
+            statuses = sorted({status for status, _ in answers})
+            print(f"{offers} offers: {len(admitted)} admitted, statuses {statuses}")
+            assert len(admitted) == MAX_SESSIONS_PER_ACCOUNT, answers
+            assert set(statuses) == {201, 429}, answers
+            listed = await sessions_of(cluster, http, account)
+            assert len(listed) == MAX_SESSIONS_PER_ACCOUNT, listed
+        finally:
+            for node, where in admitted:
+                assert where is not None
+                async with burst.delete(cluster.url(node) + where, headers=headers) as reply:
+                    assert reply.status == 200
+    # Ended and struck off: the account's places are free again, on either node.
+    deadline = time.monotonic() + 5
+    while await sessions_of(cluster, http, account):
+        assert time.monotonic() < deadline, "the ended sessions stayed listed"
+        await asyncio.sleep(0.1)
+
+
+async def test_an_accounts_unused_tickets_are_counted_on_every_node_at_once(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    account, limit = "ticket-burst", TICKETS_PER_ACCOUNT
+
+    async def ticket(node: str) -> tuple[int, str | None]:
+        url = f"{cluster.url(node)}/api/events/ticket"
+        async with http.post(url, headers=bearer(account)) as reply:
+            return reply.status, (await reply.json()).get("ticket")
+
+    nodes = [("gw1", "gw2")[i % 2] for i in range(3 * limit)]
+    answers = await asyncio.gather(*(ticket(node) for node in nodes))
+    issued = [t for status, t in answers if status == 200]
+    assert len(issued) == limit, answers
+    assert {status for status, _ in answers} == {200, 429}
+    # One is used (on the other node than the one that issued it, perhaps): its place
+    # is free again, on both nodes.
+    async with http.get(f"{cluster.url('gw2')}/api/events", params={"ticket": issued[0]}) as stream:
+        assert stream.status == 200
+    assert (await ticket("gw1"))[0] == 200
+    assert (await ticket("gw2"))[0] == 429
 
 
 @pytest.mark.parametrize("what", ["session", "account", "grant"])

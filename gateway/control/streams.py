@@ -47,7 +47,7 @@ class EventStreams:
 
     async def ticket(self, token: str, remote: str) -> str:
         """A ticket for one stream (TooManyTickets past the account's cap)."""
-        return self.tickets.issue(await self.access.identify(token, remote))
+        return await self.tickets.issue(await self.access.identify(token, remote))
 
     @contextlib.asynccontextmanager
     async def follow(self, ticket: str) -> AsyncIterator[Following]:

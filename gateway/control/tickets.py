@@ -6,8 +6,9 @@ useless after 30 s or one use, so a URL that lands in a log or history is harmle
 
 A ticket carries who it is for and until when, signed with HMAC-SHA256, so any
 node of a cluster can redeem it: behind a balancer, the stream need not open on
-the node that issued the ticket. Its single use is recorded where every node sees
-it (the cluster's database); a single gateway keeps it in memory.
+the node that issued the ticket. Its issue and its single use are recorded in a
+TicketLedger: in memory on a single gateway, in the cluster's database on a node
+of a cluster, so an account's unused tickets are counted on every node at once.
 """
 
 from __future__ import annotations
@@ -18,50 +19,75 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from gateway.access.tokens import Identity
 
 TICKET_SECONDS = 30.0
-
-# Marks a ticket used; False if it already was. Given its nonce and expiry.
-FirstUse = Callable[[str, datetime], Awaitable[bool]]
 
 
 class TooManyTickets(Exception):
     """The account holds its maximum of unused tickets."""
 
 
+class TicketLedger(Protocol):
+    """Where tickets' issues and uses are recorded."""
+
+    async def issue(self, nonce: str, account: str, until: datetime, limit: int) -> bool:
+        """Record a ticket issued to `account`; False if it holds `limit` unused ones."""
+        ...
+
+    async def use(self, nonce: str) -> bool:
+        """Mark a ticket used; False if it already was, or was never issued."""
+        ...
+
+
+class MemoryLedger:
+    """One gateway's ledger: nonce -> (account, expiry, used)."""
+
+    def __init__(self) -> None:
+        self._tickets: dict[str, tuple[str, float, bool]] = {}
+
+    async def issue(self, nonce: str, account: str, until: datetime, limit: int) -> bool:
+        now = time.time()
+        self._tickets = {n: t for n, t in self._tickets.items() if t[1] > now}
+        held = sum(1 for a, _, used in self._tickets.values() if a == account and not used)
+        if held >= limit:
+            return False
+        self._tickets[nonce] = (account, until.timestamp(), False)
+        return True
+
+    async def use(self, nonce: str) -> bool:
+        ticket = self._tickets.get(nonce)
+        if ticket is None or ticket[2] or ticket[1] <= time.time():
+            return False
+        self._tickets[nonce] = (ticket[0], ticket[1], True)
+        return True
+
+
 class TicketBook:
-    def __init__(
-        self,
-        max_per_account: int = 16,
-        key: bytes | None = None,
-        first_use: FirstUse | None = None,
-    ) -> None:
+    def __init__(self, max_per_account: int = 16, key: bytes | None = None) -> None:
         self._max_per_account = max_per_account
         self._key = key or secrets.token_bytes(32)
-        self._first_use = first_use or self._first_use_here
-        # Issued by this node and not yet redeemed here: nonce -> (account, expiry).
-        self._issued: dict[str, tuple[str, float]] = {}
-        self._used: dict[str, float] = {}  # one gateway's record of used nonces
+        self._ledger: TicketLedger = MemoryLedger()
 
-    def use_key(self, key: bytes, first_use: FirstUse) -> None:
-        """Sign with the cluster's key and record uses where every node sees them."""
-        self._key, self._first_use = key, first_use
+    def use_key(self, key: bytes, ledger: TicketLedger) -> None:
+        """Sign with the cluster's key and record tickets where every node sees them."""
+        self._key, self._ledger = key, ledger
 
-    def issue(self, identity: Identity) -> str:
-        now = time.time()
-        self._issued = {n: v for n, v in self._issued.items() if v[1] > now}
-        held = sum(1 for account, _ in self._issued.values() if account == identity.account)
-        if held >= self._max_per_account:
+    async def issue(self, identity: Identity) -> str:
+        """A ticket for `identity`; TooManyTickets past the account's unused tickets
+        (StoreUnavailable on a node of a cluster whose database cannot count them)."""
+        nonce = secrets.token_urlsafe(16)
+        until = time.time() + TICKET_SECONDS
+        issued = await self._ledger.issue(
+            nonce, identity.account, datetime.fromtimestamp(until, UTC), self._max_per_account
+        )
+        if not issued:
             raise TooManyTickets(
                 f"this account holds its maximum of {self._max_per_account} unused tickets"
             )
-        nonce = secrets.token_urlsafe(16)
-        until = now + TICKET_SECONDS
-        self._issued[nonce] = (identity.account, until)
         claims = {
             "a": identity.account,
             "adm": identity.is_admin,
@@ -84,23 +110,12 @@ class TicketBook:
             until, expires = float(claims["u"]), float(claims["exp"])
         except (ValueError, KeyError, TypeError):
             return None
-        if until <= time.time():
-            return None
-        self._issued.pop(nonce, None)
-        if not await self._first_use(nonce, datetime.fromtimestamp(until, UTC)):
+        if until <= time.time() or not await self._ledger.use(nonce):
             return None
         return Identity(account, admin, datetime.fromtimestamp(expires, UTC))
 
     def _sign(self, body: str) -> bytes:
         return hmac.new(self._key, body.encode(), hashlib.sha256).digest()
-
-    async def _first_use_here(self, nonce: str, expires: datetime) -> bool:
-        now = time.time()
-        self._used = {n: t for n, t in self._used.items() if t > now}
-        if nonce in self._used:
-            return False
-        self._used[nonce] = expires.timestamp()
-        return True
 
 
 def _b64(data: bytes) -> str:

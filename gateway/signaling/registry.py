@@ -65,12 +65,19 @@ class Opening:
         self.ending: Ending | None = None  # revoked before its session went live
 
 
-class Elsewhere(Protocol):
-    """The sessions other nodes of a cluster hold (the cluster's directory)."""
+class Directory(Protocol):
+    """A cluster's directory of live sessions, every node's (control/cluster/)."""
 
-    async def count(self, account: str) -> int: ...
+    async def list(self, row: dict[str, Any], limit: int) -> bool:
+        """List a session as it is admitted; False if its account holds `limit`
+        sessions across the cluster (counted and listed in one step)."""
+        ...
 
-    async def rows(self) -> list[dict[str, Any]]: ...
+    def strike_off(self, session_id: str) -> None: ...
+
+    async def rows(self) -> list[dict[str, Any]]:
+        """The other nodes' sessions."""
+        ...
 
 
 class SessionRegistry:
@@ -80,8 +87,8 @@ class SessionRegistry:
 
     On a node of a cluster, session ids start with the node's id ("<node>.<token>"),
     so the balancer can send a session's requests to the node that holds it, and
-    `elsewhere` is the cluster's directory: an account's limit counts its sessions
-    on every node.
+    `directory` is the cluster's directory: a session is listed there as it is
+    admitted, which is where an account's limit is counted on every node at once.
     """
 
     def __init__(
@@ -89,10 +96,10 @@ class SessionRegistry:
         options: SessionOptions,
         max_per_account: int = 12,
         node_id: str = "",
-        elsewhere: Elsewhere | None = None,
+        directory: Directory | None = None,
     ) -> None:
         self.node_id = node_id
-        self.elsewhere = elsewhere
+        self.directory = directory
         self._sessions: dict[str, ViewerSession] = {}
         self._ended: OrderedDict[str, EndedSession] = OrderedDict()
         self.options = options
@@ -101,6 +108,8 @@ class SessionRegistry:
         self._openings: set[Opening] = set()
         self._pending: set[asyncio.Task[bool]] = set()
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
+        # While set, every offer is refused with it (a node cut off from its cluster).
+        self.refusing: Ending | None = None
         # Observers, e.g. the audit log and the event bus. A start observer that
         # raises refuses the session: nobody watches without the record written.
         self.on_start: list[Callable[[ViewerSession], Awaitable[None]]] = []
@@ -123,30 +132,40 @@ class SessionRegistry:
 
         One admission step that nothing can slip into: the offer counts against its
         account from the moment it is taken until its session ends, whatever it
-        awaits in between, and its session joins the registry (where every
-        revocation finds it) before the grant is asked again (`still_allowed`) and
-        its start is written down (`on_start`). A session ended meanwhile is never
-        answered: EndedWhileOpening. Raises BadOffer, CameraUnavailable,
-        TooManySessions, or what `still_allowed` or a start observer raises.
+        awaits in between (on a node of a cluster, by its listing in the directory),
+        and its session joins the registry (where every revocation finds it) before
+        the grant is asked again (`still_allowed`) and its start is written down
+        (`on_start`). A session ended meanwhile is never answered: EndedWhileOpening.
+        Raises BadOffer, CameraUnavailable, TooManySessions, StoreUnavailable (the
+        directory cannot list it), or what `still_allowed` or a start observer raises.
         """
+        if self.refusing is not None:
+            raise EndedWhileOpening(self.refusing)
         opening = self._take(viewer.account)
+        session_id = self._new_id()
+        listed = False
         try:
-            # Counted with this offer already in: offers racing each other all count.
-            await self._check_limit(viewer.account)
-            offer_sdp, offer = parse_offer(body, self.options.candidates)
-            session, answer = await ViewerSession.negotiate(
-                hub,
-                offer_sdp,
-                offer,
-                remote,
-                viewer,
-                self.options,
-                self._lost,
-                session_id=self._new_id(),
-                rendition=rendition,
-            )
-        finally:
-            self._openings.discard(opening)
+            try:
+                # Counted with this offer already in: offers racing each other all count.
+                listed = await self._check_limit(opening, session_id, hub.id, remote, viewer)
+                offer_sdp, offer = parse_offer(body, self.options.candidates)
+                session, answer = await ViewerSession.negotiate(
+                    hub,
+                    offer_sdp,
+                    offer,
+                    remote,
+                    viewer,
+                    self.options,
+                    self._lost,
+                    session_id=session_id,
+                    rendition=rendition,
+                )
+            finally:
+                self._openings.discard(opening)
+        except BaseException:
+            if listed:
+                self._strike_off(session_id)
+            raise
         # From here it is a session of this registry, live or not: with no await since
         # the offer stopped counting as an opening, it never goes uncounted.
         session.window_ends_at = viewer.ends_at
@@ -165,6 +184,7 @@ class SessionRegistry:
                 raise EndedWhileOpening(session.ending)
         except BaseException:
             if self._sessions.pop(session.id, None) is not None:
+                self._strike_off(session.id)
                 await session.close(NOT_RECORDED)  # never answered
                 if session.started_recorded:
                     for end in self.on_end:
@@ -184,15 +204,36 @@ class SessionRegistry:
         self._openings.add(opening)
         return opening
 
-    async def _check_limit(self, account: str) -> None:
+    async def _check_limit(
+        self, opening: Opening, session_id: str, camera_id: str, remote: str, viewer: Viewer
+    ) -> bool:
         """TooManySessions past the account's limit, counting this node's sessions and
-        offers being answered, and the other nodes' sessions."""
-        elsewhere = 0 if self.elsewhere is None else await self.elsewhere.count(account)
+        offers being answered; on a node of a cluster, then every node's, by listing
+        the session in the directory (True: it is listed, and must be struck off)."""
+        account = opening.account
         here = self.count(account) + sum(1 for o in self._openings if o.account == account)
-        if here + elsewhere > self._max_per_account:
-            raise TooManySessions(
-                f"this account has its maximum of {self._max_per_account} sessions"
-            )
+        limit = self._max_per_account
+        too_many = TooManySessions(f"this account has its maximum of {limit} sessions")
+        if here > limit:
+            raise too_many
+        if self.directory is None:
+            return False
+        row = {
+            "id": session_id,
+            "account": account,
+            "camera_id": camera_id,
+            "grant_id": viewer.grant_id,
+            "project": viewer.project,
+            "remote": remote,
+            "started_at": datetime.now(UTC).isoformat(),
+        }
+        if not await self.directory.list(row, limit):
+            raise too_many
+        return True
+
+    def _strike_off(self, session_id: str) -> None:
+        if self.directory is not None:
+            self.directory.strike_off(session_id)
 
     def _new_id(self) -> str:
         token = secrets.token_urlsafe(16)
@@ -220,9 +261,9 @@ class SessionRegistry:
         """Every live session as JSON: this node's, and the other nodes' from the
         cluster's directory (without their byte counts and connection states)."""
         here = [self.to_json(s) for s in self]
-        if self.elsewhere is None:
+        if self.directory is None:
             return here
-        there = [{**row, "bytes_sent": None, "state": None} for row in await self.elsewhere.rows()]
+        there = [{**row, "bytes_sent": None, "state": None} for row in await self.directory.rows()]
         return here + there
 
     def __iter__(self) -> Iterator[ViewerSession]:
@@ -273,6 +314,7 @@ class SessionRegistry:
             timer.cancel()
         if session is None:
             return False
+        self._strike_off(session_id)
         session.ended_by = by
         if not await session.close(ending):
             return False

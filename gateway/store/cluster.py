@@ -1,5 +1,5 @@
 """What several nodes share in PostgreSQL besides grants and the audit log: each node's
-heartbeat, the directory of live sessions, used event-stream tickets, and messages.
+heartbeat, the directory of live sessions, event-stream tickets, and messages.
 
 Each function here gives a job for the Store (`read`, `write`, `submit`, or
 `at_start`): `store.write(heartbeat(node, incarnation))` runs it in the Store's
@@ -25,7 +25,7 @@ import psycopg
 
 from .audit import AuditLog
 from .grants import GrantStore
-from .postgres import PgConnection, PgError, connect
+from .postgres import ACCOUNT_LOCK, PgConnection, PgError, connect
 from .store import Job
 
 log = logging.getLogger(__name__)
@@ -164,13 +164,31 @@ def forget_sessions(db: PgConnection, node: str) -> None:
 # --- the directory of live sessions -----------------------------------------------
 
 
+def _lock_account(db: PgConnection, account: str) -> None:
+    """Until the transaction ends, no other node counts or adds this account's sessions
+    or tickets: a count and the row added after it are one step, cluster-wide."""
+    db.execute(
+        "SELECT pg_advisory_xact_lock(CAST(? AS integer), hashtext(?))", (ACCOUNT_LOCK, account)
+    )
+
+
 @job
-def add_session(db: PgConnection, session: dict[str, Any]) -> None:
+def list_session(db: PgConnection, session: dict[str, Any], limit: int) -> bool:
+    """List a session as it is admitted, if its account holds fewer than `limit` on every
+    node (its sessions being opened included); False if it holds its limit. Runs in the
+    writer's transaction, under the account's lock."""
+    _lock_account(db, session["account"])
+    row = db.execute(
+        "SELECT count(*) FROM live_sessions WHERE account = ?", (session["account"],)
+    ).fetchone()
+    if row is not None and int(row[0]) >= limit:
+        return False
     db.execute(
         "INSERT INTO live_sessions (id, node, account, camera_id, grant_id, project, remote,"
-        " started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        " started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (*(session[c] for c in _DIRECTORY_COLUMNS), session["started_at"]),
     )
+    return True
 
 
 @job
@@ -196,14 +214,6 @@ def find_session(db: PgConnection, session_id: str) -> dict[str, Any] | None:
     return None if row is None else dict(zip(row.keys(), row, strict=True))
 
 
-@job
-def count_sessions(db: PgConnection, account: str, *, not_on: str) -> int:
-    row = db.execute(
-        "SELECT count(*) FROM live_sessions WHERE account = ? AND node <> ?", (account, not_on)
-    ).fetchone()
-    return int(row[0]) if row else 0
-
-
 # --- event-stream tickets ---------------------------------------------------------
 
 
@@ -217,14 +227,34 @@ def secret(db: PgConnection) -> str:
 
 
 @job
-def use_ticket(db: PgConnection, nonce: str, expires_at: datetime) -> bool:
-    """Mark a ticket used; False if it already was (on any node)."""
-    db.execute("DELETE FROM used_tickets WHERE expires_at < now()")
-    inserted = db.execute(
-        "INSERT INTO used_tickets (nonce, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        (nonce, expires_at),
+def issue_ticket(
+    db: PgConnection, nonce: str, account: str, expires_at: datetime, limit: int
+) -> bool:
+    """Record a ticket issued to `account`, if it holds fewer than `limit` unused ones
+    on every node; False if it holds its limit. Under the account's lock."""
+    _lock_account(db, account)
+    db.execute("DELETE FROM event_tickets WHERE expires_at < now()")
+    row = db.execute(
+        "SELECT count(*) FROM event_tickets WHERE account = ? AND NOT used AND expires_at > now()",
+        (account,),
+    ).fetchone()
+    if row is not None and int(row[0]) >= limit:
+        return False
+    db.execute(
+        "INSERT INTO event_tickets (nonce, account, expires_at) VALUES (?, ?, ?)",
+        (nonce, account, expires_at),
+    )
+    return True
+
+
+@job
+def use_ticket(db: PgConnection, nonce: str) -> bool:
+    """Mark a ticket used; False if it already was (on any node), or was never issued."""
+    used = db.execute(
+        "UPDATE event_tickets SET used = true WHERE nonce = ? AND NOT used AND expires_at > now()",
+        (nonce,),
     ).rowcount
-    return inserted == 1
+    return used == 1
 
 
 # --- messages ---------------------------------------------------------------------

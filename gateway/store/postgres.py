@@ -34,6 +34,9 @@ from . import schema
 WRITE_LOCK = 0x63637476_00000001  # "cctv" 1: one writer at a time, cluster-wide
 MIGRATE_LOCK = 0x63637476_00000002  # schema migrations
 NODE_LOCK_BASE = 0x63637476_00010000  # + a node's number: closing out that node's sessions
+# A pair of 32-bit keys, with hashtext(account): one account's sessions and tickets,
+# counted and added by one node at a time.
+ACCOUNT_LOCK = 0x63637476
 
 CONNECT_SECONDS = 3
 # A transaction left open by a node that froze does not hold the write lock for ever.

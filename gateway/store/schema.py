@@ -5,7 +5,7 @@ transaction of its own. Its SQL is common to both dialects; the words that diffe
 between them are `{placeholders}`, filled from one table, DIALECTS. A migration may
 concern one dialect only: the cluster's tables exist only in PostgreSQL, so a
 SQLite file stops at the last migration that concerns it (2) and a PostgreSQL
-database goes on (4). database.py and postgres.py run the migrations and keep each
+database goes on (5). database.py and postgres.py run the migrations and keep each
 dialect's version (`PRAGMA user_version`; the `gateway_schema` table).
 
 Existing databases depend on this text: a migration that has run is never edited,
@@ -189,6 +189,21 @@ MIGRATIONS: list[Migration] = [
     ),
     # 4: where each node is reached, so revocations can go straight to it.
     Migration("ALTER TABLE cluster_nodes ADD COLUMN address TEXT;", dialects=(POSTGRESQL,)),
+    # 5: event-stream tickets from issue to use, with their account, so an account's
+    # unused tickets are counted on every node at once (used_tickets knew only uses).
+    Migration(
+        """
+    CREATE TABLE event_tickets (
+        nonce TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL,
+        used BOOLEAN NOT NULL DEFAULT false
+    );
+    CREATE INDEX event_tickets_account ON event_tickets(account);
+    DROP TABLE used_tickets;
+    """,
+        dialects=(POSTGRESQL,),
+    ),
 ]
 
 

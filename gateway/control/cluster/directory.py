@@ -1,15 +1,18 @@
 """SessionDirectory: every node's live sessions, listed in the shared database.
 
-Each session that starts here is listed and struck off when it ends, so every
-node's admin list shows it, a revocation sent to any node finds it, and an
-account's limit counts it (SessionRegistry asks `count` and `rows`).
+A session is listed as it is admitted, before its offer is answered, and struck off
+when it ends or is refused (SessionRegistry calls `list` and `strike_off`). The
+listing is also the account's count: it lands only while the account holds fewer
+than its limit on every node, counted and added in one transaction under the
+account's lock, so two nodes admitting at the same instant cannot both pass. Every
+node's admin list shows the sessions, and a revocation sent to any node finds them,
+even those still being answered.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.signaling import SessionRegistry, ViewerSession
 from gateway.store import Store
 from gateway.store import cluster as shared
 
@@ -19,10 +22,16 @@ class SessionDirectory:
         self.store = store
         self.node_id = node_id
 
-    async def count(self, account: str) -> int:
-        """The account's sessions on the other nodes."""
-        node = self.node_id
-        return int(await self.store.read(shared.count_sessions(account, not_on=node)))
+    async def list(self, row: dict[str, Any], limit: int) -> bool:
+        """List a session being admitted; False if its account holds `limit` sessions
+        across the cluster. StoreUnavailable if the database does not take it in time."""
+        row = {**row, "node": self.node_id}
+        listed: bool = await self.store.write(shared.list_session(row, limit))
+        return listed
+
+    def strike_off(self, session_id: str) -> None:
+        """Queued after its listing, never dropped; not waited for."""
+        self.store.submit(shared.remove_session(session_id))
 
     async def rows(self) -> list[dict[str, Any]]:
         """The other nodes' sessions, as listed."""
@@ -42,18 +51,3 @@ class SessionDirectory:
             return None
         unknown = dict.fromkeys(("account", "camera_id", "grant_id", "project"))
         return {"id": session_id, "node": node, **unknown}
-
-    def follow(self, sessions: SessionRegistry) -> None:
-        """List this node's sessions as they start and strike them off as they end."""
-
-        async def listed(session: ViewerSession) -> None:
-            row = {**sessions.to_json(session), "node": self.node_id}
-            # Queued after the session's start record, never dropped; not waited for.
-            self.store.submit(shared.add_session(row))
-
-        def struck_off(session: ViewerSession) -> None:
-            session_id = session.id
-            self.store.submit(shared.remove_session(session_id))
-
-        sessions.on_start.append(listed)
-        sessions.on_end.append(struck_off)

@@ -38,6 +38,7 @@ from .camera_moves import CameraMoves
 from .directory import SessionDirectory
 from .heartbeats import Heartbeats
 from .messages import ClusterMessages
+from .tickets import ClusterTickets
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,6 @@ class ClusterNode:
         )
         self.moves = CameraMoves(messages, sessions, bus)
         self._background = Background()
-        directory.follow(sessions)
         hubs.on_state_change.append(self.moves.pull_changed)
         messages.on("event", self._event)
         messages.on("grant_changed", lambda _: self._sweep())
@@ -91,11 +91,8 @@ class ClusterNode:
         node, timeout = self.node_id, self.heartbeats.timeout
         key = (await self.store.read(shared.secret())).encode()
 
-        # Sign tickets with the cluster's key; record their use where all nodes see it.
-        async def first_use(nonce: str, expires: Any) -> bool:
-            return bool(await self.store.write(shared.use_ticket(nonce, expires)))
-
-        self.tickets.use_key(key, first_use)
+        # Sign tickets with the cluster's key; record them where all nodes see them.
+        self.tickets.use_key(key, ClusterTickets(self.store))
         self.messages.peers.use_key(key)
         # This node's last run: its rows in the directory go (its sessions are closed
         # out in the audit log next, by the session accounting).
