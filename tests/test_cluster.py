@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -684,6 +684,60 @@ async def test_revocations_reach_the_other_node_within_a_second_while_postgres_i
         cluster, http, "gw1", session_id_of(viewers["outage-session"]), "session_revoked", 20
     )
     assert by_session["id"] != by_grant["id"]
+
+
+async def test_grant_changes_reach_the_other_node_within_a_second_while_postgres_is_stopped(
+    cluster: Cluster, postgres: Postgres, http: aiohttp.ClientSession
+) -> None:
+    """A member removed from a grant, and another grant's window shortened, on gw1
+    while PostgreSQL is away: the viewers they no longer allow on gw2 end within a
+    second (the change goes straight from node to node, as revocations do); the
+    member who stays keeps watching, and the changes land when the database is back."""
+    members = await cluster.grant(http, ["cam-1"], ["stays", "removed"], node="gw1")
+    window = await cluster.grant(http, ["cam-1"], ["shortened"], node="gw1")
+    viewers = {
+        account: await watching(cluster.viewer("cam-1", node="gw2", account=account), http)
+        for account in ("stays", "removed", "shortened")
+    }
+    # The console lists the grants before an administrator edits one.
+    assert (await cluster.admin(http, "GET", "/api/grants", node="gw1"))[0] == 200
+    postgres.stop()
+    try:
+        now = datetime.now(UTC)
+        changes = {
+            "removed": (members["id"], {"members": ["stays"]}),
+            "shortened": (window["id"], {"ends_at": now.isoformat()}),
+        }
+        for account, (grant_id, change) in changes.items():
+            changing = asyncio.ensure_future(
+                cluster.admin(http, "PATCH", f"/api/grants/{grant_id}", node="gw1", json=change)
+            )
+            took = await closed_within(viewers[account], CLOSE_WITHIN_SECONDS)
+            print(f"{account}: closed on gw2 {took * 1000:.0f} ms after the change on gw1")
+            status, body = await asyncio.wait_for(changing, 10)
+            assert status == 503 and body["code"] == "record_pending", (account, body)
+        assert not viewers["stays"].closed.is_set()
+        # A change that gives access needs the database: refused, nothing changed.
+        status, body = await cluster.admin(
+            http,
+            "PATCH",
+            f"/api/grants/{members['id']}",
+            node="gw1",
+            json={"members": ["stays", "newcomer"]},
+        )
+        assert status == 503 and body["code"] == "database_unavailable", body
+    finally:
+        postgres.start()
+        for viewer in viewers.values():
+            await viewer.close()
+    codes = {"removed": "removed_from_grant", "shortened": "grant_ended"}
+    for account, code in codes.items():
+        ended = await wait_for_audit(
+            cluster, http, "gw2", session_id_of(viewers[account]), "session_end", 20
+        )
+        assert ended["detail"]["code"] == code, ended
+    status, grant = await cluster.admin(http, "GET", f"/api/grants/{members['id']}", node="gw2")
+    assert status == 200 and grant["members"] == ["stays"], grant
 
 
 async def test_postgres_stopped_mid_run_fails_closed_and_records_wait(

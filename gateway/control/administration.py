@@ -18,7 +18,6 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from gateway.access import decision
 from gateway.access.grants import Grant, changed
 from gateway.access.tokens import Identity
 from gateway.signaling import Ending, SessionRegistry, ViewerSession
@@ -31,6 +30,7 @@ from .cluster import ClusterNode
 from .enforcer import GrantEnforcer
 from .events import EventBus
 from .known_grants import KnownGrants
+from .overlay import narrowest, narrows
 from .refusals import Denied, RecordPending, undecidable
 
 
@@ -65,7 +65,13 @@ class AccessAdmin:
     async def update_grant(
         self, admin: Identity, remote: str, grant_id: int, changes: dict[str, Any]
     ) -> Grant:
-        before = await self._current(grant_id)
+        try:
+            before, readable = await self.grants.get(grant_id), True
+        except StoreUnavailable:
+            # As last read: a change that only takes access away goes ahead all the same.
+            before, readable = self.overlay.last_read(grant_id, self.store.clock()), False
+            if before is None:
+                raise undecidable() from None
         grants = self.store.grants
         after = changed(
             before,
@@ -76,6 +82,8 @@ class AccessAdmin:
         )
         if after is before:
             return before
+        if not readable and narrows(after, before):
+            raise undecidable()  # it gives something: that needs the database
 
         def update(grants: GrantStore, audit: AuditLog) -> Grant:
             old, new = grants.update(grant_id, by=admin.account, **changes)
@@ -88,16 +96,21 @@ class AccessAdmin:
                 _record(audit, events.GRANT_UPDATED, admin, remote, new, changes=diff)
             return new
 
-        if self._takes_access(after):
-            # Access goes first, from memory; the change is written after, and waits.
-            self.overlay.put(after)
-            await self.enforcer.apply(after)
+        if narrows(before, after):
+            # What it takes away goes first, from memory, here and straight to the
+            # other nodes; the change is written after, and waits. What it gives
+            # (a member swapped in) waits for the database, as any widening does.
+            taken = narrowest(after, before)  # as of this change (its updated_at)
+            self.overlay.put(taken)
+            if self.cluster is not None:
+                self.cluster.narrow_grant(taken)
+            await self.enforcer.apply(taken)
             # Only to who is in it now: a removed member hears no more of this grant
             # (its sessions end with removed_from_grant, which says what it needs).
             self._announce("grant_updated", after, after.members)
             done = self.store.submit(update)
             self._tell_nodes(grant_id)  # goes out once the change is written
-            written = await self._take(done, after)
+            written = await self._take(done, taken)
         else:
             written = await self._give(update)
             self._announce("grant_updated", written, written.members)
@@ -230,14 +243,6 @@ class AccessAdmin:
             return await self.grants.get(grant_id)
         except StoreUnavailable:
             raise undecidable() from None
-
-    def _takes_access(self, after: Grant) -> bool:
-        now = self.store.clock()
-        return any(
-            decision.check(after, s.account, s.camera_id, now) is not None
-            for s in self.sessions
-            if s.viewer.grant_id == after.id
-        )
 
     async def _give(self, job: Any) -> Grant:
         """A change that gives access lands before it takes effect, or not at all."""

@@ -5,9 +5,10 @@ loses the member or camera (through the API, or in the file by another process)
 ends its sessions within about a second. What a grant allows is
 access/decision.py's `check`, the same rule admission uses.
 
-It fails closed: a change made through this gateway applies from memory at once
-(GrantOverlay), and when the grants cannot be read each session still ends at the
-end of the window it was admitted under (SessionRegistry keeps that deadline).
+It fails closed: a change made through this gateway, or taken away on another node
+of a cluster, applies from memory at once (GrantOverlay), and when the grants
+cannot be read each session still ends at the end of the window it was admitted
+under (SessionRegistry keeps that deadline).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from datetime import datetime
 
 from gateway.access import decision
 from gateway.access.grants import Grant
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 0.5
 READ_SECONDS = 0.4  # a sweep never waits on the database longer than its own period
+REMEMBER_EVERY = 20  # sweeps: every grant is read again every 10 s
 
 # How a session ends when its grant stops allowing it, by the rule that failed.
 ENDINGS = {
@@ -48,12 +51,28 @@ class GrantEnforcer:
         self.sessions = sessions
 
     async def run(self) -> None:
+        sweeps = 0
         while True:
             try:
                 await self.sweep()
+                if sweeps % REMEMBER_EVERY == 0:
+                    await self.remember()
             except Exception:
                 log.exception("grant sweep failed")
+            sweeps += 1
             await asyncio.sleep(SWEEP_SECONDS)
+
+    async def remember(self) -> None:
+        """Read every grant not over, so that while the database cannot be read a
+        change that only takes access away can still be made from what it last said
+        (GrantOverlay.last_read)."""
+        try:
+            found = await self.store.read(
+                lambda grants, _: grants.list(include_ended=False), READ_SECONDS
+            )
+        except StoreUnavailable:
+            return
+        self.overlay.apply(found, self.store.clock())
 
     async def sweep(self) -> None:
         sessions = list(self.sessions)
@@ -79,7 +98,16 @@ class GrantEnforcer:
         bound = [s for s in self.sessions if s.viewer.grant_id == grant_id]
         return await self.sessions.end_many(bound, ENDINGS[decision.GRANT_REVOKED])
 
+    async def heard(self, grant: Grant) -> int:
+        """Another node took access away from `grant`, and says what it now is: it
+        narrows what this node knows of it, and what it no longer allows ends now."""
+        self.overlay.hear(grant)
+        bound = [s for s in self.sessions if s.viewer.grant_id == grant.id]
+        return await self.enforce(bound, None)
+
     async def enforce(self, sessions: list[ViewerSession], stored: dict[int, Grant] | None) -> int:
+        """End the sessions their grants no longer allow; `stored`: the grants as read
+        from the database, None when it cannot be read."""
         now = self.store.clock()
         ending: dict[Ending, list[ViewerSession]] = defaultdict(list)
         for session in sessions:
@@ -88,17 +116,30 @@ class GrantEnforcer:
                 ending[ENDINGS[decision.GRANT_REVOKED]].append(session)
                 continue
             grant = self.overlay.get(grant_id)
+            may_extend = True  # the grant as it is, not only what was taken from it
             if grant is None and stored is not None:
-                grant = stored.get(grant_id) if grant_id is not None else None
+                found = stored.get(grant_id) if grant_id is not None else None
+                grant = None if found is None else self.overlay.known(found, now)
             elif grant is None:
-                continue  # cannot be read: the session's own window deadline holds
+                # Cannot be read: what another node took away still applies, and the
+                # session's own window deadline holds.
+                grant, may_extend = self.overlay.heard(grant_id), False
+                if grant is None:
+                    continue
             rule = decision.check(grant, session.account, session.camera_id, now)
             if rule is not None:
                 ending[ENDINGS[rule]].append(session)
-            elif grant is not None and grant.ends_at != session.window_ends_at:
+            elif grant is not None and _moved(session.window_ends_at, grant.ends_at, may_extend):
                 session.window_ends_at = grant.ends_at  # moved by an administrator
                 self.sessions.reschedule(session)
         ended = 0
         for end, bound in ending.items():
             ended += await self.sessions.end_many(bound, end)
         return ended
+
+
+def _moved(window: datetime | None, ends_at: datetime, may_extend: bool) -> bool:
+    """The session's window moves to `ends_at`: always when that is sooner."""
+    if ends_at == window:
+        return False
+    return may_extend or window is None or ends_at < window

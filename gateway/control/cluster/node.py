@@ -9,9 +9,11 @@ It puts together the cluster's parts, each with one job:
 - CameraMoves (camera_moves.py): one pull per camera when a node comes back.
 
 What the messages do here: a revocation of a session or an account ends it on the
-node that holds it; a grant change makes every node sweep its sessions at once
-(the sweep twice a second stays the safety net, for messages lost while a node
-was away); an event published on any node reaches every node's event streams.
+node that holds it; a grant revoked or narrowed (a member or camera removed, a
+window shortened) ends what it no longer allows on every node, also straight from
+node to node; any grant change makes every node sweep its sessions at once (the
+sweep twice a second stays the safety net, for messages lost while a node was
+away); an event published on any node reaches every node's event streams.
 
 When the database cannot be reached, nothing here waits for it: sessions end at
 their known windows (SessionRegistry), revocations made on this node apply from
@@ -22,8 +24,10 @@ memory (GrantOverlay) and go straight to the other nodes, new viewers are refuse
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
+from gateway.access.grants import Grant
 from gateway.config import ClusterSettings
 from gateway.relay import CameraHubs
 from gateway.signaling import Ending, SessionRegistry
@@ -81,6 +85,7 @@ class ClusterNode:
         messages.on("event", self._event)
         messages.on("grant_changed", lambda _: self._sweep())
         messages.on("grant_revoked", self._grant_revoked, once=True)
+        messages.on("grant_narrowed", self._grant_narrowed, once=True)
         messages.on("end_session", self._end_session, once=True)
         messages.on("end_account", self._end_account, once=True)
         messages.on_reconnect.append(self._sweep)
@@ -135,6 +140,21 @@ class ClusterNode:
     def grant_changed(self, grant_id: int) -> None:
         self.messages.send({"type": "grant_changed", "grant_id": grant_id})
 
+    def narrow_grant(self, grant: Grant) -> None:
+        """A change that takes access away (a member or camera removed, a window
+        shortened), straight to the other nodes as a revocation is: it reaches their
+        sessions while PostgreSQL is away. The database's way is `grant_changed`,
+        once it is written; meanwhile each node narrows the grant it knows by it."""
+        wire = {
+            "id": grant.id,
+            "members": sorted(grant.members),
+            "cameras": sorted(grant.cameras),
+            "starts_at": grant.starts_at.isoformat(),
+            "ends_at": grant.ends_at.isoformat(),
+            "updated_at": grant.updated_at.isoformat(),
+        }
+        self.messages.revoke({"type": "grant_narrowed", "grant": wire}, by_database=False)
+
     def revoke_grant(self, grant_id: int) -> None:
         """Straight to the other nodes; the database's way is `grant_changed`, once the
         revocation is written. A revocation is for good, so a node may keep it."""
@@ -162,6 +182,10 @@ class ClusterNode:
         if isinstance(grant_id := message.get("grant_id"), int):
             self._background.spawn(self.enforcer.revoked_by_id(grant_id))
 
+    def _grant_narrowed(self, message: dict[str, Any]) -> None:
+        if (grant := _heard_grant(message.get("grant"))) is not None:
+            self._background.spawn(self.enforcer.heard(grant))
+
     def _end_session(self, message: dict[str, Any]) -> None:
         if message.get("node") == self.node_id:
             session_id = str(message.get("session_id"))
@@ -179,6 +203,33 @@ class ClusterNode:
 
     async def _taken_for_dead(self) -> None:
         await self.sessions.close(NODE_LOST)
+
+
+def _heard_grant(wire: Any) -> Grant | None:
+    """A grant as another node says it now is: only what decides access (the rest is
+    never read from it: it can only narrow the grant this node knows)."""
+    try:
+        updated, starts, ends = (
+            datetime.fromisoformat(wire[k]) for k in ("updated_at", "starts_at", "ends_at")
+        )
+        if None in (updated.tzinfo, starts.tzinfo, ends.tzinfo):
+            raise ValueError("times without a zone")
+        return Grant(
+            id=int(wire["id"]),
+            project="",
+            purpose="",
+            authorization_ref="",
+            members=frozenset(str(m) for m in wire["members"]),
+            cameras=frozenset(str(c) for c in wire["cameras"]),
+            starts_at=starts,
+            ends_at=ends,
+            created_by="",
+            created_at=updated,
+            updated_at=updated,
+        )
+    except (KeyError, TypeError, ValueError):
+        log.warning("cluster: a grant_narrowed message that is not one was ignored")
+        return None
 
 
 def _ending(message: dict[str, Any]) -> Ending:

@@ -1,4 +1,4 @@
-"""PeerLink: revocations straight to the other nodes of a cluster, over HTTP.
+"""PeerLink: revocations and narrowed grants straight to the other nodes, over HTTP.
 
 The cluster's messages travel through PostgreSQL (NOTIFY), so while it cannot be
 reached a revocation made on one node would wait there, and a viewer on another
