@@ -130,6 +130,11 @@ class RelaySender(compat.HookedSender):
                     codec, self._sequence_number, self._timestamp_origin
                 )
         finally:
+            # aiortc's stop() waits for the loop to have started and exited: however
+            # it ended (an exception too), it has, or closing the connection hangs.
+            internals = SenderInternals(self)
+            internals.mark_started()
+            internals.mark_exited()
             if self.on_stopped is not None:
                 self.on_stopped()
 
@@ -171,7 +176,6 @@ class RelaySender(compat.HookedSender):
             )
             return True
         track.stop()
-        internals.mark_exited()
         return False
 
     def _send_frame(self, packet: av.Packet) -> bool:

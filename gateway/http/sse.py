@@ -42,7 +42,10 @@ async def stream(
 async def _events(subscription: Subscription) -> AsyncIterator[dict[str, Any] | None]:
     while True:
         try:
-            event = await asyncio.wait_for(subscription.queue.get(), HEARTBEAT_SECONDS)
+            # Not wait_for: in Python 3.11 it loses a cancellation (the handler's, at
+            # shutdown) that comes as an event does, and the stream would go on.
+            async with asyncio.timeout(HEARTBEAT_SECONDS):
+                event = await subscription.queue.get()
         except TimeoutError:
             yield None
             continue

@@ -363,7 +363,8 @@ class ViewerSession:
         # aiortc's close waits on ICE and DTLS; a peer in a bad state must not hold up
         # the end of a session (or the gateway's shutdown) for ever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.pc.close(), PC_CLOSE_SECONDS)
+            async with asyncio.timeout(PC_CLOSE_SECONDS):
+                await self.pc.close()
         self.ended.set()
         log.info(
             "session %s ended: camera %s, %.1f s, %d bytes, %s",

@@ -41,8 +41,8 @@ RETRY_SECONDS = (0.1, 0.2, 0.5, 1.0)  # backoff of the writer while the database
 # The queue of writes that wait for the database. Past this many, new viewers are
 # refused (nobody is admitted whose record could not wait); what is queued stays.
 PENDING_LIMIT = 100_000
-BATCH_ROWS = 500
-CLOSE_SECONDS = 5.0  # audit rows written in one transaction when many wait
+BATCH_ROWS = 500  # audit rows written in one transaction when many wait
+CLOSE_SECONDS = 5.0  # at shutdown, how long a thread still in a database call is waited for
 READ_GRACE = 0.5  # past a read's own timeout, how long a stuck thread is waited for
 
 
@@ -94,6 +94,7 @@ class Store:
         self._draining: asyncio.Task[None] | None = None
         self.writable = True  # the last write attempt succeeded
         self.readable = True  # the last read succeeded
+        self.answered_at = time.monotonic()  # the database last answered a read or write
         self.refusing = False  # the queue is full: admit nobody new
         self._single = False  # write one at a time (to find a bad row)
 
@@ -121,13 +122,14 @@ class Store:
         try:
             # The thread may be stuck on a server that stopped answering: the caller
             # waits no longer than it asked for (the job finds it is late, or ends).
-            result = await asyncio.wait_for(
-                self._reader.run(job, time.monotonic() + timeout), timeout + READ_GRACE
-            )
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the answer
+            # when the caller is cancelled as it arrives, and the cancellation is lost.
+            async with asyncio.timeout(timeout + READ_GRACE):
+                result = await self._reader.run(job, time.monotonic() + timeout)
         except (*DB_ERRORS, _Late, TimeoutError) as exc:
             self.readable = False
             raise StoreUnavailable(f"the database cannot be read ({_short(exc)})") from None
-        self.readable = True
+        self.readable, self.answered_at = True, time.monotonic()
         return result
 
     # --- writes -----------------------------------------------------------------
@@ -159,7 +161,8 @@ class Store:
     async def landed(self, done: asyncio.Future[Any], timeout: float = WRITE_SECONDS) -> None:
         """Wait for a queued record; WritePending if it is not written by `timeout`."""
         try:
-            await asyncio.wait_for(asyncio.shield(done), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(done)
         except TimeoutError:
             raise WritePending("the record waits for the database") from None
 
@@ -222,7 +225,7 @@ class Store:
             self._single = False
             if not self.writable:
                 log.warning("database writable again; %d writes were waiting", len(self._queue))
-            self.writable, failures = True, 0
+            self.writable, failures, self.answered_at = True, 0, time.monotonic()
             for item, result in zip(batch, results, strict=True):
                 self._queue.popleft()
                 if not item.done.done():
@@ -278,12 +281,12 @@ class Store:
             self._draining.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._draining
-        # A thread still inside a database call (a lock held elsewhere) must not hold
-        # up shutdown: what it does is bounded by its own lock step anyway.
+        # A thread still inside a database call must not hold up shutdown: on SQLite
+        # that is one lock step, but a PostgreSQL server cut off by the network holds
+        # it until libpq's TCP timeout (6 s), or a statement's (5 s).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(self._reader.close(), self._writer.close()), CLOSE_SECONDS
-            )
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await asyncio.gather(self._reader.close(), self._writer.close())
         self._db.close()
 
 
