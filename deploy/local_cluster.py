@@ -10,6 +10,7 @@ connections from 127.0.0.1 only, in a folder removed afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -52,17 +53,28 @@ def _wait(ready: Any, what: str, seconds: float = START_SECONDS) -> None:
 
 
 class Postgres:
-    """A throw-away PostgreSQL 15 server on 127.0.0.1:`port`."""
+    """A throw-away PostgreSQL 15 server on 127.0.0.1:`port`, and on `also` (more
+    addresses of this host), trusting connections from 127.0.0.1 and from `clients`
+    (addresses: a test's network namespace, another host to it)."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        port: int | None = None,
+        also: tuple[str, ...] = (),
+        clients: tuple[str, ...] = (),
+    ) -> None:
         self.folder = folder
         self.data = folder / "pgdata"
         self.port = port or free_port()
         self.log = folder / "postgres.log"
+        self.also, self.clients = also, clients
 
-    def url(self, database: str = "postgres", password: str | None = None) -> str:
+    def url(
+        self, database: str = "postgres", password: str | None = None, host: str = "127.0.0.1"
+    ) -> str:
         who = "postgres" + (f":{password}" if password else "")
-        return f"postgresql://{who}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{who}@{host}:{self.port}/{database}"
 
     def start(self) -> None:
         if os.geteuid() == 0:
@@ -78,9 +90,12 @@ class Postgres:
             )
             if made.returncode != 0:
                 raise RuntimeError(f"initdb failed in {self.folder}:\n{made.stderr}")
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.writelines(f"host all all {address}/32 trust\n" for address in self.clients)
         # A temporary server: durability is not the point, speed is.
+        listen = ",".join(("127.0.0.1", *self.also))
         options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder}"
+            f"-p {self.port} -c listen_addresses={listen} -k {self.folder}"
             " -c fsync=off -c full_page_writes=off -c max_connections=200"
         )
         subprocess.run(
@@ -109,6 +124,28 @@ class Postgres:
             stderr=subprocess.DEVNULL,
         )
 
+    def answers(self) -> bool:
+        return _listening(self.port)
+
+    def kill(self) -> None:
+        """SIGKILL to the server and every process of it, as a crash or the OOM killer
+        would; the next start recovers from its write-ahead log."""
+        pid_file = self.data / "postmaster.pid"
+        postmaster = int(pid_file.read_text().split()[0])
+        children = [
+            int(stat.parent.name)
+            for stat in Path("/proc").glob("[0-9]*/stat")
+            if _parent_of(stat) == postmaster
+        ]
+        for pid in (postmaster, *children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in (postmaster, *children)):
+            if time.monotonic() > deadline:
+                raise RuntimeError("PostgreSQL's processes outlived SIGKILL")
+            time.sleep(0.02)
+
     def create_database(self, name: str) -> str:
         """A new, empty database; returns its URL."""
         import psycopg
@@ -121,14 +158,18 @@ class Postgres:
 
 class Balancer:
     """HAProxy with deploy/haproxy.cfg, in the foreground, its addresses from the
-    environment (the config's CCTV_* variables)."""
+    environment (the config's CCTV_* variables). `nodes`: each node's port on
+    127.0.0.1, or its "host:port"."""
 
-    def __init__(self, folder: Path, nodes: Mapping[str, int], port: int | None = None) -> None:
+    def __init__(
+        self, folder: Path, nodes: Mapping[str, int | str], port: int | None = None
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "CCTV_LISTEN": f"127.0.0.1:{self.port}"}
-        for name, node_port in nodes.items():
-            self.env[f"CCTV_{name.upper()}"] = f"127.0.0.1:{node_port}"
+        for name, node in nodes.items():
+            where = f"127.0.0.1:{node}" if isinstance(node, int) else node
+            self.env[f"CCTV_{name.upper()}"] = where
         self.log = folder / "haproxy.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -148,21 +189,34 @@ class Balancer:
 
 
 class Node:
-    """One gateway process (`python -m gateway --config …`, from the repository root)."""
+    """One gateway process (`python -m gateway --config …`, from the repository root).
+    `runs_in`: a command it runs under (a test's `ip netns exec NAME`)."""
 
-    def __init__(self, folder: Path, node_id: str, settings: dict[str, Any]) -> None:
+    def __init__(
+        self, folder: Path, node_id: str, settings: dict[str, Any], runs_in: tuple[str, ...] = ()
+    ) -> None:
         self.node_id = node_id
         self.port = int(settings["server"]["port"])
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.host = str(settings["server"].get("host", "127.0.0.1"))
+        self.url = f"http://{self.host}:{self.port}"
         self.config = folder / f"{node_id}.toml"
         self.config.write_text(to_toml(settings))
         self.log = folder / f"{node_id}.log"
+        self.runs_in = runs_in
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *args: str, wait: bool = True) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--config", str(self.config), *args],
+                [
+                    *self.runs_in,
+                    sys.executable,
+                    "-m",
+                    "gateway",
+                    "--config",
+                    str(self.config),
+                    *args,
+                ],
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -242,6 +296,14 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, Mapping):
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _parent_of(stat: Path) -> int | None:
+    try:
+        # "pid (name) state ppid ...": the name may hold spaces, not ")".
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _listening(port: int) -> bool:

@@ -171,7 +171,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     ViewerApi(
         viewing,
         EventStreams(access, viewing, sessions, bus, tickets),
-        Health(store, sessions),
+        Health(store, sessions, cluster.reach if cluster is not None else None),
         settings.map,
         metrics,
         embed_origins=settings.cors.origins,

@@ -463,6 +463,10 @@ class ClusterSettings:
     # A node whose heartbeat is older than this is taken for dead: a surviving node
     # closes out its sessions in the audit log.
     node_timeout_seconds: float = _key(5.0, _between(2, 300))
+    # A node that has heard neither PostgreSQL nor any other node for this long is
+    # cut off: revocations made elsewhere cannot reach it, so it ends its sessions
+    # (node_isolated) and admits nobody until it hears the cluster again.
+    isolation_grace_seconds: float = _key(10.0, _between(2, 300))
     # Where the other nodes reach this one (revocations go straight there, so they
     # work while PostgreSQL is away). Default: http://<[server] host>:<[server] port>,
     # with this machine's name for a wildcard host.

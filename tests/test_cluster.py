@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -32,14 +31,18 @@ from support.camera import RtspCamera, make_camera
 from support.chromium import frames_decoded, open_page, player, wait_more_frames, wait_state
 from support.cluster import (
     ADMIN,
-    NODE_TIMEOUT_SECONDS,
-    ROOT,
     Cluster,
     Postgres,
+    audit_rows,
+    closed_within,
     cluster_settings,
     local_cluster,
     node_of,
+    run_gateway,
     session_id_of,
+    sessions_of,
+    wait_for_audit,
+    watching,
 )
 from support.events import EventReader
 from support.gateway import VIEWER, bearer
@@ -117,39 +120,6 @@ def node_client(cluster: Cluster, http: aiohttp.ClientSession, node: str | None)
         return bearer(account, admin=admin)
 
     return SimpleNamespace(url=cluster.url(node), http=http, bearer=tokens)
-
-
-async def watching(viewer: Viewer, http: aiohttp.ClientSession, frames: int = 3) -> Viewer:
-    response = await viewer.connect(http)
-    assert response.status == 201, await response.text()
-    assert await viewer.wait_frames(frames, timeout=20), "no picture"
-    return viewer
-
-
-async def closed_within(viewer: Viewer, seconds: float) -> float:
-    started = time.monotonic()
-    await asyncio.wait_for(viewer.closed.wait(), seconds)
-    return time.monotonic() - started
-
-
-def run_gateway(
-    *args: str, timeout: float = 60, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-async def audit_rows(cluster: Cluster, http: aiohttp.ClientSession, **query: str) -> list[dict]:
-    status, body = await cluster.admin(http, "GET", "/api/audit", params={"limit": "1000", **query})
-    assert status == 200, body
-    return list(body["rows"])
 
 
 # --- without a cluster ---------------------------------------------------------------
@@ -789,12 +759,6 @@ async def test_postgres_stopped_mid_run_fails_closed_and_records_wait(
 # --- helpers -----------------------------------------------------------------------------
 
 
-async def sessions_of(cluster: Cluster, http: aiohttp.ClientSession, account: str) -> list[dict]:
-    status, body = await cluster.admin(http, "GET", "/api/sessions")
-    assert status == 200, body
-    return [s for s in body["sessions"] if s["account"] == account]
-
-
 async def wait_event(reader: EventReader, kind: str, session_id: str, timeout: float = 5) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -824,24 +788,3 @@ async def reconnect_like_the_player(
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)
     raise AssertionError("no picture after the node died")
-
-
-async def wait_for_audit(
-    cluster: Cluster,
-    http: aiohttp.ClientSession,
-    node: str,
-    session_id: str,
-    event: str,
-    timeout: float = NODE_TIMEOUT_SECONDS * 4 + 5,
-) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status, body = await cluster.admin(
-            http, "GET", "/api/audit", node=node, params={"event": event, "limit": "1000"}
-        )
-        if status == 200:
-            for row in body["rows"]:
-                if row["session_id"] == session_id:
-                    return dict(row)
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"no {event} for {session_id} in the audit log")

@@ -95,8 +95,16 @@ const TRANSITIONS = Object.fromEntries(
 // States the tile shows as an overlay message: nothing more will happen by itself.
 const TERMINAL = new Set(["revoked", "ended", "expired", "denied", "error", "stopped"]);
 // Why the gateway ended a session (session_ended.code), when that is no reason to
-// stop watching.
-const TRANSIENT = new Set(["connection_lost", "never_connected", "shutdown", "media_failed"]);
+// stop watching (a node lost, or cut off from its cluster: another node decides the
+// next try).
+const TRANSIENT = new Set([
+  "connection_lost",
+  "never_connected",
+  "shutdown",
+  "media_failed",
+  "node_lost",
+  "node_isolated",
+]);
 
 const TEXT = {
   "zh-Hant": {
@@ -172,6 +180,8 @@ const REASONS_ZH = {
   never_connected: "未能建立連線",
   media_failed: "影像傳送中斷",
   shutdown: "閘道器重新啟動",
+  node_lost: "閘道器節點失聯",
+  node_isolated: "閘道器節點與叢集斷線",
   turn_refused: "中繼伺服器 (TURN) 拒絕了連線憑證",
   turn_unreachable: "無法連上中繼伺服器 (TURN)",
   relay_unavailable: "閘道器未提供中繼伺服器 (TURN)",

@@ -72,6 +72,8 @@ class Viewing:
         access, refuse = self.access, self.access.refusals.refuse
         identity = await access.identify(token, remote)
         account = identity.account
+        if (cut_off := self.sessions.refusing) is not None:  # a node cut off from its cluster
+            raise refuse(account, remote, cut_off.code, cut_off.reason, camera_id=camera_id)
         hub = self.hubs.get(camera_id)
         if hub is None:
             raise refuse(

@@ -55,6 +55,7 @@ REFUSAL_STATUS = {
     "capacity": 503,
     "database_unavailable": 503,
     "node_lost": 503,
+    "node_isolated": 503,
     "shutdown": 503,
     "record_pending": 503,
 }

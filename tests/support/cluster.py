@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -51,20 +52,35 @@ def cluster_settings(cameras: dict[str, RtspCamera], **tables: dict[str, Any]) -
 
 
 class Cluster:
-    """Two (or more) nodes on one database behind HAProxy."""
+    """Two (or more) nodes on one database behind HAProxy. `hosts`: a node's address
+    other than 127.0.0.1, and `runs_in`: a command it runs under (a node in a network
+    namespace of its own, tests/support/netns.py)."""
 
     def __init__(
-        self, folder: Path, database: str, base: dict[str, Any], node_ids: tuple[str, ...]
+        self,
+        folder: Path,
+        database: str,
+        base: dict[str, Any],
+        node_ids: tuple[str, ...],
+        hosts: dict[str, str] | None = None,
+        runs_in: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.folder = folder
         self.database = database
         self.nodes: dict[str, Any] = {}
+        hosts, runs_in = hosts or {}, runs_in or {}
         for node_id in node_ids:
             port = local_cluster.free_port()
             settings = local_cluster.node_settings(base, node_id, port, database)
             settings["cluster"] = {**base.get("cluster", {}), "node_id": node_id}
-            self.nodes[node_id] = Node(folder, node_id, settings)
-        self.balancer = Balancer(folder, {n: node.port for n, node in self.nodes.items()})
+            if node_id in hosts:
+                settings["server"]["host"] = hosts[node_id]
+                # HAProxy reaches it from this host's end of the namespace's link.
+                settings["server"]["trusted_proxies"] = ["127.0.0.1/32", *hosts.values()]
+            self.nodes[node_id] = Node(folder, node_id, settings, runs_in.get(node_id, ()))
+        self.balancer = Balancer(
+            folder, {n: f"{node.host}:{node.port}" for n, node in self.nodes.items()}
+        )
 
     def start(self) -> None:
         for node in self.nodes.values():
@@ -151,3 +167,65 @@ def node_of(viewer: Viewer) -> str:
 def session_id_of(viewer: Viewer) -> str:
     assert viewer.session_url is not None
     return viewer.session_url.rsplit("/", 1)[1]
+
+
+async def watching(viewer: Viewer, http: aiohttp.ClientSession, frames: int = 3) -> Viewer:
+    response = await viewer.connect(http)
+    assert response.status == 201, await response.text()
+    assert await viewer.wait_frames(frames, timeout=20), "no picture"
+    return viewer
+
+
+async def closed_within(viewer: Viewer, seconds: float) -> float:
+    started = time.monotonic()
+    await asyncio.wait_for(viewer.closed.wait(), seconds)
+    return time.monotonic() - started
+
+
+def run_gateway(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+async def audit_rows(
+    cluster: Cluster, http: aiohttp.ClientSession, **query: str
+) -> list[dict[str, Any]]:
+    status, body = await cluster.admin(http, "GET", "/api/audit", params={"limit": "1000", **query})
+    assert status == 200, body
+    return list(body["rows"])
+
+
+async def sessions_of(cluster: Cluster, http: aiohttp.ClientSession, account: str) -> list[dict]:
+    status, body = await cluster.admin(http, "GET", "/api/sessions")
+    assert status == 200, body
+    return [s for s in body["sessions"] if s["account"] == account]
+
+
+async def wait_for_audit(
+    cluster: Cluster,
+    http: aiohttp.ClientSession,
+    node: str,
+    session_id: str,
+    event: str,
+    timeout: float = NODE_TIMEOUT_SECONDS * 4 + 5,
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = await cluster.admin(
+            http, "GET", "/api/audit", node=node, params={"event": event, "limit": "1000"}
+        )
+        if status == 200:
+            for row in body["rows"]:
+                if row["session_id"] == session_id:
+                    return dict(row)
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"no {event} for {session_id} in the audit log")

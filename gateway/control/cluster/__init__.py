@@ -5,13 +5,16 @@ from .heartbeats import NodeConflict
 from .messages import ClusterMessages
 from .node import ClusterNode
 from .peers import PATH, SIGNATURE_HEADER, PeerLink
+from .reach import NODE_ISOLATED, Reach
 
 __all__ = [
+    "NODE_ISOLATED",
     "PATH",
     "SIGNATURE_HEADER",
     "ClusterMessages",
     "ClusterNode",
     "NodeConflict",
     "PeerLink",
+    "Reach",
     "SessionDirectory",
 ]

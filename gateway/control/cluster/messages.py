@@ -76,6 +76,12 @@ class ClusterMessages:
         if by_database:
             self.store.submit(shared.send_revocation(message))
 
+    async def beat(self, address: str) -> None:
+        """Tell every other node directly that this node is there, and where."""
+        await self.peers.tell_all(
+            {"type": "peer_heartbeat", "from": self.node_id, "address": address}
+        )
+
     def forward_event(
         self,
         kind: str,
@@ -96,6 +102,9 @@ class ClusterMessages:
             message = self.peers.open(body, signature)
         except BadPeerMessage as exc:
             raise Denied("not_a_cluster_message", str(exc)) from None
+        sender, address = message.get("from"), message.get("address")
+        if isinstance(sender, str):
+            self.peers.heard(sender, address if isinstance(address, str) else None)
         self.receive(message)
 
     def receive(self, message: dict[str, Any]) -> None:

@@ -6,7 +6,9 @@ It puts together the cluster's parts, each with one job:
 - ClusterMessages (messages.py): PostgreSQL notices between nodes, revocations also straight
   to each node (peers.py), each applied once;
 - Heartbeats (heartbeats.py): who is alive, and closing out the dead;
-- CameraMoves (camera_moves.py): one pull per camera when a node comes back.
+- CameraMoves (camera_moves.py): one pull per camera when a node comes back;
+- Reach (reach.py): a node cut off from the database and every other node for
+  `isolation_grace_seconds` ends its sessions and admits nobody until it hears them.
 
 What the messages do here: a revocation of a session or an account ends it on the
 node that holds it; a grant revoked or narrowed (a member or camera removed, a
@@ -18,7 +20,8 @@ away); an event published on any node reaches every node's event streams.
 When the database cannot be reached, nothing here waits for it: sessions end at
 their known windows (SessionRegistry), revocations made on this node apply from
 memory (GrantOverlay) and go straight to the other nodes, new viewers are refused
-(admission reads the grants), and records wait in the store's queue.
+(admission reads the grants), and records wait in the store's queue. A node that
+hears no other node either ends its sessions after the grace (Reach).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from .camera_moves import CameraMoves
 from .directory import SessionDirectory
 from .heartbeats import Heartbeats
 from .messages import ClusterMessages
+from .reach import Reach
 from .tickets import ClusterTickets
 
 log = logging.getLogger(__name__)
@@ -80,6 +84,7 @@ class ClusterNode:
             on_taken_for_dead=self._taken_for_dead,
         )
         self.moves = CameraMoves(messages, sessions, bus)
+        self.reach = Reach(settings.isolation_grace_seconds, address, store, messages, sessions)
         self._background = Background()
         hubs.on_state_change.append(self.moves.pull_changed)
         messages.on("event", self._event)
@@ -106,8 +111,10 @@ class ClusterNode:
         self.messages.peers.addresses = await self.store.read(shared.addresses(timeout))
         self.messages.start_from(await self.store.read(shared.last_revocation()))
         self.heartbeats.start()
+        self.reach.start()
 
     async def stop(self) -> None:
+        await self.reach.stop()
         await self._background.cancel()
         await self.heartbeats.stop()
         await self.messages.stop()
