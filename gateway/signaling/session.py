@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 # A viewer whose ICE checks never arrive (blocked UDP, closed tab) frees its slot.
 CONNECT_TIMEOUT_SECONDS = 15.0
-PC_CLOSE_SECONDS = 5.0
+PC_CLOSE_SECONDS = 5.0  # see close()
 
 
 class Ending(NamedTuple):
@@ -360,8 +360,12 @@ class ViewerSession:
         if self._deadline is not None:
             self._deadline.cancel()
         self.hub.leave(self.feed)
-        # aiortc's close waits on ICE and DTLS; a peer in a bad state must not hold up
-        # the end of a session (or the gateway's shutdown) for ever.
+        # The viewer has its DTLS close early in pc.close(). What follows can take a
+        # minute: relayed through TURN (`[turn] gateway`), aioice deletes the
+        # allocation with STUN retries (7 sends, 63.5 s) before it lets go of the
+        # socket when the TURN server is gone. The end (its audit row, a revocation's
+        # answer, shutdown) does not wait that long; aioice closes the relay's socket
+        # when cancelled too.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(PC_CLOSE_SECONDS):
                 await self.pc.close()
