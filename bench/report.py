@@ -69,6 +69,15 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
             f"{a['gateway_cpu_pct']} % vs {b['gateway_cpu_pct']} % (+{100 * growth:.0f} %)",
             growth < 0.30,
         )
+    sk = r.get("soak")
+    if sk and sk["rss_spread_after_warmup_pct"] is not None:
+        add(
+            "Soak memory",
+            "RSS within 5 % after warm-up; fds back to idle",
+            f"RSS spread {sk['rss_spread_after_warmup_pct']} %, fds {sk['idle']['fds']} ->"
+            f" {sk['after']['fds']}",
+            sk["rss_spread_after_warmup_pct"] <= 5 and sk["fds_back_to_idle"],
+        )
     return out
 
 
@@ -86,6 +95,7 @@ def markdown(r: dict[str, Any]) -> str:
         *_flood_table(r),
         *_vp8_table(r),
         *_tablets_table(r),
+        *_soak_table(r),
         *_profile_tables(r),
         "",
         METHOD.strip(),
@@ -247,6 +257,48 @@ def _teardown_table(r: dict[str, Any]) -> list[str]:
         f"{c['p50']} | {c['max']} |",
         f"| admin revoke POST → viewer's peer connection closed | {v['n']} | {v['p50']} | {v['max']} |",
     ]
+
+
+def _soak_table(r: dict[str, Any]) -> list[str]:
+    sk = r.get("soak")
+    if not sk:
+        return []
+    idle, after = sk["idle"], sk["after"]
+    lanes = "; ".join(
+        f"{x['in_flight']} {'in waves ' if x['waves'] else ''}on {x['camera']}" for x in sk["lanes"]
+    )
+    lines = [
+        "",
+        "## Soak: the gateway's own memory",
+        "",
+        f"Run at {sk['run']['git'].get('head', '?')}, {sk['run']['at']}. "
+        f"{sk['outcomes'].get('started', 0)} sessions joined and left in"
+        f" {sk['seconds'] / 60:.1f} min, the viewers in four other processes ({lanes};"
+        f" each watched {sk['lanes'][0]['hold_s']:g} s). Outcomes: {sk['outcomes']}.",
+        "",
+        "| | live sessions | RSS MB | RSS MB, free heap handed back | fds | threads |",
+        "|---|---|---|---|---|---|",
+        f"| idle, before | {idle['sessions']} | {idle['rss_mb']} |"
+        f" {idle.get('rss_trimmed_mb')} | {idle['fds']} | {idle['threads']} |",
+        f"| idle, after | {after['sessions']} | {after['rss_mb']} |"
+        f" {after.get('rss_trimmed_mb')} | {after['fds']} | {after['threads']} |",
+        "",
+        "| minute | sessions started | live | RSS MB (last) | RSS MB (max) | fds | threads |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {m['minute']} | {m['sessions_started']} | {m['live_sessions']} | {m['rss_mb']} |"
+        f" {m['rss_max_mb']} | {m['fds']} | {m['threads']} |"
+        for m in sk["minutes"]
+    ]
+    lines += [
+        "",
+        f"After the {sk['warmup_minutes']}-minute warm-up the RSS moved"
+        f" {sk['rss_growth_after_warmup_pct']} % from first to last minute (spread"
+        f" {sk['rss_spread_after_warmup_pct']} %; goal: within 5 %); file descriptors back"
+        f" to idle: {'yes' if sk['fds_back_to_idle'] else 'no'}.",
+    ]
+    return lines
 
 
 def _cluster(r: dict[str, Any]) -> list[str]:

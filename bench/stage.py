@@ -49,13 +49,14 @@ class Plan:
     capacity_step: int = 2
     capacity_window: float = 8.0
     per_viewer_viewers: int = 20  # the cluster phase: a node's CPU per viewer, direct vs HAProxy
+    soak_seconds: float = 630.0  # the soak phase: viewers join and leave this long
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
             return cls(
                 True, 10, 6, [1, 20], 5.0, 3.0, 1, 2, 5, 1, [1, 10], None, 2, 10,
-                capacity_step=4, capacity_window=4.0, per_viewer_viewers=5,
+                capacity_step=4, capacity_window=4.0, per_viewer_viewers=5, soak_seconds=75.0,
             )  # fmt: skip
         return cls(False, 30, 30, [1, 50, 100, 200], 12.0, 4.0, 3, 5, 20, 4, [1, 50], 100)
 

@@ -141,10 +141,16 @@ class FrameCounter:
 
 class BenchViewer:
     def __init__(
-        self, worker: Worker, kind: str, log: bool = False, codec: str | None = None
+        self,
+        worker: Worker,
+        kind: str,
+        log: bool = False,
+        codec: str | None = None,
+        camera: str | None = None,
     ) -> None:
         self.worker = worker
         self.kind = kind
+        self.whep_url = worker.whep_url if camera is None else f"{worker.base_url}/whep/{camera}"
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.transceiver = self.pc.addTransceiver("video", direction="recvonly")
         if codec == "vp8":  # as Firefox without OpenH264: no H.264 in the offer
@@ -221,7 +227,7 @@ class BenchViewer:
         headers = {"Content-Type": "application/sdp", **self.worker.auth}
         self.post_at = time.monotonic()
         async with self.worker.http.post(
-            self.worker.whep_url, data=self.pc.localDescription.sdp, headers=headers
+            self.whep_url, data=self.pc.localDescription.sdp, headers=headers
         ) as response:
             body = await response.text()
             self.answer_at = time.monotonic()
@@ -249,6 +255,13 @@ class BenchViewer:
             await self.pc.close()
         if self._reader is not None:
             self._reader.cancel()
+
+    def go_silent(self) -> None:
+        """As a tablet out of coverage: the sockets go quiet, no DTLS close, no DELETE;
+        the gateway learns only through ICE consent."""
+        self.left = True
+        for protocol in self._connection()._protocols:
+            protocol.transport.close()
 
     def stats(self) -> dict[str, Any]:
         c = self.counter
@@ -427,6 +440,92 @@ class Worker:
         self.viewers.remove(viewer)
         result["decoder_warnings"] = _Complaints.count - complaints
         return result
+
+    # The soak: viewers join and leave for minutes ----------------------------------
+
+    async def cmd_churn(
+        self,
+        seconds: float,
+        in_flight: int,
+        hold: float,
+        camera: str,
+        waves: bool = False,
+        pause: float = 0.0,
+    ) -> dict[str, Any]:
+        """Start churning in the background until `seconds` have passed: `in_flight`
+        viewers at a time each join `camera`, wait for a frame, watch `hold` s and
+        leave, 7 in 10 with DELETE, 2 closing their connection, 1 going silent. With
+        `waves`, they go together and the camera rests `pause` s between waves (its
+        pull stops after the gateway's linger, and starts again)."""
+        self.churned = {"started": 0}
+        deadline = time.monotonic() + seconds
+        self._silent: list[asyncio.Task[None]] = []
+        if waves:
+            self._churning = asyncio.ensure_future(
+                self._waves(deadline, in_flight, hold, camera, pause)
+            )
+        else:
+            lanes = [self._lane(deadline, hold, camera) for _ in range(in_flight)]
+            self._churning = asyncio.ensure_future(asyncio.gather(*lanes))
+        return {"started": True}
+
+    async def cmd_churn_status(self) -> dict[str, Any]:
+        return {"counts": dict(self.churned)}
+
+    async def cmd_churn_wait(self) -> dict[str, Any]:
+        """Until the churn is over and every silent viewer was let go."""
+        await self._churning
+        await asyncio.gather(*self._silent)
+        return {"counts": dict(self.churned)}
+
+    async def _lane(self, deadline: float, hold: float, camera: str) -> None:
+        while time.monotonic() < deadline:
+            await self._cycle(hold, camera)
+
+    async def _waves(
+        self, deadline: float, size: int, hold: float, camera: str, pause: float
+    ) -> None:
+        while time.monotonic() < deadline:
+            await asyncio.gather(*(self._cycle(hold, camera) for _ in range(size)))
+            await asyncio.sleep(pause)
+
+    async def _cycle(self, hold: float, camera: str) -> None:
+        counts = self.churned
+        number = counts["started"]
+        counts["started"] += 1
+        viewer = BenchViewer(self, "count", camera=camera)
+        try:
+            status, _ = await viewer.connect()
+        except Exception as exc:  # counted, never the end of the churn
+            counts[type(exc).__name__] = counts.get(type(exc).__name__, 0) + 1
+            await viewer.close()
+            return
+        if status != 201:
+            counts[f"status {status}"] = counts.get(f"status {status}", 0) + 1
+            await viewer.close()
+            await asyncio.sleep(1.0)
+            return
+        deadline = time.monotonic() + 15
+        while viewer.frames == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        key = "frame" if viewer.frames else "no frame"
+        counts[key] = counts.get(key, 0) + 1
+        await asyncio.sleep(hold)
+        how = {0: "silent", 3: "close", 7: "close"}.get(number % 10, "delete")
+        counts[how] = counts.get(how, 0) + 1
+        if how == "delete":
+            await viewer.leave()
+        elif how == "close":
+            viewer.left = True
+            await viewer.close()
+        else:
+            viewer.go_silent()
+            self._silent.append(asyncio.ensure_future(self._let_go(viewer)))
+
+    async def _let_go(self, viewer: BenchViewer) -> None:
+        """A silent viewer's own side is freed once the gateway has surely noticed."""
+        await asyncio.sleep(45)
+        await viewer.close()
 
     async def cmd_ping(self) -> dict[str, Any]:
         return {"t": time.monotonic()}

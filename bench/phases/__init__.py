@@ -12,7 +12,19 @@ from project import ROOT
 from sampling import machine_info
 from stage import LINGER, Stage
 
-from . import capacity, cluster, fanout, flood, many, tablets, teardown, transcode, ttff, vp8
+from . import (
+    capacity,
+    cluster,
+    fanout,
+    flood,
+    many,
+    soak,
+    tablets,
+    teardown,
+    transcode,
+    ttff,
+    vp8,
+)
 
 PHASES: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "ttff": ttff.run,
@@ -25,6 +37,7 @@ PHASES: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "cluster": cluster.run,
     "capacity": capacity.run,
     "tablets": tablets.run,
+    "soak": soak.run,
 }
 
 
