@@ -676,27 +676,23 @@ def verify_cli(config: Path, *wrap: str) -> subprocess.CompletedProcess:
     return subprocess.run(cli, capture_output=True, text=True, timeout=60, cwd=ROOT)
 
 
-def test_audit_verify_cli_names_an_edited_row(tmp_path):
-    database = tmp_path / "gw.sqlite3"
-    config = verify_config(tmp_path, database)
-    from gateway.store.audit import AuditLog
-
-    log = AuditLog(open_database(database))
-    for i in range(5):
-        log.record("session_start", account=f"viewer-{i}", camera_id="cam-a")
-    result = verify_cli(config)
-    assert result.returncode == 0, result.stderr
-    assert "5 rows" in result.stdout
-    raw = sqlite3.connect(database)
+def edit_row(raw: sqlite3.Connection) -> str:
     raw.execute("DROP TRIGGER audit_no_update")  # as someone covering their tracks would
     raw.execute("UPDATE audit SET account = 'nobody' WHERE seq = 3")
-    raw.commit()
-    result = verify_cli(config)
-    assert result.returncode == 1
-    assert "row 3" in result.stderr
+    return "row 3"
 
 
-def test_audit_verify_cli_names_a_forged_anchor(tmp_path):
+def forge_anchor(raw: sqlite3.Connection) -> str:
+    """Cut the oldest three rows and write the anchor a prune would have written."""
+    raw.execute("DROP TRIGGER audit_no_delete")
+    (last,) = raw.execute("SELECT hash FROM audit WHERE seq = 3").fetchone()
+    raw.execute("DELETE FROM audit WHERE seq <= 3")
+    raw.execute("INSERT INTO audit_anchor (seq, hash) VALUES (3, ?)", (last,))
+    return "audit log BROKEN: the anchor (seq 3) has no audit_pruned row"
+
+
+@pytest.mark.parametrize("tamper", [edit_row, forge_anchor])
+def test_audit_verify_cli_names_what_was_tampered_with(tmp_path, tamper):
     database = tmp_path / "gw.sqlite3"
     config = verify_config(tmp_path, database)
     from gateway.store.audit import AuditLog
@@ -704,16 +700,15 @@ def test_audit_verify_cli_names_a_forged_anchor(tmp_path):
     log = AuditLog(open_database(database))
     for i in range(6):
         log.record("session_start", account=f"viewer-{i}", camera_id="cam-a")
-    # Cut the oldest three rows and write the anchor a prune would have written.
+    result = verify_cli(config)
+    assert result.returncode == 0, result.stderr
+    assert "6 rows" in result.stdout
     raw = sqlite3.connect(database, isolation_level=None)
-    raw.execute("DROP TRIGGER audit_no_delete")
-    (last,) = raw.execute("SELECT hash FROM audit WHERE seq = 3").fetchone()
-    raw.execute("DELETE FROM audit WHERE seq <= 3")
-    raw.execute("INSERT INTO audit_anchor (seq, hash) VALUES (3, ?)", (last,))
+    named = tamper(raw)
     raw.close()
     result = verify_cli(config)
     assert result.returncode == 1, result.stdout
-    assert "audit log BROKEN: the anchor (seq 3) has no audit_pruned row" in result.stderr
+    assert named in result.stderr
 
 
 async def test_audit_verify_cli_names_a_grant_edited_outside_the_api(start_gateway, tmp_path):
