@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.access import decision
-from gateway.access.grants import Grant, GrantInvalid, changed
+from gateway.access.grants import Grant, changed
 from gateway.access.tokens import Identity
 from gateway.signaling import Ending, SessionRegistry, ViewerSession
 from gateway.store import Store, StoreUnavailable, WritePending
@@ -65,15 +65,7 @@ class AccessAdmin:
         fields = dict(fields)
 
         def create(grants: GrantStore, audit: AuditLog) -> Grant:
-            authorization_id = grants.authorization_named(fields)
-            if authorization_id is None:
-                raise GrantInvalid("authorization_id", "name the police authorization")
-            grant = grants.create(
-                created_by=admin.account,
-                authorization_id=authorization_id,
-                pending=self.needs_approval,
-                **fields,
-            )
+            grant = grants.create(created_by=admin.account, pending=self.needs_approval, **fields)
             pending = {"pending": True} if grant.approval else {}
             _record(audit, events.GRANT_CREATED, admin, remote, grant, **_summary(grant), **pending)
             return grant
@@ -168,9 +160,8 @@ class AccessAdmin:
 
         def update(grants: GrantStore, audit: AuditLog) -> Grant:
             fields = dict(changes)
-            authorization_id = grants.authorization_named(fields)
-            if authorization_id is not None:
-                fields["authorization_id"] = authorization_id
+            if moving:
+                fields["authorization_id"] = grants.authorization_named(fields)
             old, new = grants.update(
                 grant_id, by=admin.account, needs_approval=self.needs_approval, **fields
             )

@@ -240,6 +240,9 @@ class Viewing:
         return {
             "account": identity.account,
             "is_admin": identity.is_admin,
+            # police_liaison, auditor, emergency (docs/governance.md); admin too
+            "roles": sorted(identity.roles),
+            "approval": self.admin.approval,
             "grants": await self.grants_json(identity),
         }
 

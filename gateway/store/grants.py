@@ -84,16 +84,18 @@ class GrantStore:
         *,
         project: str,
         purpose: str,
-        authorization_id: int,
         members: Iterable[str],
         cameras: Iterable[str],
         starts_at: datetime | str,
         ends_at: datetime | str,
         created_by: str,
+        authorization_id: int | None = None,
+        authorization_ref: str | None = None,
         pending: bool = False,
     ) -> Grant:
-        """A grant under police authorization `authorization_id`, inside its scope and
-        validity. `pending`: it waits for a second person's approval (`approve`)."""
+        """A grant under a police authorization (by id, or by its reference: see
+        `authorization_named`), inside its scope and validity. `pending`: it waits
+        for a second person's approval (`approve`)."""
         project = text_field("project", project, PROJECT_MAX, single_line=True)
         purpose = text_field("purpose", purpose, PURPOSE_MAX)
         member_set = members_of(members)
@@ -105,7 +107,8 @@ class GrantStore:
         now = self.clock()
         approval = Approval("new", (created_by,), now) if pending else None
         with self._write():
-            authorization = self._authorization(authorization_id)
+            named = {"authorization_id": authorization_id, "authorization_ref": authorization_ref}
+            authorization = self._authorization(self.authorization_named(named))
             self._check_fits(authorization, camera_set, start, end)
             cur = self.db.execute(
                 "INSERT INTO grants (project, purpose, authorization_ref, starts_at, ends_at,"
@@ -281,10 +284,10 @@ class GrantStore:
             self._check_fits(authorization, after.cameras, after.starts_at, after.ends_at)
         return after
 
-    def authorization_named(self, fields: dict[str, Any]) -> int | None:
+    def authorization_named(self, fields: dict[str, Any]) -> int:
         """The authorization a request names: `authorization_id`, or its reference
         `authorization_ref` (of several with one reference, the newest still in
-        force). Pops both from `fields`; None if neither is given."""
+        force). Pops both from `fields`."""
         authorization_id = fields.pop("authorization_id", None)
         reference = fields.pop("authorization_ref", None)
         if authorization_id is not None:
@@ -292,7 +295,7 @@ class GrantStore:
                 raise GrantInvalid("authorization_id", "must be a police authorization's id")
             return authorization_id
         if reference is None:
-            return None
+            raise GrantInvalid("authorization_id", "name the police authorization")
         if not isinstance(reference, str) or not reference.strip():
             raise GrantInvalid("authorization_ref", "is required")
         now = self.clock()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from . import postgres
@@ -21,6 +22,8 @@ from .authorizations import load_authorizations
 from .database import Connection, is_postgres, schema_version, table_names, where
 from .emergencies import load_emergencies
 from .grants import load_grants
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -166,55 +169,76 @@ def _compare(
 def verify_database(location: str) -> VerifyResult:
     """Verify the database at `location` (a file or a PostgreSQL URL), read-only, for
     `gateway audit verify`. With several nodes the cluster has one chain: this checks
-    all of it."""
-    if not is_postgres(location):
-        return verify_file(location)
+    all of it. `unreadable` tells "could not check" (missing file, not a database,
+    permission, locked) from "checked and found broken", so a copy that cannot be
+    opened is not reported as tampered with."""
+    _, result = read_and_verify(location, None)
+    return result
+
+
+def read_and_verify(
+    location: str, job: Callable[[Cursor], T] | None
+) -> tuple[T | None, VerifyResult]:
+    """Run `job` on a read-only connection to `location`, then verify, both in one
+    snapshot (the report reads its period and ends with the verification of the
+    very chain it read). The job's result is None when the database is unreadable."""
     try:
-        db = postgres.connect(location, migrate_schema=False, read_only=True)
-    except postgres.PgError as exc:
-        return _unreadable(str(exc))
+        db = _open_read_only(location)
+    except _Unreadable as exc:
+        return None, _unreadable(str(exc))
     try:
-        return verify_connection(db)
+        db.execute("BEGIN")
+        try:
+            found = job(db) if job is not None else None
+            return found, verify_connection(db)
+        finally:
+            if db.in_transaction:
+                db.execute("COMMIT")
     except postgres.psycopg.errors.UndefinedTable as exc:
-        return VerifyResult(False, 0, None, f"{where(location)}: {exc} (schema changed?)")
+        return None, VerifyResult(False, 0, None, f"{where(location)}: {exc} (schema changed?)")
     except postgres.psycopg.Error as exc:
-        return _unreadable(f"{where(location)}: {str(exc).splitlines()[0]}")
+        return None, _unreadable(f"{where(location)}: {str(exc).splitlines()[0]}")
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_ERROR":
+            # Our fixed queries failed: a column or table is not what the gateway made.
+            return None, VerifyResult(False, 0, None, f"{location}: {exc} (schema changed?)")
+        return None, _unreadable(f"{location}: {exc}")
     finally:
         db.close()
 
 
 def verify_file(path: str) -> VerifyResult:
-    """Verify the database file at `path`, opened read-only (for `gateway audit verify`).
+    """Verify the database file at `path`, opened read-only."""
+    return verify_database(path)
 
-    `unreadable` tells "could not check" (missing file, not a database, permission,
-    locked) from "checked and found broken", so a copy that cannot be opened is not
-    reported as tampered with.
-    """
+
+class _Unreadable(Exception):
+    pass
+
+
+def _open_read_only(location: str) -> Connection:
+    if is_postgres(location):
+        try:
+            return postgres.connect(location, migrate_schema=False, read_only=True)
+        except postgres.PgError as exc:
+            raise _Unreadable(str(exc)) from None
+    path = location
     if not Path(path).is_file():
-        return _unreadable(f"{path}: no such file")
+        raise _Unreadable(f"{path}: no such file")
     # Quote: a "?" or "#" in the path would otherwise end the file name in the URI.
     uri = f"file:{quote(path)}?mode=ro"
     try:
         try:
-            db = _connect(uri)
+            return _connect(uri)
         except sqlite3.OperationalError as exc:
             # A WAL database on read-only media (a copy, a snapshot) cannot get its
             # -shm file. With no WAL content beside it the file alone is complete and
             # cannot change, which is what SQLite's `immutable` means.
             if getattr(exc, "sqlite_errorname", "") != "SQLITE_CANTOPEN" or _has_wal(path):
                 raise
-            db = _connect(uri + "&immutable=1")
+            return _connect(uri + "&immutable=1")
     except sqlite3.Error as exc:
-        return _unreadable(f"{path}: {exc}")
-    try:
-        return verify_connection(db)
-    except sqlite3.Error as exc:
-        if getattr(exc, "sqlite_errorname", "") == "SQLITE_ERROR":
-            # Our fixed queries failed: a column or table is not what the gateway made.
-            return VerifyResult(False, 0, None, f"{path}: {exc} (schema changed?)")
-        return _unreadable(f"{path}: {exc}")
-    finally:
-        db.close()
+        raise _Unreadable(f"{path}: {exc}") from None
 
 
 def _connect(uri: str) -> sqlite3.Connection:
