@@ -90,15 +90,17 @@ class AccessControl:
             )
         return identity
 
-    async def role(self, token: str, remote: str, path: str, *roles: str) -> Identity:
+    async def role(
+        self, token: str, remote: str, path: str, *roles: str, code: str = ROLE_REQUIRED
+    ) -> Identity:
         """The caller's identity if it has one of `roles` (access/roles.py), else
-        Denied (invalid_token, role_required)."""
+        Denied (invalid_token, `code`)."""
         identity = await self.identify(token, remote)
         if not identity.has(*roles):
             raise self.refusals.refuse(
                 identity.account,
                 remote,
-                ROLE_REQUIRED,
+                code,
                 "wrong role",
                 f"this needs {words(roles)} account",
                 counted=True,

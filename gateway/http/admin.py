@@ -17,7 +17,7 @@ from gateway.access.grants import GrantInvalid
 from gateway.access.roles import ADMIN, AUDITOR
 from gateway.access.tokens import Identity
 from gateway.control.administration import AccessAdmin
-from gateway.control.admission import AccessControl
+from gateway.control.admission import NOT_ADMIN, AccessControl
 from gateway.control.refusals import Denied
 from gateway.control.reload import InventoryReloader
 
@@ -167,7 +167,7 @@ class AdminApi:
     async def audit_log(self, request: web.Request) -> web.Response:
         # Administrators, and auditors (the governance office, read-only).
         token, remote = bearer_token(request), remote_of(request)
-        admin = await self.access.role(token, remote, request.path, ADMIN, AUDITOR)
+        admin = await self.access.role(token, remote, request.path, ADMIN, AUDITOR, code=NOT_ADMIN)
         query = request.query
         filters: dict[str, Any] = {
             key: query[key] for key in ("account", "camera_id", "project", "event") if key in query

@@ -143,6 +143,7 @@ class GrantStore:
         ends_at: datetime | str | None = None,
         purpose: str | None = None,
         authorization_id: int | None = None,
+        authorization_ref: str | None = None,
     ) -> tuple[Grant, Grant]:
         """Change the given fields; returns (before, after). Sets are replaced, not merged.
 
@@ -156,6 +157,10 @@ class GrantStore:
         # Who is accountable; the caller audits it.
         by = text_field("by", by, ACCOUNT_MAX, single_line=True)
         with self._write():
+            if authorization_ref is not None:
+                authorization_id = self.authorization_named(
+                    {"authorization_ref": authorization_ref}
+                )
             # Read inside the transaction so the checks see what we overwrite.
             before = self._get(grant_id)
             after = self._changed(

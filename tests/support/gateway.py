@@ -27,6 +27,9 @@ VIEWER = "viewer-1"
 # camera, for months around now), and the liaison who recorded it.
 REFERENCE = "北市警資字第1130000001號"
 LIAISON = "liaison-1"
+# For tests of something else that make grants through the admin API and use them at
+# once: one person alone (a small deployment). Approvals: tests/test_consent.py.
+ONE_PERSON = {"approval": "none"}
 # `[webrtc] sender` of every test gateway; the `sender_mode` fixture runs a test
 # module in both modes.
 SENDER = "fast"
