@@ -101,7 +101,8 @@ class ConsentApi:
 
     @needs(POLICE_LIAISON)
     async def confirm_authorization(self, request: web.Request, who: Identity) -> web.Response:
-        body = await json_body(request, {"purpose_class"})
+        # The body may be left out: only an adopted reference needs its purpose stated.
+        body = await json_body(request, {"purpose_class"}) if request.body_exists else {}
         done = await self.consent.confirm(
             who, remote_of(request), self._authorization_id(request), body.get("purpose_class")
         )
@@ -120,7 +121,7 @@ class ConsentApi:
         return reply({"approval": self.admin.approval, "grants": await self.admin.waiting()})
 
     async def approve(self, request: web.Request) -> web.Response:
-        who = await self._approver(request)
+        who = await self._approver(request)  # no body: the grant is the request
         grant = await self.admin.approve_grant(who, remote_of(request), grant_id_of(request))
         return reply(self.admin.grants_json(grant))
 
