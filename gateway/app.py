@@ -146,7 +146,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         throttle or FailureThrottle(),
     )
     admin = AccessAdmin(store, grants, bus, sessions, enforcer, cluster, governance.approval)
-    consent = PoliceConsent(store, grants, bus, enforcer, cluster)
+    consent = PoliceConsent(store, grants, bus, enforcer, admin, cluster)
     emergency = EmergencyAccess(governance, store, hubs, bus, enforcer, cluster)
     reloader = InventoryReloader(settings, hubs, store, sessions, bus)
     viewing = Viewing(hubs, sessions, access, admin)

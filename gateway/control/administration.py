@@ -74,7 +74,7 @@ class AccessAdmin:
         if grant.approval is not None:
             self._announce_waiting(grant)  # its members hear of it once approved
         else:
-            self._announce("grant_created", grant, grant.members)
+            self.announce("grant_created", grant, grant.members)
         return grant
 
     async def approve_grant(self, approver: Identity, remote: str, grant_id: int) -> Grant:
@@ -97,7 +97,7 @@ class AccessAdmin:
             return after
 
         grant = await self._give(approve)
-        self._announce("grant_updated", grant, grant.members)
+        self.announce("grant_updated", grant, grant.members)
         self._tell_nodes(grant_id)
         return grant
 
@@ -123,7 +123,7 @@ class AccessAdmin:
             return after
 
         grant = await self._give(decline)
-        self._announce("grant_updated", grant, frozenset())
+        self.announce("grant_updated", grant, frozenset())
         return grant
 
     async def waiting(self) -> list[dict[str, Any]]:
@@ -187,13 +187,13 @@ class AccessAdmin:
             await self.enforcer.apply(after)
             # Only to who is in it now: a removed member hears no more of this grant
             # (its sessions end with removed_from_grant, which says what it needs).
-            self._announce("grant_updated", after, after.members)
+            self.announce("grant_updated", after, after.members)
             done = self.store.submit(update)
             self._tell_nodes(grant_id)  # goes out once the change is written
             written = await self._take(done, after)
         else:
             written = await self._give(update)
-            self._announce("grant_updated", written, written.members)
+            self.announce("grant_updated", written, written.members)
             self._tell_nodes(grant_id)
         if written.approval is not None and written.approval != before.approval:
             self._announce_waiting(written)
@@ -211,7 +211,7 @@ class AccessAdmin:
             )
             self.overlay.put(revoked)
             await self.enforcer.apply(revoked)
-            self._announce("grant_revoked", revoked, revoked.members)
+            self.announce("grant_revoked", revoked, revoked.members)
         else:
             await self.enforcer.revoked_by_id(grant_id)
         if self.cluster is not None:
@@ -380,7 +380,7 @@ class AccessAdmin:
             except WritePending:
                 raise RecordPending("the record waits for the database") from None
 
-    def _announce(self, kind: str, grant: Grant, members: frozenset[str]) -> None:
+    def announce(self, kind: str, grant: Grant, members: frozenset[str]) -> None:
         # Administrators get the whole grant; its members only what they need of it.
         self.bus.publish(
             kind,

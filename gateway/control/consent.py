@@ -22,6 +22,7 @@ from gateway.store import audit as events
 from gateway.store.audit import AuditLog
 from gateway.store.grants import GrantStore
 
+from .administration import AccessAdmin
 from .cluster import ClusterNode
 from .enforcer import GrantEnforcer
 from .events import EventBus
@@ -38,8 +39,10 @@ class PoliceConsent:
         grants: KnownGrants,
         bus: EventBus,
         enforcer: GrantEnforcer,
+        admin: AccessAdmin,
         cluster: ClusterNode | None = None,
     ) -> None:
+        self.admin = admin  # tells who hears of grants that the withdrawal ended
         self.store = store
         self.grants = grants
         self.bus = bus
@@ -88,7 +91,10 @@ class PoliceConsent:
         """Every grant under it is revoked and every session on them ends, on every
         node, before this returns; the record is queued ahead of the effect."""
 
+        ended: list[Grant] = []
+
         def withdraw(grants: GrantStore, audit: AuditLog) -> Authorization:
+            ended.clear()  # a retried job starts afresh
             done = grants.authorizations.withdraw(
                 authorization_id, by=liaison.account, reason=reason
             )
@@ -109,6 +115,7 @@ class PoliceConsent:
                     reason=revoked.revoke_reason,
                     authorization_id=authorization_id,
                 )
+                ended.append(revoked)
             return done
 
         try:
@@ -135,7 +142,10 @@ class PoliceConsent:
             await self.store.landed(done)
         except WritePending:
             raise RecordPending("the withdrawal waits for the database") from None
-        return done.result()
+        withdrawn: Authorization = done.result()
+        for grant in ended:
+            self.admin.announce("grant_revoked", grant, grant.members)
+        return withdrawn
 
     async def find(self, authorization_id: int) -> Authorization | None:
         return await self.store.read(lambda grants, _: grants.authorizations.find(authorization_id))

@@ -9,8 +9,9 @@ just before their headers are sent.
   or version.
 - `/api/…` and `/whep/…`: `Cache-Control: no-store` (grants, sessions, audit rows, SDP).
 - HTML (`/`, `/admin`, and anything else served as text/html): the policy below.
-  Scripts and styles from this origin only (no inline script, no inline style but
-  the governance report's, by its hash: the player adopts a constructed stylesheet), images from here, `data:` and the
+  Scripts and styles from this origin only (no inline script; no inline style but
+  the governance report's, by its hash; the player adopts a constructed
+  stylesheet), images from here, `data:` and the
   map's tile host, requests to this origin only, and framing by this origin and
   the dashboards in `[cors] origins` only.
 """
