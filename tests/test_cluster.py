@@ -42,7 +42,7 @@ from support.cluster import (
     session_id_of,
 )
 from support.events import EventReader
-from support.gateway import VIEWER, bearer
+from support.gateway import LIAISON, VIEWER, bearer
 from support.viewer import Viewer, offer_sdp
 
 from gateway.store.audit import AuditLog
@@ -360,6 +360,41 @@ async def test_a_revoke_sent_to_one_node_ends_a_viewer_on_the_other_within_a_sec
             cluster, http, "gw1", session_id_of(viewer), "session_revoked"
         )
         assert revoked["account"] == account and revoked["detail"]["by"] == ADMIN
+
+
+async def test_a_withdrawal_on_one_node_ends_a_viewer_on_the_other_within_a_second(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    """The police withdraw their consent through node gw1; the viewer of a grant under
+    it, watching on gw2, is closed within a second with `authorization_withdrawn`."""
+    account = "withdrawn-1"
+    consent = await cluster.consent(http, ["cam-1"], reference="北市警資字第1150000009號")
+    grant = await cluster.grant(http, ["cam-1"], [account], authorization=consent)
+    viewer = await watching(cluster.viewer("cam-1", node="gw2", account=account), http)
+    try:
+        started = time.monotonic()
+        async with http.post(
+            f"{cluster.url('gw1')}/api/authorizations/{consent['id']}/withdraw",
+            json={"reason": "案件結束"},
+            headers=bearer(LIAISON),
+        ) as reply:
+            assert reply.status == 200, await reply.text()
+        await asyncio.wait_for(viewer.closed.wait(), CLOSE_WITHIN_SECONDS * 3)
+        took = time.monotonic() - started
+        print(f"withdrawal on gw1 to the viewer on gw2 closed: {took * 1000:.0f} ms")
+        assert took < CLOSE_WITHIN_SECONDS, took
+    finally:
+        await viewer.close()
+    ended = await wait_for_audit(cluster, http, "gw1", session_id_of(viewer), "session_end")
+    assert ended["detail"]["code"] == "authorization_withdrawn"
+    _, after = await cluster.admin(http, "GET", f"/api/grants/{grant['id']}", node="gw2")
+    assert after["status"] == "revoked" and after["revoked_by"] == LIAISON
+    # Neither node admits anyone under it again.
+    again = cluster.viewer("cam-1", node="gw2", account=account)
+    response = await again.connect(http)
+    assert response.status == 403
+    assert (await response.json())["code"] == "authorization_withdrawn"
+    await again.close()
 
 
 async def test_a_revocation_whose_notice_a_node_missed_still_reaches_it(
