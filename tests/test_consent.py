@@ -5,15 +5,20 @@ of it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support.events import EventReader
 from support.gateway import LIAISON, VIEWER, camera_entry, settings_for
+from support.process import LOCK_HOLDER
 
 from gateway.app import SESSIONS, STORE
 from gateway.control.report import TAIPEI, make, period
@@ -437,3 +442,57 @@ def test_old_references_become_unconfirmed_authorizations_at_start(tmp_path):
     data = json.loads(make(str(path), since, until, None, "json", "second_admin"))
     assert [a["reference"] for a in data["unconfirmed"]] == ["OLD-1"]
     assert data["unconfirmed"][0]["migrated"] is True
+
+
+@pytest.mark.slow
+async def test_the_new_rules_fail_closed_while_another_process_holds_the_write_lock(
+    start_gateway, tmp_path
+):
+    """Approval and emergency access give access: refused while the database cannot
+    take them, nothing changed. A withdrawal takes it away: it ends the viewer within a
+    second all the same, and its record waits and lands."""
+    gateway = await consent_gateway(start_gateway, tmp_path)
+    _, consent = await call(gateway, "POST", "/api/authorizations", LIAISON, consent_body())
+    _, active = await call(gateway, "POST", "/api/grants", ADMIN, grant_body(consent["id"]))
+    await call(gateway, "POST", f"/api/grants/{active['id']}/approve", SECOND)
+    _, waiting = await call(
+        gateway, "POST", "/api/grants", ADMIN, grant_body(consent["id"], members=["viewer-2"])
+    )
+    viewer, status, _ = await offer(gateway)
+    assert status == 201 and await viewer.wait_frames(2)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, gateway.app[STORE].path, "8"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(holder.stdout.readline), 10)
+        assert line == "locked\n"
+        status, body = await call(gateway, "POST", f"/api/grants/{waiting['id']}/approve", SECOND)
+        assert (status, body["code"]) == (503, "database_unavailable")
+        status, body = await call(
+            gateway, "POST", "/api/emergency/cam-a", MEDIC, {"danger": "有人受困"}
+        )
+        assert (status, body["code"]) == (503, "database_unavailable")
+        started = time.monotonic()
+        status, body = await call(
+            gateway,
+            "POST",
+            f"/api/authorizations/{consent['id']}/withdraw",
+            LIAISON,
+            {"reason": "活動取消"},
+        )
+        await asyncio.wait_for(viewer.closed.wait(), WITHIN_SECONDS)
+        assert (status, body["code"]) == (503, "record_pending")  # access ended; record waits
+        assert time.monotonic() - started <= 2 + WITHIN_SECONDS  # the write's own wait, 2 s
+    finally:
+        holder.wait(timeout=20)
+    await gateway.app[STORE].flush(timeout=10)
+    assert gateway.app[STORE].grants.get(waiting["id"]).approval is not None  # not approved
+    assert gateway.app[STORE].grants.get(active["id"]).revoked_by == LIAISON  # landed
+    assert await gateway.audit(event=events.EMERGENCY_ACCESS) == []
+    (withdrawn,) = await gateway.audit(event=events.AUTHORIZATION_WITHDRAWN)
+    assert withdrawn["account"] == LIAISON
+    await viewer.close()
+    await verified(gateway)

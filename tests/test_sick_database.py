@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from support.events import EventReader
 from support.gateway import REFERENCE, VIEWER, camera_entry, settings_for
+from support.process import LOCK_HOLDER
 from support.viewer import Viewer
 
 from gateway.access.tokens import mint
@@ -191,16 +192,6 @@ async def test_a_full_disk_ends_revoked_sessions_at_once_and_records_them_later(
 
 async def _ready(gateway) -> bool:
     return await status_of(gateway, "/readyz") == 200
-
-
-LOCK_HOLDER = """
-import sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
-db.execute("ROLLBACK")
-"""
 
 
 async def test_a_write_lock_held_elsewhere_never_stalls_video_or_health(start_gateway, tmp_path):

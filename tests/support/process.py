@@ -145,3 +145,15 @@ class GatewayProcess:
 def _drain(stream: Any, lines: list[str]) -> None:
     for line in stream:
         lines.append(line)
+
+
+# Another process that holds a SQLite database's write lock for a while:
+# `python -c LOCK_HOLDER PATH SECONDS`; it prints "locked" once it holds it.
+LOCK_HOLDER = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("ROLLBACK")
+"""
