@@ -664,3 +664,25 @@ def test_a_database_from_before_grant_history_still_verifies(
     raw.execute("PRAGMA user_version = 1")  # as an older gateway left it, read-only
     result = verify_file(str(db_path))
     assert (result.ok, result.grants_checked) == (True, 1), result.problem
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE authorizations SET ends_at = '2099-01-01T00:00:00.000000+00:00' WHERE id = 1",
+        "INSERT INTO authorization_scope VALUES (1, 'district', '大安區')",
+        "UPDATE authorizations SET confirmed_by = 'mallory' WHERE id = 1",
+    ],
+    ids=["validity", "scope", "confirmed-by"],
+)
+def test_a_police_authorization_changed_outside_the_api_is_named(
+    grants: GrantStore, log: AuditLog, db_path: Path, db: sqlite3.Connection, edit: str
+) -> None:
+    """Police authorizations are checked as grants are: against the hash their last
+    audited change recorded."""
+    assert verify_connection(db).records_checked == 2
+    sqlite3.connect(db_path, isolation_level=None).execute(edit)
+    assert verify_connection(db).problem == (
+        "authorization 1 ('北市警資字第1160000001號') differs from its last audited change"
+        " in row 1 (changed outside the API?)"
+    )
