@@ -605,9 +605,12 @@ async def test_revocations_reach_the_other_node_within_a_second_while_postgres_i
     by_session = await cluster.grant(http, ["cam-1"], ["outage-session"], node="gw1")
     await cluster.grant(http, ["cam-1"], ["outage-account"], node="gw1")
     by_grant = await cluster.grant(http, ["cam-1"], ["outage-grant"], node="gw1")
+    # And a police consent withdrawn meanwhile (governance.md: as revocation does).
+    consent = await cluster.consent(http, ["cam-1"], reference="OUTAGE-1", node="gw1")
+    await cluster.grant(http, ["cam-1"], ["outage-consent"], node="gw1", authorization=consent)
     viewers = {
         account: await watching(cluster.viewer("cam-1", node="gw2", account=account), http)
-        for account in ("outage-session", "outage-account", "outage-grant")
+        for account in ("outage-session", "outage-account", "outage-grant", "outage-consent")
     }
     postgres.stop()
     try:
@@ -629,6 +632,17 @@ async def test_revocations_reach_the_other_node_within_a_second_while_postgres_i
                 assert (status, body) == (200, {"ended": 0})
             else:  # ended, and its record waits for the database
                 assert status == 503 and body["code"] == "record_pending", (account, body)
+        withdrawing = asyncio.ensure_future(
+            http.post(
+                f"{cluster.url('gw1')}/api/authorizations/{consent['id']}/withdraw",
+                json={"reason": "outage"},
+                headers=bearer(LIAISON),
+            )
+        )
+        took = await closed_within(viewers["outage-consent"], CLOSE_WITHIN_SECONDS)
+        print(f"outage-consent: closed on gw2 {took * 1000:.0f} ms after the withdrawal on gw1")
+        reply = await asyncio.wait_for(withdrawing, 10)
+        assert reply.status == 503 and (await reply.json())["code"] == "record_pending"
         # The grant stays revoked on gw2: a new viewer there is refused.
         again = cluster.viewer("cam-1", node="gw2", account="outage-grant")
         reply = await again.connect(http)
@@ -640,8 +654,10 @@ async def test_revocations_reach_the_other_node_within_a_second_while_postgres_i
             await viewer.close()
     for account, viewer in viewers.items():
         ended = await wait_for_audit(cluster, http, "gw2", session_id_of(viewer), "session_end", 20)
-        assert ended["detail"]["code"] in ("revoked", "grant_revoked"), (account, ended)
-        if account != "outage-grant":
+        expected = {"outage-consent": ("authorization_withdrawn",)}
+        codes = expected.get(account, ("revoked", "grant_revoked"))
+        assert ended["detail"]["code"] in codes, (account, ended)
+        if account not in ("outage-grant", "outage-consent"):
             assert ended["detail"]["ended_by"] == ADMIN, ended
     await wait_for_audit(
         cluster, http, "gw1", session_id_of(viewers["outage-session"]), "session_revoked", 20
