@@ -496,3 +496,21 @@ async def test_the_new_rules_fail_closed_while_another_process_holds_the_write_l
     assert withdrawn["account"] == LIAISON
     await viewer.close()
     await verified(gateway)
+
+
+async def test_what_waits_may_be_declined(start_gateway, tmp_path):
+    gateway = await consent_gateway(start_gateway, tmp_path, approval="police_liaison")
+    _, consent = await call(gateway, "POST", "/api/authorizations", LIAISON, consent_body())
+    _, grant = await call(gateway, "POST", "/api/grants", ADMIN, grant_body(consent["id"]))
+    # With approval = "police_liaison", a second administrator is no approver.
+    status, body = await call(gateway, "POST", f"/api/grants/{grant['id']}/approve", SECOND)
+    assert (status, body["code"]) == (403, "role_required")
+    status, declined = await call(
+        gateway, "POST", f"/api/grants/{grant['id']}/decline", LIAISON, {"reason": "範圍過大"}
+    )
+    assert status == 200 and declined["status"] == "revoked", declined
+    status, body = await call(gateway, "POST", f"/api/grants/{grant['id']}/approve", LIAISON)
+    assert (status, body["code"]) == (409, "nothing_pending")
+    (row,) = await gateway.audit(event=events.GRANT_DECLINED)
+    assert (row["account"], row["detail"]["kind"]) == (LIAISON, "new")
+    await verified(gateway)
