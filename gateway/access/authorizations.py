@@ -184,7 +184,7 @@ class AuthorizationFields:
     districts: frozenset[str]
     starts_at: datetime
     ends_at: datetime
-    purpose_class: str
+    purpose_class: str | None  # None only for one adopted from old grants' reference
     note: str
     on_behalf_of: str | None
 

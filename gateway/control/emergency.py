@@ -179,6 +179,12 @@ class EmergencyAccess:
             found = [e for e in found if e.account == who.account]
         return [e.to_json(now) for e in found]
 
+    def cameras_json(self) -> list[dict[str, str]]:
+        """Every camera an emergency may open: id, name and district, never a source."""
+        return [
+            {"id": h.id, "name": h.camera.name, "district": h.camera.district} for h in self.hubs
+        ]
+
     def limits(self) -> dict[str, int]:
         return {"minutes": self.minutes, "cameras": self.cameras}
 

@@ -146,10 +146,7 @@ class ConsentApi:
             "limits": self.emergency.limits(),
         }
         if who.may_use_emergency:
-            found["cameras"] = [
-                {"id": h.id, "name": h.camera.name, "district": h.camera.district}
-                for h in self.emergency.hubs
-            ]
+            found["cameras"] = self.emergency.cameras_json()
         return reply(found)
 
     @needs(EMERGENCY)

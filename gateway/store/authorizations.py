@@ -9,12 +9,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from gateway.access.authorizations import (
-    MIGRATED_BY,
-    Authorization,
-    AuthorizationFields,
-    purpose_class,
-)
+from gateway.access.authorizations import Authorization, AuthorizationFields, purpose_class
 from gateway.access.grants import (
     ACCOUNT_MAX,
     REASON_MAX,
@@ -202,17 +197,7 @@ def adopted(reference: str, entry: dict[str, Any], now: datetime) -> Authorizati
         districts=frozenset(),
         starts_at=entry["starts_at"],
         ends_at=entry["ends_at"],
-        purpose_class=None,  # type: ignore[arg-type]  # not known: a liaison states it
+        purpose_class=None,  # not known: a liaison states it when confirming
         note=f"adopted on {now.date().isoformat()} from grants' reference",
         on_behalf_of=None,
     )
-
-
-__all__ = [
-    "MIGRATED_BY",
-    "AuthorizationNotFound",
-    "AuthorizationStore",
-    "adopted",
-    "adoption_plan",
-    "load_authorizations",
-]
