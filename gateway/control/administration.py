@@ -287,7 +287,9 @@ class AccessAdmin:
         cannot be read). Who watches what, from where, is personal data too: reading
         it is written down before the rows go out."""
         sessions = await self.sessions.everywhere()
-        await self._record_read(admin, remote, what="sessions", format="json", rows=len(sessions))
+        await record_read(
+            self.store, admin, remote, what="sessions", format="json", rows=len(sessions)
+        )
         return sessions
 
     async def audit_rows(
@@ -304,18 +306,10 @@ class AccessAdmin:
         self, admin: Identity, remote: str, filters: dict[str, Any], format: str
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = await self.store.read(lambda _, audit: audit.query(**filters))
-        await self._record_read(
-            admin, remote, what="audit", format=format, filters=filters, rows=len(rows)
+        await record_read(
+            self.store, admin, remote, what="audit", format=format, filters=filters, rows=len(rows)
         )
         return rows
-
-    async def _record_read(self, admin: Identity, remote: str, **detail: Any) -> None:
-        """Recorded before the rows go out: a read that cannot be recorded sends none
-        (WritePending)."""
-        written = self.store.record(
-            events.ADMIN_READ, account=admin.account, remote=remote, **detail
-        )
-        await self.store.landed(written)
 
     # --- helpers ------------------------------------------------------------------
 
@@ -402,6 +396,13 @@ class AccessAdmin:
         if grant.approval is not None:
             found["approval"]["diff"] = waiting_diff(grant)
         return found
+
+
+async def record_read(store: Store, who: Identity, remote: str, **detail: Any) -> None:
+    """A read of personal data (who watches, who may, who asked), recorded before the
+    rows go out: a read that cannot be recorded sends none (WritePending)."""
+    written = store.record(events.ADMIN_READ, account=who.account, remote=remote, **detail)
+    await store.landed(written)
 
 
 def _listed(session: ViewerSession) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from gateway.store import audit as events
 from gateway.store.audit import AuditLog
 from gateway.store.grants import GrantStore
 
-from .administration import AccessAdmin
+from .administration import AccessAdmin, record_read
 from .cluster import ClusterNode
 from .enforcer import GrantEnforcer
 from .events import EventBus
@@ -150,9 +150,9 @@ class PoliceConsent:
     async def find(self, authorization_id: int) -> Authorization | None:
         return await self.store.read(lambda grants, _: grants.authorizations.find(authorization_id))
 
-    async def listing(self) -> list[dict[str, Any]]:
+    async def listing(self, who: Identity, remote: str) -> list[dict[str, Any]]:
         """Every authorization, newest first, each with the grants under it (what was
-        granted on the police's consent)."""
+        granted on the police's consent); the read is written down first."""
         now = self.store.clock()
 
         def read(grants: GrantStore, _: AuditLog) -> list[tuple[Authorization, list[Grant]]]:
@@ -162,6 +162,7 @@ class PoliceConsent:
             found = await self.store.read(read)
         except StoreUnavailable:
             raise undecidable() from None
+        await record_read(self.store, who, remote, what="authorizations", rows=len(found))
         return [
             {
                 **a.to_json(now),

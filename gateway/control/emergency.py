@@ -26,6 +26,7 @@ from gateway.store import audit as events
 from gateway.store.audit import AuditLog
 from gateway.store.grants import GrantStore
 
+from .administration import record_read
 from .cluster import ClusterNode
 from .enforcer import GrantEnforcer
 from .events import EventBus
@@ -167,9 +168,10 @@ class EmergencyAccess:
         self._announce("emergency_reviewed", done)
         return done
 
-    async def listing(self, who: Identity) -> list[dict[str, Any]]:
+    async def listing(self, who: Identity, remote: str) -> list[dict[str, Any]]:
         """Every emergency access (its own for an account that only uses them),
-        newest first; the unreviewed always among them."""
+        newest first; the unreviewed always among them. The read is written down
+        first."""
         now = self.store.clock()
         try:
             found = await self.store.read(lambda grants, _: grants.emergencies.list())
@@ -177,6 +179,7 @@ class EmergencyAccess:
             raise undecidable() from None
         if not who.has("admin", "police_liaison", "auditor"):
             found = [e for e in found if e.account == who.account]
+        await record_read(self.store, who, remote, what="emergencies", rows=len(found))
         return [e.to_json(now) for e in found]
 
     def cameras_json(self) -> list[dict[str, str]]:

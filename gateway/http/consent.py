@@ -91,7 +91,7 @@ class ConsentApi:
 
     @needs(ADMIN, POLICE_LIAISON, AUDITOR)
     async def list_authorizations(self, request: web.Request, who: Identity) -> web.Response:
-        return reply({"authorizations": await self.consent.listing()})
+        return reply({"authorizations": await self.consent.listing(who, remote_of(request))})
 
     @needs(ADMIN, POLICE_LIAISON)
     async def record_authorization(self, request: web.Request, who: Identity) -> web.Response:
@@ -142,7 +142,7 @@ class ConsentApi:
     @needs(ADMIN, POLICE_LIAISON, AUDITOR, EMERGENCY)
     async def emergencies(self, request: web.Request, who: Identity) -> web.Response:
         found: dict[str, Any] = {
-            "emergencies": await self.emergency.listing(who),
+            "emergencies": await self.emergency.listing(who, remote_of(request)),
             "limits": self.emergency.limits(),
         }
         if who.may_use_emergency:
