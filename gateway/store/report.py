@@ -78,10 +78,19 @@ def _gather(
             cur, cur.execute("SELECT * FROM authorizations ORDER BY id").fetchall()
         )
     }
+    # Only the events the report counts: a period's session starts and reads are most
+    # of its rows, and none of its figures.
+    counted = (
+        events.SESSION_END,
+        events.ACCESS_DENIED,
+        events.GRANT_REVOKED,
+        events.SESSION_REVOKED,
+    )
     rows = _rows(
         cur,
-        "SELECT * FROM audit WHERE at >= ? AND at < ? ORDER BY seq",
-        (low, high),
+        f"SELECT * FROM audit WHERE at >= ? AND at < ? AND event IN ({', '.join('?' * 4)})"
+        " ORDER BY seq",
+        (low, high, *counted),
     )
     history = _history(cur, [g.id for g in chosen])
     projects: dict[str, dict[str, Any]] = {}
