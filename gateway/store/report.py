@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.access.grants import iso_z, stamp
@@ -65,6 +65,8 @@ def _gather(
             " bring it up to date"
         )
     low, high = stamp(since), stamp(until)
+    # Statuses as they were at the period's end, or now for a period not over yet.
+    as_of = min(until, datetime.now(UTC))
     grants = load_grants(cur, cur.execute("SELECT * FROM grants ORDER BY id").fetchall())
     chosen = [
         g
@@ -96,7 +98,7 @@ def _gather(
     projects: dict[str, dict[str, Any]] = {}
     for grant in chosen:
         entry = projects.setdefault(grant.project, _project(grant.project))
-        entry["grants"].append({**grant.to_json(until), "history": history.get(grant.id, [])})
+        entry["grants"].append({**grant.to_json(as_of), "history": history.get(grant.id, [])})
         if grant.authorization_id in authorizations:
             entry["authorization_ids"].add(grant.authorization_id)
     sessions: dict[tuple[str, str, str], list[float]] = defaultdict(list)
@@ -137,7 +139,7 @@ def _gather(
             projects.setdefault(name, _project(name))["refusals"].append(line)
     for entry in projects.values():
         ids = sorted(entry.pop("authorization_ids"))
-        entry["authorizations"] = [authorizations[i].to_json(until) for i in ids]
+        entry["authorizations"] = [authorizations[i].to_json(as_of) for i in ids]
     emergencies = load_emergencies(cur.execute("SELECT * FROM emergencies ORDER BY id").fetchall())
     urgent_sessions = _emergency_sessions(rows)
     return {
@@ -147,15 +149,15 @@ def _gather(
         "projects": [projects[name] for name in sorted(projects)],
         "refusals_without_project": unassigned,
         "withdrawals": [
-            a.to_json(until)
+            a.to_json(as_of)
             for a in authorizations.values()
             if a.withdrawn_at is not None and since <= a.withdrawn_at < until
         ],
         "unconfirmed": [
-            a.to_json(until) for a in authorizations.values() if a.state == "unconfirmed"
+            a.to_json(as_of) for a in authorizations.values() if a.state == "unconfirmed"
         ],
         "emergencies": [
-            {**e.to_json(until), **urgent_sessions.get(e.id, {"sessions": 0, "seconds": 0.0})}
+            {**e.to_json(as_of), **urgent_sessions.get(e.id, {"sessions": 0, "seconds": 0.0})}
             for e in emergencies
             if since <= e.starts_at < until or not e.reviewed
         ],
