@@ -474,6 +474,45 @@ class GrantSettings:
     max_days: float = _key(14.0, _between(0.01, 366))  # longest window a grant may have
 
 
+def _accounts(accounts: tuple[str, ...]) -> str | None:
+    for i, account in enumerate(accounts):
+        if not account.strip() or not account.isprintable():
+            return f"entry {i} must be an account name on one line"
+    return None
+
+
+def _groups(groups: tuple[str, ...]) -> str | None:
+    for i, group in enumerate(groups):
+        if not re.fullmatch(r"[^:\s]+(:[^:\s]+)?", group):
+            return f'entry {i} must be a group id, or "GROUP:ROLE", got {group!r}'
+    return None
+
+
+@dataclass(frozen=True)
+class GovernanceSettings:
+    """The chain of consent (docs/governance.md): who gives and withdraws the police's
+    consent, who reads the report, who approves a grant, and emergency access."""
+
+    # Who approves a new grant or one that widens: "second_admin" (another
+    # administrator), "police_liaison", or "none" (one person alone; the report says so).
+    approval: str = _key("second_admin", _one_of("second_admin", "police_liaison", "none"))
+    # Roles by account name ...
+    police_liaisons: tuple[str, ...] = _key((), _accounts)
+    auditors: tuple[str, ...] = _key((), _accounts)
+    emergency_accounts: tuple[str, ...] = _key((), _accounts)
+    # ... or by the token's groups: `roles_claim` holds a list, of the dashboard's
+    # {group_id, role_id} objects or of plain names; an entry "G" matches group G,
+    # "G:R" role R in group G.
+    roles_claim: str = _key("permissions", _not_blank)
+    police_liaison_groups: tuple[str, ...] = _key((), _groups)
+    auditor_groups: tuple[str, ...] = _key((), _groups)
+    emergency_groups: tuple[str, ...] = _key((), _groups)
+    # Emergency access (要點第五條, imminent danger): how long one lasts at most, and
+    # how many cameras one account may hold open that way at once.
+    emergency_minutes: int = _key(30, _between(1, 240))
+    emergency_cameras: int = _key(4, _between(1, 100))
+
+
 @dataclass(frozen=True)
 class AuditSettings:
     retention_days: float = _key(400.0, _at_least(0))  # 0 keeps every row
@@ -611,6 +650,7 @@ class Settings:
     turn: TurnSettings = TurnSettings()
     storage: StorageSettings = StorageSettings()
     grants: GrantSettings = GrantSettings()
+    governance: GovernanceSettings = GovernanceSettings()
     audit: AuditSettings = AuditSettings()
     cors: CorsSettings = CorsSettings()
     map: MapSettings = MapSettings()

@@ -40,6 +40,11 @@ class Inventory:
     from_tables: int  # [[cameras]] tables, each adding a camera or replacing a row
 
     @property
+    def districts(self) -> dict[str, str]:
+        """Camera id -> district, for police authorizations scoped by district."""
+        return {c.id: c.district for c in self.cameras if c.district}
+
+    @property
     def ids(self) -> frozenset[str]:
         return frozenset(c.id for c in self.cameras)
 

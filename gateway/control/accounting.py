@@ -118,7 +118,7 @@ def prune_audit(audit: AuditLog, retention_days: float) -> None:
 
 
 def _who(session: ViewerSession) -> dict[str, object]:
-    return {
+    who: dict[str, object] = {
         "account": session.account,
         "camera_id": session.camera_id,
         "grant_id": session.viewer.grant_id,
@@ -126,3 +126,6 @@ def _who(session: ViewerSession) -> dict[str, object]:
         "remote": session.remote,
         "session_id": session.id,
     }
+    if session.viewer.emergency_id is not None:
+        who["emergency_id"] = session.viewer.emergency_id  # admitted without a grant
+    return who

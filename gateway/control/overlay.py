@@ -20,6 +20,10 @@ class GrantOverlay:
         self._grants: dict[int, Grant] = {}
         # Revoked while the grant itself could not be read: known by id only.
         self.revoked_ids: set[int] = set()
+        # Police authorizations withdrawn, and emergency accesses ended, through this
+        # gateway or another node: for good, so kept until the process ends.
+        self.withdrawn_authorizations: set[int] = set()
+        self.ended_emergencies: set[int] = set()
 
     def put(self, grant: Grant) -> None:
         self._grants[grant.id] = grant
@@ -31,7 +35,15 @@ class GrantOverlay:
         """The grants as this gateway knows them now."""
         known = [self._grants.get(g.id, g) for g in grants]
         return [
-            dataclasses.replace(g, revoked_at=now) if g.id in self.revoked_ids else g for g in known
+            dataclasses.replace(g, revoked_at=g.revoked_at or now)
+            if g.id in self.revoked_ids
+            else g
+            for g in (
+                dataclasses.replace(g, withdrawn=True)
+                if g.authorization_id in self.withdrawn_authorizations
+                else g
+                for g in known
+            )
         ]
 
     def written(self, change: Grant | int) -> None:

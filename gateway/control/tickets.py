@@ -65,6 +65,7 @@ class TicketBook:
         claims = {
             "a": identity.account,
             "adm": identity.is_admin,
+            "r": sorted(identity.roles),
             "exp": identity.expires_at.timestamp(),
             "n": nonce,
             "u": until,
@@ -81,6 +82,7 @@ class TicketBook:
                 return None
             claims = json.loads(_unb64(body))
             account, admin, nonce = str(claims["a"]), bool(claims["adm"]), str(claims["n"])
+            roles = frozenset(str(r) for r in claims.get("r", ()))
             until, expires = float(claims["u"]), float(claims["exp"])
         except (ValueError, KeyError, TypeError):
             return None
@@ -89,7 +91,7 @@ class TicketBook:
         self._issued.pop(nonce, None)
         if not await self._first_use(nonce, datetime.fromtimestamp(until, UTC)):
             return None
-        return Identity(account, admin, datetime.fromtimestamp(expires, UTC))
+        return Identity(account, admin, datetime.fromtimestamp(expires, UTC), roles)
 
     def _sign(self, body: str) -> bytes:
         return hmac.new(self._key, body.encode(), hashlib.sha256).digest()

@@ -170,6 +170,7 @@ class ViewerSession:
             "camera_id": self.camera_id,
             "project": self.viewer.project,
             "grant_id": self.viewer.grant_id,
+            "emergency_id": self.viewer.emergency_id,
             "started_at": self.started_at.isoformat(),
             "remote": self.remote,
             "bytes_sent": self.bytes_sent,
