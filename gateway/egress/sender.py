@@ -34,18 +34,25 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket, wrap_rtx
 from aiortc.utils import uint32_add
-from pylibsrtp import Error as SrtpError
 
 from . import compat
-from .compat import SRTP_BUFFER, SRTP_CDATA, SRTP_LENGTH, SenderInternals
+from .compat import SEND_VIEW, SenderInternals, protect_many, send_buffer_slots
 from .datagrams import Output, gso_runs, output_for
 from .track import ViewerTrack
+
+# What `_send_frame` gives the feed: done at once, or the step that sends a round.
+FrameSend = bool | Callable[[], bool | None]
 
 log = logging.getLogger(__name__)
 
 _H264 = H264Encoder()  # `pack` keeps no state between frames
-_SEQ = struct.Struct("!H")
 _TIMESTAMP = struct.Struct("!I")
+# A frame leaves in rounds: each viewer in turn gets the frame's first run of packets,
+# then its next packets, and so on, so that no viewer waits for the whole frame of
+# every viewer before it (a keyframe is ~60 packets, 200 viewers 12,000). A round
+# after the first carries up to this many packets, and is built, protected and
+# sent with a handful of calls whatever its size.
+ROUND_PACKETS = 16
 # NACKs come within a round trip or two; half a second of frames covers that. A
 # viewer's history also holds its whole catch-up (ViewerFeed.start), whose NACKs
 # come only after all of it has been sent.
@@ -59,11 +66,85 @@ def ntp_now() -> int:
     return int((time.time() + NTP_UNIX_OFFSET) * (1 << 32))
 
 
-class PackedFrame(NamedTuple):
-    payloads: list[bytes]
-    timestamp: int  # 90 kHz, before a viewer's random origin
-    runs: list[tuple[int, int]]  # which payloads can leave in one GSO send
-    octets: int  # payload bytes, for the sender reports
+class Round(NamedTuple):
+    """One round of a frame, laid out for viewers with a given header and SRTP tag size.
+
+    The round's packets lie end to end in compat.SEND_BUFFER, each with room for
+    its tag; `shape` writes them all (header fields and payload) in one call.
+    """
+
+    start: int  # the frame's payloads [start, end)
+    end: int
+    shape: struct.Struct  # per packet: first two header bytes, sequence number, rest, payload
+    slots: list[object]  # where each packet starts in SEND_BUFFER
+    lengths: list[int]  # each packet's length before SRTP
+    protected_last: int  # the last packet's length after SRTP
+    sends: list[tuple[int, int, int]]  # GSO runs: (offset, bytes, segment size)
+
+
+class PackedFrame:
+    """A frame packetized once for every viewer, and its rounds for each header layout."""
+
+    __slots__ = ("_layouts", "octets", "payloads", "rounds", "timestamp")
+
+    def __init__(self, payloads: list[bytes], timestamp: int) -> None:
+        self.payloads = payloads
+        self.timestamp = timestamp  # 90 kHz, before a viewer's random origin
+        self.octets = sum(map(len, payloads))  # payload bytes, for the sender reports
+        self.rounds = frame_rounds([len(p) for p in payloads])  # [(start, end, runs)]
+        self._layouts: dict[tuple[int, int], tuple[list[Round], int]] = {}
+
+    def layout(self, header_bytes: int, tag_bytes: int) -> tuple[list[Round], int]:
+        """The rounds for this header and tag size, and the frame's bytes on the wire;
+        worked out once per frame for all viewers that share them."""
+        key = (header_bytes, tag_bytes)
+        found = self._layouts.get(key)
+        if found is None:
+            rounds = [
+                _round(self.payloads, start, end, runs, header_bytes, tag_bytes)
+                for start, end, runs in self.rounds
+            ]
+            wire = self.octets + len(self.payloads) * (header_bytes + tag_bytes)
+            found = self._layouts[key] = (rounds, wire)
+        return found
+
+
+def frame_rounds(sizes: list[int]) -> list[tuple[int, int, list[tuple[int, int]]]]:
+    """The frame's rounds: its first GSO run alone, then up to ROUND_PACKETS packets
+    each, cut at runs. Each is (start, end, runs)."""
+    runs = gso_runs(sizes, ROUND_PACKETS)
+    rounds = [(runs[0][0], runs[0][1], [runs[0]])] if runs else []
+    for run in runs[1:]:
+        start, _, members = rounds[-1]
+        if len(rounds) > 1 and run[1] - start <= ROUND_PACKETS:
+            rounds[-1] = (start, run[1], [*members, run])
+        else:
+            rounds.append((run[0], run[1], [run]))
+    return rounds
+
+
+def _round(
+    payloads: list[bytes],
+    start: int,
+    end: int,
+    runs: list[tuple[int, int]],
+    header_bytes: int,
+    tag_bytes: int,
+) -> Round:
+    sizes = [len(p) for p in payloads[start:end]]
+    packet = f"2sH{header_bytes - 4}s{{}}s{tag_bytes}x"  # the tag's room is zeroed
+    shape = struct.Struct("!" + "".join(packet.format(size) for size in sizes))
+    lengths = [header_bytes + size for size in sizes]
+    offsets, sends, offset = [], [], 0
+    for i, j in runs:
+        run_offset = offset
+        for length in lengths[i - start : j - start]:
+            offsets.append(offset)
+            offset += length + tag_bytes
+        sends.append((run_offset, offset - run_offset, lengths[i - start] + tag_bytes))
+    return Round(
+        start, end, shape, send_buffer_slots(offsets), lengths, lengths[-1] + tag_bytes, sends
+    )
 
 
 class FramePacker:
@@ -80,9 +161,7 @@ class FramePacker:
         last = cls._last
         if last is not None and last[0] is packet:
             return last[1]
-        payloads, timestamp = _H264.pack(packet)
-        sizes = [len(p) for p in payloads]
-        packed = PackedFrame(payloads, timestamp, gso_runs(sizes), sum(sizes))
+        packed = PackedFrame(*_H264.pack(packet))
         cls._last = (packet, packed)
         return packed
 
@@ -132,6 +211,7 @@ class RelaySender(compat.HookedSender):
         self._output: Output | None = None
         self._pair: CandidatePair | None = None  # the ICE pair self._output sends on
         self._remote_addr: tuple[str, int] | None = None
+        self._tag_bytes = compat.SRTP_TAG_MAX  # what SRTP adds; set at the first frame
         feed = track.feed
         cancelled = False
         try:
@@ -146,6 +226,7 @@ class RelaySender(compat.HookedSender):
         # Internals point back at this sender: drop that cycle and the frame history
         # now, or each ended viewer's last frames wait for the cyclic collector.
         self._internals = None
+        self._sending = None
         del self._sent  # NACKs are answered from aiortc's own history from now on
         if failed:
             log.warning(
@@ -158,8 +239,9 @@ class RelaySender(compat.HookedSender):
         internals.mark_exited()
         return False
 
-    def _send_frame(self, packet: av.Packet) -> bool:
-        """Send one frame; False if this viewer's socket could not take it."""
+    def _send_frame(self, packet: av.Packet) -> FrameSend:
+        """Begin one frame. Returns the step that sends its next round (see ViewerFeed's
+        fan-out), or True at once when there is nothing to send."""
         internals = self._internals
         srtp = internals.srtp()
         pair = internals.nominated_pair()
@@ -169,48 +251,57 @@ class RelaySender(compat.HookedSender):
                 out.close()
             out = self._output = output_for(pair.protocol)
             self._pair, self._remote_addr = pair, pair.remote_addr
+            self._tag_bytes = internals.srtp_tag_bytes()
         frame = FramePacker.pack(packet)
-        if frame.payloads and internals.enabled:
-            datagrams = self._protect(srtp, frame)
-            if not out.send(datagrams, frame.runs, self._remote_addr):
-                return False  # its socket is full: nothing waits, the frame is lost
-        return True
-
-    def _protect(self, srtp: object, frame: PackedFrame) -> list[bytes]:
-        """The frame's SRTP packets, numbered on from the previous frame."""
         payloads = frame.payloads
+        if not payloads or not internals.enabled:
+            return True
+        rounds, wire_bytes = frame.layout(len(self._header), self._tag_bytes)
         timestamp = uint32_add(self._timestamp_origin, frame.timestamp)
-        buf, lenp, cdata, protect = SRTP_BUFFER, SRTP_LENGTH, SRTP_CDATA, compat.srtp_protect
-        pack_seq = _SEQ.pack_into
-        # SRTP leaves the header in the clear, so it is written once per frame; per
-        # packet only the sequence number (and the last one's marker) changes.
+        # SRTP leaves the header in the clear. It is the same for the whole frame but
+        # for the sequence number and the last packet's marker, so it is written here
+        # once, in three parts that each round's `shape` puts around the number.
         ntp = ntp_now()
-        header = self._header
-        size = len(header)
-        buf[0:size] = header
-        _TIMESTAMP.pack_into(buf, 4, timestamp)
+        header = bytearray(self._header)
+        _TIMESTAMP.pack_into(header, 4, timestamp)
         if self._abs_send_time_at:
             at = self._abs_send_time_at
-            buf[at : at + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
-        sequence_number = first = self._sequence_number
-        last, datagrams = len(payloads) - 1, []
-        for i, payload in enumerate(payloads):
-            if i == last:
-                buf[1:2] = self._marked
-            pack_seq(buf, 2, sequence_number)
-            end = size + len(payload)
-            buf[size:end] = payload
-            lenp[0] = end
-            if protect(srtp, cdata, lenp):
-                raise SrtpError("srtp_protect failed")
-            datagrams.append(buf[0 : lenp[0]])
-            sequence_number = (sequence_number + 1) & 0xFFFF
-        self._sequence_number = sequence_number
+            header[at : at + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        first = self._sequence_number
+        self._sequence_number = (first + len(payloads)) & 0xFFFF
+        self._sending = (payloads, rounds, srtp, out, first, bytes(header[0:2]), bytes(header[4:]))
+        self._round = 0
         self._sent.append((first, timestamp, payloads))
-        self._internals.record_sent(
-            ntp, timestamp, frame.octets, len(payloads), sum(map(len, datagrams))
-        )
-        return datagrams
+        internals.record_sent(ntp, timestamp, frame.octets, len(payloads), wire_bytes)
+        return self._send_round
+
+    def _send_round(self) -> bool | None:
+        """Build, protect and send the frame's next round; None while rounds remain,
+        then True, or False if the viewer's socket could not take one (the rest of
+        the frame is lost with it)."""
+        payloads, rounds, srtp, out, first, head, rest = self._sending
+        k = self._round
+        start, end, shape, slots, lengths, protected_last, sends = rounds[k]
+        count = end - start
+        number = first + start
+        args = [head, 0, rest, b""] * count
+        if number + count <= 0x10000:
+            args[1::4] = range(number, number + count)
+        else:  # the sequence number wraps in this round
+            args[1::4] = [n & 0xFFFF for n in range(number, number + count)]
+        args[3::4] = payloads[start:end]
+        last = k + 1 == len(rounds)
+        if last:
+            args[-4] = bytes([head[0], head[1] | 0x80])  # the marker: the frame's last packet
+        shape.pack_into(SEND_VIEW, 0, *args)
+        if protect_many(srtp, slots, lengths) != protected_last:
+            raise RuntimeError("SRTP added a tag of another size than the profile's")
+        addr = self._remote_addr
+        for offset, size, segment in sends:
+            if not out.send(SEND_VIEW[offset : offset + size], segment, addr):
+                return False  # its socket is full: nothing waits, the frame is lost
+        self._round = k + 1
+        return True if last else None
 
     def _prepare_header(self) -> None:
         """This viewer's RTP header template, and where abs-send-time sits in it."""

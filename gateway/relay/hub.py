@@ -15,7 +15,7 @@ import av
 
 from gateway.config import CameraSettings, RelaySettings
 
-from .feed import ViewerFeed
+from .feed import ViewerFeed, fan_out
 from .overload import LoopWatch
 from .police_api import PoliceApi
 from .rendition import Rendition, RenditionSpec
@@ -374,8 +374,7 @@ class CameraHub:
             self._gop.append(packet)
         else:
             self._gop = []  # a GOP too long to keep: newcomers wait for a keyframe
-        for feed in self._direct:
-            feed.offer(packet)
+        fan_out(packet, self._direct)
         for rendition in self.renditions.values():
             rendition.offer(packet)
 
