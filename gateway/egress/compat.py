@@ -17,6 +17,8 @@ from itertools import repeat
 from typing import Any
 
 import aioice.ice
+import aiortc.rate as aiortc_rate
+import aiortc.rtcrtpreceiver as aiortc_rtcrtpreceiver
 import aiortc.rtcrtpsender as aiortc_rtcrtpsender
 from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpSender, rtp, sdp
 from aiortc import codecs as aiortc_codecs
@@ -61,6 +63,30 @@ def _patch_payload_types() -> None:
     # RFC 3551). aiortc would answer such a codec with its own number, which the
     # browser never offered, and the browser would drop every packet.
     rtp.DYNAMIC_PAYLOAD_TYPES = range(35, 128)  # type: ignore[misc]
+
+
+class _EstimatorOnFirstPacket:
+    """aiortc's receive-side bitrate estimator, built when the first RTP packet arrives.
+
+    aiortc gives every transceiver a receiver, and every video receiver a
+    RemoteBitrateEstimator of 1,000 rate buckets: 95 KiB per viewer (tracemalloc,
+    bench/results.md), a quarter of a viewer's memory. The gateway's transceivers
+    only send, so their receivers never get a packet and the estimator is never used.
+    """
+
+    __slots__ = ("_estimator",)
+
+    def __init__(self) -> None:
+        self._estimator: aiortc_rate.RemoteBitrateEstimator | None = None
+
+    def add(self, **packet: Any) -> Any:
+        if self._estimator is None:
+            self._estimator = aiortc_rate.RemoteBitrateEstimator()
+        return self._estimator.add(**packet)
+
+
+def _patch_receiver_estimator() -> None:
+    aiortc_rtcrtpreceiver.RemoteBitrateEstimator = _EstimatorOnFirstPacket  # type: ignore[misc]
 
 
 def _patch_consent() -> None:
@@ -386,6 +412,17 @@ def problems(max_packet_bytes: int = 0) -> list[str]:
     for name in ("random_sequence_number", "random32"):
         if not callable(getattr(aiortc_rtcrtpsender, name, None)):
             found.append(f"aiortc.rtcrtpsender.{name} is missing")
+    if getattr(aiortc_rtcrtpreceiver, "RemoteBitrateEstimator", None) not in (
+        aiortc_rate.RemoteBitrateEstimator,
+        _EstimatorOnFirstPacket,
+    ) or set(inspect.signature(aiortc_rate.RemoteBitrateEstimator.add).parameters) != {
+        "self",
+        "abs_send_time",
+        "arrival_time_ms",
+        "payload_size",
+        "ssrc",
+    }:
+        found.append("aiortc's receiver no longer builds RemoteBitrateEstimator as expected")
     if not isinstance(getattr(rtp, "DYNAMIC_PAYLOAD_TYPES", None), range):
         found.append("aiortc.rtp.DYNAMIC_PAYLOAD_TYPES is not a range")
     if not isinstance(getattr(aiortc_codecs, "CODECS", {}).get("video"), list):
@@ -458,4 +495,5 @@ def install(max_packet_bytes: int) -> None:
         )
     _patch_payload_types()
     _patch_consent()
+    _patch_receiver_estimator()
     _installed = True

@@ -393,6 +393,7 @@ class CameraHub:
             packet.pts = last - (len(frames) - 1 - i) * CATCH_UP_SPACING
             packet.time_base = VIDEO_TIME_BASE
             packet.is_keyframe = frame.is_keyframe
+            packet.opaque = frame  # the frame it copies: senders share what they made of it
             replay.append(packet)
         return replay
 
