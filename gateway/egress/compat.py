@@ -27,6 +27,7 @@ from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.utils import random32
+from OpenSSL import SSL
 from pylibsrtp import Error as SrtpError
 from pylibsrtp._binding import ffi, lib
 
@@ -87,6 +88,25 @@ class _EstimatorOnFirstPacket:
 
 def _patch_receiver_estimator() -> None:
     aiortc_rtcrtpreceiver.RemoteBitrateEstimator = _EstimatorOnFirstPacket  # type: ignore[misc]
+
+
+_create_ssl_context = RTCCertificate._create_ssl_context
+
+
+def _ssl_context_releasing_buffers(self: RTCCertificate, *args: Any, **kwargs: Any) -> Any:
+    """aiortc's DTLS context, with OpenSSL's record buffers freed while idle.
+
+    After the handshake a viewer's DTLS carries no media (SRTP keys are exported,
+    media goes around it), yet OpenSSL would keep its read and write buffers
+    (about 34 KiB) for the life of the connection.
+    """
+    context = _create_ssl_context(self, *args, **kwargs)
+    context.set_mode(SSL.MODE_RELEASE_BUFFERS)
+    return context
+
+
+def _patch_dtls_buffers() -> None:
+    RTCCertificate._create_ssl_context = _ssl_context_releasing_buffers  # type: ignore[method-assign]
 
 
 def _patch_consent() -> None:
@@ -423,6 +443,8 @@ def problems(max_packet_bytes: int = 0) -> list[str]:
         "ssrc",
     }:
         found.append("aiortc's receiver no longer builds RemoteBitrateEstimator as expected")
+    if not callable(getattr(RTCCertificate, "_create_ssl_context", None)):
+        found.append("aiortc's RTCCertificate._create_ssl_context is missing")
     if not isinstance(getattr(rtp, "DYNAMIC_PAYLOAD_TYPES", None), range):
         found.append("aiortc.rtp.DYNAMIC_PAYLOAD_TYPES is not a range")
     if not isinstance(getattr(aiortc_codecs, "CODECS", {}).get("video"), list):
@@ -496,4 +518,5 @@ def install(max_packet_bytes: int) -> None:
     _patch_payload_types()
     _patch_consent()
     _patch_receiver_estimator()
+    _patch_dtls_buffers()
     _installed = True
