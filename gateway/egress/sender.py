@@ -35,6 +35,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket, wrap_rtx
 from aiortc.utils import uint32_add
 
+from gateway.relay import Replayed
+
 from . import compat
 from .compat import SEND_VIEW, SenderInternals, protect_many, send_buffer_slots
 from .datagrams import Output, gso_runs, output_for
@@ -153,7 +155,7 @@ class FramePacker:
     The hub hands one shared av.Packet to all of a camera's viewers, one after the
     other, and its packetization is kept on it (`opaque`) while the hub keeps the
     frame. A viewer's GOP replay is a copy of those frames with its own timestamps,
-    each pointing at its original (CameraHub._catch_up): viewers joining together
+    each pointing at its original (relay.Replayed): viewers joining together
     share one packetization of the GOP instead of holding one each in their NACK
     history (0.16 MB a viewer at 50, bench/results.md).
     """
@@ -166,7 +168,8 @@ class FramePacker:
         last = cls._last
         if last is not None and last[0] is packet:
             return last[1], last[2]
-        source = packet.opaque if isinstance(packet.opaque, av.Packet) else packet
+        replayed = packet.opaque
+        source = replayed.frame if isinstance(replayed, Replayed) else packet
         packed = source.opaque
         if not isinstance(packed, PackedFrame):
             packed = source.opaque = PackedFrame(_H264.pack(source)[0])

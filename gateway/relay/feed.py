@@ -23,6 +23,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import av
 
@@ -48,6 +49,15 @@ def fan_out(packet: av.Packet, feeds: Iterable[ViewerFeed]) -> None:
     sending = [(feed, step) for feed in feeds if (step := feed.take(packet)) is not None]
     while sending:
         sending = [(feed, step) for feed, step in sending if not feed.step(packet, step)]
+
+
+class Replayed(NamedTuple):
+    """Set as a replayed frame's `opaque`: the camera's frame it copies (with its own
+    timestamp), so that what senders make of a frame serves its replays too. A new
+    one per packet: PyAV keys `opaque` objects by identity and drops the key when
+    the first packet holding it is freed."""
+
+    frame: av.Packet
 
 
 class FeedEnded(Exception):

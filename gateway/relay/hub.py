@@ -15,7 +15,7 @@ import av
 
 from gateway.config import CameraSettings, RelaySettings
 
-from .feed import ViewerFeed, fan_out
+from .feed import Replayed, ViewerFeed, fan_out
 from .overload import LoopWatch
 from .police_api import PoliceApi
 from .rendition import Rendition, RenditionSpec
@@ -393,7 +393,7 @@ class CameraHub:
             packet.pts = last - (len(frames) - 1 - i) * CATCH_UP_SPACING
             packet.time_base = VIDEO_TIME_BASE
             packet.is_keyframe = frame.is_keyframe
-            packet.opaque = frame  # the frame it copies: senders share what they made of it
+            packet.opaque = Replayed(frame)  # senders share what they made of the frame
             replay.append(packet)
         return replay
 
