@@ -7,12 +7,18 @@ frame. The gateway sends the same frame to hundreds of viewers, so this path
 decides the cost per viewer and how late the last viewer in the fan-out gets each
 frame (bench/results.md has the profiles).
 
-Here the hub's fan-out loop pushes each frame to the sender (ViewerFeed.attach);
-a frame is packetized once for all viewers; each viewer's RTP header (with its
-extensions and one clock reading) is built once per frame; each packet is
-SRTP-protected by libsrtp in a shared buffer; and the frame leaves through the
-viewer's Output (datagrams.py, UDP GSO runs). ICE, DTLS, RTCP reports, NACK
-handling and stats stay aiortc's.
+Here the hub's fan-out (relay.fan_out) pushes each frame to the sender
+(ViewerFeed.attach); a frame is packetized once for all viewers, and laid out
+once per header size; each viewer's RTP header is written once per frame; and
+the frame goes out in rounds, each viewer in turn (see ROUND_PACKETS): a round's
+packets are written into one shared buffer with one struct call, protected there
+by libsrtp (a C-level map, one call a packet) and leave from that buffer through
+the viewer's Output (datagrams.py, a UDP GSO send per run). ICE, DTLS, RTCP
+reports, NACK handling and stats stay aiortc's.
+
+libsrtp releases the GIL for each packet, but a packet takes ~1 µs: a second
+thread protecting other viewers' packets made the pair slower than one thread
+(docs/performance-send-path.md), so protection stays on the event loop.
 
 The aiortc, aioice and pylibsrtp internals it needs are reached through
 compat.py, which checks them all when the gateway starts.
