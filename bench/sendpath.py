@@ -15,11 +15,20 @@ Per revision it reports the sender process's user and kernel CPU per packet sent
 receiver's socket) and, per frame, when each viewer's first and last packet arrived
 after the fan-out began, split by keyframes and delta frames. Alternating the
 revisions spreads other load on the machine over both.
+
+`--record FRAMES.pkl` keeps the camera's frames; `--count FRAMES.pkl N` then runs the
+work tree's fan-out (PYTHONPATH picks another revision) into an output that sends
+nothing, unpaced, inside `functools.reduce`, for a deterministic count of user-space
+instructions:
+
+    valgrind --tool=callgrind --toggle-collect=functools_reduce \
+        .venv/bin/python bench/sendpath.py --count FRAMES.pkl 200
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import pickle
@@ -134,7 +143,7 @@ def payload_count(packed: Any) -> int:
     return len(packed.payloads if hasattr(packed, "payloads") else packed[0].payloads)
 
 
-def side(frames_path: str, viewers: int) -> None:
+def side(frames_path: str, viewers: int, count_only: bool = False) -> None:
     import multiprocessing
 
     import aioice.ice
@@ -147,10 +156,24 @@ def side(frames_path: str, viewers: int) -> None:
     from gateway.relay import feed as feed_module
 
     frames = pickle.loads(Path(frames_path).read_bytes())[: int(os.environ.get("FRAMES", "100000"))]
-    ready, results = multiprocessing.Queue(), multiprocessing.Queue()
-    receiver = multiprocessing.Process(target=receive, args=(viewers, ready, results))
-    receiver.start()
-    ports = ready.get(timeout=30)
+    if count_only:
+
+        class Sink:  # an output that sends nothing: only user space is left to count
+            transport = None
+
+            def send(self, *args: Any) -> bool:
+                return True
+
+            def close(self) -> None:
+                pass
+
+        sender_module.output_for = lambda protocol: Sink()
+        ports = [9] * viewers
+    else:
+        ready, results = multiprocessing.Queue(), multiprocessing.Queue()
+        receiver = multiprocessing.Process(target=receive, args=(viewers, ready, results))
+        receiver.start()
+        ports = ready.get(timeout=30)
 
     extensions = HeaderExtensionsMap()
     extensions.configure(
@@ -229,21 +252,36 @@ def side(frames_path: str, viewers: int) -> None:
     packets = 0
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
-    for n, (data, keyframe) in enumerate(frames):
-        due = t0 + n / FPS
-        time.sleep(max(0.0, due - time.monotonic()))
-        packet = av.Packet(data)
-        packet.pts = n * (90000 // FPS)
-        packet.time_base = Fraction(1, 90000)
-        packet.is_keyframe = keyframe
-        started[packet.pts] = (time.monotonic(), keyframe)
-        if fan_out is not None:
-            fan_out(packet, feeds)
-        else:
-            for feed in feeds:
-                feed.offer(packet)
-        packets += payload_count(sender_module.FramePacker.pack(packet)) * viewers
+
+    def fan_out_all(*_: Any) -> None:
+        nonlocal packets
+        for n, (data, keyframe) in enumerate(frames):
+            if not count_only:
+                time.sleep(max(0.0, t0 + n / FPS - time.monotonic()))
+            packet = av.Packet(data)
+            packet.pts = n * (90000 // FPS)
+            packet.time_base = Fraction(1, 90000)
+            packet.is_keyframe = keyframe
+            started[packet.pts] = (time.monotonic(), keyframe)
+            if fan_out is not None:
+                fan_out(packet, feeds)
+            else:
+                for feed in feeds:
+                    feed.offer(packet)
+            packets += payload_count(sender_module.FramePacker.pack(packet)) * viewers
+
+    functools.reduce(fan_out_all, [None], None)  # callgrind counts inside reduce only
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    if count_only:
+        print(
+            json.dumps(
+                {
+                    "packets": packets,
+                    "user_us": round(1e6 * (usage1.ru_utime - usage0.ru_utime) / packets, 2),
+                }
+            )
+        )
+        return
     time.sleep(0.3)
     arrivals = results.get(timeout=60)
     receiver.terminate()
@@ -318,7 +356,9 @@ def receive(viewers: int, ready: Any, results: Any) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--side":
-        side(sys.argv[2], int(sys.argv[3]))
+    if len(sys.argv) > 2 and sys.argv[1] == "--record":
+        record_frames(Path(sys.argv[2]), 8.0)
+    elif len(sys.argv) > 1 and sys.argv[1] in ("--side", "--count"):
+        side(sys.argv[2], int(sys.argv[3]), count_only=sys.argv[1] == "--count")
     else:
         main()
