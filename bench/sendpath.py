@@ -170,8 +170,12 @@ def side(frames_path: str, viewers: int, count_only: bool = False) -> None:
         sender_module.output_for = lambda protocol: Sink()
         ports = [9] * viewers
     else:
-        ready, results = multiprocessing.Queue(), multiprocessing.Queue()
-        receiver = multiprocessing.Process(target=receive, args=(viewers, ready, results))
+        ready, results, finished = (
+            multiprocessing.Queue(),
+            multiprocessing.Queue(),
+            multiprocessing.Event(),
+        )
+        receiver = multiprocessing.Process(target=receive, args=(viewers, ready, results, finished))
         receiver.start()
         ports = ready.get(timeout=30)
 
@@ -282,7 +286,8 @@ def side(frames_path: str, viewers: int, count_only: bool = False) -> None:
             )
         )
         return
-    time.sleep(0.3)
+    time.sleep(0.3)  # the last packets' way through loopback
+    finished.set()
     arrivals = results.get(timeout=60)
     receiver.terminate()
     lost = sum(f.frames_dropped for f in feeds)
@@ -319,7 +324,7 @@ def side(frames_path: str, viewers: int, count_only: bool = False) -> None:
     )
 
 
-def receive(viewers: int, ready: Any, results: Any) -> None:
+def receive(viewers: int, ready: Any, results: Any, finished: Any) -> None:
     """The viewers' end: one socket each; per (viewer, RTP timestamp), when its first
     packet and its marked last packet arrived."""
     selector = selectors.DefaultSelector()
@@ -334,11 +339,10 @@ def receive(viewers: int, ready: Any, results: Any) -> None:
     ready.put([s.getsockname()[1] for s in sockets])
     first: dict[tuple[int, int], float] = {}
     done: list[tuple[int, float, float]] = []
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < 0.25 or (not first and not done):
+    while True:
         events = selector.select(0.05)
-        if events:
-            quiet_since = time.monotonic()
+        if not events and finished.is_set():
+            break
         for key, _ in events:
             sock, i = key.fileobj, key.data
             while True:
