@@ -10,7 +10,7 @@ frame (bench/results.md has the profiles).
 Here the hub's fan-out (relay.fan_out) pushes each frame to the sender
 (ViewerFeed.attach); a frame is packetized once for all viewers, and laid out
 once per header size; each viewer's RTP header is written once per frame; and
-the frame goes out in rounds, each viewer in turn (see ROUND_PACKETS): a round's
+the frame goes out in rounds, each viewer in turn (ROUND_PACKETS): a round's
 packets are written into one shared buffer with one struct call, protected there
 by libsrtp (a C-level map, one call a packet) and leave from that buffer through
 the viewer's Output (datagrams.py, a UDP GSO send per run). ICE, DTLS, RTCP
@@ -55,12 +55,14 @@ log = logging.getLogger(__name__)
 
 _H264 = H264Encoder()  # `pack` keeps no state between frames
 _TIMESTAMP = struct.Struct("!I")
-# A frame leaves in rounds: each viewer in turn gets the frame's first run of packets,
-# then its next packets, and so on, so that no viewer waits for the whole frame of
-# every viewer before it (a keyframe is ~60 packets, 200 viewers 12,000). A round
-# after the first carries up to this many packets, and is built, protected and
-# sent with a handful of calls whatever its size.
-ROUND_PACKETS = 16
+# A frame leaves in rounds: each viewer in turn gets the frame's first GSO run (for a
+# camera's frame, the packet of its AUD, SPS, PPS or SEI), then the rest of it, up to
+# this many packets a round. So no viewer's first packet waits behind the whole
+# frame of every viewer before it (a keyframe is ~60 packets, 200 viewers 12,000).
+# Smaller rounds after the first would not bring the last viewer's frame any sooner
+# (the fan-out ends when every viewer has all of it) but would delay everyone else's
+# last packet, and cost a few calls each (docs/performance-send-path.md).
+ROUND_PACKETS = compat.SEND_PACKETS_MAX
 # NACKs come within a round trip or two; half a second of frames covers that. A
 # viewer's history also holds its whole catch-up (ViewerFeed.start), whose NACKs
 # come only after all of it has been sent.
