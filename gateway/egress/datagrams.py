@@ -35,9 +35,8 @@ MAX_OVERHEAD = 64  # what a viewer adds to each payload: RTP header, extensions,
 MAX_UNSENT_BYTES = 256 * 1024
 
 
-def gso_runs(sizes: list[int], max_segments: int = MAX_RUN_SEGMENTS) -> list[tuple[int, int]]:
-    """Index ranges [i, j) of datagrams that one GSO send can carry, at most
-    `max_segments` each.
+def gso_runs(sizes: list[int]) -> list[tuple[int, int]]:
+    """Index ranges [i, j) of datagrams that one GSO send can carry.
 
     A run is datagrams of one size, with at most one shorter one ending it. Every
     viewer adds the same header and tag to a payload, so the runs follow from the
@@ -47,7 +46,7 @@ def gso_runs(sizes: list[int], max_segments: int = MAX_RUN_SEGMENTS) -> list[tup
     while i < count:
         size = sizes[i]
         j, total = i + 1, size + MAX_OVERHEAD
-        while j < count and j - i < max_segments:
+        while j < count and j - i < MAX_RUN_SEGMENTS:
             n = sizes[j]
             if n > size or total + n + MAX_OVERHEAD > MAX_RUN_BYTES:
                 break

@@ -122,7 +122,7 @@ class PackedFrame:
 def frame_rounds(sizes: list[int]) -> list[tuple[int, int, list[tuple[int, int]]]]:
     """The frame's rounds: its first GSO run alone, then up to ROUND_PACKETS packets
     each, cut at runs. Each is (start, end, runs)."""
-    runs = gso_runs(sizes, ROUND_PACKETS)
+    runs = gso_runs(sizes)  # at most MAX_RUN_SEGMENTS (64) each, as a round
     rounds = [(runs[0][0], runs[0][1], [runs[0]])] if runs else []
     for run in runs[1:]:
         start, _, members = rounds[-1]

@@ -6,10 +6,10 @@ bounded number for a reader that pulls (`next`). Either way, a viewer that falls
 behind skips to the next keyframe, so its decoder never sees a frame whose
 references are missing. This is the one place that rule lives.
 
-A sink may send a frame in steps (a GSO run of packets or a few). The fan-out then
-sends step by step, each viewer in turn, round after round: every viewer gets the
-frame's first packets before any gets its last, instead of the 200th viewer waiting
-behind 199 whole keyframes (bench/results.md).
+A sink may send a frame in steps (RelaySender: the frame's first GSO run, then the
+rest). The fan-out then calls the steps of every viewer in turn, round after round:
+every viewer gets the frame's first packet before any gets the rest, instead of the
+200th viewer waiting behind 199 whole keyframes (docs/performance-send-path.md).
 
 A pushed feed sends the catch-up (the frames since the camera's last keyframe)
 paced, a small group per timer tick. In one burst, half a megabyte (a 2 s GOP at
