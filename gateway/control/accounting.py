@@ -6,14 +6,13 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from gateway.egress import ViewerSession
 from gateway.relay import CameraHub, CameraHubs
+from gateway.signaling import SessionRegistry, ViewerSession
 from gateway.store import Store
 from gateway.store import audit as events
 from gateway.store.audit import AuditLog
 
 from .events import EventBus
-from .sessions import SessionRegistry
 
 log = logging.getLogger(__name__)
 

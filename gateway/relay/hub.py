@@ -15,6 +15,7 @@ import av
 
 from gateway.config import CameraSettings, RelaySettings
 
+from .errors import SourceError
 from .feed import Replayed, ViewerFeed, fan_out
 from .overload import LoopWatch
 from .police_api import PoliceApi
@@ -25,7 +26,6 @@ from .source import (
     CameraSource,
     EncodedFrame,
     NeedsTranscode,
-    SourceError,
     StreamInfo,
 )
 
