@@ -1,7 +1,7 @@
 """Media in: one pull per camera, fanned out to every viewer's feed. No WebRTC here."""
 
 from .errors import SourceError
-from .feed import FeedEnded, FrameSink, ViewerFeed
+from .feed import FeedEnded, FrameSink, Replayed, ViewerFeed
 from .hub import CameraHub, CameraHubs, CameraUnavailable, InventoryChange
 from .police_api import PoliceApi, PoliceApiError
 from .rendition import Rendition, RenditionSpec, lighter_picture, vp8_for_browsers
@@ -18,6 +18,7 @@ __all__ = [
     "PoliceApiError",
     "Rendition",
     "RenditionSpec",
+    "Replayed",
     "SourceError",
     "StreamInfo",
     "ViewerFeed",

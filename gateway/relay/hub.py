@@ -16,7 +16,7 @@ import av
 from gateway.config import CameraSettings, RelaySettings
 
 from .errors import SourceError
-from .feed import ViewerFeed
+from .feed import Replayed, ViewerFeed, fan_out
 from .overload import LoopWatch
 from .police_api import PoliceApi
 from .rendition import Rendition, RenditionSpec
@@ -374,8 +374,7 @@ class CameraHub:
             self._gop.append(packet)
         else:
             self._gop = []  # a GOP too long to keep: newcomers wait for a keyframe
-        for feed in self._direct:
-            feed.offer(packet)
+        fan_out(packet, self._direct)
         for rendition in self.renditions.values():
             rendition.offer(packet)
 
@@ -394,6 +393,7 @@ class CameraHub:
             packet.pts = last - (len(frames) - 1 - i) * CATCH_UP_SPACING
             packet.time_base = VIDEO_TIME_BASE
             packet.is_keyframe = frame.is_keyframe
+            packet.opaque = Replayed(frame)  # senders share what they made of the frame
             replay.append(packet)
         return replay
 
