@@ -131,6 +131,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     accounting.account_sessions(sessions, store, bus)
     sessions.on_start.append(lambda session: _time_first_frame(session, metrics))
     accounting.announce_cameras(hubs, sessions, bus)
+    accounting.end_views_without_picture(hubs, sessions)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if cluster is not None:

@@ -1,16 +1,18 @@
 """Media in: one pull per camera, fanned out to every viewer's feed. No WebRTC here."""
 
 from .feed import FeedEnded, FrameSink, ViewerFeed
-from .hub import CameraHub, CameraHubs, CameraUnavailable, InventoryChange
+from .hub import MASK_FAILED, CameraHub, CameraHubs, CameraUnavailable, FeedFailure, InventoryChange
 from .police_api import PoliceApi, PoliceApiError
 from .rendition import Rendition, RenditionSpec, lighter_picture, vp8_for_browsers
 from .source import SourceError, StreamInfo
 
 __all__ = [
+    "MASK_FAILED",
     "CameraHub",
     "CameraHubs",
     "CameraUnavailable",
     "FeedEnded",
+    "FeedFailure",
     "FrameSink",
     "InventoryChange",
     "PoliceApi",
