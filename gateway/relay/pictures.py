@@ -108,14 +108,19 @@ class Pictures:
 
     def start(self, gop: list[av.Packet]) -> None:
         """Start the worker; `gop` (the hub's frames since its last keyframe) lets the
-        first picture come at once instead of at the camera's next keyframe."""
+        first picture come with the camera's next frame instead of its next keyframe.
+
+        The GOP is decoded for its references only: its frames have been sent already
+        (to viewers moving here from the camera's own stream, say), and a frame time
+        sent twice, in another encoding, spoils a viewer's decoder until a keyframe.
+        """
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(
             target=self._run, name=f"pictures-{self.camera_id}", daemon=True
         )
         self._thread.start()
         if gop:
-            self._put(gop)  # decoded for its references; its newest picture is encoded
+            self._put((gop, False))
             self._waiting_keyframe = False
 
     def stop(self) -> None:
@@ -131,7 +136,7 @@ class Pictures:
             if not packet.is_keyframe:
                 return
             self._waiting_keyframe = False
-        if self._put([packet]):
+        if self._put(([packet], True)):
             return
         if self.strict:
             self._fail(f"the masking fell {QUEUE_FRAMES} frames behind the camera")
@@ -202,8 +207,8 @@ class Pictures:
             if item is _RESET:
                 decoder = _decoder()
                 continue
-            packets: list[av.Packet] = item  # type: ignore[assignment]
-            for i, packet in enumerate(packets):
+            packets, wanted = item  # type: ignore[misc]
+            for packet in packets:
                 try:
                     frames = decoder.decode(packet)
                 except av.error.FFmpegError as exc:
@@ -212,7 +217,7 @@ class Pictures:
                         return
                     decoder = _decoder()  # waits for a keyframe
                     break
-                if i < len(packets) - 1:
+                if not wanted:
                     continue  # a reference for the pictures to come
                 for frame in frames:
                     if stop.is_set():

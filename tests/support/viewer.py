@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 from aiortc import (
@@ -54,7 +56,10 @@ class Viewer:
             )
         self.frames: list[tuple[float, int, int]] = []  # (arrival, width, height)
         self.pts: list[int] = []  # each frame's RTP timestamp (90 kHz, the sender's origin)
+        self.first_frame = None
         self.last_frame = None
+        # Called with every decoded frame (av.VideoFrame, yuv420p), e.g. to check pixels.
+        self.on_frame: Callable[[Any], None] | None = None
         self.session_url: str | None = None
         self.answer: str | None = None
         self.closed = asyncio.Event()
@@ -75,7 +80,11 @@ class Viewer:
                 frame = await track.recv()
                 self.frames.append((time.monotonic(), frame.width, frame.height))
                 self.pts.append(frame.pts)
+                if self.first_frame is None:
+                    self.first_frame = frame
                 self.last_frame = frame
+                if self.on_frame is not None:
+                    self.on_frame(frame)
         self.closed.set()
 
     async def connect(self, http: aiohttp.ClientSession) -> aiohttp.ClientResponse:
