@@ -219,6 +219,11 @@ class Pictures:
                     break
                 if not wanted:
                     continue  # a reference for the pictures to come
+                if packet.is_keyframe:
+                    # Keyframes where the camera has them: a viewer recovers as soon as a
+                    # passthrough viewer would, and the bench can match frames by them.
+                    for rendition in self._active:
+                        rendition.ask_keyframe()
                 for frame in frames:
                     if stop.is_set():
                         return
