@@ -321,7 +321,8 @@ class CameraHub:
             self._pictures.set_masks(self.masks)
         if self.masks and self.pulling and not self._masked:
             self._masked = True
-            self._encodes().strict = True
+            if self._pictures is not None:  # a new one is strict from the start
+                self._pictures.strict = True
             if self.info is not None:
                 self.info = self._as_sent(self.info)
             for feed in list(self._direct):
