@@ -31,6 +31,7 @@ from typing import NamedTuple
 import av
 from aioice.ice import CandidatePair
 from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket, wrap_rtx
 from aiortc.utils import uint32_add
@@ -43,7 +44,9 @@ from .track import ViewerTrack
 
 log = logging.getLogger(__name__)
 
-_H264 = H264Encoder()  # `pack` keeps no state between frames
+# Packetizers by codec. H.264's `pack` keeps no state between frames; VP8's numbers the
+# frames (PictureID): once per frame, for every viewer of a shared VP8 encode.
+PACKERS = {"video/h264": H264Encoder(), "video/vp8": Vp8Encoder()}
 _SEQ = struct.Struct("!H")
 _TIMESTAMP = struct.Struct("!I")
 # NACKs come within a round trip or two; half a second of frames covers that. A
@@ -76,11 +79,11 @@ class FramePacker:
     _last: tuple[av.Packet, PackedFrame] | None = None
 
     @classmethod
-    def pack(cls, packet: av.Packet) -> PackedFrame:
+    def pack(cls, packet: av.Packet, mime: str = "video/h264") -> PackedFrame:
         last = cls._last
         if last is not None and last[0] is packet:
             return last[1]
-        payloads, timestamp = _H264.pack(packet)
+        payloads, timestamp = PACKERS[mime].pack(packet)
         sizes = [len(p) for p in payloads]
         packed = PackedFrame(payloads, timestamp, gso_runs(sizes), sum(sizes))
         cls._last = (packet, packed)
@@ -90,8 +93,8 @@ class FramePacker:
 class RelaySender(compat.HookedSender):
     """Set as the class of a viewer's sender (see ViewerSession.negotiate).
 
-    H.264 from a ViewerTrack goes out on the fast path when `fast` is set; anything
-    else, or the fast path failing at run time, goes through aiortc's own loop,
+    H.264 and VP8 from a ViewerTrack go out on the fast path when `fast` is set;
+    anything else, or the fast path failing at run time, goes through aiortc's own loop,
     which pulls the same feed (ViewerTrack.recv). Whenever media stops for good
     while the session lives, `on_stopped` is told, so the session can end instead
     of leaving a live connection with no picture.
@@ -104,9 +107,7 @@ class RelaySender(compat.HookedSender):
         track = self.track
         try:
             if not (
-                self.fast
-                and isinstance(track, ViewerTrack)
-                and codec.mimeType.lower() == "video/h264"
+                self.fast and isinstance(track, ViewerTrack) and codec.mimeType.lower() in PACKERS
             ):
                 await super().run_media(codec)  # aiortc's own loop, slower but correct
             elif await self._run_fast(track, codec):  # it failed: aiortc's loop goes on
@@ -123,6 +124,7 @@ class RelaySender(compat.HookedSender):
         internals = self._internals = SenderInternals(self)
         internals.mark_started()
         self._payload_type = codec.payloadType
+        self._mime = codec.mimeType.lower()
         self._prepare_header()
         replay = track.feed.start()
         # (first sequence number, timestamp, payloads) of recent frames, for NACKs.
@@ -169,7 +171,7 @@ class RelaySender(compat.HookedSender):
                 out.close()
             out = self._output = output_for(pair.protocol)
             self._pair, self._remote_addr = pair, pair.remote_addr
-        frame = FramePacker.pack(packet)
+        frame = FramePacker.pack(packet, self._mime)
         if frame.payloads and internals.enabled:
             datagrams = self._protect(srtp, frame)
             if not out.send(datagrams, frame.runs, self._remote_addr):
