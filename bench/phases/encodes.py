@@ -25,7 +25,7 @@ from stage import ACCOUNT, Stage
 from stats import rounded
 
 from .masks import masked_camera_toml
-from .transcode import measure
+from .transcode import ramp
 
 # kind: (camera path the viewers open, join options)
 KINDS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -59,38 +59,15 @@ async def run(stage: Stage) -> None:
 async def _kind(
     stage: Stage, kind: str, camera: str, options: dict[str, Any], top: int
 ) -> dict[str, Any]:
-    plan = stage.plan
     extra = masked_camera_toml(stage.cameras["main"].url) if kind == "masked" else ""
     if kind == "masked":
         grant_cameras(stage.db_path, ["masked"], ACCOUNT)
     source = stage.cameras["hevc" if kind == "transcode" else "main"]
-    rows = []
     async with (
         stage.gateway(f"encodes-{kind}", extra) as gw,
         stage.workers(gw, ["e0", "e1"], camera=camera) as workers,
     ):
-        have = 0
-        for level in (1, top):
-            add = level - have
-            log(f"encodes: {kind}, {level} viewers")
-            await asyncio.gather(
-                *(
-                    w.call("join", n=n, batch=5, wait_frames=15, camera=camera, **options)
-                    for w, n in zip(workers, (add - add // 2, add // 2), strict=True)
-                    if n
-                )
-            )
-            have = level
-            await asyncio.sleep(plan.settle)
-            row = await measure(gw, workers, source, plan.window, level)
-            row["outside_loop_cpu_pct"] = rounded(
-                row["gateway_cpu_pct"] - row["event_loop_cpu_pct"], 1
-            )
-            rows.append(row)
-            log(
-                f"  {kind} {level}: gateway {row['gateway_cpu_pct']} %, loop "
-                f"{row['event_loop_cpu_pct']} %, outside {row['outside_loop_cpu_pct']} %"
-            )
+        rows = await ramp(stage, gw, workers, source, [1, top], kind, camera=camera, **options)
         await asyncio.gather(*(w.call("leave") for w in workers))
     one, many = rows
     return {

@@ -28,7 +28,7 @@ from project import grant_cameras
 from stage import ACCOUNT, LINGER, Stage
 from stats import rounded, summary
 
-from .transcode import measure
+from .transcode import ramp
 
 # Two masks of a typical size, about 12 % and 5 % of the picture.
 MASKS = (
@@ -103,30 +103,7 @@ async def run(stage: Stage) -> None:
             )
             results["first_frame_failed"] = sum(1 for j in cold + warm if j.get("ttff_s") is None)
 
-            rows = []
-            have = 1
-            for level in levels:
-                add = level - have
-                if add > 0:
-                    log(f"masks: {level} viewers of the masked camera")
-                    await asyncio.gather(
-                        *(
-                            w.call("join", n=n, batch=5, wait_frames=15)
-                            for w, n in zip(counts, (add - add // 2, add // 2), strict=True)
-                            if n
-                        )
-                    )
-                have = level
-                await asyncio.sleep(plan.settle)
-                row = await measure(gw, counts, main, plan.window, level)
-                row["outside_loop_cpu_pct"] = rounded(
-                    row["gateway_cpu_pct"] - row["event_loop_cpu_pct"], 1
-                )
-                rows.append(row)
-                log(
-                    f"  {level} viewers: gateway {row['gateway_cpu_pct']} % "
-                    f"(loop {row['event_loop_cpu_pct']} %), fps min {row['fps_min']}"
-                )
+            rows = await ramp(stage, gw, counts, main, levels, "masks", have=1)
             results["cpu"] = rows
             await asyncio.gather(*(w.call("leave") for w in counts))
     finally:
