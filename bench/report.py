@@ -471,6 +471,23 @@ def _flood_table(r: dict[str, Any]) -> list[str]:
         f"| {f['requests']} | {f['requests_per_second']} | {f['server_errors']} | {f['client_errors']} | "
         f"{f['gateway_cpu_pct']} | {f['gateway_rss_mb']} | {f['database_growth_kb']} | "
         f"{f['viewer_fps_min']} / {f['viewer_fps_median']} |",
+        *_attacks_table(f.get("attacks")),
+    ]
+
+
+def _attacks_table(a: dict[str, Any] | None) -> list[str]:
+    if not a:
+        return []
+    return [
+        "",
+        f"Then, from one address each: {a['guessers']} parallel guessers of one account's token "
+        f"for {a['guessing_seconds']:g} s, and {a['drippers']} connections dripping their "
+        f"headers for {a['dripping_seconds']:g} s.",
+        "",
+        "| guesses answered | guesses per second | dripping connections open midway | longest held, s | viewers' fps min |",
+        "|---|---|---|---|---|",
+        f"| {a['guesses_answered']} | {a['guesses_per_second']} | {a['drippers_open_midway']} | "
+        f"{', '.join(map(str, a['longest_held_seconds']))} | {a['viewer_fps_min']} |",
     ]
 
 

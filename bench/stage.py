@@ -111,8 +111,9 @@ class Stage:
             "[server]",
             'host = "127.0.0.1"',
             "port = 0",  # replaced per gateway start
-            # The flood phase's clients say where they come from, as HAProxy would.
-            'trusted_proxies = ["127.0.0.0/8"]',
+            # The flood phase's clients say where they come from, as HAProxy would; its
+            # guessers and drippers come from other loopback addresses, as themselves.
+            'trusted_proxies = ["127.0.0.1/32"]',
             "[limits]",
             "max_sessions_per_account = 2000",  # one bench account opens every viewer
             "[auth]",

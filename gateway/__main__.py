@@ -6,7 +6,6 @@ import argparse
 import sys
 
 import uvloop
-from aiohttp import web
 
 from gateway.config import ConfigError, load_settings
 from gateway.logs import setup_logging
@@ -40,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from gateway.app import create_app
     from gateway.control.cluster import NodeConflict
     from gateway.demo import NotADemo, prepare_demo
+    from gateway.http.listener import serve
     from gateway.store import DatabaseError
 
     try:
@@ -62,14 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     # loop's datagram sends and selector (bench/results.md).
     uvloop.install()
     try:
-        web.run_app(
-            app,
-            host=settings.server.host,
-            port=settings.server.port,
-            print=lambda message: print(message, flush=True),
-            # Event streams are ended on shutdown; nothing else should hold us near 5 s.
-            shutdown_timeout=3.0,
-        )
+        serve(app, settings, lambda message: print(message, flush=True))
     except NodeConflict as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -78,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _verify_audit(database: str) -> int:
     """0: intact. 1: tampering found (named). 2: the database could not be read at all."""
-    from gateway.store.audit import verify_database
+    from gateway.store.verify import verify_database
 
     result = verify_database(database)
     if result.ok:

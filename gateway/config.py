@@ -327,6 +327,12 @@ class ServerSettings:
     log_format: str = _key("json", _one_of("json", "text"))
     # Reverse proxies whose X-Forwarded-For is believed (CIDRs; a bare address is a /32).
     trusted_proxies: tuple[str, ...] = _key((), _networks)
+    # A request's headers, and then its body, must arrive within this; an idle
+    # connection closes after it too (dripped headers held a connection 75 s).
+    request_timeout_seconds: float = _key(5.0, _between(1, 60))
+    # Connections one client address may hold open at once; the trusted proxies, which
+    # carry many clients' connections, are not counted.
+    max_connections_per_address: int = _key(64, _between(1, 100_000))
 
     @property
     def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -436,6 +442,9 @@ class WebRtcSettings:
     # (e.g. the police camera network's leg); the cameras' own hosts, link-local and
     # unspecified addresses are never contacted anyway.
     deny_networks: tuple[str, ...] = _key((), _networks)
+    # Private and loopback networks a viewer (or its TURN server) may be on; the gateway
+    # checks a viewer's candidates there, and at public addresses, nowhere else.
+    viewer_networks: tuple[str, ...] = _key(("127.0.0.0/8", "::1/128"), _networks)
     # The gateway's own addresses that answers may announce (its viewer-facing ones);
     # empty: every address of the host. A leg in the police network must not appear.
     announce_addresses: tuple[str, ...] = _key((), _addresses)
@@ -443,6 +452,12 @@ class WebRtcSettings:
     @property
     def denied_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(n) for n in self.deny_networks)
+
+    @property
+    def viewer_private_networks(
+        self,
+    ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(n) for n in self.viewer_networks)
 
 
 @dataclass(frozen=True)

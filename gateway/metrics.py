@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from gateway.control.sessions import SessionRegistry
 from gateway.relay import CameraHubs, PoliceApi
+from gateway.signaling import SessionRegistry
 from gateway.store import Store
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -25,11 +26,13 @@ from support.process import GatewayProcess, demo_camera
 from support.viewer import Viewer, offer_sdp
 
 from gateway.access.throttle import FailureThrottle
+from gateway.access.tokens import mint
 from gateway.app import ACCESS, HUBS, SESSIONS, STORE
-from gateway.config import AuditSettings, MapSettings
-from gateway.store.audit import AuditLog, verify_file
+from gateway.config import AuditSettings, AuthSettings, MapSettings
+from gateway.store.audit import AuditLog
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
+from gateway.store.verify import verify_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SDP = {"Content-Type": "application/sdp"}
@@ -137,12 +140,43 @@ async def test_failed_token_checks_are_slowed_per_address_up_to_a_cap(start_gate
     assert time.monotonic() - started < 0.2  # a good token is never held back
 
 
-async def test_the_running_gateway_waits_at_most_5_s_per_failed_token(start_gateway):
+async def test_the_running_gateway_waits_at_most_5_s_more_per_failed_token(start_gateway):
     gateway = await gateway_with(start_gateway, throttle=None)  # the gateway's own throttle
     throttle = gateway.app[ACCESS].throttle
+    # Ten failures at once from one address: answered one after another, each step
+    # twice the last, up to 5 s.
     waits = [throttle.delay_for("198.51.100.7") for _ in range(10)]
-    assert waits == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0, 5.0, 5.0]
+    steps = [round(b - a, 3) for a, b in itertools.pairwise([0.0, *waits])]
+    assert steps == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0, 5.0, 5.0]
     assert throttle.delay_for("198.51.100.8") == 0.2  # per address
+
+
+@pytest.mark.parametrize("guessers", ["one address", "one account from many addresses"])
+async def test_parallel_guessing_gains_nothing(start_gateway, guessers):
+    """Failures from one source (an address, or the account a token claims) are
+    answered one after another: 8 guesses in parallel take as long as 8 in a row."""
+    base, cap = 0.05, 0.1
+    gateway = await gateway_with(
+        start_gateway, throttle=FailureThrottle(base_seconds=base, cap_seconds=cap)
+    )
+    forged = mint(AuthSettings(secret="another-secret-of-at-least-32-bytes-0"), "victim")
+    sources = (
+        ["127.0.0.1"] * 8 if guessers == "one address" else [f"127.0.0.{i}" for i in range(2, 10)]
+    )
+
+    async def guess(source: str) -> None:
+        connector = aiohttp.TCPConnector(local_addr=(source, 0), force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            response = await http.get(
+                f"{gateway.url}/api/me", headers={"Authorization": f"Bearer {forged}"}
+            )
+            assert response.status == 401
+
+    started = time.monotonic()
+    await asyncio.gather(*(guess(source) for source in sources))
+    took = time.monotonic() - started
+    in_a_row = base + 7 * cap  # 0.05, then 0.1 each
+    assert took >= in_a_row - 0.02, took
 
 
 # --- grants decide who watches ---------------------------------------------------
@@ -322,9 +356,10 @@ CHANGE_GRANT = """
 import sys, time
 from datetime import UTC, datetime
 from gateway.config import AuditSettings, MapSettings
-from gateway.store.audit import AuditLog, verify_file
+from gateway.store.audit import AuditLog
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
+from gateway.store.verify import verify_file
 
 database, grant_id, change = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 store = GrantStore(open_database(database), ["cam-a"], 14)
@@ -641,27 +676,23 @@ def verify_cli(config: Path, *wrap: str) -> subprocess.CompletedProcess:
     return subprocess.run(cli, capture_output=True, text=True, timeout=60, cwd=ROOT)
 
 
-def test_audit_verify_cli_names_an_edited_row(tmp_path):
-    database = tmp_path / "gw.sqlite3"
-    config = verify_config(tmp_path, database)
-    from gateway.store.audit import AuditLog
-
-    log = AuditLog(open_database(database))
-    for i in range(5):
-        log.record("session_start", account=f"viewer-{i}", camera_id="cam-a")
-    result = verify_cli(config)
-    assert result.returncode == 0, result.stderr
-    assert "5 rows" in result.stdout
-    raw = sqlite3.connect(database)
+def edit_row(raw: sqlite3.Connection) -> str:
     raw.execute("DROP TRIGGER audit_no_update")  # as someone covering their tracks would
     raw.execute("UPDATE audit SET account = 'nobody' WHERE seq = 3")
-    raw.commit()
-    result = verify_cli(config)
-    assert result.returncode == 1
-    assert "row 3" in result.stderr
+    return "row 3"
 
 
-def test_audit_verify_cli_names_a_forged_anchor(tmp_path):
+def forge_anchor(raw: sqlite3.Connection) -> str:
+    """Cut the oldest three rows and write the anchor a prune would have written."""
+    raw.execute("DROP TRIGGER audit_no_delete")
+    (last,) = raw.execute("SELECT hash FROM audit WHERE seq = 3").fetchone()
+    raw.execute("DELETE FROM audit WHERE seq <= 3")
+    raw.execute("INSERT INTO audit_anchor (seq, hash) VALUES (3, ?)", (last,))
+    return "audit log BROKEN: the anchor (seq 3) has no audit_pruned row"
+
+
+@pytest.mark.parametrize("tamper", [edit_row, forge_anchor])
+def test_audit_verify_cli_names_what_was_tampered_with(tmp_path, tamper):
     database = tmp_path / "gw.sqlite3"
     config = verify_config(tmp_path, database)
     from gateway.store.audit import AuditLog
@@ -669,16 +700,15 @@ def test_audit_verify_cli_names_a_forged_anchor(tmp_path):
     log = AuditLog(open_database(database))
     for i in range(6):
         log.record("session_start", account=f"viewer-{i}", camera_id="cam-a")
-    # Cut the oldest three rows and write the anchor a prune would have written.
+    result = verify_cli(config)
+    assert result.returncode == 0, result.stderr
+    assert "6 rows" in result.stdout
     raw = sqlite3.connect(database, isolation_level=None)
-    raw.execute("DROP TRIGGER audit_no_delete")
-    (last,) = raw.execute("SELECT hash FROM audit WHERE seq = 3").fetchone()
-    raw.execute("DELETE FROM audit WHERE seq <= 3")
-    raw.execute("INSERT INTO audit_anchor (seq, hash) VALUES (3, ?)", (last,))
+    named = tamper(raw)
     raw.close()
     result = verify_cli(config)
     assert result.returncode == 1, result.stdout
-    assert "audit log BROKEN: the anchor (seq 3) has no audit_pruned row" in result.stderr
+    assert named in result.stderr
 
 
 async def test_audit_verify_cli_names_a_grant_edited_outside_the_api(start_gateway, tmp_path):

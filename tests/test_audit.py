@@ -26,10 +26,10 @@ from gateway.store.audit import (
     SESSION_START,
     AuditLog,
     AuditWriteError,
-    verify_file,
 )
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
+from gateway.store.verify import verify_connection, verify_file
 
 T0 = datetime(2027, 12, 31, 20, 0, tzinfo=UTC)
 PROJECT = "2027 跨年晚會 信義區"
@@ -92,7 +92,7 @@ def fill(log: AuditLog, count: int) -> None:
         log.record(SESSION_START, account=f"user{i % 3}", camera_id=f"cam-{i % 4}", n=i)
 
 
-def test_record_and_query_round_trip(log: AuditLog, clock: Clock) -> None:
+def test_record_and_query_round_trip(log: AuditLog, clock: Clock, db: sqlite3.Connection) -> None:
     first = log.record(
         GRANT_CREATED,
         account="admin",
@@ -136,21 +136,21 @@ def test_record_and_query_round_trip(log: AuditLog, clock: Clock) -> None:
     assert [r["seq"] for r in log.query(limit=2, offset=1)] == [first + 2, first + 1]
     assert log.query(account="' OR 1=1 --") == []  # values are bound, never spliced
     # The chain is intact, but grant 7 was audited and is in no grants table.
-    assert log.verify().problem == (
+    assert verify_connection(db).problem == (
         "grant 7 was last audited in row 1 but is gone (deleted outside the API?)"
     )
 
 
-def test_chain_verifies_after_many_rows(log: AuditLog) -> None:
+def test_chain_verifies_after_many_rows(log: AuditLog, db: sqlite3.Connection) -> None:
     fill(log, 300)
-    assert log.verify().ok
-    assert log.verify().rows_checked == 300
+    assert verify_connection(db).ok
+    assert verify_connection(db).rows_checked == 300
     assert log.query(limit=1)[0]["seq"] == 300
 
 
-def test_empty_log_verifies(log: AuditLog) -> None:
-    assert log.verify().ok
-    assert log.verify().rows_checked == 0
+def test_empty_log_verifies(log: AuditLog, db: sqlite3.Connection) -> None:
+    assert verify_connection(db).ok
+    assert verify_connection(db).rows_checked == 0
 
 
 def test_triggers_block_update_and_delete(log: AuditLog, db: sqlite3.Connection) -> None:
@@ -161,25 +161,25 @@ def test_triggers_block_update_and_delete(log: AuditLog, db: sqlite3.Connection)
         db.execute("DELETE FROM audit WHERE seq = 2")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         db.execute("DELETE FROM audit")
-    assert log.verify().ok
-    assert log.verify().rows_checked == 3
+    assert verify_connection(db).ok
+    assert verify_connection(db).rows_checked == 3
 
 
-def test_edited_row_is_named(log: AuditLog, db_path: Path) -> None:
+def test_edited_row_is_named(log: AuditLog, db_path: Path, db: sqlite3.Connection) -> None:
     fill(log, 30)
     raw = attacker(db_path)
     raw.execute("UPDATE audit SET account = 'someone-else' WHERE seq = 17")
-    result = log.verify()
+    result = verify_connection(db)
     assert not result.ok
     assert result.first_bad_seq == 17
     assert result.rows_checked == 16
     assert result.problem == "row 17: hash does not match its content (edited?)"
 
 
-def test_edited_detail_is_named(log: AuditLog, db_path: Path) -> None:
+def test_edited_detail_is_named(log: AuditLog, db_path: Path, db: sqlite3.Connection) -> None:
     fill(log, 5)
     attacker(db_path).execute("""UPDATE audit SET detail = '{"n":99}' WHERE seq = 4""")
-    assert log.verify().first_bad_seq == 4
+    assert verify_connection(db).first_bad_seq == 4
 
 
 def spec_hash(row: sqlite3.Row) -> str:
@@ -199,51 +199,57 @@ def test_hashes_follow_the_documented_formula(log: AuditLog, db: sqlite3.Connect
     assert [spec_hash(row) for row in rows] == [row["hash"] for row in rows]
 
 
-def test_edited_row_with_recomputed_hash_breaks_the_next_link(log: AuditLog, db_path: Path) -> None:
+def test_edited_row_with_recomputed_hash_breaks_the_next_link(
+    log: AuditLog, db_path: Path, db: sqlite3.Connection
+) -> None:
     fill(log, 10)
     raw = attacker(db_path)
     raw.row_factory = sqlite3.Row
     raw.execute("UPDATE audit SET account = 'someone-else' WHERE seq = 5")
     edited = raw.execute("SELECT * FROM audit WHERE seq = 5").fetchone()
     raw.execute("UPDATE audit SET hash = ? WHERE seq = 5", (spec_hash(edited),))
-    result = log.verify()
+    result = verify_connection(db)
     assert result.first_bad_seq == 6
     assert result.problem == (
         "row 6: previous hash does not match row 5 (row deleted or reordered?)"
     )
 
 
-def test_deleted_middle_row_names_the_row_after_the_gap(log: AuditLog, db_path: Path) -> None:
+def test_deleted_middle_row_names_the_row_after_the_gap(
+    log: AuditLog, db_path: Path, db: sqlite3.Connection
+) -> None:
     fill(log, 20)
     attacker(db_path).execute("DELETE FROM audit WHERE seq = 10")
-    result = log.verify()
+    result = verify_connection(db)
     assert not result.ok
     assert result.first_bad_seq == 11
     assert result.problem is not None
     assert "row 10 missing" in result.problem
 
 
-def test_deleted_rows_renumbered_still_fail(log: AuditLog, db_path: Path) -> None:
+def test_deleted_rows_renumbered_still_fail(
+    log: AuditLog, db_path: Path, db: sqlite3.Connection
+) -> None:
     fill(log, 6)
     raw = attacker(db_path)
     raw.execute("DELETE FROM audit WHERE seq = 3")
     raw.execute("UPDATE audit SET seq = seq - 1 WHERE seq > 3")  # close the gap
-    result = log.verify()
+    result = verify_connection(db)
     assert result.first_bad_seq == 3
     assert result.problem is not None
     assert "previous hash does not match row 2" in result.problem
 
 
-def test_deleted_first_rows_fail(log: AuditLog, db_path: Path) -> None:
+def test_deleted_first_rows_fail(log: AuditLog, db_path: Path, db: sqlite3.Connection) -> None:
     fill(log, 6)
     attacker(db_path).execute("DELETE FROM audit WHERE seq <= 2")
-    result = log.verify()
+    result = verify_connection(db)
     assert result.first_bad_seq == 3
     assert result.problem is not None
     assert result.problem.startswith("rows 1..2 missing")
 
 
-def test_swapped_rows_fail(log: AuditLog, db_path: Path) -> None:
+def test_swapped_rows_fail(log: AuditLog, db_path: Path, db: sqlite3.Connection) -> None:
     fill(log, 10)
     raw = attacker(db_path)
     columns = "at, event, account, camera_id, grant_id, project, remote, session_id, detail"
@@ -253,12 +259,14 @@ def test_swapped_rows_fail(log: AuditLog, db_path: Path) -> None:
     assignments = ", ".join(f"{column.strip()} = ?" for column in columns.split(","))
     raw.execute(f"UPDATE audit SET {assignments} WHERE seq = 5", six)
     raw.execute(f"UPDATE audit SET {assignments} WHERE seq = 6", five)
-    result = log.verify()
+    result = verify_connection(db)
     assert not result.ok
     assert result.first_bad_seq == 5
 
 
-def test_prune_keeps_the_chain_verifiable(log: AuditLog, clock: Clock) -> None:
+def test_prune_keeps_the_chain_verifiable(
+    log: AuditLog, clock: Clock, db: sqlite3.Connection
+) -> None:
     fill(log, 10)  # at T0+1s .. T0+10s
     clock.now = T0 + timedelta(days=30)
     fill(log, 5)  # seq 11..15
@@ -266,7 +274,7 @@ def test_prune_keeps_the_chain_verifiable(log: AuditLog, clock: Clock) -> None:
     anchor_hash = log.query(limit=1, offset=5)[0]["hash"]  # row 10, the last to go
     deleted = log.prune(T0 + timedelta(days=1), account="admin")
     assert deleted == 10
-    result = log.verify()
+    result = verify_connection(db)
     assert result.ok, result.problem
     assert result.rows_checked == 6  # 5 kept + the audit_pruned row
 
@@ -278,7 +286,7 @@ def test_prune_keeps_the_chain_verifiable(log: AuditLog, clock: Clock) -> None:
     assert min(row["seq"] for row in log.query()) == 11
 
     log.record(SESSION_START, account="user", camera_id="cam-1")
-    assert log.verify().ok
+    assert verify_connection(db).ok
     assert log.prune(T0 + timedelta(days=1)) == 0  # nothing older left
 
 
@@ -292,16 +300,18 @@ def test_prune_everything_leaves_the_pruned_row(
     anchor = db.execute("SELECT seq, hash FROM audit_anchor").fetchall()
     assert [a["seq"] for a in anchor] == [4]
     assert rows[0]["detail"] == {"through_seq": 4, "rows": 4, "anchor_hash": anchor[0]["hash"]}
-    assert log.verify().ok
+    assert verify_connection(db).ok
 
     assert log.prune(clock.now + timedelta(days=1)) == 1  # the pruned row itself may go later
     assert [row["seq"] for row in log.query()] == [6]  # seq never restarts at 1
     assert db.execute("SELECT COUNT(*) FROM audit_anchor").fetchone()[0] == 1
     assert db.execute("SELECT COUNT(*) FROM audit_pruning").fetchone()[0] == 0
-    assert log.verify().ok
+    assert verify_connection(db).ok
 
 
-def test_prune_keeps_rows_written_after_a_clock_step_back(log: AuditLog, clock: Clock) -> None:
+def test_prune_keeps_rows_written_after_a_clock_step_back(
+    log: AuditLog, clock: Clock, db: sqlite3.Connection
+) -> None:
     fill(log, 3)  # T0+1..3s
     clock.now = T0 + timedelta(days=10)
     fill(log, 2)  # seq 4, 5: recent
@@ -309,7 +319,7 @@ def test_prune_keeps_rows_written_after_a_clock_step_back(log: AuditLog, clock: 
     fill(log, 1)  # seq 6: "old" by its timestamp, but written after recent rows
     assert log.prune(T0 + timedelta(days=1)) == 3
     assert sorted(row["seq"] for row in log.query())[:3] == [4, 5, 6]
-    assert log.verify().ok
+    assert verify_connection(db).ok
 
 
 def test_prune_refuses_a_tampered_chain(log: AuditLog, db_path: Path, clock: Clock) -> None:
@@ -320,28 +330,30 @@ def test_prune_refuses_a_tampered_chain(log: AuditLog, db_path: Path, clock: Clo
     assert len(log.query()) == 5  # nothing deleted: the evidence stays
 
 
-def test_tampered_anchor_fails(log: AuditLog, db_path: Path, clock: Clock) -> None:
+def test_tampered_anchor_fails(
+    log: AuditLog, db_path: Path, clock: Clock, db: sqlite3.Connection
+) -> None:
     fill(log, 5)
     clock.now += timedelta(days=30)
     fill(log, 3)
     log.prune(clock.now - timedelta(days=1))
-    assert log.verify().ok
+    assert verify_connection(db).ok
 
     raw = sqlite3.connect(db_path, isolation_level=None)  # audit_anchor has no triggers
     raw.execute("UPDATE audit_anchor SET hash = ?", ("a" * 64,))
-    result = log.verify()
+    result = verify_connection(db)
     assert not result.ok
     assert result.first_bad_seq == 6
     assert result.problem == "row 6: previous hash does not match the anchor (anchor changed?)"
 
     raw.execute("DELETE FROM audit_anchor")
-    result = log.verify()
+    result = verify_connection(db)
     assert result.first_bad_seq == 6
     assert result.problem is not None
     assert result.problem.startswith("rows 1..5 missing")
 
     raw.execute("INSERT INTO audit_anchor (seq, hash) VALUES (7, ?)", (GENESIS,))
-    assert log.verify().first_bad_seq == 6  # a row before the claimed chain start
+    assert verify_connection(db).first_bad_seq == 6  # a row before the claimed chain start
 
 
 def forge_anchor(db_path: Path, through: int) -> None:
@@ -354,10 +366,12 @@ def forge_anchor(db_path: Path, through: int) -> None:
     raw.execute("INSERT INTO audit_anchor (seq, hash) VALUES (?, ?)", (through, last_hash))
 
 
-def test_forged_anchor_without_a_prune_is_named(log: AuditLog, db_path: Path) -> None:
+def test_forged_anchor_without_a_prune_is_named(
+    log: AuditLog, db_path: Path, db: sqlite3.Connection
+) -> None:
     fill(log, 8)
     forge_anchor(db_path, 3)  # rows 4..8 still link up to the forged anchor
-    result = log.verify()
+    result = verify_connection(db)
     assert not result.ok
     assert result.problem == (
         "the anchor (seq 3) has no audit_pruned row that set it (anchor forged?)"
@@ -365,16 +379,16 @@ def test_forged_anchor_without_a_prune_is_named(log: AuditLog, db_path: Path) ->
 
 
 def test_forged_anchor_after_a_real_prune_is_named(
-    log: AuditLog, db_path: Path, clock: Clock
+    log: AuditLog, db_path: Path, clock: Clock, db: sqlite3.Connection
 ) -> None:
     fill(log, 5)  # old: pruned below
     clock.now += timedelta(days=30)
     fill(log, 5)  # 6..10 kept
     log.prune(clock.now - timedelta(days=1))  # anchor 5, the audit_pruned row is 11
     log.record(SESSION_START, account="late", camera_id="cam-1")  # 12
-    assert log.verify().ok
+    assert verify_connection(db).ok
     forge_anchor(db_path, 7)  # rows 6 and 7 cut, anchor moved to 7
-    result = log.verify()
+    result = verify_connection(db)
     assert not result.ok
     assert result.problem == (
         "the anchor (seq 7) does not match the last prune record: row 11 pruned through"
@@ -405,6 +419,13 @@ def test_to_csv(log: AuditLog) -> None:
     assert AuditLog.to_csv([]).splitlines() == [lines[0]]
 
 
+@pytest.mark.parametrize("lead", ["\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe66", "\ufe6b"])
+def test_csv_escapes_the_full_width_and_small_formula_signs_too(log: AuditLog, lead: str) -> None:
+    log.record(ACCESS_DENIED, account=f"{lead}HYPERLINK(1)", camera_id="cam-1")
+    (row,) = list(csv.DictReader(io.StringIO(AuditLog.to_csv(log.query()))))
+    assert row["account"] == f"'{lead}HYPERLINK(1)"
+
+
 def test_write_error_on_read_only_database(log: AuditLog, db_path: Path) -> None:
     fill(log, 2)
     read_only = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None)
@@ -412,7 +433,7 @@ def test_write_error_on_read_only_database(log: AuditLog, db_path: Path) -> None
     with pytest.raises(AuditWriteError):
         audit.record(SESSION_START, account="user", camera_id="cam-1")
     assert not read_only.in_transaction  # rolled back, usable for reading
-    assert audit.verify().ok
+    assert verify_connection(read_only).ok
     assert len(audit.query()) == 2
     with pytest.raises(AuditWriteError):
         audit.prune(T0 + timedelta(days=1))
@@ -428,7 +449,7 @@ def test_record_joins_the_callers_transaction(log: AuditLog, db: sqlite3.Connect
     seq = log.record(GRANT_CREATED, account="admin", grant_id=1)
     db.execute("COMMIT")
     assert [row["seq"] for row in log.query()] == [seq]
-    assert log.verify().rows_checked == 1  # the chain holds; grant 1 itself was never made
+    assert verify_connection(db).rows_checked == 1  # the chain holds; grant 1 itself was never made
 
 
 def test_bad_values_are_refused_before_writing(log: AuditLog) -> None:
@@ -534,7 +555,7 @@ def audited_grant(grants: GrantStore, log: AuditLog, **overrides: object) -> Gra
     ids=["window", "authorization", "unrevoked", "member", "camera-gone", "camera", "history"],
 )
 def test_a_grant_changed_outside_the_api_is_named(
-    grants: GrantStore, log: AuditLog, db_path: Path, edit: str
+    grants: GrantStore, log: AuditLog, db_path: Path, edit: str, db: sqlite3.Connection
 ) -> None:
     grant = audited_grant(grants, log)
     audited_grant(grants, log, project="another")  # untouched: must not be named
@@ -544,7 +565,7 @@ def test_a_grant_changed_outside_the_api_is_named(
     audit_grant(log, GRANT_UPDATED, after, account="admin")
     revoked = grants.revoke(grant.id, by="admin", reason="done")
     audit_grant(log, GRANT_REVOKED, revoked, account="admin")
-    result = log.verify()
+    result = verify_connection(db)
     assert result.ok, result.problem
     assert (result.grants_checked, result.grants_unchecked) == (2, 0)
 
@@ -560,7 +581,7 @@ def test_a_grant_changed_outside_the_api_is_named(
 
 
 def test_a_grant_added_or_deleted_outside_the_api_is_named(
-    grants: GrantStore, log: AuditLog, db_path: Path
+    grants: GrantStore, log: AuditLog, db_path: Path, db: sqlite3.Connection
 ) -> None:
     audited_grant(grants, log)
     grants.create(  # straight into the database: no audit row
@@ -573,23 +594,25 @@ def test_a_grant_added_or_deleted_outside_the_api_is_named(
         ends_at=T0 + timedelta(hours=1),
         created_by="admin",
     )
-    assert log.verify().problem == (
+    assert verify_connection(db).problem == (
         "grant 2 ('後門') has no audited change (written outside the API?)"
     )
     raw = sqlite3.connect(db_path, isolation_level=None)
     for table in ("grant_members", "grant_cameras"):
         raw.execute(f"DELETE FROM {table} WHERE grant_id = 2")
     raw.execute("DELETE FROM grants WHERE id = 2")
-    assert log.verify().ok
+    assert verify_connection(db).ok
     for table in ("grant_members", "grant_cameras"):
         raw.execute(f"DELETE FROM {table} WHERE grant_id = 1")
     raw.execute("DELETE FROM grants WHERE id = 1")
-    assert log.verify().problem == (
+    assert verify_connection(db).problem == (
         "grant 1 was last audited in row 1 but is gone (deleted outside the API?)"
     )
 
 
-def test_grants_audited_before_hashes_are_not_compared(grants: GrantStore, log: AuditLog) -> None:
+def test_grants_audited_before_hashes_are_not_compared(
+    grants: GrantStore, log: AuditLog, db: sqlite3.Connection
+) -> None:
     grant = grants.create(
         project=PROJECT,
         purpose="x",
@@ -601,12 +624,12 @@ def test_grants_audited_before_hashes_are_not_compared(grants: GrantStore, log: 
         created_by="admin",
     )
     log.record(GRANT_CREATED, account="admin", grant_id=grant.id, project=PROJECT)  # no hash
-    result = log.verify()
+    result = verify_connection(db)
     assert (result.ok, result.grants_checked, result.grants_unchecked) == (True, 0, 1)
 
 
 def test_pruned_grant_records_carry_their_hash(
-    grants: GrantStore, log: AuditLog, db_path: Path, clock: Clock
+    grants: GrantStore, log: AuditLog, db_path: Path, clock: Clock, db: sqlite3.Connection
 ) -> None:
     old = audited_grant(grants, log, project="old")  # row 1
     changed = audited_grant(grants, log, project="changed later")  # row 2
@@ -616,17 +639,17 @@ def test_pruned_grant_records_carry_their_hash(
     log.prune(clock.now - timedelta(days=1))  # rows 1..2 go: grant 1's only record
     (pruned,) = log.query(event=AUDIT_PRUNED)
     assert pruned["detail"]["grant_hashes"] == {str(old.id): old.content_hash()}
-    result = log.verify()
+    result = verify_connection(db)
     assert (result.ok, result.grants_checked) == (True, 2), result.problem
 
     clock.now += timedelta(days=30)
     log.prune(clock.now - timedelta(days=1))  # everything, the first prune row too
-    result = log.verify()
+    result = verify_connection(db)
     assert (result.ok, result.grants_checked) == (True, 2), result.problem
 
     raw = sqlite3.connect(db_path, isolation_level=None)
     raw.execute("UPDATE grants SET purpose = 'edited' WHERE id = ?", (old.id,))
-    result = log.verify()
+    result = verify_connection(db)
     assert result.problem == (
         "grant 1 ('old') differs from its last audited change in row 5 (changed outside the API?)"
     )

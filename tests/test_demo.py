@@ -11,7 +11,7 @@ from pathlib import Path
 from gateway.app import STORE, create_app
 from gateway.config import StorageSettings, load_settings
 from gateway.demo import prepare_demo
-from gateway.store.audit import verify_file
+from gateway.store.verify import verify_file
 
 ROOT = Path(__file__).resolve().parent.parent
 

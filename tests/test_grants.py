@@ -126,6 +126,12 @@ def test_get_unknown_grant(store: GrantStore) -> None:
         ({"authorization_ref": "x" * 100_000}, "authorization_ref", "200"),
         ({"members": ["x" * 100_000]}, "members", "256"),
         ({"starts_at": "2" * 100_000}, "starts_at", "ISO 8601"),
+        # Names that could deceive whoever reads them (issue 27).
+        ({"members": ["alice", "bob\u202e"]}, "members", "item 2 contains U+202E"),
+        ({"members": ["al\u200bice"]}, "members", "U+200B"),
+        ({"members": ["alice", "\uff41lice"]}, "members", "twice"),  # NFKC: one name
+        ({"project": "evil\u202egnp.exe"}, "project", "U+202E"),
+        ({"project": "\u2066project\u2069"}, "project", "U+2066"),
     ],
 )
 def test_validation_names_the_field(
@@ -138,6 +144,11 @@ def test_validation_names_the_field(
     assert words in str(info.value)
     assert len(str(info.value)) < 300  # never echoes a huge value back
     assert store.list() == []  # nothing stored
+
+
+def test_names_are_kept_in_one_spelling(store: GrantStore) -> None:
+    grant = store.create(**fields(members=["\uff41lice"], project="２０２７ 跨年"))
+    assert grant.members == {"alice"} and grant.project == "2027 跨年"
 
 
 def test_unknown_cameras_message_names_a_few(store: GrantStore) -> None:

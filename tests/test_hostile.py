@@ -11,6 +11,7 @@ and the plain KNOWN_BAD_* cases below keep the minimal form of what it found."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import itertools
 import json
@@ -30,11 +31,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from support.gateway import camera_entry, settings_for
+from support.process import GatewayProcess
 from support.viewer import Viewer, offer_sdp
 from yarl import URL
 
 from gateway.app import HUBS, SESSIONS
-from gateway.egress import Ending
+from gateway.signaling import Ending
 
 REQUEST_SECONDS = 10.0  # a request not answered in this long is a hung request
 WHEP_ALLOWED = {201, 400, 413, 415}  # the demo camera is always available: no 503
@@ -808,12 +810,12 @@ async def test_slowloris_bodies_get_bounded_answers_while_viewers_keep_frames(st
     for result in [one, *many]:
         print("slow body:", {k: v for k, v in result.items() if k != "response"})
         # Refused long before the body could be complete (60 000 s): 408 once the body
-        # has taken 10 s (README), then the connection closes.
+        # has taken `[server] request_timeout_seconds` (5 s), then the connection closes.
         assert result["closed"] is not None, (
             f"a slow body held its connection for over {SLOW_BOUND_SECONDS:g} s: {result}"
         )
         assert result["status"] == 408, result
-        assert 10 - 0.1 <= result["answered"] < 10 + 5, result  # 21 at once: 5 s headroom
+        assert 5 - 0.1 <= result["answered"] < 5 + 5, result  # 21 at once: 5 s headroom
 
     # Meanwhile the viewer kept its normal rate (10 fps; liveness, so half of it).
     elapsed = ended - started
@@ -935,3 +937,65 @@ async def test_an_offer_with_hundreds_of_media_sections_is_refused_at_once(start
     assert response.status == 400 and body["code"] == "bad_offer", body
     assert "media sections" in body["error"]
     assert elapsed < 0.5, elapsed
+
+
+async def _closed_within(reader: asyncio.StreamReader, writer, seconds: float) -> float | None:  # type: ignore[no-untyped-def]
+    """Drip a header byte every 0.2 s until the gateway closes the connection; how long
+    that took, or None if it did not within `seconds`."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        try:
+            writer.write(b"X")
+            await writer.drain()
+            if await asyncio.wait_for(reader.read(1024), 0.2) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except ConnectionError:
+            return time.monotonic() - started
+    return None
+
+
+async def test_a_process_caps_connections_per_address_and_drops_dripped_headers(tmp_path):
+    """Dripped headers held a connection 75 s, and one address held 3,000 of them: now
+    a request's headers must arrive within `request_timeout_seconds`, and an address
+    holds at most `max_connections_per_address` connections (another is served)."""
+    limit, timeout = 5, 2.0
+    gateway = GatewayProcess(
+        tmp_path,
+        tables={
+            "server": {"max_connections_per_address": limit, "request_timeout_seconds": timeout}
+        },
+    )
+    await gateway.start()
+    held = []
+    try:
+        for _ in range(limit):
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", gateway.port, local_addr=("127.0.0.3", 0)
+            )
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Drip: ")
+            held.append((reader, writer))
+        await asyncio.sleep(0.2)
+        # One more from the same address is closed at once, unanswered.
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", gateway.port, local_addr=("127.0.0.3", 0)
+        )
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        with contextlib.suppress(ConnectionResetError):  # closed at once, maybe reset
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        # Another address is served meanwhile.
+        connector = aiohttp.TCPConnector(local_addr=("127.0.0.4", 0))
+        async with (
+            aiohttp.ClientSession(connector=connector) as http,
+            http.get(f"{gateway.url}/healthz") as response,
+        ):
+            assert response.status == 200
+        # The dripping ones are cut off at the request timeout (they opened ~0.3 s ago).
+        took = await asyncio.gather(*(_closed_within(r, w, timeout + 3) for r, w in held))
+        assert all(t is not None and t < timeout + 1.0 for t in took), took
+    finally:
+        for _, writer in held:
+            writer.close()
+        gateway.stop()

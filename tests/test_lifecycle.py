@@ -12,7 +12,7 @@ from support.gateway import VIEWER, bearer
 from support.process import GatewayProcess
 from support.viewer import Viewer
 
-from gateway.store.audit import verify_file
+from gateway.store.verify import verify_file
 
 pytestmark = pytest.mark.slow
 

@@ -2,8 +2,10 @@
 
 - Debian's Firefox ESR without OpenH264 (VP8, VP9, AV1 only), driven headless by
   puppeteer-core over WebDriver BiDi, plays through the gateway's VP8 rendition.
-- In Chromium, Medooze's `whip-whep` and Eyevinn's `@eyevinn/webrtc-player` each
-  play, and stopping each ends its session on the gateway.
+- In Chromium, Medooze's `whip-whep`, Eyevinn's `@eyevinn/webrtc-player` and
+  MediaMTX's reader (`simple-webrtc-element-whep`) each play from a dashboard's
+  origin, and stopping each ends its session on the gateway. Medooze's also plays
+  when its offer has a second video section, or offers to send video of its own.
 
 The npm packages are in tests/players/ (installed by `make test` with `npm ci`);
 the two players ship CommonJS or bare ES modules, so esbuild bundles them into a
@@ -35,6 +37,7 @@ pytestmark = pytest.mark.browser
 ENTRIES = {
     "medooze.js": 'export { WHEPClient } from "whip-whep/whep.js";\n',
     "eyevinn.js": 'export { WebRTCPlayer } from "@eyevinn/webrtc-player";\n',
+    "mediamtx.js": 'export { MediaMTXWebRTCReader } from "simple-webrtc-element-whep";\n',
 }
 PAGE = "<!doctype html><meta charset=utf-8><title>dashboard</title><video muted autoplay></video>"
 
@@ -112,7 +115,8 @@ TRACK_PCS = """() => {
 }"""
 
 
-async def play_in_chromium(browser, page_url: str, start: str, stop: str, gateway) -> None:
+async def play_in_chromium(browser, page_url: str, start: str, stop: str, gateway):
+    """Start a player on the page, stop it once it decoded 20 frames; the session."""
     context = await browser.new_context()
     page = await context.new_page()
     page.on("pageerror", lambda e: print("page error:", e))
@@ -131,13 +135,11 @@ async def play_in_chromium(browser, page_url: str, start: str, stop: str, gatewa
     return session
 
 
-async def test_medooze_whip_whep_plays_and_stop_ends_the_session(
-    browser, bundles, start_gateway, make_rtsp_camera
-):
-    page_server = await dashboard(bundles)
-    origin = str(page_server.make_url("")).rstrip("/")
-    gateway = await gateway_for_players(start_gateway, make_rtsp_camera, origin)
-    start = """async ({ url, token }) => {
+# Each player as a dashboard would use it: how it starts (given the WHEP URL and a
+# token), how it stops, and how its session ends on the gateway.
+THIRD_PARTY = {
+    "Medooze whip-whep": (
+        """async ({ url, token }) => {
         const { WHEPClient } = await import("/medooze.js");
         const pc = new RTCPeerConnection();
         pc.addTransceiver("video", { direction: "recvonly" }); // as Medooze's demo does
@@ -147,35 +149,103 @@ async def test_medooze_whip_whep_plays_and_stop_ends_the_session(
         };
         window.client = new WHEPClient();
         await window.client.view(pc, url, token); // trickles its candidates with PATCH
-    }"""
-    session = await play_in_chromium(
-        browser, f"{origin}/index.html", start, "() => window.client.stop()", gateway
-    )
-    # stop() closes the peer connection before its DELETE: both are a clean end.
-    assert session.ending.code in ("viewer_closed", "viewer_left")
-    rows = await gateway.audit(event="session_ice")
-    assert rows, "Medooze trickles its candidates"
-    await wait_until(lambda: not gateway.app[HUBS].get("cam").viewers, 5)
-    await page_server.close()
-
-
-async def test_eyevinn_webrtc_player_plays_and_unload_ends_the_session(
-    browser, bundles, start_gateway, make_rtsp_camera
-):
-    page_server = await dashboard(bundles)
-    origin = str(page_server.make_url("")).rstrip("/")
-    gateway = await gateway_for_players(start_gateway, make_rtsp_camera, origin)
-    start = """async ({ url, token }) => {
+        }""",
+        "() => window.client.stop()",
+        # stop() closes the peer connection before its DELETE: both are a clean end.
+        {"viewer_closed", "viewer_left"},
+    ),
+    "Eyevinn webrtc-player": (
+        """async ({ url, token }) => {
         const { WebRTCPlayer } = await import("/eyevinn.js");
         window.player = new WebRTCPlayer({
           video: document.querySelector("video"), type: "whep", iceServers: [],
         });
         await window.player.load(new URL(url), "Bearer " + token); // video and audio
+        }""",
+        "() => window.player.unload()",
+        {"viewer_left"},  # its DELETE comes first
+    ),
+    # MediaMTX's reader first sends an OPTIONS of its own, with the token, to learn the
+    # ICE servers: from a dashboard's origin that needs a preflight for OPTIONS, which
+    # must be answered as POST's is (it retried every 2 s for ever on a 403).
+    "MediaMTX reader": (
+        """async ({ url, token }) => {
+        const { MediaMTXWebRTCReader } = await import("/mediamtx.js");
+        window.reader = new MediaMTXWebRTCReader({
+          url, token,
+          onTrack: (event) => { document.querySelector("video").srcObject = event.streams[0]; },
+        });
+        }""",
+        "() => window.reader.close()",
+        {"viewer_closed", "connection_lost"},  # it sends no DELETE
+    ),
+}
+
+
+@pytest.mark.parametrize("player", list(THIRD_PARTY))
+async def test_a_third_party_player_plays_from_a_dashboards_origin_and_its_stop_ends_it(
+    browser, bundles, start_gateway, make_rtsp_camera, player
+):
+    start, stop, endings = THIRD_PARTY[player]
+    page_server = await dashboard(bundles)
+    origin = str(page_server.make_url("")).rstrip("/")
+    gateway = await gateway_for_players(start_gateway, make_rtsp_camera, origin)
+    session = await play_in_chromium(browser, f"{origin}/index.html", start, stop, gateway)
+    assert session.ending.code in endings
+    await wait_until(lambda: not gateway.app[HUBS].get("cam").viewers, 5)
+    if player == "Medooze whip-whep":
+        assert await gateway.audit(event="session_ice"), "Medooze trickles its candidates"
+    await page_server.close()
+
+
+# Medooze's client sends the offer of the peer connection it is given.
+MORE_THAN_ONE_VIDEO = {
+    "a second video section": """
+        pc.addTransceiver("video", { direction: "recvonly" });
+        pc.addTransceiver("video", { direction: "recvonly" });""",
+    "video of its own to send": """
+        const canvas = document.createElement("canvas");
+        canvas.getContext("2d").fillRect(0, 0, 10, 10);
+        const own = canvas.captureStream(5).getVideoTracks()[0];
+        pc.addTransceiver(own, { direction: "sendrecv" });""",
+}
+
+
+@pytest.mark.parametrize("offer", list(MORE_THAN_ONE_VIDEO))
+async def test_a_player_offering_more_video_than_it_plays_gets_the_camera_in_the_first(
+    browser, bundles, start_gateway, make_rtsp_camera, offer
+):
+    """WHEP: sections the endpoint does not use are answered as not used; the camera
+    plays in the first video section, and nothing the player sends is received."""
+    page_server = await dashboard(bundles)
+    origin = str(page_server.make_url("")).rstrip("/")
+    gateway = await gateway_for_players(start_gateway, make_rtsp_camera, origin)
+    start = (
+        """async ({ url, token }) => {
+        const { WHEPClient } = await import("/medooze.js");
+        const pc = new RTCPeerConnection();"""
+        + MORE_THAN_ONE_VIDEO[offer]
+        + """
+        pc.ontrack = (event) => {
+          if (event.transceiver === pc.getTransceivers()[0]) {
+            document.querySelector("video").srcObject = new MediaStream([event.track]);
+          }
+        };
+        window.client = new WHEPClient();
+        await window.client.view(pc, url, token);
     }"""
-    session = await play_in_chromium(
-        browser, f"{origin}/index.html", start, "() => window.player.unload()", gateway
     )
-    assert session.ending.code == "viewer_left"  # its DELETE came first
+    session = await play_in_chromium(
+        browser, f"{origin}/index.html", start, "() => window.client.stop()", gateway
+    )
+    # The camera goes out in the first; the rest, and anything sent, are not used.
+    answer_videos = [
+        section
+        for section in session.pc.localDescription.sdp.split("m=")[1:]
+        if section.startswith("video")
+    ]
+    assert "a=sendonly" in answer_videos[0]
+    assert all("a=inactive" in v or v.startswith("video 0 ") for v in answer_videos[1:])
     await page_server.close()
 
 

@@ -22,6 +22,7 @@ from gateway.app import HUBS, SESSIONS
 from gateway.egress import sender as sender_module
 from gateway.egress.datagrams import output_for
 from gateway.egress.sender import FramePacker
+from gateway.egress.track import ViewerTrack
 from gateway.relay import CameraHub
 from gateway.relay.source import EncodedFrame
 
@@ -35,6 +36,11 @@ pytestmark = pytest.mark.usefixtures("sender_mode")
 def needs_fast_sender() -> None:
     if gateway_support.SENDER != "fast":
         pytest.skip("about the fast send path")
+
+
+def needs_aiortc_sender() -> None:
+    if gateway_support.SENDER != "aiortc":
+        pytest.skip("about aiortc's own send loop")
 
 
 def answered_profile(answer: str) -> str:
@@ -530,6 +536,44 @@ async def test_a_viewer_whose_socket_is_full_skips_to_the_next_keyframe(
     assert per_camera(after, "cctv_frames_dropped_slow_viewer_total", "cam") == dropped
     for viewer in (slow, healthy):
         await viewer.close(gateway.http)
+
+
+async def test_an_aiortc_sender_whose_queue_overflows_resumes_at_a_keyframe(
+    make_rtsp_camera, start_gateway, monkeypatch
+):
+    """`sender = "aiortc"` pulls its frames (ViewerTrack.recv). A loop that stops
+    reading for longer than its queue holds loses frames; the first it decodes after
+    that is a keyframe, never a delta whose references are gone."""
+    needs_aiortc_sender()
+    reading = asyncio.Event()
+    reading.set()
+    recv = ViewerTrack.recv
+
+    async def stalling_recv(self: ViewerTrack):  # the send loop, not reading for a while
+        await reading.wait()
+        return await recv(self)
+
+    monkeypatch.setattr(ViewerTrack, "recv", stalling_recv)
+    camera = make_rtsp_camera(**SMALL)  # a keyframe every 50 frames
+    gateway = await start_gateway(
+        settings_for([camera_entry("cam", camera.url)], viewer_queue_frames=10)
+    )
+    viewer = await watch(gateway)
+    for _ in range(2):  # twice, so a keyframe that happens to fall right cannot pass it
+        assert await viewer.wait_frames(5)
+        reading.clear()
+        await asyncio.sleep(1.0)  # 25 frames for a queue of 10: it overflows
+        decoded = len(viewer.keyframes)
+        reading.set()
+        assert await viewer.wait_frames(3)
+        # The frame sent as the loop stopped may come out of the viewer's jitter
+        # buffer only now; what matters is the first frame after the gap.
+        steps = [ticks(a, b) for a, b in itertools.pairwise(viewer.pts[decoded - 1 :])]
+        after_gap = decoded + steps.index(max(steps))
+        assert viewer.keyframes[after_gap] is True, viewer.keyframes[decoded - 1 :]
+        (session,) = gateway.app[SESSIONS]
+        assert session.feed.frames_dropped > 0
+    await viewer.close(gateway.http)
 
 
 async def test_viewers_resume_after_a_camera_restart_on_a_timeline_advanced_by_the_outage(

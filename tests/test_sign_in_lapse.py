@@ -30,8 +30,7 @@ from support.gateway import VIEWER, camera_entry, settings_for
 from gateway.access.tokens import mint
 from gateway.app import SESSIONS, SETTINGS
 from gateway.config import AuthSettings, CorsSettings
-from gateway.control.sessions import SIGN_IN_EXPIRED
-from gateway.egress import ViewerSession
+from gateway.signaling import SIGN_IN_EXPIRED, ViewerSession
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect

@@ -34,7 +34,7 @@ from support.turn import Coturn, available
 
 from gateway.app import HUBS, SESSIONS
 from gateway.config import ConfigError, TurnSettings, parse_settings
-from gateway.egress.turn import TurnServers
+from gateway.signaling import TurnServers
 
 TURN_SECRET = "coturn-static-auth-secret-for-tests"
 SMALL = {"width": 640, "height": 360}  # the camera; "low" here is 320x180

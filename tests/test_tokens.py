@@ -20,8 +20,10 @@ from aiohttp.test_utils import TestServer, make_mocked_request
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
+from support.gateway import AUTH, VIEWER, camera_entry, settings_for
 
 from gateway.access.tokens import Identity, TokenRejected, TokenVerifier, mint
+from gateway.app import SETTINGS
 from gateway.config import AuthSettings
 from gateway.http.errors import bearer_token
 
@@ -125,6 +127,7 @@ def test_valid_hs256_token(hs: TokenVerifier) -> None:
         ({"sub": 7}, "7"),
         ({"account_id": "臺北市 林小姐"}, "臺北市 林小姐"),
         ({"account_id": "x" * 256}, "x" * 256),
+        ({"account_id": "\uff41lice"}, "alice"),  # full-width: the grant's spelling (NFKC)
     ],
 )
 def test_account_claim_and_fallback(hs: TokenVerifier, extra: dict, account: str) -> None:
@@ -148,6 +151,13 @@ def test_account_claim_and_fallback(hs: TokenVerifier, extra: dict, account: str
 )
 def test_bad_or_missing_account_is_refused(hs: TokenVerifier, extra: dict) -> None:
     assert rejected(hs, sign({**drop(claims(), "account_id"), **extra})) == "no account claim"
+
+
+@pytest.mark.parametrize("account", ["ali\u200bce", "ecila\u202e", "\u2067alice"])
+def test_an_account_name_with_invisible_characters_is_refused(
+    hs: TokenVerifier, account: str
+) -> None:
+    assert rejected(hs, sign(claims(account_id=account))) == "account name not readable"
 
 
 def test_fallback_can_be_disabled() -> None:
@@ -520,3 +530,28 @@ def test_mint_refuses_key_algorithms(tmp_path: Path, rsa_key: rsa.RSAPrivateKey)
     settings = AuthSettings(algorithms=("RS256",), public_key_file=write_key(tmp_path, rsa_key))
     with pytest.raises(ValueError, match="HS"):
         mint(settings, "bob")
+
+
+async def test_a_running_gateway_refuses_a_token_one_second_past_its_maximum_lifetime(
+    start_gateway,
+) -> None:
+    """`[auth] max_token_lifetime_seconds` as configured, in seconds: a token that would
+    live 1-2 s longer than the maximum (and the leeway) is refused, one 1-2 s inside
+    it is accepted."""
+    settings = settings_for(
+        [camera_entry("cam", "demo:testsrc", demo_size="160x120")],
+        tables={"auth": {**AUTH, "max_token_lifetime_seconds": 600}},
+    )
+    gateway = await start_gateway(settings, grant=False)
+    auth = gateway.app[SETTINGS].auth
+    longest = auth.max_token_lifetime_seconds + auth.leeway_seconds
+
+    async def status_for(lifetime: float) -> int:
+        now = time.time()
+        claims = {"iat": int(now), "exp": int(now + lifetime), "account_id": VIEWER}
+        token = jwt.encode({**claims, "iss": auth.issuer}, auth.secret, algorithm="HS256")
+        headers = {"Authorization": f"Bearer {token}"}
+        return (await gateway.http.get(f"{gateway.url}/api/me", headers=headers)).status
+
+    assert await status_for(longest + 2) == 401  # exp's whole seconds: 1-2 s past
+    assert await status_for(longest - 1) == 200  # 1-2 s inside

@@ -28,7 +28,7 @@ from support.gateway import VIEWER, camera_entry, settings_for
 
 from gateway.app import SESSIONS
 from gateway.config import CorsSettings
-from gateway.egress import CONNECTION_LOST
+from gateway.signaling import CONNECTION_LOST
 
 playwright_api = pytest.importorskip("playwright.async_api")
 

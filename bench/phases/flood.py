@@ -1,7 +1,13 @@
 """A flood of bad tokens (issue 10): 400 clients sending requests with forged tokens for
 60 s, from many addresses (through a trusted proxy, as behind HAProxy), while viewers
 watch. What it shows: the viewers' fps, the gateway's CPU, how much the database grew,
-and how many answers were 5xx (goal: none)."""
+and how many answers were 5xx (goal: none).
+
+Then (issue 27) two attacks from one address each, as themselves (not through the
+proxy): 120 parallel guessers of one account's token (goal: no more guesses answered
+than one guesser in a row gets), and 3,000 connections that drip their headers
+(goal: at most `max_connections_per_address` held, each for at most the request
+timeout); the viewers' fps meanwhile."""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import time
 from collections import Counter
 
 import aiohttp
+import jwt
 from log import log
 from sampling import cpu_seconds, rss_mb
 from stage import Stage
@@ -21,6 +28,10 @@ from stats import rounded
 
 CLIENTS = 400
 VIEWERS = 5
+GUESSERS = 120
+GUESSING_FROM = "127.0.0.8"
+DRIPPERS = 3000
+DRIPPING_FROM = "127.0.0.9"
 
 
 def database_bytes(stage: Stage) -> int:
@@ -45,6 +56,82 @@ async def _client(
                 got[response.status] += 1
         except (aiohttp.ClientError, TimeoutError):
             got["error"] += 1
+
+
+async def _guess(url: str, token: str, stop: float, answered: list[float]) -> None:
+    """One guesser: a wrong token for one account, again and again, from one address."""
+    connector = aiohttp.TCPConnector(local_addr=(GUESSING_FROM, 0), force_close=True)
+    timeout = aiohttp.ClientTimeout(total=None)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        while time.monotonic() < stop:
+            try:
+                async with asyncio.timeout(max(0.1, stop - time.monotonic())):
+                    async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as r:
+                        if r.status == 401:
+                            answered.append(time.monotonic())
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+
+
+async def _drip(host: str, port: int, stop: float, held: list[float]) -> None:
+    """One connection dripping its headers a byte a second; how long it was held."""
+    started = time.monotonic()
+    try:
+        reader, writer = await asyncio.open_connection(host, port, local_addr=(DRIPPING_FROM, 0))
+    except OSError:
+        return
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Drip: ")
+        while time.monotonic() < stop:
+            writer.write(b"x")
+            await writer.drain()
+            with contextlib.suppress(TimeoutError):
+                if await asyncio.wait_for(reader.read(1024), 1.0) == b"":
+                    break
+    except OSError:
+        pass
+    finally:
+        held.append(time.monotonic() - started)
+        writer.close()
+
+
+async def _attacks(stage: Stage, gw, workers) -> dict:  # type: ignore[no-untyped-def]
+    """Guessers, then drippers, each for a while; the viewers' fps throughout."""
+    seconds = 10.0 if stage.plan.quick else 30.0
+    s0 = await workers[0].call("stats")
+    wrong = jwt.encode({"account_id": "victim", "exp": int(time.time()) + 600}, "x" * 32)
+    answered: list[float] = []
+    started = time.monotonic()
+    stop = started + seconds
+    await asyncio.gather(
+        *(_guess(f"{gw.url}/api/me", wrong, stop, answered) for _ in range(GUESSERS))
+    )
+    guessing = time.monotonic() - started
+    log(f"flood: {GUESSERS} guessers from one address: {len(answered)} answers in {guessing:.1f} s")
+    held: list[float] = []
+    stop = time.monotonic() + seconds
+    host, port = gw.url.removeprefix("http://").split(":")
+    drips = [asyncio.ensure_future(_drip(host, int(port), stop, held)) for _ in range(DRIPPERS)]
+    await asyncio.sleep(seconds / 2)
+    open_now = sum(1 for t in drips if not t.done())  # still dripping, or refused late
+    await asyncio.gather(*drips)
+    s1 = await workers[0].call("stats")
+    fps = [
+        (vb["frames"] - va["frames"]) / (s1["t"] - s0["t"])
+        for va, vb in zip(s0["viewers"], s1["viewers"], strict=False)
+    ]
+    longest = sorted(held)[-((stage.plan.quick and 1) or 5) :]
+    return {
+        "guessers": GUESSERS,
+        "guessing_seconds": round(guessing, 1),
+        "guesses_answered": len(answered),
+        "guesses_per_second": round(len(answered) / guessing, 2),
+        "drippers": DRIPPERS,
+        "dripping_seconds": seconds,
+        "drippers_open_midway": open_now,
+        "longest_held_seconds": [round(t, 1) for t in longest],
+        "viewer_fps_min": rounded(min(fps), 2) if fps else None,
+    }
 
 
 async def run(stage: Stage) -> None:
@@ -79,6 +166,7 @@ async def run(stage: Stage) -> None:
             for va, vb in zip(s0["viewers"], s1["viewers"], strict=False)
         ]
         requests = sum(n for k, n in got.items() if k != "error")
+        attacks = await _attacks(stage, gw, workers)
         stage.results["flood"] = {
             "clients": CLIENTS,
             "seconds": seconds,
@@ -93,5 +181,6 @@ async def run(stage: Stage) -> None:
             "viewers": VIEWERS,
             "viewer_fps_min": rounded(min(fps), 2) if fps else None,
             "viewer_fps_median": rounded(statistics.median(fps), 2) if fps else None,
+            "attacks": attacks,
         }
         await workers[0].call("leave")

@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, Literal
 
+from .names import NameRefused, readable_name
+
 PROJECT_MAX = 200
 PURPOSE_MAX = 2000
 AUTHORIZATION_REF_MAX = 200
@@ -233,9 +235,17 @@ def changed(
 # -- validation helpers -------------------------------------------------------------
 
 
-def text_field(field: str, value: object, limit: int, *, single_line: bool = False) -> str:
+def text_field(
+    field: str, value: object, limit: int, *, single_line: bool = False, name: bool = False
+) -> str:
+    """A text field, trimmed; `name`: one people tell apart by reading it (names.py)."""
     if not isinstance(value, str):
         raise GrantInvalid(field, "is required" if value is None else "must be text")
+    if name:
+        try:
+            value = readable_name(value)
+        except NameRefused as exc:
+            raise GrantInvalid(field, str(exc)) from None
     value = value.strip()
     if not value:
         raise GrantInvalid(field, "is required")
@@ -248,7 +258,7 @@ def text_field(field: str, value: object, limit: int, *, single_line: bool = Fal
 
 
 def _string_set(
-    field: str, values: object, noun: str, max_items: int, max_len: int
+    field: str, values: object, noun: str, max_items: int, max_len: int, *, names: bool = False
 ) -> frozenset[str]:
     # A bare string is iterable too: "alice" must not become {"a", "l", "i", "c", "e"}.
     if isinstance(values, str | bytes | dict) or not isinstance(values, Iterable):
@@ -262,6 +272,11 @@ def _string_set(
     for i, item in enumerate(items, start=1):
         if not isinstance(item, str):
             raise GrantInvalid(field, f"item {i} must be a {noun} as text, not {_kind(item)}")
+        if names:
+            try:
+                item = readable_name(item)
+            except NameRefused as exc:
+                raise GrantInvalid(field, f"item {i} {exc}") from None
         item = item.strip()
         if not item:
             raise GrantInvalid(field, f"item {i} is empty")
@@ -276,7 +291,7 @@ def _string_set(
 
 
 def members_of(members: object) -> frozenset[str]:
-    return _string_set("members", members, "account name", MEMBERS_MAX, ACCOUNT_MAX)
+    return _string_set("members", members, "account name", MEMBERS_MAX, ACCOUNT_MAX, names=True)
 
 
 def cameras_of(cameras: object, known: frozenset[str]) -> frozenset[str]:

@@ -33,6 +33,8 @@ from jwt.exceptions import (
 
 from gateway.config import AuthSettings
 
+from .names import NameRefused, readable_name
+
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 MAX_TOKEN_CHARS = 8192  # far above any real dashboard token; bounds parsing work
 MAX_ACCOUNT_CHARS = 256
@@ -169,6 +171,22 @@ class TokenVerifier:
             raise TokenRejected(_reason(exc)) from None
         return self._identity(claims)
 
+    def claimed_account(self, token: str) -> str | None:
+        """The account a token claims, read without trusting it (its signature is not
+        checked): only to slow down guessing at one account (FailureThrottle)."""
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            return None
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except (PyJWTError, ValueError, TypeError, OverflowError):
+            return None
+        account = claims.get(self._settings.account_claim)
+        if account is None and self._settings.fallback_account_claim:
+            account = claims.get(self._settings.fallback_account_claim)
+        if isinstance(account, int | str) and not isinstance(account, bool):
+            return str(account)[:MAX_ACCOUNT_CHARS]
+        return None
+
     async def averify(self, token: str) -> Identity:
         # Only a JWKS fetch can block; HMAC/PEM checks take microseconds, no thread needed.
         if self._jwks is None:
@@ -205,6 +223,11 @@ class TokenVerifier:
             account = claims.get(s.fallback_account_claim)
         if type(account) is int:  # not bool: True is no account
             account = str(account)
+        if isinstance(account, str):
+            try:  # the same spelling as in grants (access/names.py)
+                account = readable_name(account)
+            except NameRefused:
+                raise TokenRejected("account name not readable") from None
         # isprintable: no newlines or control characters in logs and the console.
         if not (isinstance(account, str) and account.strip() and account.isprintable()):
             raise TokenRejected("no account claim")

@@ -7,14 +7,13 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from gateway.egress import Ending, ViewerSession
 from gateway.relay import CameraHub, CameraHubs, FeedFailure
+from gateway.signaling import Ending, SessionRegistry, ViewerSession
 from gateway.store import Store
 from gateway.store import audit as events
 from gateway.store.audit import AuditLog
 
 from .events import EventBus
-from .sessions import SessionRegistry
 
 log = logging.getLogger(__name__)
 

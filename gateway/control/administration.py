@@ -16,46 +16,41 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.access import decision
 from gateway.access.grants import Grant, changed
 from gateway.access.tokens import Identity
-from gateway.egress import Ending, ViewerSession
+from gateway.signaling import Ending, SessionRegistry, ViewerSession
 from gateway.store import Store, StoreUnavailable, WritePending
 from gateway.store import audit as events
 from gateway.store.audit import AuditLog
-from gateway.store.grants import GrantNotFound, GrantStore
+from gateway.store.grants import GrantStore
 
-from .admission import Denied, undecidable
+from .cluster import ClusterNode
 from .enforcer import GrantEnforcer
 from .events import EventBus
-from .overlay import GrantOverlay
-from .sessions import SessionRegistry
-
-if TYPE_CHECKING:
-    from .cluster import ClusterNode
-
-
-class RecordPending(Exception):
-    """Access has ended; the record of it waits for the database and will be written."""
+from .known_grants import KnownGrants
+from .refusals import Denied, RecordPending, undecidable
 
 
 class AccessAdmin:
     def __init__(
         self,
         store: Store,
-        overlay: GrantOverlay,
+        grants: KnownGrants,
         bus: EventBus,
         sessions: SessionRegistry,
         enforcer: GrantEnforcer,
+        cluster: ClusterNode | None = None,  # on a node of a cluster
     ) -> None:
         self.store = store
-        self.overlay = overlay
+        self.grants = grants
+        self.overlay = grants.overlay
         self.bus = bus
         self.sessions = sessions
         self.enforcer = enforcer
-        self.cluster: ClusterNode | None = None  # set on a node of a cluster
+        self.cluster = cluster
 
     async def create_grant(self, admin: Identity, remote: str, fields: dict[str, Any]) -> Grant:
         def create(grants: GrantStore, audit: AuditLog) -> Grant:
@@ -123,8 +118,7 @@ class AccessAdmin:
             await self.enforcer.apply(revoked)
             self._announce("grant_revoked", revoked, revoked.members)
         else:
-            self.overlay.revoked_ids.add(grant_id)
-            await self.enforcer.end_revoked(grant_id)
+            await self.enforcer.revoked_by_id(grant_id)
         if self.cluster is not None:
             self.cluster.revoke_grant(grant_id)  # the other nodes, now, database or not
 
@@ -146,7 +140,7 @@ class AccessAdmin:
             if self.cluster is None:
                 return False
             try:
-                row = await self.cluster.find(session_id)
+                row = await self.cluster.directory.find(session_id)
             except StoreUnavailable:
                 # The directory cannot be read: the id names the node that holds it.
                 row = self.cluster.unlisted(session_id)
@@ -173,7 +167,7 @@ class AccessAdmin:
             # still ends them when the message reaches it.
             self.cluster.revoke_account(account, ending, admin.account)
             try:
-                rows = await self.cluster.sessions_elsewhere()
+                rows = await self.cluster.directory.rows()
             except StoreUnavailable:
                 rows = []
             elsewhere = [row for row in rows if row["account"] == account]
@@ -181,28 +175,61 @@ class AccessAdmin:
             self._record_revocation(admin, remote, row, reason)
             for row in [_listed(s) for s in sessions] + elsewhere
         ]
-        ended = await self.sessions.end_many(sessions, ending, admin.account)
+        # Offers of the account still being answered are ended too, never answered.
+        ended = await self.sessions.end_account(account, ending, admin.account)
         await self._landed(landed)
         return ended + len(elsewhere)
 
-    async def live_sessions(self) -> list[dict[str, Any]]:
+    async def listing(self, include_ended: bool = True) -> list[dict[str, Any]]:
+        """Every grant as the console shows it (StoreUnavailable if it cannot be read)."""
+        now = self.store.clock()
+        return [self.grants_json(g, now) for g in await self.grants.listing(include_ended)]
+
+    async def grant(self, grant_id: int) -> dict[str, Any]:
+        return self.grants_json(await self.grants.get(grant_id))
+
+    async def live_sessions(self, admin: Identity, remote: str) -> list[dict[str, Any]]:
         """Every live session, on every node (StoreUnavailable when other nodes'
-        cannot be read)."""
-        return await self.sessions.everywhere()
+        cannot be read). Who watches what, from where, is personal data too: reading
+        it is written down before the rows go out."""
+        sessions = await self.sessions.everywhere()
+        await self._record_read(admin, remote, what="sessions", format="json", rows=len(sessions))
+        return sessions
+
+    async def audit_rows(
+        self, admin: Identity, remote: str, filters: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Audit rows matching `filters` (AuditLog.query's), the read written down first."""
+        return await self._audit(admin, remote, filters, "json")
+
+    async def audit_csv(self, admin: Identity, remote: str, filters: dict[str, Any]) -> str:
+        """The same as CSV, safe to open in a spreadsheet."""
+        return AuditLog.to_csv(await self._audit(admin, remote, filters, "csv"))
+
+    async def _audit(
+        self, admin: Identity, remote: str, filters: dict[str, Any], format: str
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = await self.store.read(lambda _, audit: audit.query(**filters))
+        await self._record_read(
+            admin, remote, what="audit", format=format, filters=filters, rows=len(rows)
+        )
+        return rows
+
+    async def _record_read(self, admin: Identity, remote: str, **detail: Any) -> None:
+        """Recorded before the rows go out: a read that cannot be recorded sends none
+        (WritePending)."""
+        written = self.store.record(
+            events.ADMIN_READ, account=admin.account, remote=remote, **detail
+        )
+        await self.store.landed(written)
 
     # --- helpers ------------------------------------------------------------------
 
     async def _current(self, grant_id: int) -> Grant:
-        pending = self.overlay.get(grant_id)
-        if pending is not None:
-            return pending
         try:
-            grant = await self.store.read(lambda grants, _: grants.find(grant_id))
+            return await self.grants.get(grant_id)
         except StoreUnavailable:
             raise undecidable() from None
-        if grant is None:
-            raise GrantNotFound(f"grant {grant_id} not found")
-        return grant
 
     def _takes_access(self, after: Grant) -> bool:
         now = self.store.clock()

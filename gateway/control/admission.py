@@ -1,33 +1,27 @@
 """AccessControl: the one entry point that decides who may do what, and writes it down.
 
-Every handler calls it; none has access logic of its own. It takes plain data
-(a token, an address, a camera id), never an HTTP request, and answers with an
-Identity, a Viewer, or a Denied that carries a stable code. When the grants
-cannot be read it refuses (fails closed); it never waits on the database for long.
+It takes plain data (a token, an address, a camera id), never an HTTP request, and
+answers with an Identity, a Viewer, or a Denied that carries a stable code. When
+the grants cannot be read it refuses (fails closed); it never waits on the
+database for long.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections import Counter
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from gateway.access import decision
 from gateway.access.decision import Refusal, Viewer
-from gateway.access.grants import Grant
 from gateway.access.throttle import FailureThrottle
 from gateway.access.tokens import Identity, TokenRejected, TokenVerifier
-from gateway.store import Store, StoreUnavailable
-from gateway.store import audit as events
+from gateway.store import StoreUnavailable
 
-from .overlay import GrantOverlay
+from .known_grants import KnownGrants
+from .refusals import Denied, Refusals, audit_unavailable, undecidable
+from .sign_ins import FailedSignIns
 
 INVALID_TOKEN = "missing or invalid token"
 NOT_ADMIN = "not_admin"
-RETRY_SECONDS = 5  # Retry-After when the database cannot answer
 NOT_OWNER = "not_owner"
 
 # How a refused offer reads, by rule (also the label of cctv_access_denials_total).
@@ -39,41 +33,28 @@ REFUSAL_WORDS = {
     decision.REMOVED_FROM_GRANT: "no grant",
     decision.CAMERA_REMOVED_FROM_GRANT: "no grant",
 }
-
-
-class Denied(Exception):
-    """A refusal: a stable code (see gateway/http/errors.py for its status) and words
-    that are safe to show; `retry_after` when trying again later may work."""
-
-    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.retry_after = retry_after
-
-
-def undecidable() -> Denied:
-    return Denied(
-        "database_unavailable",
-        "access cannot be decided right now (the grants cannot be read); try again shortly",
-        RETRY_SECONDS,
-    )
+# The rules a viewer is told by name; the others read as "no grant".
+REFUSAL_CODES = {
+    decision.NO_GRANT,
+    decision.NOT_YET_STARTED,
+    decision.GRANT_ENDED,
+    decision.GRANT_REVOKED,
+}
 
 
 class AccessControl:
     def __init__(
         self,
         verifier: TokenVerifier,
-        store: Store,
-        overlay: GrantOverlay,
+        grants: KnownGrants,
+        refusals: Refusals,
         throttle: FailureThrottle,
-        on_denied: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self.verifier = verifier
-        self.store = store
-        self.overlay = overlay
+        self.grants = grants
+        self.refusals = refusals
         self.throttle = throttle
-        self.on_denied = on_denied  # e.g. a metric by reason
-        self.failed_sign_ins = FailedSignIns(store)
+        self.failed_sign_ins = FailedSignIns(refusals.store)
 
     async def identify(self, token: str, remote: str) -> Identity:
         """The caller's identity from its bearer token, else Denied("invalid_token")."""
@@ -81,67 +62,51 @@ class AccessControl:
             return await self.verifier.averify(token)
         except TokenRejected as exc:
             # The reason is for the audit trail; the caller learns nothing from it.
-            self.on_denied("invalid token")
+            self.refusals.on_denied("invalid token")
             self.failed_sign_ins.note(remote, str(exc))
-            await self.throttle.failed(remote)
+            await self.throttle.failed(remote, self.verifier.claimed_account(token))
             raise Denied("invalid_token", INVALID_TOKEN) from None
 
-    def require_admin(self, identity: Identity, remote: str, path: str) -> None:
+    async def admin(self, token: str, remote: str, path: str) -> Identity:
+        """An administrator's identity, else Denied (invalid_token, not_admin)."""
+        identity = await self.identify(token, remote)
         if not identity.is_admin:
-            self.on_denied("not an administrator")
-            self.store.record(
-                events.ACCESS_DENIED,
-                account=identity.account,
-                remote=remote,
-                reason="not an administrator",
+            raise self.refusals.refuse(
+                identity.account,
+                remote,
+                NOT_ADMIN,
+                "not an administrator",
+                "this needs an administrator account",
+                counted=True,
                 path=path,
             )
-            raise Denied(NOT_ADMIN, "this needs an administrator account")
+        return identity
 
     async def authorize_view(self, identity: Identity, camera_id: str, remote: str) -> Viewer:
         """The grant that lets this caller watch `camera_id` now, else Denied."""
-        if self.store.refusing:
-            raise Denied(
-                "audit_unavailable",
-                "access cannot be recorded right now, so viewing is refused",
-                RETRY_SECONDS,
-            )
+        if self.refusals.store.refusing:
+            raise audit_unavailable()
         account = identity.account
         try:
-            found = await self.store.read(lambda grants, _: grants.naming(account, camera_id))
+            found = await self.grants.naming(account, camera_id)
         except StoreUnavailable:
             raise undecidable() from None
         try:
-            now = self.store.clock()
-            grant = decision.decide(self.overlay.apply(found, now), account, camera_id, now)
+            grant = decision.decide(found, account, camera_id, self.grants.now())
         except Refusal as refusal:
             words = REFUSAL_WORDS[refusal.code]
-            self.on_denied(words)
-            self.store.record(
-                events.ACCESS_DENIED,
-                account=account,
+            raise self.refusals.refuse(
+                account,
+                remote,
+                _code(refusal.code),
+                words,
+                _message(refusal.code),
+                counted=True,
                 camera_id=camera_id,
                 grant_id=refusal.grant.id if refusal.grant else None,
                 project=refusal.grant.project if refusal.grant else None,
-                remote=remote,
-                reason=words,
-            )
-            raise _refused(refusal.code) from None
+            ) from None
         return Viewer.under(account, grant)
-
-    def record_refusal(
-        self, identity: Identity, remote: str, code: str, reason: str, **detail: object
-    ) -> None:
-        """A refusal after sign-in (unknown camera, a bad offer, no room, another
-        account's session) is accountable too."""
-        self.store.record(
-            events.ACCESS_DENIED,
-            account=identity.account,
-            remote=remote,
-            reason=reason,
-            code=code,
-            **detail,
-        )
 
     def signed_in_until(self, identity: Identity) -> datetime:
         """Until when a session this sign-in opens may last, unless renewed."""
@@ -150,19 +115,15 @@ class AccessControl:
     async def still_allowed(self, viewer: Viewer, camera_id: str) -> None:
         """Ask again for the grant a viewer was admitted under (just before its session
         goes live); Denied if it no longer allows it or cannot be read."""
-        grant: Grant | None = self.overlay.get(viewer.grant_id)
-        if grant is None and viewer.grant_id is not None:
-            grant_id = viewer.grant_id
+        grant = None
+        if viewer.grant_id is not None:
             try:
-                grant = await self.store.read(lambda grants, _: grants.find(grant_id))
+                grant = await self.grants.find(viewer.grant_id)
             except StoreUnavailable:
                 raise undecidable() from None
-        now = self.store.clock()
-        if grant is not None:
-            (grant,) = self.overlay.apply([grant], now)
-        rule = decision.check(grant, viewer.account, camera_id, now)
+        rule = decision.check(grant, viewer.account, camera_id, self.grants.now())
         if rule is not None:
-            raise _refused(rule)
+            raise Denied(_code(rule), _message(rule))
 
     async def authorize_session_change(
         self, token: str, owner: str, remote: str, session_id: str, camera_id: str
@@ -177,86 +138,23 @@ class AccessControl:
             return None
         identity = await self.identify(token, remote)
         if identity.account != owner and not identity.is_admin:
-            self.on_denied("not the owner")
-            self.store.record(
-                events.ACCESS_DENIED,
-                account=identity.account,
+            raise self.refusals.refuse(
+                identity.account,
+                remote,
+                NOT_OWNER,
+                "not the owner",
+                "this session belongs to another account",
+                counted=True,
                 camera_id=camera_id,
                 session_id=session_id,
-                remote=remote,
-                reason="not the owner",
             )
-            raise Denied(NOT_OWNER, "this session belongs to another account")
         return identity
 
 
-REFUSAL_CODES = {
-    decision.NO_GRANT,
-    decision.NOT_YET_STARTED,
-    decision.GRANT_ENDED,
-    decision.GRANT_REVOKED,
-}
+def _code(rule: str) -> str:
+    """The code a viewer is told for a rule of access/decision."""
+    return rule if rule in REFUSAL_CODES else decision.NO_GRANT
 
 
-class FailedSignIns:
-    """Failed token checks in the audit log: the first from an address in a minute at
-    once, the rest of that minute as one row with a count, so a flood of bad tokens
-    cannot grow the database quickly."""
-
-    # Addresses that get rows of their own each minute; past it, the rest share one,
-    # so a flood from many addresses adds a few hundred rows a minute at most.
-    MAX_ADDRESSES = 100
-    FLUSH_SECONDS = 5.0
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._minutes: dict[tuple[str, int], Counter[str]] = {}
-        self._flushing: asyncio.Task[None] | None = None
-
-    def note(self, remote: str, reason: str) -> None:
-        minute = int(time.time() // 60)
-        key = (remote, minute)
-        if key not in self._minutes:
-            if len(self._minutes) >= self.MAX_ADDRESSES:
-                key = ("(other addresses)", minute)
-            else:
-                self._minutes[key] = Counter()
-                self.store.record(events.TOKEN_REJECTED, remote=remote, reason=reason, count=1)
-                return
-        self._minutes.setdefault(key, Counter())[reason] += 1
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.ensure_future(self._flush_later())
-
-    async def _flush_later(self) -> None:
-        while self._minutes:
-            await asyncio.sleep(self.FLUSH_SECONDS)
-            self.flush(before=int(time.time() // 60))
-
-    def flush(self, before: int | None = None) -> None:
-        """Queue the rows of every minute before `before` (default: all of them)."""
-        for key in [k for k in self._minutes if before is None or k[1] < before]:
-            remote, minute = key
-            reasons = self._minutes.pop(key)
-            if not reasons:  # only the first failure, already written
-                continue
-            self.store.record(
-                events.TOKEN_REJECTED,
-                remote=remote,
-                reason=reasons.most_common(1)[0][0],
-                count=sum(reasons.values()),
-                reasons=dict(reasons),
-                minute=datetime.fromtimestamp(minute * 60, UTC).isoformat(),
-            )
-
-    async def close(self) -> None:
-        if self._flushing is not None:
-            self._flushing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flushing
-        self.flush()
-
-
-def _refused(rule: str) -> Denied:
-    """The answer to a viewer whose grant does not allow it (a rule of access/decision)."""
-    code = rule if rule in REFUSAL_CODES else decision.NO_GRANT
-    return Denied(code, f"no active grant for this camera: {REFUSAL_WORDS[rule]}")
+def _message(rule: str) -> str:
+    return f"no active grant for this camera: {REFUSAL_WORDS[rule]}"

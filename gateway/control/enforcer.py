@@ -18,11 +18,10 @@ from collections import defaultdict
 
 from gateway.access import decision
 from gateway.access.grants import Grant
-from gateway.egress import Ending, ViewerSession
+from gateway.signaling import Ending, SessionRegistry, ViewerSession
 from gateway.store import Store, StoreUnavailable
 
 from .overlay import GrantOverlay
-from .sessions import SessionRegistry
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +71,11 @@ class GrantEnforcer:
         bound = [s for s in self.sessions if s.viewer.grant_id == grant.id]
         return await self.enforce(bound, {grant.id: grant})
 
-    async def end_revoked(self, grant_id: int) -> int:
-        """A grant revoked through this gateway while it could not be read: end its
-        sessions by the id they are bound to."""
+    async def revoked_by_id(self, grant_id: int) -> int:
+        """A grant revoked while it could not be read here (by an administrator on this
+        node, or on another node that said so): it stays revoked in memory, and its
+        sessions end by the id they are bound to."""
+        self.overlay.revoked_ids.add(grant_id)
         bound = [s for s in self.sessions if s.viewer.grant_id == grant_id]
         return await self.sessions.end_many(bound, ENDINGS[decision.GRANT_REVOKED])
 

@@ -8,8 +8,8 @@ Each subscriber has a bounded queue; one that stops reading is dropped rather
 than letting notices pile up.
 
 With several nodes, what is published here is also handed to `forward` (the
-cluster sends it to every other node, which `deliver`s it to its own subscribers),
-so an event stream on any node hears every node's events.
+cluster's messages send it to every other node, which `deliver`s it to its own
+subscribers), so an event stream on any node hears every node's events.
 """
 
 from __future__ import annotations
@@ -41,14 +41,15 @@ class TooManyStreams(Exception):
     """The account has its maximum of open event streams."""
 
 
+Forward = Callable[[str, dict[str, Any], list[str], dict[str, Any] | None], None]
+
+
 class EventBus:
-    def __init__(self, max_per_account: int = 8) -> None:
+    def __init__(self, max_per_account: int = 8, forward: Forward | None = None) -> None:
         self._subscribers: set[Subscription] = set()
         self._max_per_account = max_per_account
         # Where events also go (the other nodes): kind, data, accounts, viewer_data.
-        self.forward: Callable[[str, dict[str, Any], list[str], dict[str, Any] | None], None] = (
-            lambda *event: None
-        )
+        self.forward: Forward = forward or (lambda *event: None)
 
     def subscribe(self, account: str, admin: bool) -> Subscription:
         if sum(1 for s in self._subscribers if s.account == account) >= self._max_per_account:

@@ -18,14 +18,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from gateway.config import Settings
-from gateway.egress import Ending, ViewerSession
 from gateway.inventory import Inventory, InventoryError, read_inventory
 from gateway.relay import CameraHubs, CameraUnavailable
+from gateway.signaling import Ending, SessionRegistry, ViewerSession
 from gateway.store import Store, StoreUnavailable
 from gateway.store import audit as events
 
 from .events import EventBus
-from .sessions import SessionRegistry
+from .refusals import Denied
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,16 @@ class InventoryReloader:
                 result.changed,
             )
             return result
+
+    async def requested(self, account: str, remote: str) -> Reloaded:
+        """An administrator's reload: Denied when there is no file or it is invalid
+        (the previous inventory stays); StoreUnavailable when it cannot be recorded."""
+        try:
+            return await self.reload(account, remote, "api")
+        except NoInventoryFile as exc:
+            raise Denied("no_inventory_file", str(exc)) from None
+        except InventoryError as exc:
+            raise Denied("invalid_inventory", f"{exc}; the previous inventory stays") from None
 
     def on_signal(self) -> None:
         """SIGHUP: reload in the background; the outcome goes to the log."""

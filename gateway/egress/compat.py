@@ -40,6 +40,7 @@ __all__ = [
     "random32",
     "random_sequence_number",
     "register_h264_profile",
+    "send_with",
     "transceiver_codecs",
 ]
 
@@ -190,6 +191,18 @@ class HookedSender(RTCRtpSender):
 
     async def retransmit(self, sequence_number: int) -> None:
         await RTCRtpSender._retransmit(self, sequence_number)
+
+
+def send_with(sender: RTCRtpSender, cls: type[HookedSender]) -> None:
+    """Make the sender aiortc built for a transceiver an instance of `cls`.
+
+    aiortc builds its sender inside `addTransceiver` and offers no way to give it
+    another class; the gateway's send loop (sender.py) overrides only the two hooks
+    HookedSender routes, so the object aiortc made stays whole.
+    """
+    if type(sender) is not RTCRtpSender:
+        raise CompatError(f"aiortc made a {type(sender).__name__}, not an RTCRtpSender")
+    sender.__class__ = cls
 
 
 class SenderInternals:

@@ -30,12 +30,15 @@ from typing import NamedTuple
 
 import av
 from aioice.ice import CandidatePair
+from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket, wrap_rtx
 from aiortc.utils import uint32_add
 from pylibsrtp import Error as SrtpError
+
+from gateway.relay import ViewerFeed
 
 from . import compat
 from .compat import SRTP_BUFFER, SRTP_CDATA, SRTP_LENGTH, SenderInternals
@@ -90,8 +93,21 @@ class FramePacker:
         return packed
 
 
+def send_feed(
+    pc: RTCPeerConnection, feed: ViewerFeed, *, fast: bool, on_stopped: Callable[[], None]
+) -> RTCRtpTransceiver:
+    """A send-only video transceiver on `pc` that sends `feed` with a RelaySender."""
+    transceiver = pc.addTransceiver(ViewerTrack(feed), direction="sendonly")
+    sender = transceiver.sender
+    compat.send_with(sender, RelaySender)
+    assert isinstance(sender, RelaySender)
+    sender.fast = fast
+    sender.on_stopped = on_stopped
+    return transceiver
+
+
 class RelaySender(compat.HookedSender):
-    """Set as the class of a viewer's sender (see ViewerSession.negotiate).
+    """The class of every viewer's sender (send_feed).
 
     H.264 and VP8 from a ViewerTrack go out on the fast path when `fast` is set;
     anything else, or the fast path failing at run time, goes through aiortc's own loop,

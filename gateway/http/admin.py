@@ -1,7 +1,7 @@
 """The admin API: grants, live sessions, the audit log and the camera inventory.
 Administrators only.
 
-Handlers parse, call AccessAdmin or a store, and serialize; nothing else.
+Handlers parse, call AccessAdmin (or the InventoryReloader), and serialize; nothing else.
 """
 
 from __future__ import annotations
@@ -17,15 +17,11 @@ from gateway.access.grants import GrantInvalid
 from gateway.access.tokens import Identity
 from gateway.control.administration import AccessAdmin
 from gateway.control.admission import AccessControl
-from gateway.control.reload import InventoryReloader, NoInventoryFile
-from gateway.control.sessions import SessionRegistry
-from gateway.inventory import InventoryError
-from gateway.store import Store
-from gateway.store.audit import ADMIN_READ, AuditLog
-from gateway.store.grants import GrantNotFound
+from gateway.control.refusals import Denied
+from gateway.control.reload import InventoryReloader
 
-from .api import reply, signed_in
-from .errors import HttpError, read_body, remote_of
+from .api import reply
+from .errors import HttpError, bearer_token, read_body, remote_of
 
 Handler = Callable[[Any, web.Request, Identity], Awaitable[web.StreamResponse]]
 GRANT_FIELDS = {
@@ -48,17 +44,12 @@ def bad_request(message: str) -> HttpError:
 
 
 def admin_only(handler: Handler) -> Callable[[Any, web.Request], Awaitable[web.StreamResponse]]:
-    """Check the admin claim, and turn grant errors into clear answers."""
+    """The caller must be an administrator (401 or 403 otherwise)."""
 
     async def wrapped(self: AdminApi, request: web.Request) -> web.StreamResponse:
-        identity = await signed_in(self.access, request)
-        self.access.require_admin(identity, remote_of(request), request.path)
-        try:
-            return await handler(self, request, identity)
-        except GrantInvalid as exc:
-            raise HttpError(422, "invalid_field", str(exc), field=exc.field) from None
-        except GrantNotFound:
-            raise HttpError(404, "unknown_grant", "no such grant") from None
+        token, remote = bearer_token(request), remote_of(request)
+        identity = await self.access.admin(token, remote, request.path)
+        return await handler(self, request, identity)
 
     return wrapped
 
@@ -101,7 +92,7 @@ async def reason_of(request: web.Request) -> str:
 def grant_id_of(request: web.Request) -> int:
     text = request.match_info["grant_id"]
     if not text.isdigit() or not 0 < int(text) < 2**63:  # SQLite integers are 64-bit
-        raise GrantNotFound
+        raise Denied("unknown_grant", "no such grant")
     return int(text)
 
 
@@ -109,17 +100,10 @@ class AdminApi:
     """Grants, live sessions, the audit log and the inventory: administrators only."""
 
     def __init__(
-        self,
-        access: AccessControl,
-        admin: AccessAdmin,
-        store: Store,
-        sessions: SessionRegistry,
-        reloader: InventoryReloader,
+        self, access: AccessControl, admin: AccessAdmin, reloader: InventoryReloader
     ) -> None:
         self.access = access
         self.admin = admin
-        self.store = store
-        self.sessions = sessions
         self.reloader = reloader
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -137,10 +121,7 @@ class AdminApi:
     @admin_only
     async def list_grants(self, request: web.Request, admin: Identity) -> web.Response:
         include_ended = request.query.get("include_ended", "true") != "false"
-        found = await self.store.read(lambda grants, _: grants.list(include_ended=include_ended))
-        now = self.store.clock()
-        grants = self.admin.overlay.apply(found, now)
-        return reply({"grants": [self.admin.grants_json(g, now) for g in grants]})
+        return reply({"grants": await self.admin.listing(include_ended)})
 
     @admin_only
     async def create_grant(self, request: web.Request, admin: Identity) -> web.Response:
@@ -153,10 +134,7 @@ class AdminApi:
 
     @admin_only
     async def get_grant(self, request: web.Request, admin: Identity) -> web.Response:
-        grant_id = grant_id_of(request)
-        found = await self.store.read(lambda grants, _: grants.get(grant_id))
-        (grant,) = self.admin.overlay.apply([found], self.store.clock())
-        return reply(self.admin.grants_json(grant))
+        return reply(await self.admin.grant(grant_id_of(request)))
 
     @admin_only
     async def update_grant(self, request: web.Request, admin: Identity) -> web.Response:
@@ -174,10 +152,8 @@ class AdminApi:
 
     @admin_only
     async def list_sessions(self, request: web.Request, admin: Identity) -> web.Response:
-        sessions = await self.admin.live_sessions()  # every node's
-        # Who watches what, from where, is personal data too: reading it is accountable.
-        await self._record_read(request, admin, what="sessions", format="json", rows=len(sessions))
-        return reply({"sessions": sessions})
+        # Every node's; the read is written down before the rows go out.
+        return reply({"sessions": await self.admin.live_sessions(admin, remote_of(request))})
 
     @admin_only
     async def revoke_session(self, request: web.Request, admin: Identity) -> web.Response:
@@ -213,42 +189,17 @@ class AdminApi:
         if not limit.isdigit() or not 1 <= int(limit) <= 100_000:
             raise bad_request("limit: a whole number from 1 to 100000")
         filters["limit"] = int(limit)
-        rows = await self.store.read(lambda _, audit: audit.query(**filters))
-        csv = query.get("format") == "csv"
-        # Recorded before the rows go out: a read that cannot be recorded sends none.
-        await self._record_read(
-            request,
-            admin,
-            what="audit",
-            format="csv" if csv else "json",
-            filters=filters,
-            rows=len(rows),
-        )
-        if csv:
+        # The read is written down before the rows go out.
+        if query.get("format") == "csv":
             return web.Response(
-                text=AuditLog.to_csv(rows),
+                text=await self.admin.audit_csv(admin, remote_of(request), filters),
                 content_type="text/csv",
                 charset="utf-8",
                 headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
             )
-        return reply({"rows": rows})
-
-    async def _record_read(self, request: web.Request, admin: Identity, **detail: Any) -> None:
-        """Recorded before the rows go out: a read that cannot be recorded sends none
-        (WritePending: 503)."""
-        written = self.store.record(
-            ADMIN_READ, account=admin.account, remote=remote_of(request), **detail
-        )
-        await self.store.landed(written)
+        return reply({"rows": await self.admin.audit_rows(admin, remote_of(request), filters)})
 
     @admin_only
     async def reload_inventory(self, request: web.Request, admin: Identity) -> web.Response:
-        try:  # StoreUnavailable: 503, nothing changed
-            reloaded = await self.reloader.reload(admin.account, remote_of(request), "api")
-        except NoInventoryFile as exc:
-            raise HttpError(409, "no_inventory_file", str(exc)) from None
-        except InventoryError as exc:
-            raise HttpError(
-                422, "invalid_inventory", f"{exc}; the previous inventory stays"
-            ) from None
+        reloaded = await self.reloader.requested(admin.account, remote_of(request))
         return reply(reloaded.to_json())

@@ -15,30 +15,49 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.control.administration import RecordPending
-from gateway.control.admission import RETRY_SECONDS, Denied
-from gateway.control.events import TooManyStreams
-from gateway.control.sessions import TooManySessions
-from gateway.control.tickets import TooManyTickets
-from gateway.store import StoreUnavailable, WritePending
+from gateway.control.refusals import Denied, as_refusal
 
 log = logging.getLogger(__name__)
 
-BODY_TIMEOUT_SECONDS = 10.0
+# How long a request's body may take to arrive (`[server] request_timeout_seconds`).
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
 
-# The status of each code a domain refusal (Denied) carries.
-DENIED_STATUS = {
+# The status of each code a refusal (control/refusals.py) carries.
+REFUSAL_STATUS = {
+    "bad_offer": 400,
+    "bad_sdpfrag": 400,
+    "unknown_rendition": 400,
     "invalid_token": 401,
+    "invalid_ticket": 401,
     "not_admin": 403,
     "not_owner": 403,
     "no_grant": 403,
     "not_yet_started": 403,
     "grant_ended": 403,
     "grant_revoked": 403,
-    "database_unavailable": 503,
+    # A session ended while its offer was answered, and why (its ending's code).
+    "revoked": 403,
+    "grant_removed": 403,
+    "removed_from_grant": 403,
+    "camera_removed_from_grant": 403,
+    "not_a_cluster_message": 403,
+    "unknown_camera": 404,
+    "unknown_grant": 404,
+    "unknown_session": 404,
+    "no_inventory_file": 409,
+    "precondition_failed": 412,
+    "ice_restart_unsupported": 422,
+    "invalid_field": 422,
+    "invalid_inventory": 422,
+    "too_many": 429,
     "audit_unavailable": 503,
+    "camera_unavailable": 503,
+    "capacity": 503,
+    "database_unavailable": 503,
+    "node_lost": 503,
+    "shutdown": 503,
+    "record_pending": 503,
 }
-TOO_MANY_RETRY_SECONDS = 10
 # aiohttp's own refusals (unknown route, wrong method, ...) by status.
 _PLAIN_CODES = {
     400: "bad_request",
@@ -86,31 +105,6 @@ async def json_errors(
         return await handler(request)
     except HttpError as exc:
         return error_response(request, exc)
-    except Denied as exc:
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-        status = DENIED_STATUS[exc.code]
-        return error_response(request, HttpError(status, exc.code, str(exc), headers=headers))
-    except (TooManySessions, TooManyTickets, TooManyStreams) as exc:
-        retry = {"Retry-After": str(TOO_MANY_RETRY_SECONDS)}
-        return error_response(request, HttpError(429, "too_many", str(exc), headers=retry))
-    except RecordPending:
-        # Access has already ended; only its record waits (never a 500).
-        message = (
-            "access has ended; the record of it cannot be written yet and will be "
-            "written when the database recovers"
-        )
-        retry = {"Retry-After": str(RETRY_SECONDS)}
-        return error_response(request, HttpError(503, "record_pending", message, headers=retry))
-    except WritePending:
-        message = "access cannot be recorded right now, so it is refused; try again shortly"
-        retry = {"Retry-After": str(RETRY_SECONDS)}
-        return error_response(request, HttpError(503, "audit_unavailable", message, headers=retry))
-    except StoreUnavailable:
-        message = "the database cannot answer right now; nothing was changed, try again shortly"
-        retry = {"Retry-After": str(RETRY_SECONDS)}
-        return error_response(
-            request, HttpError(503, "database_unavailable", message, headers=retry)
-        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -120,9 +114,24 @@ async def json_errors(
         return error_response(request, error)
     except asyncio.CancelledError:
         raise
-    except Exception:
+    except Exception as exc:
+        if (refusal := as_refusal(exc)) is not None:
+            return error_response(request, from_refusal(refusal))
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return error_response(request, HttpError(500, "internal", "internal error"))
+
+
+def from_refusal(refusal: Denied) -> HttpError:
+    if refusal.code not in REFUSAL_STATUS:
+        log.error("refusal code %r has no HTTP status; answering 400", refusal.code)
+    headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
+    return HttpError(
+        REFUSAL_STATUS.get(refusal.code, 400),
+        refusal.code,
+        str(refusal),
+        headers=headers,
+        **refusal.extra,
+    )
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -211,15 +220,14 @@ async def read_body(request: web.Request, limit: int, what: str = "body") -> byt
     """
     if request.content_length is not None and request.content_length > limit:
         raise HttpError(413, "too_large", f"{what} is larger than {limit} bytes")
+    seconds = request.config_dict[BODY_TIMEOUT]
     body = bytearray()
     try:
-        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+        async with asyncio.timeout(seconds):
             while chunk := await request.content.read(limit + 1 - len(body)):
                 body += chunk
                 if len(body) > limit:
                     raise HttpError(413, "too_large", f"{what} is larger than {limit} bytes")
     except TimeoutError:
-        raise HttpError(
-            408, "body_timeout", f"{what} not received within {BODY_TIMEOUT_SECONDS:g} s"
-        ) from None
+        raise HttpError(408, "body_timeout", f"{what} not received within {seconds:g} s") from None
     return bytes(body)

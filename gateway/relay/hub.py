@@ -15,6 +15,7 @@ import av
 
 from gateway.config import CameraSettings, MaskSettings, RelaySettings
 
+from .errors import SourceError
 from .feed import ViewerFeed
 from .overload import LoopWatch
 from .pictures import Pictures
@@ -26,7 +27,6 @@ from .source import (
     CameraSource,
     EncodedFrame,
     NeedsTranscode,
-    SourceError,
     StreamInfo,
 )
 

@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 
 from gateway.config import PoliceApiSettings
 
-from .source import SourceError
+from .errors import SourceError
 
 # A stream URL fits in far less; anything bigger is not an answer we can use.
 MAX_ANSWER_BYTES = 64 << 10

@@ -28,6 +28,7 @@ import av.error
 from gateway.config import CameraSettings, RelaySettings
 
 from . import h264
+from .errors import SourceError
 
 if TYPE_CHECKING:
     from .police_api import PoliceApi
@@ -54,10 +55,6 @@ class StreamInfo:
     width: int
     height: int
     profile_level_id: str  # of the H.264 that viewers receive
-
-
-class SourceError(Exception):
-    """A camera failure, described without the camera URL or credentials."""
 
 
 class NeedsTranscode(Exception):

@@ -2,16 +2,16 @@
 
 Rows are hash-chained: each row stores the hash of the row before it and a hash
 over its own canonical content, so an edited, deleted or reordered row is found
-by `verify()`. SQLite triggers make the table append-only; the chain catches what
-someone with write access to the file does after dropping them. (A chain without
-a secret cannot catch rows cut from the *end*, or a chain rewritten from scratch:
-keep `verify()`'s last seq somewhere else if that matters.)
+by `walk_chain()` (verify.py checks a whole database with it). Triggers make the table
+append-only; the chain catches what someone with write access to the file does after
+dropping them. (A chain without a secret cannot catch rows cut from the *end*, or a
+chain rewritten from scratch: keep verify's last seq somewhere else if that matters.)
 
 Pruning deletes a prefix of the chain and moves the anchor (the last pruned row's
 seq and hash) so the remainder still verifies; it always leaves an
 "audit_pruned" row behind, naming that seq and hash inside the chain. An anchor
 that the newest "audit_pruned" row does not name was not set by a prune, and
-`verify()` rejects it.
+`walk_chain()` rejects it.
 """
 
 from __future__ import annotations
@@ -25,13 +25,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from . import postgres
-from .database import DB_ERRORS, Connection, is_postgres, schema_version, table_names, where
-from .grants import load_grants
+from .database import DB_ERRORS, Connection
 
 GENESIS = "0" * 64
 
@@ -71,8 +67,13 @@ _TEXT_FIELDS = ("account", "camera_id", "project", "remote", "session_id")
 _COLUMNS = (*_HASHED, "prev_hash", "hash")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM audit"
 CSV_COLUMNS = (*_HASHED, "hash")
-# Spreadsheets run cells starting with these as formulas (tab/CR too, per OWASP).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Spreadsheets run cells starting with these as formulas (tab/CR too, per OWASP), and
+# some take the full-width and small forms of the signs for the signs themselves.
+_FORMULA_STARTS = (
+    *("=", "+", "-", "@", "\t", "\r"),
+    *("\uff1d", "\uff0b", "\uff0d", "\uff20"),  # full-width = + - @
+    *("\ufe66", "\ufe62", "\ufe63", "\ufe6b"),  # small = + - @
+)
 
 
 # Session starts with no later session end, oldest first (params: SESSION_END, SESSION_START).
@@ -94,21 +95,16 @@ class AuditWriteError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class VerifyResult:
-    ok: bool
+class ChainCheck:
+    """What a walk along the chain found."""
+
     rows_checked: int  # rows found intact (before the first bad one)
     first_bad_seq: int | None = None
     problem: str | None = None
-    # The file could not be read (missing, not a database, no permission, locked):
-    # nothing was checked, so this says nothing about tampering.
-    unreadable: bool = False
-    grants_checked: int = 0  # grant rows found equal to their last audited change
-    # Grants whose last audited change predates grant hashes: not comparable.
-    grants_unchecked: int = 0
 
-
-def _unreadable(problem: str) -> VerifyResult:
-    return VerifyResult(ok=False, rows_checked=0, problem=problem, unreadable=True)
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
 
 
 def _utc(moment: datetime) -> datetime:
@@ -163,11 +159,11 @@ def _as_dict(row: Row) -> dict[str, Any]:
     return result
 
 
-def _walk(cur: Cursor, through_seq: int | None = None) -> VerifyResult:
+def walk_chain(cur: Cursor, through_seq: int | None = None) -> ChainCheck:
     """Check the chain from the anchor (or GENESIS), up to `through_seq` if given."""
     anchors = cur.execute("SELECT seq, hash FROM audit_anchor").fetchall()
     if len(anchors) > 1:
-        return VerifyResult(False, 0, None, f"audit_anchor has {len(anchors)} rows, expected one")
+        return ChainCheck(0, None, f"audit_anchor has {len(anchors)} rows, expected one")
     if anchors:
         anchor_seq, prev_hash = anchors[0]["seq"], anchors[0]["hash"]
         start = "the anchor (anchor changed?)"
@@ -180,13 +176,13 @@ def _walk(cur: Cursor, through_seq: int | None = None) -> VerifyResult:
         seq = row["seq"]
         problem = _row_problem(row, expected, prev_hash, anchor_seq, start if not checked else None)
         if problem:
-            return VerifyResult(False, checked, seq, problem)
+            return ChainCheck(checked, seq, problem)
         prev_hash, expected, checked = row["hash"], seq + 1, checked + 1
     if anchors:
         problem = _anchor_problem(cur, anchor_seq, anchors[0]["hash"])
         if problem:
-            return VerifyResult(False, checked, None, problem)
-    return VerifyResult(True, checked)
+            return ChainCheck(checked, None, problem)
+    return ChainCheck(checked)
 
 
 def _anchor_problem(cur: Cursor, anchor_seq: int, anchor_hash: str) -> str | None:
@@ -351,16 +347,16 @@ class AuditLog:
                 ).fetchone()[0]
             if through is None:
                 return 0
-            checked = _walk(cur, through_seq=through + 1)  # +1: the first kept row's link too
+            checked = walk_chain(cur, through_seq=through + 1)  # +1: the first kept row's link too
             if not checked.ok:
                 raise AuditWriteError(f"refusing to prune a damaged audit log: {checked.problem}")
             last = cur.execute("SELECT hash FROM audit WHERE seq = ?", (through,)).fetchone()
             # Grants whose last audited change goes now: their hash moves into the prune
             # record, so verify can still compare them (grants are kept for ever).
-            kept = _audited_grants(cur, after_seq=through)
+            kept = audited_grants(cur, after_seq=through)
             carried = {
                 str(grant_id): recorded
-                for grant_id, (_, recorded) in _audited_grants(cur, through_seq=through).items()
+                for grant_id, (_, recorded) in audited_grants(cur, through_seq=through).items()
                 if grant_id not in kept
             }
             # The delete trigger lets through only rows covered by audit_pruning.
@@ -438,10 +434,6 @@ class AuditLog:
                 self._append(cur, fields, _dumps(detail))
         return len(rows)
 
-    def verify(self) -> VerifyResult:
-        """Walk the chain in seq order and name the first bad row, if any."""
-        return verify_connection(self._db)
-
     def _read(self, sql: str, params: list[Any]) -> list[Row]:
         cur = self._db.cursor()
         cur.row_factory = sqlite3.Row
@@ -484,49 +476,7 @@ def _check_types(fields: Mapping[str, Any]) -> None:
         raise TypeError("grant_id must be an int or None")
 
 
-# What verify reads, by the schema version that made it (database.MIGRATIONS); a
-# gateway database without one of its tables was altered.
-_TABLES = {
-    1: ("audit", "audit_anchor", "grants", "grant_members", "grant_cameras"),
-    2: ("grant_authorizations",),
-}
-# How long verify waits for a writer that locks readers out before it gives up.
-VERIFY_BUSY_SECONDS = 2.0
-
-
-def verify_connection(db: Connection) -> VerifyResult:
-    """Verify the chain, the anchor and every grant row, in one read snapshot, so a
-    concurrent writer cannot confuse it.
-
-    A database error escapes: the caller decides whether that means "cannot read".
-    """
-    cur = db.cursor()
-    cur.row_factory = sqlite3.Row
-    own = not db.in_transaction
-    try:
-        if own:
-            cur.execute("BEGIN")
-        version = schema_version(db)
-        result = _schema_problem(table_names(db), version) or _walk(cur)
-        if not result.ok:
-            return result
-        return _check_grants(cur, result, with_history=version >= 2)
-    finally:
-        if own and db.in_transaction:
-            db.execute("COMMIT")
-
-
-def _schema_problem(tables: set[str], version: int) -> VerifyResult | None:
-    if version == 0 and "audit" not in tables:
-        return _unreadable("not a gateway database (no audit log in it)")
-    expected = [t for since, names in _TABLES.items() if version >= since for t in names]
-    missing = [table for table in expected if table not in tables]
-    if not missing:
-        return None
-    return VerifyResult(False, 0, None, f"table {', '.join(missing)} is missing (schema changed?)")
-
-
-def _audited_grants(
+def audited_grants(
     cur: Cursor, *, after_seq: int = 0, through_seq: int | None = None
 ) -> dict[int, tuple[int, str | None]]:
     """Grant id -> (the row that last recorded it, the grant hash it recorded, or None
@@ -548,104 +498,3 @@ def _audited_grants(
             value = detail.get("grant_hash")
             audited[row["grant_id"]] = (row["seq"], value if isinstance(value, str) else None)
     return audited
-
-
-def _check_grants(cur: Cursor, chain: VerifyResult, *, with_history: bool) -> VerifyResult:
-    """Every grant row must equal what its last audited change recorded (its content
-    hash): a grant added, edited or deleted outside the API does not."""
-    audited = _audited_grants(cur)
-    rows = cur.execute("SELECT * FROM grants ORDER BY id").fetchall()
-    grants = {g.id: g for g in load_grants(cur, rows, with_history=with_history)}
-    checked = unchecked = 0
-    for grant_id in sorted(set(audited) | set(grants)):
-        grant = grants.get(grant_id)
-        problem = None
-        if grant_id not in audited:
-            assert grant is not None
-            problem = "has no audited change (written outside the API?)"
-        else:
-            seq, recorded = audited[grant_id]
-            if grant is None:
-                problem = f"was last audited in row {seq} but is gone (deleted outside the API?)"
-            elif recorded is None:
-                unchecked += 1
-            elif grant.content_hash() != recorded:
-                problem = (
-                    f"differs from its last audited change in row {seq} (changed outside the API?)"
-                )
-            else:
-                checked += 1
-        if problem:
-            name = f"grant {grant_id}" + (f" ({grant.project!r})" if grant else "")
-            return VerifyResult(False, chain.rows_checked, None, f"{name} {problem}")
-    return VerifyResult(
-        True, chain.rows_checked, grants_checked=checked, grants_unchecked=unchecked
-    )
-
-
-def verify_database(location: str) -> VerifyResult:
-    """Verify the database at `location` (a file or a PostgreSQL URL), read-only, for
-    `gateway audit verify`. With several nodes the cluster has one chain: this checks
-    all of it."""
-    if not is_postgres(location):
-        return verify_file(location)
-    try:
-        db = postgres.connect(location, migrate_schema=False, read_only=True)
-    except postgres.PgError as exc:
-        return _unreadable(str(exc))
-    try:
-        return verify_connection(db)
-    except postgres.psycopg.errors.UndefinedTable as exc:
-        return VerifyResult(False, 0, None, f"{where(location)}: {exc} (schema changed?)")
-    except postgres.psycopg.Error as exc:
-        return _unreadable(f"{where(location)}: {str(exc).splitlines()[0]}")
-    finally:
-        db.close()
-
-
-def verify_file(path: str) -> VerifyResult:
-    """Verify the database file at `path`, opened read-only (for `gateway audit verify`).
-
-    `unreadable` tells "could not check" (missing file, not a database, permission,
-    locked) from "checked and found broken", so a copy that cannot be opened is not
-    reported as tampered with.
-    """
-    if not Path(path).is_file():
-        return _unreadable(f"{path}: no such file")
-    # Quote: a "?" or "#" in the path would otherwise end the file name in the URI.
-    uri = f"file:{quote(path)}?mode=ro"
-    try:
-        try:
-            db = _connect(uri)
-        except sqlite3.OperationalError as exc:
-            # A WAL database on read-only media (a copy, a snapshot) cannot get its
-            # -shm file. With no WAL content beside it the file alone is complete and
-            # cannot change, which is what SQLite's `immutable` means.
-            if getattr(exc, "sqlite_errorname", "") != "SQLITE_CANTOPEN" or _has_wal(path):
-                raise
-            db = _connect(uri + "&immutable=1")
-    except sqlite3.Error as exc:
-        return _unreadable(f"{path}: {exc}")
-    try:
-        return verify_connection(db)
-    except sqlite3.Error as exc:
-        if getattr(exc, "sqlite_errorname", "") == "SQLITE_ERROR":
-            # Our fixed queries failed: a column or table is not what the gateway made.
-            return VerifyResult(False, 0, None, f"{path}: {exc} (schema changed?)")
-        return _unreadable(f"{path}: {exc}")
-    finally:
-        db.close()
-
-
-def _connect(uri: str) -> sqlite3.Connection:
-    db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=VERIFY_BUSY_SECONDS)
-    db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # open it now, not later
-    return db
-
-
-def _has_wal(path: str) -> bool:
-    wal = Path(path + "-wal")
-    try:
-        return wal.stat().st_size > 0
-    except FileNotFoundError:
-        return False

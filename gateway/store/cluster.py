@@ -1,26 +1,32 @@
 """What several nodes share in PostgreSQL besides grants and the audit log: each node's
 heartbeat, the directory of live sessions, used event-stream tickets, and messages.
 
-Every function here runs in one of the Store's threads (as a job) or in the
-Listener's own thread, never on the event loop. Messages go out with NOTIFY on one
-channel and reach every node that LISTENs, the sender included (it ignores its own).
+Each function here gives a job for the Store (`read`, `write`, `submit`, or
+`at_start`): `store.write(heartbeat(node, incarnation))` runs it in the Store's
+writer thread on that thread's connection, never on the event loop, so the rest of
+the gateway holds no connection and writes no SQL. The Listener reads in a thread
+of its own. Messages go out with NOTIFY on one channel and reach every node that
+LISTENs, the sender included (it ignores its own).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
 
 from .audit import AuditLog
+from .grants import GrantStore
 from .postgres import PgConnection, PgError, connect
+from .store import Job
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +40,28 @@ RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0)
 
 _DIRECTORY_COLUMNS = ("id", "node", "account", "camera_id", "grant_id", "project", "remote")
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def job(work: Callable[Concatenate[PgConnection, P], T]) -> Callable[P, Job[T]]:
+    """`work(db, ...)` becomes a maker of Store jobs: `work(...)` is a job, run with
+    the connection of whichever Store thread takes it."""
+
+    @functools.wraps(work)
+    def make(*args: P.args, **kwargs: P.kwargs) -> Job[T]:
+        def run(grants: GrantStore, _: AuditLog) -> T:
+            return work(grants.db, *args, **kwargs)
+
+        return run
+
+    return make
+
 
 # --- nodes ----------------------------------------------------------------------
 
 
+@job
 def register(db: PgConnection, node: str, incarnation: str, address: str) -> None:
     """This node is up (again), as a new incarnation, reached at `address`."""
     db.execute(
@@ -49,6 +73,7 @@ def register(db: PgConnection, node: str, incarnation: str, address: str) -> Non
     )
 
 
+@job
 def addresses(db: PgConnection, timeout_seconds: float) -> dict[str, str]:
     """The nodes heard from within `timeout_seconds`, and where they are reached."""
     rows = db.execute(
@@ -59,6 +84,7 @@ def addresses(db: PgConnection, timeout_seconds: float) -> dict[str, str]:
     return {node: address for node, address in rows}
 
 
+@job
 def last_heartbeat(db: PgConnection, node: str) -> tuple[str, datetime] | None:
     """The incarnation and last heartbeat of `node`, if it is registered."""
     row = db.execute(
@@ -67,6 +93,7 @@ def last_heartbeat(db: PgConnection, node: str) -> tuple[str, datetime] | None:
     return None if row is None else (row[0], row[1])
 
 
+@job
 def heartbeat(db: PgConnection, node: str, incarnation: str) -> bool:
     """Renew this node's heartbeat; False if another node has declared it lost."""
     updated = db.execute(
@@ -84,9 +111,8 @@ def heartbeat(db: PgConnection, node: str, incarnation: str) -> bool:
     return updated == 1
 
 
-def close_out_lost_nodes(
-    db: PgConnection, audit: AuditLog, me: str, timeout_seconds: float
-) -> dict[str, int]:
+@job
+def close_out_lost_nodes(db: PgConnection, me: str, timeout_seconds: float) -> dict[str, int]:
     """Close out, in the audit log and the directory, the sessions of every node whose
     heartbeat is older than `timeout_seconds`; node -> sessions closed out.
 
@@ -99,6 +125,7 @@ def close_out_lost_nodes(
         " AND heartbeat_at < now() - make_interval(secs => ?)",
         (me, timeout_seconds),
     ).fetchall()
+    audit = AuditLog(db)  # on this connection: the close-out joins each transaction
     closed = {}
     for (node,) in stale:
         db.execute("BEGIN IMMEDIATE")
@@ -122,6 +149,13 @@ def close_out_lost_nodes(
     return closed
 
 
+@job
+def leave(db: PgConnection, node: str, incarnation: str) -> None:
+    """A clean stop: nobody need take this node for dead."""
+    db.execute("DELETE FROM cluster_nodes WHERE node = ? AND incarnation = ?", (node, incarnation))
+
+
+@job
 def forget_sessions(db: PgConnection, node: str) -> None:
     """At a node's start: the sessions its last run left in the directory are gone."""
     db.execute("DELETE FROM live_sessions WHERE node = ?", (node,))
@@ -130,6 +164,7 @@ def forget_sessions(db: PgConnection, node: str) -> None:
 # --- the directory of live sessions -----------------------------------------------
 
 
+@job
 def add_session(db: PgConnection, session: dict[str, Any]) -> None:
     db.execute(
         "INSERT INTO live_sessions (id, node, account, camera_id, grant_id, project, remote,"
@@ -138,10 +173,12 @@ def add_session(db: PgConnection, session: dict[str, Any]) -> None:
     )
 
 
+@job
 def remove_session(db: PgConnection, session_id: str) -> None:
     db.execute("DELETE FROM live_sessions WHERE id = ?", (session_id,))
 
 
+@job
 def sessions(db: PgConnection, *, not_on: str | None = None) -> list[dict[str, Any]]:
     """Live sessions, oldest first; `not_on` leaves out one node's."""
     sql = "SELECT * FROM live_sessions"
@@ -153,11 +190,13 @@ def sessions(db: PgConnection, *, not_on: str | None = None) -> list[dict[str, A
     return [dict(zip(row.keys(), row, strict=True)) for row in rows]
 
 
+@job
 def find_session(db: PgConnection, session_id: str) -> dict[str, Any] | None:
     row = db.execute("SELECT * FROM live_sessions WHERE id = ?", (session_id,)).fetchone()
     return None if row is None else dict(zip(row.keys(), row, strict=True))
 
 
+@job
 def count_sessions(db: PgConnection, account: str, *, not_on: str) -> int:
     row = db.execute(
         "SELECT count(*) FROM live_sessions WHERE account = ? AND node <> ?", (account, not_on)
@@ -168,6 +207,7 @@ def count_sessions(db: PgConnection, account: str, *, not_on: str) -> int:
 # --- event-stream tickets ---------------------------------------------------------
 
 
+@job
 def secret(db: PgConnection) -> str:
     """The key every node signs and checks event-stream tickets with (made at migration)."""
     row = db.execute("SELECT secret FROM cluster_secret WHERE id = 1").fetchone()
@@ -176,6 +216,7 @@ def secret(db: PgConnection) -> str:
     return str(row[0])
 
 
+@job
 def use_ticket(db: PgConnection, nonce: str, expires_at: datetime) -> bool:
     """Mark a ticket used; False if it already was (on any node)."""
     db.execute("DELETE FROM used_tickets WHERE expires_at < now()")
@@ -189,8 +230,24 @@ def use_ticket(db: PgConnection, nonce: str, expires_at: datetime) -> bool:
 # --- messages ---------------------------------------------------------------------
 
 
+@job
 def send(db: PgConnection, message: dict[str, Any]) -> None:
     """NOTIFY every node (inside a transaction, when that commits)."""
+    _notify(db, message)
+
+
+@job
+def send_revocation(db: PgConnection, message: dict[str, Any]) -> None:
+    """A revocation is kept as well as sent (with its id): a node that was not
+    listening when it went out finds it with `revocations_since`."""
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    row = db.execute(
+        "INSERT INTO cluster_revocations (message) VALUES (?) RETURNING id", (text,)
+    ).fetchone()
+    _notify(db, {**message, "revocation": row[0]})
+
+
+def _notify(db: PgConnection, message: dict[str, Any]) -> None:
     payload = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str)
     if len(payload.encode()) > NOTIFY_LIMIT:
         row = db.execute(
@@ -200,21 +257,13 @@ def send(db: PgConnection, message: dict[str, Any]) -> None:
     db.notify(CHANNEL, payload)
 
 
-def send_revocation(db: PgConnection, message: dict[str, Any]) -> None:
-    """A revocation is kept as well as sent (with its id): a node that was not
-    listening when it went out finds it with `revocations_since`."""
-    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-    row = db.execute(
-        "INSERT INTO cluster_revocations (message) VALUES (?) RETURNING id", (text,)
-    ).fetchone()
-    send(db, {**message, "revocation": row[0]})
-
-
+@job
 def last_revocation(db: PgConnection) -> int:
     row = db.execute("SELECT max(id) FROM cluster_revocations").fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 
+@job
 def revocations_since(db: PgConnection, after_id: int, seconds: float) -> list[dict[str, Any]]:
     """Revocations after `after_id` sent in the last `seconds`, oldest first."""
     rows = db.execute(

@@ -74,7 +74,7 @@ class GrantStore:
         ends_at: datetime | str,
         created_by: str,
     ) -> Grant:
-        project = text_field("project", project, PROJECT_MAX, single_line=True)
+        project = text_field("project", project, PROJECT_MAX, single_line=True, name=True)
         purpose = text_field("purpose", purpose, PURPOSE_MAX)
         authorization_ref = text_field(
             "authorization_ref", authorization_ref, AUTHORIZATION_REF_MAX, single_line=True

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aioice.ice
 from aiohttp.test_utils import TestServer
 
 from gateway.access.grants import Grant
@@ -19,6 +20,13 @@ from gateway.store.audit import GRANT_CREATED, AuditLog
 from .viewer import Viewer
 
 SECRET = "test-secret-of-at-least-32-bytes-0123456789"
+# The tests' viewers run on this host: its own addresses are where their candidates
+# are (aioice leaves loopback out), so they are viewer networks here.
+HOST_NETWORKS = [
+    "127.0.0.0/8",
+    "::1/128",
+    *(f"{a}/32" for a in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)),
+]
 AUTH = {"secret": SECRET}
 VIEWER = "viewer-1"
 # `[webrtc] sender` of every test gateway; the `sender_mode` fixture runs a test
@@ -53,7 +61,7 @@ def settings_for(
         "storage": {"database": database},
         "relay": relay,
         "cameras": cameras,
-        "webrtc": {"sender": SENDER, **(webrtc or {})},
+        "webrtc": {"sender": SENDER, "viewer_networks": HOST_NETWORKS, **(webrtc or {})},
         "cors": cors or {},
         **(tables or {}),
     }

@@ -27,7 +27,9 @@ for _plid in ("4d001f", "640c1f", "64001f"):
 class Viewer:
     """A WHEP viewer. `codecs` limits what it offers (e.g. ["video/VP8"], as Firefox
     without OpenH264); `audio` adds a sendrecv audio line that really sends; `trickle`
-    leaves the candidates out of the offer, for `trickle_candidates` to PATCH."""
+    leaves the candidates out of the offer, for `patch` to send. Without
+    `answer_candidates` it applies the answer without the gateway's candidates, so it
+    never sends an ICE check first: only the gateway's checks can connect it."""
 
     def __init__(
         self,
@@ -38,11 +40,13 @@ class Viewer:
         codecs: list[str] | None = None,
         audio: bool = False,
         trickle: bool = False,
+        answer_candidates: bool = True,
     ):
         self.url = f"{base_url}/whep/{camera_id}"
         self.base_url = base_url
         self.headers = headers or {}
         self.trickle = trickle
+        self.answer_candidates = answer_candidates
         self.candidates: list[str] = []  # left out of the offer, when trickling
         self.response: aiohttp.ClientResponse | None = None
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -56,7 +60,7 @@ class Viewer:
             )
         self.frames: list[tuple[float, int, int]] = []  # (arrival, width, height)
         self.pts: list[int] = []  # each frame's RTP timestamp (90 kHz, the sender's origin)
-        self.first_frame = None
+        self.keyframes: list[bool] = []  # whether each decoded frame is a keyframe
         self.last_frame = None
         # Called with every decoded frame (av.VideoFrame, yuv420p), e.g. to check pixels.
         self.on_frame: Callable[[Any], None] | None = None
@@ -80,8 +84,7 @@ class Viewer:
                 frame = await track.recv()
                 self.frames.append((time.monotonic(), frame.width, frame.height))
                 self.pts.append(frame.pts)
-                if self.first_frame is None:
-                    self.first_frame = frame
+                self.keyframes.append(bool(frame.key_frame))
                 self.last_frame = frame
                 if self.on_frame is not None:
                     self.on_frame(frame)
@@ -106,7 +109,14 @@ class Viewer:
         if response.status == 201:
             self.answer = await response.text()
             self.session_url = self.base_url + response.headers["Location"]
-            await self.pc.setRemoteDescription(RTCSessionDescription(self.answer, "answer"))
+            answer = self.answer
+            if not self.answer_candidates:  # and no end of them: more may come
+                answer = "".join(
+                    f"{line}\r\n"
+                    for line in answer.splitlines()
+                    if not line.startswith(("a=candidate:", "a=end-of-candidates"))
+                )
+            await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         return response
 
     @property

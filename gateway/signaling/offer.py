@@ -1,81 +1,34 @@
-"""The viewer's SDP offer: validation, which ICE candidates are kept, the video
-codec we answer with, and what the answer must carry."""
+"""The viewer's SDP offer: validation, the video codec we answer with, and what the
+answer must carry. Which of its ICE candidates are kept is candidates.py's."""
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable
 from typing import NamedTuple
 
-from aiortc import RTCIceCandidate, sdp
+from aiortc import sdp
 
+from gateway.egress.compat import h264_profile as _profile
 from gateway.relay import h264
 
-from .compat import h264_profile as _profile
+from .candidates import CandidatePolicy
 
 # A viewer needs one video section; a browser adds audio and data. Hundreds of
 # sections would make a huge answer and stall the event loop while it is built.
 MAX_MEDIA_SECTIONS = 8
 
 
+END_OF_CANDIDATES = "a=end-of-candidates"
+
+
 class BadOffer(ValueError):
     """The offer cannot be answered; the message tells the viewer why."""
-
-
-class CandidatePolicy:
-    """Which of a viewer's ICE candidates the gateway may contact.
-
-    - mDNS `.local` names: Chromium hides its host candidates behind them by
-      default. aioice would try to resolve each for up to 1 s before answering;
-      the browser's connectivity checks reach us anyway and become peer-reflexive
-      candidates.
-    - Link-local and unspecified addresses lead nowhere a viewer is.
-    - The cameras' own hosts, and `[webrtc] deny_networks`: a viewer must not make
-      the gateway send connectivity checks into the police camera network.
-    """
-
-    def __init__(
-        self,
-        forbidden_hosts: Iterable[str] = (),
-        denied_networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network] = (),
-    ) -> None:
-        self._forbidden = {h.lower().strip("[]") for h in forbidden_hosts if h}
-        self._denied = tuple(denied_networks)
-
-    def allows(self, address: str) -> bool:
-        host = address.lower().strip("[]")
-        if host.endswith(".local") or host in self._forbidden:
-            return False
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            return True  # a name: aioice resolves it (or drops it)
-        if any(ip in network for network in self._denied):
-            return False
-        return not (ip.is_link_local or ip.is_unspecified)
-
-    def allows_line(self, line: str) -> bool:
-        """An `a=candidate:` line (or any other SDP line, which is kept)."""
-        if not line.startswith("a=candidate:"):
-            return True
-        bits = line.split()
-        return len(bits) >= 8 and self.allows(bits[4])
-
-    def candidate(self, line: str) -> RTCIceCandidate | None:
-        """An `a=candidate:` line as aiortc's candidate; None if it is not to be
-        used; ValueError if it is malformed."""
-        try:
-            candidate = sdp.candidate_from_sdp(line.removeprefix("a=").removeprefix("candidate:"))
-        except (AssertionError, ValueError, IndexError):
-            raise ValueError(f"malformed candidate line {line[:80]!r}") from None
-        return candidate if self.allows(candidate.ip) else None
 
 
 def parse_offer(
     body: bytes, policy: CandidatePolicy | None = None
 ) -> tuple[str, sdp.SessionDescription]:
-    """Validate an offer (WHEP: one video section, which the viewer receives) and drop
-    the candidates the gateway will not contact (CandidatePolicy)."""
+    """Validate an offer (WHEP: a video section the viewer receives the camera in) and
+    drop the candidates the gateway will not contact (CandidatePolicy)."""
     policy = policy or CandidatePolicy()
     try:
         text = body.decode("utf-8")
@@ -89,6 +42,10 @@ def parse_offer(
             f"offer has {sections} media sections; at most {MAX_MEDIA_SECTIONS} are accepted"
         )
     lines = [line for line in text.splitlines() if policy.allows_line(line)]
+    if len(lines) < len(text.splitlines()):
+        # A candidate was left out: the viewer's own checks (peer-reflexive) are the
+        # way in, and aioice gives up at once on "end of candidates" with none left.
+        lines = [line for line in lines if line != END_OF_CANDIDATES]
     text = "\r\n".join(lines) + "\r\n"
     try:
         description = sdp.SessionDescription.parse(text)
@@ -97,17 +54,15 @@ def parse_offer(
     video = [m for m in description.media if m.kind == "video"]
     if not video:
         raise BadOffer("offer has no video media section")
-    if len(video) > 1:
-        raise BadOffer(
-            f"offer has {len(video)} video media sections; WHEP plays one camera, "
-            "so offer exactly one"
-        )
-    (media,) = video
+    # WHEP: sections the endpoint does not use are answered as not used. The camera
+    # plays in the first video section; any other is answered inactive, and what a
+    # player offers to send is never received.
+    media = video[0]
     direction = media.direction or "sendrecv"
     if direction not in ("recvonly", "sendrecv"):
         raise BadOffer(
-            f"offer's video is {direction}; a WHEP viewer receives video, so offer it "
-            "recvonly (or sendrecv)"
+            f"offer's first video section is {direction}; the camera plays in it, so "
+            "offer it recvonly (or sendrecv)"
         )
     if not (media.ice.usernameFragment and media.ice.password):
         raise BadOffer("offer lacks ICE credentials (a=ice-ufrag / a=ice-pwd)")

@@ -24,20 +24,20 @@ from aiortc.sdp import SessionDescription
 
 from gateway.access.decision import Viewer
 from gateway.config import WebRtcSettings
+from gateway.egress import send_feed
+from gateway.egress.compat import ice_still_connected, register_h264_profile, transceiver_codecs
 from gateway.relay import CameraHub, RenditionSpec, ViewerFeed
 
-from .compat import ice_still_connected, register_h264_profile, transceiver_codecs
+from .candidates import CandidatePolicy
 from .offer import (
+    END_OF_CANDIDATES,
     BadOffer,
-    CandidatePolicy,
     answer_profile,
     offered_video,
     offers_h264,
     offers_vp8,
     with_rtcp_mux_only,
 )
-from .sender import RelaySender
-from .track import ViewerTrack
 from .turn import TurnCredential, TurnServers
 
 RTX = RTCRtpCodecCapability(mimeType="video/rtx", clockRate=90000)
@@ -72,7 +72,7 @@ class IceRestartUnsupported(Exception):
 
 
 @dataclass(frozen=True)
-class EgressOptions:
+class SessionOptions:
     """How sessions are set up, from the settings (the composition root builds it)."""
 
     configuration: RTCConfiguration
@@ -141,6 +141,7 @@ class ViewerSession:
         self.etag = f'"{secrets.token_urlsafe(9)}"'
         self._ice = None  # the RTCIceTransport remote candidates are added to
         self._candidates = CandidatePolicy()
+        self._left_out = False  # one of the viewer's candidates was not used
 
     @property
     def camera_id(self) -> str:
@@ -184,7 +185,7 @@ class ViewerSession:
         offer: SessionDescription,
         remote: str,
         viewer: Viewer,
-        options: EgressOptions,
+        options: SessionOptions,
         on_lost: Callable[[ViewerSession, Ending], None],
         session_id: str | None = None,
         rendition: RenditionSpec | None = None,
@@ -237,15 +238,14 @@ class ViewerSession:
         session.turn = turn
         session.rendition = rendition.name if rendition is not None else None
         session._candidates = options.candidates
+        # An offer whose end of candidates was taken out (offer.py) left some out.
+        session._left_out = END_OF_CANDIDATES not in offer_sdp.splitlines()
         session.remote_ufrag = offered_video(offer).ice.usernameFragment or ""
         try:
-            track = ViewerTrack(feed)
-            transceiver = pc.addTransceiver(track, direction="sendonly")
-            # aiortc builds the sender; only its send loop is ours (sender.py).
-            sender = transceiver.sender
-            sender.__class__ = RelaySender
-            sender.fast = options.fast_sender
-            sender.on_stopped = session._media_stopped
+            # aiortc builds the sender; only its send loop is ours (egress/sender.py).
+            transceiver = send_feed(
+                pc, feed, fast=options.fast_sender, on_stopped=session._media_stopped
+            )
             # Before setRemoteDescription, or aiortc silently negotiates VP8.
             if profile_level_id is not None:
                 preferred = register_h264_profile(profile_level_id)
@@ -341,7 +341,11 @@ class ViewerSession:
                 candidate = self._candidates.candidate(line)  # ValueError if malformed
                 if candidate is not None:
                     candidates.append(candidate)
-        end = "a=end-of-candidates" in lines
+                else:
+                    self._left_out = True
+        # Once a candidate was left out, the viewer's own checks may be the way in:
+        # "end of candidates" would make aioice give up when none is left (offer.py).
+        end = END_OF_CANDIDATES in lines and not self._left_out
         if self._ice is None or self.ending is not None:
             return 0
         for candidate in candidates:

@@ -7,14 +7,16 @@ import asyncio
 import logging
 import secrets
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from gateway.access.decision import Viewer
-from gateway.egress import EgressOptions, Ending, ViewerSession, parse_offer
 from gateway.relay import CameraHub, RenditionSpec
+
+from .offer import parse_offer
+from .session import Ending, SessionOptions, ViewerSession
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,34 @@ class TooManySessions(Exception):
     """The account has its maximum of sessions, counting those still negotiating."""
 
 
+class EndedWhileOpening(Exception):
+    """The session was ended (revoked, the gateway stopping) before it went live: its
+    answer is never sent, so no media flows. Carries why."""
+
+    def __init__(self, ending: Ending) -> None:
+        super().__init__(ending.reason)
+        self.ending = ending
+
+
+class Opening:
+    """An offer being answered: it counts against its account from the moment it is
+    taken until its session ends, and a revocation of its account reaches it."""
+
+    __slots__ = ("account", "ending")
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+        self.ending: Ending | None = None  # revoked before its session went live
+
+
+class Elsewhere(Protocol):
+    """The sessions other nodes of a cluster hold (the cluster's directory)."""
+
+    async def count(self, account: str) -> int: ...
+
+    async def rows(self) -> list[dict[str, Any]]: ...
+
+
 class SessionRegistry:
     """The live sessions. Each ends by itself at the end of the grant window it was
     admitted under, or of the sign-in that opened it, whatever the database says:
@@ -50,21 +80,25 @@ class SessionRegistry:
 
     On a node of a cluster, session ids start with the node's id ("<node>.<token>"),
     so the balancer can send a session's requests to the node that holds it, and
-    the cluster sets `count_elsewhere` and `list_elsewhere` from its directory: an
-    account's limit counts its sessions on every node.
+    `elsewhere` is the cluster's directory: an account's limit counts its sessions
+    on every node.
     """
 
     def __init__(
-        self, options: EgressOptions, max_per_account: int = 12, node_id: str = ""
+        self,
+        options: SessionOptions,
+        max_per_account: int = 12,
+        node_id: str = "",
+        elsewhere: Elsewhere | None = None,
     ) -> None:
         self.node_id = node_id
-        self.count_elsewhere: Callable[[str], Awaitable[int]] | None = None
-        self.list_elsewhere: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
+        self.elsewhere = elsewhere
         self._sessions: dict[str, ViewerSession] = {}
         self._ended: OrderedDict[str, EndedSession] = OrderedDict()
         self.options = options
         self._max_per_account = max_per_account
-        self._opening: Counter[str] = Counter()  # offers being answered, per account
+        # Offers taken but not yet sessions of this registry (parsed, negotiating).
+        self._openings: set[Opening] = set()
         self._pending: set[asyncio.Task[bool]] = set()
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         # Observers, e.g. the audit log and the event bus. A start observer that
@@ -86,18 +120,19 @@ class SessionRegistry:
         rendition: RenditionSpec | None = None,
     ) -> tuple[ViewerSession, str]:
         """Validate the offer, join the camera (or its lighter `rendition`) and answer.
-        Raises BadOffer, CameraUnavailable, TooManySessions, or what `still_allowed`
-        raises: it is asked again just before the session is registered, so a grant
-        revoked while the offer was being answered lets no media flow."""
-        account = viewer.account
-        self._opening[account] += 1
+
+        One admission step that nothing can slip into: the offer counts against its
+        account from the moment it is taken until its session ends, whatever it
+        awaits in between, and its session joins the registry (where every
+        revocation finds it) before the grant is asked again (`still_allowed`) and
+        its start is written down (`on_start`). A session ended meanwhile is never
+        answered: EndedWhileOpening. Raises BadOffer, CameraUnavailable,
+        TooManySessions, or what `still_allowed` or a start observer raises.
+        """
+        opening = self._take(viewer.account)
         try:
             # Counted with this offer already in: offers racing each other all count.
-            elsewhere = 0 if self.count_elsewhere is None else await self.count_elsewhere(account)
-            if self.count(account) + self._opening[account] + elsewhere > self._max_per_account:
-                raise TooManySessions(
-                    f"this account has its maximum of {self._max_per_account} sessions"
-                )
+            await self._check_limit(viewer.account)
             offer_sdp, offer = parse_offer(body, self.options.candidates)
             session, answer = await ViewerSession.negotiate(
                 hub,
@@ -111,23 +146,30 @@ class SessionRegistry:
                 rendition=rendition,
             )
         finally:
-            self._opening[account] -= 1
-            if not self._opening[account]:
-                del self._opening[account]
+            self._openings.discard(opening)
+        # From here it is a session of this registry, live or not: with no await since
+        # the offer stopped counting as an opening, it never goes uncounted.
         session.window_ends_at = viewer.ends_at
         session.signed_in_until = signed_in_until
+        self._sessions[session.id] = session
         try:
+            if opening.ending is not None:  # its account was revoked while negotiating
+                raise EndedWhileOpening(opening.ending)
             if still_allowed is not None:
                 await still_allowed()
             for observer in self.on_start:
+                if session.ending is not None:
+                    break
                 await observer(session)
+            if session.ending is not None:  # revoked while its start was written
+                raise EndedWhileOpening(session.ending)
         except BaseException:
-            await session.close(NOT_RECORDED)  # never registered
-            if session.started_recorded:
-                for end in self.on_end:
-                    end(session)
+            if self._sessions.pop(session.id, None) is not None:
+                await session.close(NOT_RECORDED)  # never answered
+                if session.started_recorded:
+                    for end in self.on_end:
+                        end(session)
             raise
-        self._sessions[session.id] = session
         self.reschedule(session)
         log.info(
             "session %s started: camera %s",
@@ -136,6 +178,21 @@ class SessionRegistry:
             extra={"session_id": session.id, "camera_id": hub.id},
         )
         return session, answer
+
+    def _take(self, account: str) -> Opening:
+        opening = Opening(account)
+        self._openings.add(opening)
+        return opening
+
+    async def _check_limit(self, account: str) -> None:
+        """TooManySessions past the account's limit, counting this node's sessions and
+        offers being answered, and the other nodes' sessions."""
+        elsewhere = 0 if self.elsewhere is None else await self.elsewhere.count(account)
+        here = self.count(account) + sum(1 for o in self._openings if o.account == account)
+        if here + elsewhere > self._max_per_account:
+            raise TooManySessions(
+                f"this account has its maximum of {self._max_per_account} sessions"
+            )
 
     def _new_id(self) -> str:
         token = secrets.token_urlsafe(16)
@@ -163,9 +220,9 @@ class SessionRegistry:
         """Every live session as JSON: this node's, and the other nodes' from the
         cluster's directory (without their byte counts and connection states)."""
         here = [self.to_json(s) for s in self]
-        if self.list_elsewhere is None:
+        if self.elsewhere is None:
             return here
-        there = [{**row, "bytes_sent": None, "state": None} for row in await self.list_elsewhere()]
+        there = [{**row, "bytes_sent": None, "state": None} for row in await self.elsewhere.rows()]
         return here + there
 
     def __iter__(self) -> Iterator[ViewerSession]:
@@ -223,9 +280,19 @@ class SessionRegistry:
             session.id, session.account, session.camera_id, ending, time.monotonic()
         )
         self._forget_old()
-        for observer in self.on_end:
-            observer(session)
+        if session.started_recorded:  # a start written down gets its end written too
+            for observer in self.on_end:
+                observer(session)
         return True
+
+    async def end_account(self, account: str, ending: Ending, by: str | None = None) -> int:
+        """End the account's sessions, those still being opened included (they are
+        never answered); how many were live or opening."""
+        opening = [o for o in self._openings if o.account == account]
+        for offer in opening:
+            offer.ending = offer.ending or ending
+        mine = [s for s in self if s.account == account]
+        return await self.end_many(mine, ending, by) + len(opening)
 
     async def end_many(
         self, sessions: list[ViewerSession], ending: Ending, by: str | None = None
@@ -250,4 +317,7 @@ class SessionRegistry:
         task.add_done_callback(self._pending.discard)
 
     async def close(self, ending: Ending = SHUTDOWN) -> None:
+        """End every session, those still being opened included."""
+        for offer in self._openings:
+            offer.ending = offer.ending or ending
         await self.end_many(list(self), ending)
