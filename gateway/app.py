@@ -122,6 +122,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     # Every session's start and end written down first, before anyone else hears of it.
     accounting.account_sessions(sessions, store, bus)
     accounting.announce_cameras(hubs, sessions, bus)
+    accounting.end_views_without_picture(hubs, sessions)
 
     # Decisions and what the application does with them.
     grants = KnownGrants(store, GrantOverlay())

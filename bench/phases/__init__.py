@@ -12,7 +12,20 @@ from project import ROOT
 from sampling import machine_info
 from stage import LINGER, Stage
 
-from . import capacity, cluster, fanout, flood, many, tablets, teardown, transcode, ttff, vp8
+from . import (
+    capacity,
+    cluster,
+    encodes,
+    fanout,
+    flood,
+    many,
+    masks,
+    tablets,
+    teardown,
+    transcode,
+    ttff,
+    vp8,
+)
 
 PHASES: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "ttff": ttff.run,
@@ -25,6 +38,8 @@ PHASES: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "cluster": cluster.run,
     "capacity": capacity.run,
     "tablets": tablets.run,
+    "masks": masks.run,
+    "encodes": encodes.run,
 }
 
 

@@ -38,6 +38,7 @@ import av
 from aioice.ice import CandidatePair
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket, wrap_rtx
 from aiortc.utils import uint32_add
@@ -54,7 +55,9 @@ FrameSend = bool | Callable[[], bool | None]
 
 log = logging.getLogger(__name__)
 
-_H264 = H264Encoder()  # `pack` keeps no state between frames
+# Packetizers by codec. H.264's `pack` keeps no state between frames; VP8's numbers the
+# frames (PictureID): once per frame, for every viewer of a shared VP8 encode.
+PACKERS = {"video/h264": H264Encoder(), "video/vp8": Vp8Encoder()}
 _TIMESTAMP = struct.Struct("!I")
 # A frame leaves in rounds: each viewer in turn gets the frame's first GSO run (for a
 # camera's frame, the packet of its AUD, SPS, PPS or SEI), then the rest of it, up to
@@ -172,7 +175,7 @@ class FramePacker:
     _last: tuple[av.Packet, PackedFrame, int] | None = None
 
     @classmethod
-    def pack(cls, packet: av.Packet) -> tuple[PackedFrame, int]:
+    def pack(cls, packet: av.Packet, mime: str = "video/h264") -> tuple[PackedFrame, int]:
         """The frame's payloads and rounds, and its 90 kHz timestamp."""
         last = cls._last
         if last is not None and last[0] is packet:
@@ -181,7 +184,7 @@ class FramePacker:
         source = replayed.frame if isinstance(replayed, Replayed) else packet
         packed = source.opaque
         if not isinstance(packed, PackedFrame):
-            packed = source.opaque = PackedFrame(_H264.pack(source)[0])
+            packed = source.opaque = PackedFrame(PACKERS[mime].pack(source)[0])
         timestamp = int(packet.pts * packet.time_base * VIDEO_CLOCK_RATE)
         cls._last = (packet, packed, timestamp)
         return packed, timestamp
@@ -203,8 +206,8 @@ def send_feed(
 class RelaySender(compat.HookedSender):
     """The class of every viewer's sender (send_feed).
 
-    H.264 from a ViewerTrack goes out on the fast path when `fast` is set; anything
-    else, or the fast path failing at run time, goes through aiortc's own loop,
+    H.264 and VP8 from a ViewerTrack go out on the fast path when `fast` is set;
+    anything else, or the fast path failing at run time, goes through aiortc's own loop,
     which pulls the same feed (ViewerTrack.recv). Whenever media stops for good
     while the session lives, `on_stopped` is told, so the session can end instead
     of leaving a live connection with no picture.
@@ -217,9 +220,7 @@ class RelaySender(compat.HookedSender):
         track = self.track
         try:
             if not (
-                self.fast
-                and isinstance(track, ViewerTrack)
-                and codec.mimeType.lower() == "video/h264"
+                self.fast and isinstance(track, ViewerTrack) and codec.mimeType.lower() in PACKERS
             ):
                 await super().run_media(codec)  # aiortc's own loop, slower but correct
             elif await self._run_fast(track, codec):  # it failed: aiortc's loop goes on
@@ -236,6 +237,7 @@ class RelaySender(compat.HookedSender):
         internals = self._internals = SenderInternals(self)
         internals.mark_started()
         self._payload_type = codec.payloadType
+        self._mime = codec.mimeType.lower()
         self._prepare_header()
         replay = track.feed.start()
         # (first sequence number, timestamp, payloads) of recent frames, for NACKs.
@@ -286,7 +288,7 @@ class RelaySender(compat.HookedSender):
             out = self._output = output_for(pair.protocol)
             self._pair, self._remote_addr = pair, pair.remote_addr
             self._tag_bytes = internals.srtp_tag_bytes()
-        frame, timestamp = FramePacker.pack(packet)
+        frame, timestamp = FramePacker.pack(packet, self._mime)
         payloads = frame.payloads
         if not payloads or not internals.enabled:
             return True

@@ -66,6 +66,7 @@ REFUSAL_STATUS = {
     "audit_unavailable": 503,
     "camera_unavailable": 503,
     "capacity": 503,
+    "mask_failed": 503,  # a camera's privacy masks could not be applied just now
     "database_unavailable": 503,
     "node_lost": 503,
     "shutdown": 503,

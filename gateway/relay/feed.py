@@ -129,7 +129,11 @@ class ViewerFeed:
         return None
 
     def resync(self) -> None:
-        """The source restarted: the next frame this viewer gets is a keyframe."""
+        """The source restarted, or the feed moved to another (a masked encode): the
+        next frame this viewer gets is a keyframe of the new one. Frames of the old
+        source still queued (a catch-up being sent) are dropped with it."""
+        self._queue.clear()
+        self._allowance = 0
         self._waiting_keyframe = True
         self._behind = False
 
