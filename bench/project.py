@@ -21,6 +21,7 @@ from support.camera import RtspCamera, free_port, make_camera  # noqa: E402
 from support.chromium import CHROMIUM, FLAGS  # noqa: E402
 from support.turn import Coturn  # noqa: E402
 
+from gateway.access.authorizations import LEGAL_DUTY, AuthorizationFields  # noqa: E402
 from gateway.access.tokens import mint  # noqa: E402
 from gateway.config import AuthSettings  # noqa: E402
 from gateway.store.database import open_database  # noqa: E402
@@ -51,10 +52,25 @@ def grant_cameras(db_path: Path, cameras: list[str], account: str) -> None:
     db = open_database(db_path)
     try:
         now = datetime.now(UTC)
-        GrantStore(db, cameras, 14).create(
+        grants = GrantStore(db, cameras, 14)
+        consent = grants.authorizations.create(
+            AuthorizationFields(
+                reference="BENCH-0001",
+                cameras=frozenset(cameras),
+                districts=frozenset(),
+                starts_at=now - timedelta(minutes=1),
+                ends_at=now + timedelta(hours=6),
+                purpose_class=LEGAL_DUTY,
+                note="performance benchmark",
+                on_behalf_of=None,
+            ),
+            by="bench",
+            confirmed=True,
+        )
+        grants.create(
             project="benchmark",
             purpose="performance benchmark (bench/run.py)",
-            authorization_ref="BENCH-0001",
+            authorization_id=consent.id,
             members=[account],
             cameras=cameras,
             starts_at=now - timedelta(minutes=1),

@@ -69,6 +69,21 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
             f"{a['gateway_cpu_pct']} % vs {b['gateway_cpu_pct']} % (+{100 * growth:.0f} %)",
             growth < 0.30,
         )
+    enc = r.get("encodes") or {}
+    for kind in ("transcode", "vp8", "low", "masked"):
+        e = enc.get(kind) or {}
+        if e.get("outside_loop_growth_pct") is None:
+            continue
+        one, many = e["rows"]
+        add(
+            f"Shared encode flat: {kind}",
+            f"the encode's CPU (outside the event loop) {one['viewers']} vs "
+            f"{many['viewers']} viewers within 10 %",
+            f"{one['outside_loop_cpu_pct']} % vs {many['outside_loop_cpu_pct']} % "
+            f"({e['outside_loop_growth_pct']:+.0f} %); whole gateway {one['gateway_cpu_pct']} % "
+            f"vs {many['gateway_cpu_pct']} %",
+            abs(e["outside_loop_growth_pct"]) <= 10,
+        )
     sk = r.get("soak")
     if sk and sk["rss_spread_after_warmup_pct"] is not None:
         add(
@@ -95,6 +110,8 @@ def markdown(r: dict[str, Any]) -> str:
         *_flood_table(r),
         *_vp8_table(r),
         *_tablets_table(r),
+        *_masks_table(r),
+        *_encodes_table(r),
         *_soak_table(r),
         *_profile_tables(r),
         "",
@@ -414,6 +431,78 @@ def _transcode_table(r: dict[str, Any]) -> list[str]:
             f"{t.get('gateway_system_cpu_pct', '')} | "
             f"{t['gateway_rss_mb']} | {t['fps_min']} | {t['fps_median']} | {t.get('packets_per_viewer_s') or ''} |"
         )
+    return lines
+
+
+def _masks_table(r: dict[str, Any]) -> list[str]:
+    m = r.get("masks")
+    if not m:
+        return []
+    cold, warm = m.get("first_frame_cold_ms") or {}, m.get("first_frame_warm_ms") or {}
+    masked, passed = m.get("latency_masked") or {}, m.get("latency_passthrough") or {}
+
+    def latency(x: dict[str, Any]) -> str:
+        f = x.get("first_packet_ms") or {}
+        return f"p50 {f.get('p50')} / p99 {f.get('p99')} ms (n {x.get('matched')})"
+
+    lines = [
+        "",
+        "## Privacy masks (issue 23): the main camera with two masks, decoded, masked and "
+        "encoded once",
+        "",
+        f"- First frame (aiortc, WHEP POST to first decoded frame): cold p50 {cold.get('p50')} ms "
+        f"(n {cold.get('n')}), warm p50 {warm.get('p50')} / p95 {warm.get('p95')} ms "
+        f"(n {warm.get('n')}); failed {m.get('first_frame_failed')}.",
+        f"- Latency from the camera (a plain RTSP client) to a viewer's first packet of each "
+        f"frame: masked {latency(masked)}, passed through {latency(passed)}; added by the "
+        f"mask p50 **{m.get('latency_added_ms_p50')} ms**.",
+        "",
+        "| viewers | gateway CPU % | event loop % | outside it (pull, decode, masks, encode) % "
+        "| kernel % | fps min | packets/s per viewer |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in m.get("cpu", []):
+        lines.append(
+            f"| {row['viewers']} | {row['gateway_cpu_pct']} | {row['event_loop_cpu_pct']} | "
+            f"{row['outside_loop_cpu_pct']} | {row['gateway_system_cpu_pct']} | "
+            f"{row['fps_min']} | {row.get('packets_per_viewer_s') or ''} |"
+        )
+    return lines
+
+
+def _encodes_table(r: dict[str, Any]) -> list[str]:
+    e = r.get("encodes")
+    if not e:
+        return []
+    lines = [
+        "",
+        "## Shared encodes, 1 against many viewers (issue 25)",
+        "",
+        "Each kind in a gateway of its own. The event loop sends to every viewer; "
+        "outside it run the pull and the shared decode and encode.",
+        "",
+        "| kind | viewers | gateway CPU % | event loop % | outside it % | kernel % | fps min "
+        "| packets/s per viewer | growth: gateway / outside the loop | loop % per added viewer |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind in ("passthrough", "transcode", "vp8", "low", "masked"):
+        k = e.get(kind)
+        if not k:
+            continue
+        if "error" in k:
+            lines.append(f"| {kind} | | {k['error']} | | | | | | | |")
+            continue
+        for i, row in enumerate(k["rows"]):
+            growth = loop = ""
+            if i:
+                growth = f"{k['total_growth_pct']:+} % / {k['outside_loop_growth_pct']:+} %"
+                loop = str(k["loop_pct_per_added_viewer"])
+            lines.append(
+                f"| {kind} | {row['viewers']} | {row['gateway_cpu_pct']} | "
+                f"{row['event_loop_cpu_pct']} | {row['outside_loop_cpu_pct']} | "
+                f"{row['gateway_system_cpu_pct']} | {row['fps_min']} | "
+                f"{row.get('packets_per_viewer_s') or ''} | {growth} | {loop} |"
+            )
     return lines
 
 

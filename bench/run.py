@@ -39,6 +39,7 @@ async def amain() -> int:
         help="run the gateway of this git commit (exported to a temp dir) instead of the work tree",
     )
     parser.add_argument("--levels", help="fan-out viewer counts, e.g. 1,50,100,200")
+    parser.add_argument("--profile-at", type=int, help="the fan-out level py-spy profiles")
     parser.add_argument(
         "--out", help="output prefix (default bench/results or bench/results-quick)"
     )
@@ -48,6 +49,8 @@ async def amain() -> int:
         plan.levels = [int(n) for n in args.levels.split(",")]
         if plan.profile_at not in plan.levels:
             plan.profile_at = None
+    if args.profile_at:
+        plan.profile_at = args.profile_at
     phases = [p for p in args.phases.split(",") if p]
     unknown = set(phases) - set(PHASES)
     if unknown:

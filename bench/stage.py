@@ -58,7 +58,7 @@ class Plan:
                 True, 10, 6, [1, 20], 5.0, 3.0, 1, 2, 5, 1, [1, 10], None, 2, 10,
                 capacity_step=4, capacity_window=4.0, per_viewer_viewers=5, soak_seconds=75.0,
             )  # fmt: skip
-        return cls(False, 30, 30, [1, 50, 100, 200], 12.0, 4.0, 3, 5, 20, 4, [1, 50], 100)
+        return cls(False, 30, 30, [1, 50, 100, 200], 12.0, 4.0, 3, 5, 20, 4, [1, 50], 200)
 
 
 @dataclass

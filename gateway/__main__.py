@@ -7,7 +7,7 @@ import sys
 
 import uvloop
 
-from gateway.config import ConfigError, load_settings
+from gateway.config import ConfigError, Settings, load_settings
 from gateway.logs import setup_logging
 
 
@@ -16,13 +16,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "command",
         nargs="*",
-        help="nothing to run the server; 'audit verify' to check the audit log's hash chain",
+        help="nothing to run the server; 'audit verify' to check the audit log's hash chain;"
+        " 'report' for the governance office's report",
     )
     parser.add_argument("--config", required=True, help="TOML settings file")
     parser.add_argument(
         "--demo",
         action="store_true",
         help="grant the demo accounts access to the demo cameras and print links",
+    )
+    parser.add_argument("--from", dest="since", help="report: first day (2027-01-01) or time")
+    parser.add_argument("--to", dest="until", help="report: last day (included), or an end time")
+    parser.add_argument("--project", help="report: one project only")
+    parser.add_argument(
+        "--format", choices=("html", "csv", "json"), default="html", help="report: (html)"
     )
     args = parser.parse_args(argv)
     try:
@@ -32,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == ["audit", "verify"]:
         return _verify_audit(settings.storage.database)
+    if args.command == ["report"]:
+        return _report(settings, args)
     if args.command:
         parser.error(f"unknown command {' '.join(args.command)!r}")
     setup_logging(settings.server.log_format)
@@ -79,6 +88,13 @@ def _verify_audit(database: str) -> int:
             f"audit log intact: {result.rows_checked} rows verified;"
             f" {result.grants_checked} grants match their last audited change"
         )
+        if result.records_checked:
+            print(
+                f"{result.records_checked} police authorizations and emergency accesses"
+                " match their last audited change"
+            )
+        if result.head is not None:
+            print(f"head: row {result.head[0]}, hash {result.head[1]}")
         if result.grants_unchecked:
             print(
                 f"{result.grants_unchecked} grants were last changed before grant hashes were"
@@ -91,6 +107,34 @@ def _verify_audit(database: str) -> int:
     where = f" at row {result.first_bad_seq}" if result.first_bad_seq is not None else ""
     print(f"audit log BROKEN{where}: {result.problem}", file=sys.stderr)
     return 1
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    """The governance report on stdout. 0, or 2 (bad dates, database unreadable)."""
+    from gateway.control.report import make, period
+    from gateway.store.report import ReportUnavailable
+
+    if not (args.since and args.until):
+        print("gateway: report needs --from and --to", file=sys.stderr)
+        return 2
+    try:
+        since, until = period(args.since, args.until)
+        text = make(
+            settings.storage.database,
+            since,
+            until,
+            args.project,
+            args.format,
+            settings.governance.approval,
+        )
+    except ValueError as exc:
+        print(f"gateway: report: {exc}", file=sys.stderr)
+        return 2
+    except ReportUnavailable as exc:
+        print(f"gateway: report cannot be made: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    return 0
 
 
 async def _print_lines(lines: list[str]) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from gateway.access.roles import RoleRules
 from gateway.access.throttle import FailureThrottle
 from gateway.access.tokens import TokenVerifier
 from gateway.config import CameraSettings, Settings
@@ -22,6 +24,8 @@ from gateway.control import accounting
 from gateway.control.administration import AccessAdmin
 from gateway.control.admission import AccessControl
 from gateway.control.cluster import ClusterMessages, ClusterNode, PeerLink, SessionDirectory
+from gateway.control.consent import PoliceConsent
+from gateway.control.emergency import EmergencyAccess
 from gateway.control.enforcer import GrantEnforcer
 from gateway.control.events import EventBus
 from gateway.control.health import Health
@@ -29,6 +33,7 @@ from gateway.control.known_grants import KnownGrants
 from gateway.control.overlay import GrantOverlay
 from gateway.control.refusals import Refusals
 from gateway.control.reload import InventoryReloader
+from gateway.control.report import GovernanceReport
 from gateway.control.streams import EventStreams
 from gateway.control.tickets import TicketBook
 from gateway.control.viewing import Viewing
@@ -37,6 +42,7 @@ from gateway.http import cors, errors, headers, pages
 from gateway.http.admin import AdminApi
 from gateway.http.api import ViewerApi
 from gateway.http.cluster import ClusterEndpoint
+from gateway.http.consent import ConsentApi
 from gateway.http.whep import WhepEndpoint, plain_options
 from gateway.inventory import read_inventory
 from gateway.metrics import GatewayMetrics
@@ -51,6 +57,7 @@ from gateway.signaling import (
     rtc_configuration,
 )
 from gateway.store import Store
+from gateway.store.adoption import adopt_references
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -61,6 +68,8 @@ ADMIN = web.AppKey("admin", AccessAdmin)
 EVENTS = web.AppKey("events", EventBus)
 METRICS = web.AppKey("metrics", GatewayMetrics)
 RELOADER = web.AppKey("reloader", InventoryReloader)
+
+log = logging.getLogger(__name__)
 
 # aiortc's H.264 packetizer fills payloads up to this size.
 RTP_PAYLOAD_MAX = 1300
@@ -89,6 +98,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
 
     # What the gateway remembers, and (on a node of a cluster) what the nodes share.
     store = Store(settings.storage.database, inventory.ids, settings.grants.max_days)
+    store.set_camera_ids(inventory.ids, inventory.districts)
     directory = messages = None
     if store.shared:
         directory = SessionDirectory(store, node_id)
@@ -112,6 +122,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     # Every session's start and end written down first, before anyone else hears of it.
     accounting.account_sessions(sessions, store, bus)
     accounting.announce_cameras(hubs, sessions, bus)
+    accounting.end_views_without_picture(hubs, sessions)
 
     # Decisions and what the application does with them.
     grants = KnownGrants(store, GrantOverlay())
@@ -133,10 +144,16 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     metrics = GatewayMetrics(hubs, sessions, store)
     sessions.on_start.append(lambda session: _time_first_frame(session, metrics))
     refusals = Refusals(store, on_denied=lambda reason: metrics.denials.labels(reason).inc())
+    governance = settings.governance
     access = AccessControl(
-        TokenVerifier(settings.auth), grants, refusals, throttle or FailureThrottle()
+        TokenVerifier(settings.auth, RoleRules(governance)),
+        grants,
+        refusals,
+        throttle or FailureThrottle(),
     )
-    admin = AccessAdmin(store, grants, bus, sessions, enforcer, cluster)
+    admin = AccessAdmin(store, grants, bus, sessions, enforcer, cluster, governance.approval)
+    consent = PoliceConsent(store, grants, bus, enforcer, admin, cluster)
+    emergency = EmergencyAccess(governance, store, hubs, bus, enforcer, cluster)
     reloader = InventoryReloader(settings, hubs, store, sessions, bus)
     viewing = Viewing(hubs, sessions, access, admin)
 
@@ -177,6 +194,9 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         embed_origins=settings.cors.origins,
     ).add_routes(app.router)
     AdminApi(access, admin, reloader).add_routes(app.router)
+    ConsentApi(
+        access, admin, consent, emergency, GovernanceReport(store, governance.approval)
+    ).add_routes(app.router)
     if messages is not None:
         ClusterEndpoint(messages).add_routes(app.router)
     pages.add_routes(app.router)
@@ -201,9 +221,19 @@ def _session_options(settings: Settings, cameras: list[CameraSettings]) -> Sessi
 
 
 def _store(store: Store) -> Context:
-    """The database: its queued writes get a moment to land at the end."""
+    """The database: grants made before police authorizations were records get
+    theirs (store/adoption.py, audited); its queued writes get a moment to land at
+    the end."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
+        for adopted in store.at_start(adopt_references):
+            log.warning(
+                "grants %s: their reference %r is now police authorization %d, unconfirmed"
+                " until a liaison confirms it",
+                adopted["grants"],
+                adopted["reference"],
+                adopted["authorization_id"],
+            )
         yield
         await store.flush(timeout=1.0)
         await store.close()

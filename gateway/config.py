@@ -166,6 +166,131 @@ def _renditions(renditions: tuple[RenditionSettings, ...]) -> str | None:
     return None
 
 
+# Privacy masks (issue 23). A polygon's points are fractions of the picture's width
+# and height (0..1), so a mask stays on the same place when the resolution changes.
+MASK_FILLS = ("solid", "pixelate")
+MASK_POINTS_MAX = 64  # a window or an entrance needs a handful; each point costs per frame
+MASK_LABEL_MAX = 100
+
+
+def _mask_label(v: str) -> str | None:
+    if not v.strip():
+        return "must not be empty (say what the mask hides, e.g. 住宅窗戶)"
+    if len(v) > MASK_LABEL_MAX or not v.isprintable():
+        return f"must be at most {MASK_LABEL_MAX} printable characters"
+    return None
+
+
+Point = tuple[float, float]
+
+
+def _polygon(points: tuple[Point, ...]) -> str | None:
+    if not 3 <= len(points) <= MASK_POINTS_MAX:
+        return f"must have 3 to {MASK_POINTS_MAX} points [x, y], got {len(points)}"
+    for i, (x, y) in enumerate(points):
+        if not (0 <= x <= 1 and 0 <= y <= 1):
+            return (
+                f"point {i} [{x:g}, {y:g}] is outside 0..1 (x and y are fractions of the "
+                "picture's width and height)"
+            )
+    first: dict[Point, int] = {}
+    for i, point in enumerate(points):
+        if (j := first.setdefault(point, i)) != i:
+            return f"point {i} repeats point {j}"
+    if all(_turn(points[0], points[1], p) == 0 for p in points[2:]):
+        return "encloses no area (its points lie on one line)"
+    if (crossing := _crossing_edges(points)) is not None:
+        i, j = crossing
+        return (
+            f"edges {i} and {j} cross (the polygon is self-intersecting); list the points "
+            "in order around the outline"
+        )
+    return None
+
+
+def _turn(a: Point, b: Point, c: Point) -> float:
+    return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+
+def _within(a: Point, b: Point, p: Point) -> bool:
+    """p, collinear with a-b, lies on the segment a-b."""
+    return min(a[0], b[0]) <= p[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= p[1] <= max(a[1], b[1])
+
+
+def _crossing_edges(points: tuple[Point, ...]) -> tuple[int, int] | None:
+    """Two edges that touch other than at their shared corner; edge i runs from
+    point i to point i+1 (the last back to point 0)."""
+    n = len(points)
+    edges = [(points[i], points[(i + 1) % n]) for i in range(n)]
+    for i in range(n):
+        a, b = edges[i]
+        for j in range(i + 1, n):
+            c, d = edges[j]
+            if j == i + 1 or (i == 0 and j == n - 1):
+                # Neighbours share a corner; they cross only by folding back on each other.
+                shared, p, q = (b, a, d) if j == i + 1 else (a, b, c)
+                folds = _turn(shared, p, q) == 0 and (
+                    (p[0] - shared[0]) * (q[0] - shared[0])
+                    + (p[1] - shared[1]) * (q[1] - shared[1])
+                    > 0
+                )
+                if folds:
+                    return i, j
+                continue
+            t1, t2, t3, t4 = _turn(a, b, c), _turn(a, b, d), _turn(c, d, a), _turn(c, d, b)
+            if (t1 > 0) != (t2 > 0) and (t3 > 0) != (t4 > 0) and 0 not in (t1, t2, t3, t4):
+                return i, j
+            touching = (
+                (t1 == 0 and _within(a, b, c))
+                or (t2 == 0 and _within(a, b, d))
+                or (t3 == 0 and _within(c, d, a))
+                or (t4 == 0 and _within(c, d, b))
+            )
+            if touching:
+                return i, j
+    return None
+
+
+@dataclass(frozen=True)
+class MaskSettings:
+    """A privacy mask: an area of the picture no viewer sees, filled before encoding."""
+
+    label: str = _key(rule=_mask_label)  # what it hides, e.g. 住宅窗戶 or 醫院入口
+    polygon: tuple[Point, ...] = _key(rule=_polygon)  # [[x, y], ...], each in 0..1
+    # "solid": one flat colour; "pixelate": blocks of about 1/32 of the picture's width,
+    # each one colour. Never a blur: a blur can be undone.
+    fill: str = _key("solid", _one_of(*MASK_FILLS))
+
+
+def mask_count_problem(masks: tuple[MaskSettings, ...], max_masks: int) -> str | None:
+    """What is wrong with a camera's number of masks, if anything ([relay] max_masks)."""
+    if len(masks) > max_masks:
+        return f"has {len(masks)} masks, more than [relay] max_masks ({max_masks})"
+    return None
+
+
+class MaskError(ConfigError):
+    """A bad mask, from the admin API: `field` names it, e.g. "masks[1].polygon"."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def parse_masks(value: Any, max_masks: int, where: str = "masks") -> tuple[MaskSettings, ...]:
+    """A camera's masks as the admin API receives them (JSON: a list of objects with
+    label, polygon and fill), by the same rules as a [[cameras]] table's `masks`.
+    Raises MaskError naming the field, for a 422."""
+    try:
+        masks = _convert(value, tuple[MaskSettings, ...], where, {})
+    except ConfigError as exc:
+        message = str(exc)
+        raise MaskError(message, message.split(": ", 1)[0]) from None
+    if problem := mask_count_problem(masks, max_masks):
+        raise MaskError(f"{where}: {problem}", where)
+    return masks
+
+
 def _cameras(cameras: tuple[CameraSettings, ...]) -> str | None:
     first: dict[str, int] = {}
     for i, camera in enumerate(cameras):
@@ -246,6 +371,8 @@ class RelaySettings:
     # Lighter pictures a player may ask for (issue 15): by default one, "low". An empty
     # list offers none.
     renditions: tuple[RenditionSettings, ...] = _key((RenditionSettings(name="low"),), _renditions)
+    # Privacy masks a camera may have at most: each is painted on every frame.
+    max_masks: int = _key(16, _between(1, 256))
 
     def rendition(self, name: str) -> RenditionSettings | None:
         return next((r for r in self.renditions if r.name == name), None)
@@ -348,6 +475,9 @@ class CameraSettings:
     demo_fps: int = _key(25, _between(1, 60))
     district: str = ""  # shown and searched on the map, e.g. 信義區
     road: str = ""  # e.g. 松仁路/松高路口
+    # Areas no viewer may see (homes' windows, a hospital's entrance): every picture
+    # that leaves the gateway is masked (relay/pictures.py).
+    masks: tuple[MaskSettings, ...] = ()
 
     @property
     def is_demo(self) -> bool:
@@ -478,6 +608,45 @@ class GrantSettings:
     max_days: float = _key(14.0, _between(0.01, 366))  # longest window a grant may have
 
 
+def _accounts(accounts: tuple[str, ...]) -> str | None:
+    for i, account in enumerate(accounts):
+        if not account.strip() or not account.isprintable():
+            return f"entry {i} must be an account name on one line"
+    return None
+
+
+def _groups(groups: tuple[str, ...]) -> str | None:
+    for i, group in enumerate(groups):
+        if not re.fullmatch(r"[^:\s]+(:[^:\s]+)?", group):
+            return f'entry {i} must be a group id, or "GROUP:ROLE", got {group!r}'
+    return None
+
+
+@dataclass(frozen=True)
+class GovernanceSettings:
+    """The chain of consent (docs/governance.md): who gives and withdraws the police's
+    consent, who reads the report, who approves a grant, and emergency access."""
+
+    # Who approves a new grant or one that widens: "second_admin" (another
+    # administrator), "police_liaison", or "none" (one person alone; the report says so).
+    approval: str = _key("second_admin", _one_of("second_admin", "police_liaison", "none"))
+    # Roles by account name ...
+    police_liaisons: tuple[str, ...] = _key((), _accounts)
+    auditors: tuple[str, ...] = _key((), _accounts)
+    emergency_accounts: tuple[str, ...] = _key((), _accounts)
+    # ... or by the token's groups: `roles_claim` holds a list, of the dashboard's
+    # {group_id, role_id} objects or of plain names; an entry "G" matches group G,
+    # "G:R" role R in group G.
+    roles_claim: str = _key("permissions", _not_blank)
+    police_liaison_groups: tuple[str, ...] = _key((), _groups)
+    auditor_groups: tuple[str, ...] = _key((), _groups)
+    emergency_groups: tuple[str, ...] = _key((), _groups)
+    # Emergency access (要點第五條, imminent danger): how long one lasts at most, and
+    # how many cameras one account may hold open that way at once.
+    emergency_minutes: int = _key(30, _between(1, 240))
+    emergency_cameras: int = _key(4, _between(1, 100))
+
+
 @dataclass(frozen=True)
 class AuditSettings:
     retention_days: float = _key(400.0, _at_least(0))  # 0 keeps every row
@@ -531,6 +700,9 @@ class InventoryColumns:
     district: str = _key("", _column)
     road: str = _key("", _column)
     source: str = _key("source", _column)
+    # A camera's privacy masks, as JSON (CSV) or a list (GeoJSON), in the shape of a
+    # [[cameras]] table's `masks`. Read whenever the file has this column.
+    masks: str = _key("masks", _column)
 
 
 def _delimiter(v: str) -> str | None:
@@ -615,6 +787,7 @@ class Settings:
     turn: TurnSettings = TurnSettings()
     storage: StorageSettings = StorageSettings()
     grants: GrantSettings = GrantSettings()
+    governance: GovernanceSettings = GovernanceSettings()
     audit: AuditSettings = AuditSettings()
     cors: CorsSettings = CorsSettings()
     map: MapSettings = MapSettings()
@@ -633,6 +806,8 @@ class Settings:
                 "(add a [[cameras]] table or an [inventory] file)"
             )
         for i, camera in enumerate(self.cameras):
+            if problem := mask_count_problem(camera.masks, self.relay.max_masks):
+                raise ValueError(f"{_named(f'cameras[{i}]', {'id': camera.id})}.masks: {problem}")
             if camera.api_reference is not None and self.police_api is None:
                 raise ValueError(
                     f"cameras[{i}] (id {camera.id!r}).source: an api: source needs a "
@@ -744,6 +919,10 @@ def _convert(value: Any, hint: Any, key: str, environ: Mapping[str, str]) -> Any
             _convert(item, args[0], _item_key(key, i, item), environ)
             for i, item in enumerate(value)
         )
+    if hint == Point:  # a mask's corner, [x, y]
+        if not (isinstance(value, list) and len(value) == 2):
+            raise ConfigError(f"{key}: expected a point [x, y], got {_kind(value)}")
+        return tuple(_convert(v, float, f"{key}[{i}]", environ) for i, v in enumerate(value))
     if hint == tuple[int, int]:  # a frame size, written "1280x720"
         match = _SIZE.fullmatch(value) if isinstance(value, str) else None
         if not match:

@@ -20,13 +20,16 @@ from typing import Any
 from gateway.config import (
     CameraSettings,
     ConfigError,
+    InventoryColumns,
     InventorySettings,
     Settings,
     camera_settings,
+    mask_count_problem,
 )
 
 # 15,000 cameras take about 2 MB as CSV; far more is a wrong file, not a bigger city.
 MAX_FILE_BYTES = 64 << 20
+DEFAULT_MASKS_COLUMN = InventoryColumns().masks
 
 
 class InventoryError(ConfigError):
@@ -40,6 +43,11 @@ class Inventory:
     from_tables: int  # [[cameras]] tables, each adding a camera or replacing a row
 
     @property
+    def districts(self) -> dict[str, str]:
+        """Camera id -> district, for police authorizations scoped by district."""
+        return {c.id: c.district for c in self.cameras if c.district}
+
+    @property
     def ids(self) -> frozenset[str]:
         return frozenset(c.id for c in self.cameras)
 
@@ -47,7 +55,7 @@ class Inventory:
 def read_inventory(settings: Settings) -> Inventory:
     """The cameras: the inventory file's rows, then the [[cameras]] tables over them."""
     inventory = settings.inventory
-    rows = _read_file(inventory, settings.police_api is not None) if inventory.file else []
+    rows = _read_file(inventory, settings) if inventory.file else []
     cameras = {camera.id: camera for camera in rows}
     cameras.update((camera.id, camera) for camera in settings.cameras)
     if not cameras:
@@ -57,8 +65,8 @@ def read_inventory(settings: Settings) -> Inventory:
     return Inventory(tuple(cameras.values()), len(rows), len(settings.cameras))
 
 
-def _read_file(inventory: InventorySettings, police_api: bool) -> list[CameraSettings]:
-    """The file's cameras; `police_api`: whether `api:` sources can be resolved."""
+def _read_file(inventory: InventorySettings, settings: Settings) -> list[CameraSettings]:
+    """The file's cameras, by the rules of `settings` ([police_api], [relay] max_masks)."""
     assert inventory.file is not None
     path = inventory.file
     kind = inventory.format
@@ -85,11 +93,15 @@ def _read_file(inventory: InventorySettings, police_api: bool) -> list[CameraSet
                 fields["source"] = inventory.source_prefix + fields["source"]
         elif isinstance(ident, str):
             fields["source"] = inventory.source_prefix + ident
+        if isinstance(fields.get("masks"), str):  # a CSV cell, or a GeoJSON string
+            fields["masks"] = _json_cell(fields["masks"], where, fields)
         try:
             camera = camera_settings(fields, where)
         except ConfigError as exc:
             raise InventoryError(str(exc)) from None
-        if camera.api_reference is not None and not police_api:
+        if problem := mask_count_problem(camera.masks, settings.relay.max_masks):
+            raise InventoryError(f"{where} (id {camera.id!r}).masks: {problem}")
+        if camera.api_reference is not None and settings.police_api is None:
             raise InventoryError(
                 f"{where} (id {camera.id!r}).source: an api: source needs a [police_api] table"
             )
@@ -97,6 +109,15 @@ def _read_file(inventory: InventorySettings, police_api: bool) -> list[CameraSet
             raise InventoryError(f"{where} has the same id {camera.id!r} as {earlier}")
         cameras.append(camera)
     return cameras
+
+
+def _json_cell(text: str, where: str, fields: dict[str, Any]) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # its words give the column, not the content
+        ident = fields.get("id")
+        named = f"{where} (id {ident!r})" if isinstance(ident, str) else where
+        raise InventoryError(f"{named}.masks: not valid JSON ({exc})") from None
 
 
 def _read_text(path: str) -> str:
@@ -133,6 +154,8 @@ def _csv_rows(text: str, name: str, inventory: InventorySettings) -> Rows:
     }
     index = {}
     for field, column in wanted.items():
+        if field == "masks" and column == DEFAULT_MASKS_COLUMN and column not in header:
+            continue  # masks are read when the file has them
         if column not in header:
             known = ", ".join(repr(h) for h in header)[:300]
             raise InventoryError(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support.gateway import audit_grant
+from support.gateway import audit_grant, authorize
 
 from gateway.access.grants import Grant
 from gateway.store.audit import (
@@ -520,8 +520,12 @@ def test_a_dropped_table_is_tampering_not_unreadable(log: AuditLog, db_path: Pat
 
 
 @pytest.fixture
-def grants(db: sqlite3.Connection, clock: Clock) -> GrantStore:
-    return GrantStore(db, ["cam-1", "cam-2"], max_days=14, clock=clock)
+def grants(db: sqlite3.Connection, clock: Clock, log: AuditLog) -> GrantStore:
+    """Grants under two standing police authorizations, recorded and audited."""
+    store = GrantStore(db, ["cam-1", "cam-2"], max_days=14, clock=clock)
+    for reference in ("北市警資字第1160000001號", "REF-2"):
+        authorize(store, reference=reference, around=T0, audit=log)
+    return store
 
 
 def audited_grant(grants: GrantStore, log: AuditLog, **overrides: object) -> Grant:
@@ -575,7 +579,7 @@ def test_a_grant_changed_outside_the_api_is_named(
     result = verify_file(str(db_path))
     assert (result.ok, result.unreadable) == (False, False)
     assert result.problem == (
-        f"grant 1 ({PROJECT!r}) differs from its last audited change in row 4"
+        f"grant 1 ({PROJECT!r}) differs from its last audited change in row 6"
         " (changed outside the API?)"
     )
 
@@ -587,7 +591,7 @@ def test_a_grant_added_or_deleted_outside_the_api_is_named(
     grants.create(  # straight into the database: no audit row
         project="後門",
         purpose="x",
-        authorization_ref="none",
+        authorization_ref="REF-2",
         members=["mallory"],
         cameras=["cam-2"],
         starts_at=T0,
@@ -606,7 +610,7 @@ def test_a_grant_added_or_deleted_outside_the_api_is_named(
         raw.execute(f"DELETE FROM {table} WHERE grant_id = 1")
     raw.execute("DELETE FROM grants WHERE id = 1")
     assert verify_connection(db).problem == (
-        "grant 1 was last audited in row 1 but is gone (deleted outside the API?)"
+        "grant 1 was last audited in row 3 but is gone (deleted outside the API?)"
     )
 
 
@@ -616,7 +620,7 @@ def test_grants_audited_before_hashes_are_not_compared(
     grant = grants.create(
         project=PROJECT,
         purpose="x",
-        authorization_ref="REF-1",
+        authorization_ref="REF-2",
         members=["alice"],
         cameras=["cam-1"],
         starts_at=T0,
@@ -631,12 +635,13 @@ def test_grants_audited_before_hashes_are_not_compared(
 def test_pruned_grant_records_carry_their_hash(
     grants: GrantStore, log: AuditLog, db_path: Path, clock: Clock, db: sqlite3.Connection
 ) -> None:
-    old = audited_grant(grants, log, project="old")  # row 1
-    changed = audited_grant(grants, log, project="changed later")  # row 2
+    # Rows 1 and 2: the police authorizations.
+    old = audited_grant(grants, log, project="old")  # row 3
+    changed = audited_grant(grants, log, project="changed later")  # row 4
     clock.now += timedelta(days=30)
     _, after = grants.update(changed.id, by="admin", members=["carol"])
-    audit_grant(log, GRANT_UPDATED, after, account="admin")  # row 3, kept
-    log.prune(clock.now - timedelta(days=1))  # rows 1..2 go: grant 1's only record
+    audit_grant(log, GRANT_UPDATED, after, account="admin")  # row 5, kept
+    log.prune(clock.now - timedelta(days=1))  # rows 1..4 go: grant 1's only record
     (pruned,) = log.query(event=AUDIT_PRUNED)
     assert pruned["detail"]["grant_hashes"] == {str(old.id): old.content_hash()}
     result = verify_connection(db)
@@ -651,7 +656,7 @@ def test_pruned_grant_records_carry_their_hash(
     raw.execute("UPDATE grants SET purpose = 'edited' WHERE id = ?", (old.id,))
     result = verify_connection(db)
     assert result.problem == (
-        "grant 1 ('old') differs from its last audited change in row 5 (changed outside the API?)"
+        "grant 1 ('old') differs from its last audited change in row 7 (changed outside the API?)"
     )
 
 
@@ -666,3 +671,25 @@ def test_a_database_from_before_grant_history_still_verifies(
     raw.execute("PRAGMA user_version = 1")  # as an older gateway left it, read-only
     result = verify_file(str(db_path))
     assert (result.ok, result.grants_checked) == (True, 1), result.problem
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE authorizations SET ends_at = '2099-01-01T00:00:00.000000+00:00' WHERE id = 1",
+        "INSERT INTO authorization_scope VALUES (1, 'district', '大安區')",
+        "UPDATE authorizations SET confirmed_by = 'mallory' WHERE id = 1",
+    ],
+    ids=["validity", "scope", "confirmed-by"],
+)
+def test_a_police_authorization_changed_outside_the_api_is_named(
+    grants: GrantStore, log: AuditLog, db_path: Path, db: sqlite3.Connection, edit: str
+) -> None:
+    """Police authorizations are checked as grants are: against the hash their last
+    audited change recorded."""
+    assert verify_connection(db).records_checked == 2
+    sqlite3.connect(db_path, isolation_level=None).execute(edit)
+    assert verify_connection(db).problem == (
+        "authorization 1 ('北市警資字第1160000001號') differs from its last audited change"
+        " in row 1 (changed outside the API?)"
+    )

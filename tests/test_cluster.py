@@ -45,7 +45,7 @@ from support.cluster import (
     watching,
 )
 from support.events import EventReader
-from support.gateway import VIEWER, bearer
+from support.gateway import LIAISON, VIEWER, bearer
 from support.viewer import Viewer, offer_sdp
 
 from gateway.store.audit import AuditLog
@@ -404,6 +404,41 @@ async def test_a_revoke_sent_to_one_node_ends_a_viewer_on_the_other_within_a_sec
         assert revoked["account"] == account and revoked["detail"]["by"] == ADMIN
 
 
+async def test_a_withdrawal_on_one_node_ends_a_viewer_on_the_other_within_a_second(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    """The police withdraw their consent through node gw1; the viewer of a grant under
+    it, watching on gw2, is closed within a second with `authorization_withdrawn`."""
+    account = "withdrawn-1"
+    consent = await cluster.consent(http, ["cam-1"], reference="北市警資字第1150000009號")
+    grant = await cluster.grant(http, ["cam-1"], [account], authorization=consent)
+    viewer = await watching(cluster.viewer("cam-1", node="gw2", account=account), http)
+    try:
+        started = time.monotonic()
+        async with http.post(
+            f"{cluster.url('gw1')}/api/authorizations/{consent['id']}/withdraw",
+            json={"reason": "案件結束"},
+            headers=bearer(LIAISON),
+        ) as reply:
+            assert reply.status == 200, await reply.text()
+        await asyncio.wait_for(viewer.closed.wait(), CLOSE_WITHIN_SECONDS * 3)
+        took = time.monotonic() - started
+        print(f"withdrawal on gw1 to the viewer on gw2 closed: {took * 1000:.0f} ms")
+        assert took < CLOSE_WITHIN_SECONDS, took
+    finally:
+        await viewer.close()
+    ended = await wait_for_audit(cluster, http, "gw1", session_id_of(viewer), "session_end")
+    assert ended["detail"]["code"] == "authorization_withdrawn"
+    _, after = await cluster.admin(http, "GET", f"/api/grants/{grant['id']}", node="gw2")
+    assert after["status"] == "revoked" and after["revoked_by"] == LIAISON
+    # Neither node admits anyone under it again.
+    again = cluster.viewer("cam-1", node="gw2", account=account)
+    response = await again.connect(http)
+    assert response.status == 403
+    assert (await response.json())["code"] == "authorization_withdrawn"
+    await again.close()
+
+
 async def test_a_revocation_whose_notice_a_node_missed_still_reaches_it(
     cluster: Cluster, postgres: Postgres, http: aiohttp.ClientSession
 ) -> None:
@@ -612,9 +647,12 @@ async def test_revocations_reach_the_other_node_within_a_second_while_postgres_i
     by_session = await cluster.grant(http, ["cam-1"], ["outage-session"], node="gw1")
     await cluster.grant(http, ["cam-1"], ["outage-account"], node="gw1")
     by_grant = await cluster.grant(http, ["cam-1"], ["outage-grant"], node="gw1")
+    # And a police consent withdrawn meanwhile (governance.md: as revocation does).
+    consent = await cluster.consent(http, ["cam-1"], reference="OUTAGE-1", node="gw1")
+    await cluster.grant(http, ["cam-1"], ["outage-consent"], node="gw1", authorization=consent)
     viewers = {
         account: await watching(cluster.viewer("cam-1", node="gw2", account=account), http)
-        for account in ("outage-session", "outage-account", "outage-grant")
+        for account in ("outage-session", "outage-account", "outage-grant", "outage-consent")
     }
     postgres.stop()
     try:
@@ -636,6 +674,17 @@ async def test_revocations_reach_the_other_node_within_a_second_while_postgres_i
                 assert (status, body) == (200, {"ended": 0})
             else:  # ended, and its record waits for the database
                 assert status == 503 and body["code"] == "record_pending", (account, body)
+        withdrawing = asyncio.ensure_future(
+            http.post(
+                f"{cluster.url('gw1')}/api/authorizations/{consent['id']}/withdraw",
+                json={"reason": "outage"},
+                headers=bearer(LIAISON),
+            )
+        )
+        took = await closed_within(viewers["outage-consent"], CLOSE_WITHIN_SECONDS)
+        print(f"outage-consent: closed on gw2 {took * 1000:.0f} ms after the withdrawal on gw1")
+        reply = await asyncio.wait_for(withdrawing, 10)
+        assert reply.status == 503 and (await reply.json())["code"] == "record_pending"
         # The grant stays revoked on gw2: a new viewer there is refused.
         again = cluster.viewer("cam-1", node="gw2", account="outage-grant")
         reply = await again.connect(http)
@@ -647,8 +696,10 @@ async def test_revocations_reach_the_other_node_within_a_second_while_postgres_i
             await viewer.close()
     for account, viewer in viewers.items():
         ended = await wait_for_audit(cluster, http, "gw2", session_id_of(viewer), "session_end", 20)
-        assert ended["detail"]["code"] in ("revoked", "grant_revoked"), (account, ended)
-        if account != "outage-grant":
+        expected = {"outage-consent": ("authorization_withdrawn",)}
+        codes = expected.get(account, ("revoked", "grant_revoked"))
+        assert ended["detail"]["code"] in codes, (account, ended)
+        if account not in ("outage-grant", "outage-consent"):
             assert ended["detail"]["ended_by"] == ADMIN, ended
     await wait_for_audit(
         cluster, http, "gw1", session_id_of(viewers["outage-session"]), "session_revoked", 20

@@ -68,7 +68,8 @@ def test_defaults_and_ints_accepted_for_floats():
 def test_unknown_key_is_named_with_the_known_ones():
     message = error(server={"prot": 8080})
     assert message == (
-        "server.prot: unknown key (known: host, port, max_body_bytes, log_format, trusted_proxies)"
+        "server.prot: unknown key (known: host, port, max_body_bytes, log_format, "
+        "trusted_proxies, request_timeout_seconds, max_connections_per_address)"
     )
     assert error(cam(zoom=2)).startswith("cameras[0] (id 'cam-1').zoom: unknown key")
     assert error(audit={"keep": 1}).startswith("audit.keep: unknown key")

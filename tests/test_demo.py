@@ -63,4 +63,6 @@ def test_demo_grant_is_audited(tmp_path):
     prepare_demo(app)  # a second start finds the grant and adds nothing
     asyncio.run(app[STORE].close())
     result = verify_file(str(database))
-    assert (result.ok, result.rows_checked, result.grants_checked) == (True, 1, 1), result
+    # The police authorization and the grant inside it, each audited once.
+    assert (result.ok, result.rows_checked, result.grants_checked) == (True, 2, 1), result
+    assert result.records_checked == 1

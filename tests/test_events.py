@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from support.events import EventReader
-from support.gateway import VIEWER, camera_entry, settings_for
+from support.gateway import ONE_PERSON, REFERENCE, VIEWER, camera_entry, settings_for
 from support.viewer import Viewer
 
 from gateway.app import SESSIONS
@@ -60,7 +60,9 @@ async def test_an_event_ticket_works_once_and_for_30_s(start_gateway, monkeypatc
 
 
 async def test_a_viewers_event_stream_carries_only_its_own_sessions_and_grants(start_gateway):
-    gateway = await start_gateway(settings_for(demo_cameras("cam-a", "cam-b")), grant=False)
+    gateway = await start_gateway(
+        settings_for(demo_cameras("cam-a", "cam-b"), governance=ONE_PERSON), grant=False
+    )
     mine = gateway.grant(members=[VIEWER], cameras=["cam-a"])
     theirs = gateway.grant(members=[OTHER], cameras=["cam-b"])
     admin = gateway.bearer(ADMIN, admin=True)
@@ -119,7 +121,7 @@ def grant_body(member: str, camera_id: str) -> dict:
     return {
         "project": "另一個專案",
         "purpose": "test",
-        "authorization_ref": "REF-2",
+        "authorization_ref": REFERENCE,
         "members": [member],
         "cameras": [camera_id],
         "starts_at": now.isoformat(),

@@ -7,7 +7,7 @@ import asyncio
 import av
 
 from gateway.relay import ViewerFeed
-from gateway.relay.feed import REPLAY_GROUP_BYTES
+from gateway.relay.feed import REPLAY_GROUP_BYTES, fan_out
 
 
 def frame(keyframe: bool, size: int = 105) -> av.Packet:
@@ -137,3 +137,32 @@ async def test_a_failing_sink_is_dropped_and_frames_wait_for_a_reader():
     feed.offer(frame(keyframe=True))
     packet = await asyncio.wait_for(feed.next(), 1)
     assert packet.is_keyframe and feed.frames_sent == 1
+
+
+async def test_the_fan_out_sends_a_frame_a_step_at_a_time_to_each_viewer_in_turn():
+    """A sink that sends in steps (RelaySender: a round of packets each) gets one step,
+    then the next viewer does: every viewer has the frame's first packets before any
+    has its last, instead of the last viewer waiting for every whole frame before it."""
+    sent: list[tuple[str, int]] = []
+
+    def stepping_sink(name: str, steps: int):
+        def sink(packet: av.Packet):
+            done = iter(range(steps))
+
+            def step() -> bool | None:
+                part = next(done)
+                sent.append((name, part))
+                return True if part == steps - 1 else None
+
+            return step
+
+        return sink
+
+    feeds = []
+    for name, steps in (("a", 3), ("b", 1), ("c", 2)):
+        feed = ViewerFeed("cam", max_frames=10)
+        feed.attach(stepping_sink(name, steps))
+        feeds.append(feed)
+    fan_out(frame(keyframe=True), feeds)
+    assert sent == [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("c", 1), ("a", 2)]
+    assert [f.frames_sent for f in feeds] == [1, 1, 1]

@@ -30,7 +30,7 @@ import pytest
 from aiohttp.http_exceptions import HttpProcessingError
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from support.gateway import camera_entry, settings_for
+from support.gateway import REFERENCE, camera_entry, settings_for
 from support.process import GatewayProcess
 from support.viewer import Viewer, offer_sdp
 from yarl import URL
@@ -453,7 +453,7 @@ def valid_grant() -> dict[str, Any]:
     return {
         "project": "fuzz",
         "purpose": "fuzz",
-        "authorization_ref": "FUZZ-1",
+        "authorization_ref": REFERENCE,
         "members": ["fuzz-member"],
         "cameras": ["cam-b"],
         "starts_at": now.isoformat(),

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from support.events import EventReader
-from support.gateway import VIEWER, camera_entry, settings_for
+from support.gateway import REFERENCE, VIEWER, camera_entry, settings_for
 
 from gateway.app import HUBS, SESSIONS, STORE
 from gateway.config import ConfigError, load_settings, parse_settings
@@ -338,7 +338,7 @@ async def test_reload_adds_and_removes_cameras_live_while_an_unchanged_camera_ke
     body = {
         "project": "p",
         "purpose": "p",
-        "authorization_ref": "r",
+        "authorization_ref": REFERENCE,
         "members": [VIEWER],
         "cameras": ["cam-b"],
         "starts_at": "2030-01-01T00:00:00+08:00",

@@ -135,13 +135,11 @@ async def play_in_chromium(browser, page_url: str, start: str, stop: str, gatewa
     return session
 
 
-async def test_medooze_whip_whep_plays_and_stop_ends_the_session(
-    browser, bundles, start_gateway, make_rtsp_camera
-):
-    page_server = await dashboard(bundles)
-    origin = str(page_server.make_url("")).rstrip("/")
-    gateway = await gateway_for_players(start_gateway, make_rtsp_camera, origin)
-    start = """async ({ url, token }) => {
+# Each player as a dashboard would use it: how it starts (given the WHEP URL and a
+# token), how it stops, and how its session ends on the gateway.
+THIRD_PARTY = {
+    "Medooze whip-whep": (
+        """async ({ url, token }) => {
         const { WHEPClient } = await import("/medooze.js");
         const pc = new RTCPeerConnection();
         pc.addTransceiver("video", { direction: "recvonly" }); // as Medooze's demo does
@@ -151,60 +149,52 @@ async def test_medooze_whip_whep_plays_and_stop_ends_the_session(
         };
         window.client = new WHEPClient();
         await window.client.view(pc, url, token); // trickles its candidates with PATCH
-    }"""
-    session = await play_in_chromium(
-        browser, f"{origin}/index.html", start, "() => window.client.stop()", gateway
-    )
-    # stop() closes the peer connection before its DELETE: both are a clean end.
-    assert session.ending.code in ("viewer_closed", "viewer_left")
-    rows = await gateway.audit(event="session_ice")
-    assert rows, "Medooze trickles its candidates"
-    await wait_until(lambda: not gateway.app[HUBS].get("cam").viewers, 5)
-    await page_server.close()
-
-
-async def test_eyevinn_webrtc_player_plays_and_unload_ends_the_session(
-    browser, bundles, start_gateway, make_rtsp_camera
-):
-    page_server = await dashboard(bundles)
-    origin = str(page_server.make_url("")).rstrip("/")
-    gateway = await gateway_for_players(start_gateway, make_rtsp_camera, origin)
-    start = """async ({ url, token }) => {
+        }""",
+        "() => window.client.stop()",
+        # stop() closes the peer connection before its DELETE: both are a clean end.
+        {"viewer_closed", "viewer_left"},
+    ),
+    "Eyevinn webrtc-player": (
+        """async ({ url, token }) => {
         const { WebRTCPlayer } = await import("/eyevinn.js");
         window.player = new WebRTCPlayer({
           video: document.querySelector("video"), type: "whep", iceServers: [],
         });
         await window.player.load(new URL(url), "Bearer " + token); // video and audio
-    }"""
-    session = await play_in_chromium(
-        browser, f"{origin}/index.html", start, "() => window.player.unload()", gateway
-    )
-    assert session.ending.code == "viewer_left"  # its DELETE came first
-    await page_server.close()
+        }""",
+        "() => window.player.unload()",
+        {"viewer_left"},  # its DELETE comes first
+    ),
+    # MediaMTX's reader first sends an OPTIONS of its own, with the token, to learn the
+    # ICE servers: from a dashboard's origin that needs a preflight for OPTIONS, which
+    # must be answered as POST's is (it retried every 2 s for ever on a 403).
+    "MediaMTX reader": (
+        """async ({ url, token }) => {
+        const { MediaMTXWebRTCReader } = await import("/mediamtx.js");
+        window.reader = new MediaMTXWebRTCReader({
+          url, token,
+          onTrack: (event) => { document.querySelector("video").srcObject = event.streams[0]; },
+        });
+        }""",
+        "() => window.reader.close()",
+        {"viewer_closed", "connection_lost"},  # it sends no DELETE
+    ),
+}
 
 
-async def test_mediamtx_reader_plays_from_a_dashboards_origin(
-    browser, bundles, start_gateway, make_rtsp_camera
+@pytest.mark.parametrize("player", list(THIRD_PARTY))
+async def test_a_third_party_player_plays_from_a_dashboards_origin_and_its_stop_ends_it(
+    browser, bundles, start_gateway, make_rtsp_camera, player
 ):
-    """MediaMTX's reader first sends an OPTIONS of its own, with the token, to learn
-    the ICE servers: from another origin that needs a preflight for OPTIONS, which
-    must be answered as POST's is (it retried every 2 s for ever on a 403)."""
+    start, stop, endings = THIRD_PARTY[player]
     page_server = await dashboard(bundles)
     origin = str(page_server.make_url("")).rstrip("/")
     gateway = await gateway_for_players(start_gateway, make_rtsp_camera, origin)
-    start = """async ({ url, token }) => {
-        const { MediaMTXWebRTCReader } = await import("/mediamtx.js");
-        window.errors = [];
-        window.reader = new MediaMTXWebRTCReader({
-          url, token,
-          onError: (error) => window.errors.push(String(error)),
-          onTrack: (event) => { document.querySelector("video").srcObject = event.streams[0]; },
-        });
-    }"""
-    session = await play_in_chromium(
-        browser, f"{origin}/index.html", start, "() => window.reader.close()", gateway
-    )
-    assert session.ending.code in ("viewer_closed", "connection_lost")  # no DELETE
+    session = await play_in_chromium(browser, f"{origin}/index.html", start, stop, gateway)
+    assert session.ending.code in endings
+    await wait_until(lambda: not gateway.app[HUBS].get("cam").viewers, 5)
+    if player == "Medooze whip-whep":
+        assert await gateway.audit(event="session_ice"), "Medooze trickles its candidates"
     await page_server.close()
 
 

@@ -14,7 +14,7 @@ import ipaddress
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support.gateway import VIEWER, camera_entry, settings_for
+from support.gateway import REFERENCE, VIEWER, camera_entry, settings_for
 
 from gateway.app import SESSIONS
 from gateway.config import ServerSettings
@@ -60,7 +60,7 @@ def grant_fields() -> dict[str, object]:
     return {
         "project": "2027 跨年 信義區",
         "purpose": "人流管制",
-        "authorization_ref": "北市警資字第1130000009號",
+        "authorization_ref": REFERENCE,
         "members": ["viewer-2"],
         "cameras": ["cam-a"],
         "starts_at": (now + timedelta(days=1)).isoformat(),

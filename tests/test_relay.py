@@ -479,7 +479,7 @@ class FillingOutput:
         self.deltas = 0
         self.log: list[tuple[str, bool]] = []  # ("sent" or "refused", keyframe?)
 
-    def send(self, datagrams, runs, addr) -> bool:
+    def send(self, data, segment, addr) -> bool:
         keyframe = FramePacker._last[0].is_keyframe  # the frame being sent right now
         self.deltas = 0 if keyframe else self.deltas + 1
         if self.arm_after_deltas is not None and self.deltas >= self.arm_after_deltas:
@@ -489,7 +489,7 @@ class FillingOutput:
             self.log.append(("refused", keyframe))
             return False
         self.log.append(("sent", keyframe))
-        return self.real.send(datagrams, runs, addr)
+        return self.real.send(data, segment, addr)
 
     def close(self) -> None:
         self.real.close()
@@ -676,3 +676,124 @@ async def test_the_hubs_fan_out_hands_each_frame_to_every_viewers_sender_itself(
     assert all(step == [1, 1, 1] for step in steps), steps
     for viewer in viewers:
         await viewer.close(gateway.http)
+
+
+# --- the send path's rounds and what a viewer costs in memory (issue 25) ---
+
+
+class LoggingOutput:
+    """A viewer's real way out, noting which frame each send belongs to."""
+
+    def __init__(self, real, log: list) -> None:
+        self.real, self.log, self.transport = real, log, real.transport
+
+    def send(self, data, segment, addr) -> bool:
+        self.log.append((self, FramePacker._last[0]))  # the frame being sent right now
+        return self.real.send(data, segment, addr)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+async def test_each_viewer_gets_a_frames_first_packets_before_any_viewer_gets_its_last(
+    make_rtsp_camera, start_gateway, monkeypatch
+):
+    needs_fast_sender()
+    log: list = []
+    monkeypatch.setattr(
+        sender_module, "output_for", lambda protocol: LoggingOutput(output_for(protocol), log)
+    )
+    camera = make_rtsp_camera(**HD)  # frames of several packets
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewers = [await watch(gateway) for _ in range(3)]
+    for viewer in viewers:
+        assert await viewer.wait_frames(5)
+    start = len(log)
+    assert await viewers[0].wait_frames(25)
+    sends: dict[int, list] = {}  # per frame: the outputs in the order they sent
+    for output, packet in log[start:]:
+        sends.setdefault(id(packet), []).append(output)
+    checked = 0
+    for order in sends.values():
+        outputs = set(order)
+        if len(outputs) == 3 and all(order.count(o) > 1 for o in outputs):
+            firsts = max(order.index(o) for o in outputs)
+            lasts = min(len(order) - 1 - order[::-1].index(o) for o in outputs)
+            assert firsts < lasts, "a viewer's whole frame went out before another's began"
+            checked += 1
+    assert checked >= 10, f"only {checked} frames went out in more than one round"
+    for viewer in viewers:
+        await viewer.close(gateway.http)
+
+
+async def test_the_sequence_number_wraps_inside_a_round(make_rtsp_camera, start_gateway):
+    needs_fast_sender()
+    camera = make_rtsp_camera(**HD)  # frames of several packets
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewer = await watch(gateway)
+    assert await viewer.wait_frames(5)
+    (session,) = list(gateway.app[SESSIONS])
+    sender = session.pc.getSenders()[0]
+    for before in (1, 2, 3, 4):  # packets before the wrap: it falls inside some round
+        sender._sequence_number = 0x10000 - before
+        assert await viewer.wait_frames(3), "the picture stopped at the wrap"
+    assert session.feed.sink_failures == 0 and hasattr(sender, "_sent")  # still the fast path
+    await viewer.close(gateway.http)
+
+
+async def test_viewers_joining_together_share_one_packetization_of_the_replay(
+    make_rtsp_camera, start_gateway, monkeypatch
+):
+    """Each joining viewer's GOP replay is its own copy of the frames (own timestamps),
+    but the packets of its frames are made once: a viewer's NACK history holds the
+    whole replay, and 50 viewers each holding their own was 0.16 MB a viewer."""
+    from aiortc.codecs.h264 import H264Encoder
+
+    needs_fast_sender()
+    camera = make_rtsp_camera(**SMALL, gop_seconds=4)  # a keyframe every 100 frames
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    warm = await watch(gateway)
+    assert await warm.wait_frames(30)  # well into a GOP: a replay of 30 frames or more
+    hub = gateway.app[HUBS].get("cam")
+    calls = 0
+    packetize = H264Encoder._packetize.__func__
+
+    def counting(cls, packages):
+        nonlocal calls
+        calls += 1
+        return packetize(cls, packages)
+
+    monkeypatch.setattr(H264Encoder, "_packetize", classmethod(counting))
+    (warm_session,) = list(gateway.app[SESSIONS])
+    live_before, replay = warm_session.feed.frames_sent, len(hub._gop)
+    joiners = await asyncio.gather(*(watch(gateway) for _ in range(3)))
+    for joiner in joiners:
+        assert await joiner.wait_frames(5)
+    live = warm_session.feed.frames_sent - live_before
+    assert replay >= 25
+    assert calls <= live + 2, f"{calls} packetizations: {live} live frames, 3 x {replay} replayed"
+    for viewer in (warm, *joiners):
+        await viewer.close(gateway.http)
+
+
+async def test_a_viewers_session_keeps_no_receive_side_estimator_nor_idle_dtls_buffers(
+    start_gateway,
+):
+    """The gateway's transceivers only send: the receiver aiortc gives each one never
+    builds its 95 KiB bitrate estimator, and OpenSSL frees the DTLS record buffers
+    while they are idle (SSL_MODE_RELEASE_BUFFERS)."""
+    from OpenSSL._util import lib
+
+    from gateway.egress.compat import _EstimatorOnFirstPacket
+
+    entry = camera_entry("cam", "demo:testsrc", demo_size="160x120", demo_fps=25)
+    gateway = await start_gateway(settings_for([entry]))
+    viewer = await watch(gateway)
+    assert await viewer.wait_frames(10)
+    (session,) = list(gateway.app[SESSIONS])
+    (transceiver,) = session.pc.getTransceivers()
+    estimator = transceiver.receiver._RTCRtpReceiver__remote_bitrate_estimator
+    assert isinstance(estimator, _EstimatorOnFirstPacket) and estimator._estimator is None
+    dtls = transceiver.sender.transport._ssl
+    assert lib.SSL_set_mode(dtls._ssl, 0) & lib.SSL_MODE_RELEASE_BUFFERS  # returns the mode
+    await viewer.close(gateway.http)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from support.database_lock import hold_write_lock
 from support.events import EventReader
-from support.gateway import VIEWER, camera_entry, settings_for
+from support.gateway import REFERENCE, VIEWER, camera_entry, settings_for
 from support.viewer import Viewer
 
 from gateway.access.tokens import mint
@@ -94,7 +94,7 @@ def new_grant() -> dict:
     return {
         "project": "p",
         "purpose": "p",
-        "authorization_ref": "r",
+        "authorization_ref": REFERENCE,
         "members": ["x"],
         "cameras": ["cam"],
         "starts_at": now.isoformat(),

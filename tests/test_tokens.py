@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
 from support.gateway import AUTH, VIEWER, camera_entry, settings_for
 
+from gateway.access.roles import RoleRules
 from gateway.access.tokens import Identity, TokenRejected, TokenVerifier, mint
 from gateway.app import SETTINGS
-from gateway.config import AuthSettings
+from gateway.config import AuthSettings, GovernanceSettings
 from gateway.http.errors import bearer_token
 
 SECRET = "correct horse battery staple 0123"  # 33 bytes
@@ -555,3 +556,34 @@ async def test_a_running_gateway_refuses_a_token_one_second_past_its_maximum_lif
 
     assert await status_for(longest + 2) == 401  # exp's whole seconds: 1-2 s past
     assert await status_for(longest - 1) == 200  # 1-2 s inside
+
+
+# --- roles: [governance] lists, or the dashboard's `permissions` groups ----------------
+
+
+def test_roles_come_from_governance_lists_or_the_dashboards_permission_groups() -> None:
+    rules = RoleRules(
+        GovernanceSettings(
+            police_liaisons=("officer-wang",),
+            police_liaison_groups=("7:3",),  # role 3 of group 7
+            auditor_groups=("9",),  # anyone in group 9
+            emergency_groups=("fire-duty",),  # a plain name in the claim
+        )
+    )
+    verifier = TokenVerifier(AuthSettings(secret=SECRET), rules)
+
+    def roles(**extra: Any) -> frozenset[str]:
+        return verifier.verify(sign(claims(**extra))).roles
+
+    assert roles() == frozenset()
+    assert roles(account_id="officer-wang") == {"police_liaison"}
+    assert roles(permissions=[{"group_id": 7, "role_id": 3}]) == {"police_liaison"}
+    assert roles(permissions=[{"group_id": 7, "role_id": 4}]) == frozenset()  # another role
+    assert roles(permissions=[{"group_id": 9, "role_id": 1}, "fire-duty"]) == {
+        "auditor",
+        "emergency",
+    }
+    assert roles(is_admin=True, permissions=[{"group_id": 9}]) == {"admin", "auditor"}
+    # Anything else in the claim counts for nothing, and breaks nothing.
+    for odd in ("9", {"group_id": 9}, [None, True, {"group_id": None}, 1.5], [[9]]):
+        assert roles(permissions=odd) == frozenset()

@@ -24,7 +24,7 @@ from support.chromium import (
     wait_state,
     wait_until,
 )
-from support.gateway import VIEWER, camera_entry, settings_for
+from support.gateway import ONE_PERSON, REFERENCE, VIEWER, camera_entry, settings_for
 
 from gateway.app import SESSIONS
 from gateway.config import CorsSettings
@@ -368,7 +368,12 @@ async def test_tablet_portrait_has_no_horizontal_scroll_and_touch_sized_targets(
 
 
 async def test_admin_console_grants_and_audit(start_gateway, browser, tmp_path):
-    gateway = await start_gateway(settings_for(demo_cameras("cam-a", "cam-b")))
+    # One person alone (approval "none"): this is about the form, the table and the
+    # audit tab; approvals in the console are tests/test_consent_ui.py's.
+    gateway = await start_gateway(
+        settings_for(demo_cameras("cam-a", "cam-b"), governance=ONE_PERSON)
+    )
+    later = gateway.authorization("北市警資字第1130000003號")  # a second police consent
     # Without the admin claim: a clear message, no console.
     stranger = await open_page(browser, gateway.url + "/admin", jwt(gateway))
     await playwright_api.expect(stranger.page.locator("#banner")).to_contain_text("沒有管理權限")
@@ -381,6 +386,7 @@ async def test_admin_console_grants_and_audit(start_gateway, browser, tmp_path):
         viewport={"width": 1280, "height": 900},
     )
     page = admin.page
+    day = lambda n: (datetime.now(UTC) + timedelta(days=n)).strftime("%Y-%m-%dT10:00")  # noqa: E731
     await page.click("[data-tab='grants']")
     await playwright_api.expect(page.locator("#grant-table tbody tr")).to_have_count(1)
     await page.click("#new-grant")
@@ -388,22 +394,17 @@ async def test_admin_console_grants_and_audit(start_gateway, browser, tmp_path):
     await page.fill("#f-purpose", "跨年活動人流管制")
     await page.fill("#f-members", "viewer-2")
     await page.check("#f-cameras input[value='cam-a']")
-    await page.fill("#f-starts_at", "2030-01-02T10:00")
-    await page.fill("#f-ends_at", "2030-01-01T10:00")
+    await page.select_option(
+        "#f-authorization_id", label=f"{REFERENCE} — 已確認 — 臺北車站, 臺北市政府"
+    )
+    await page.fill("#f-starts_at", day(2))
+    await page.fill("#f-ends_at", day(1))
     # The gateway's 422 {error, field}: each message sits next to its field.
     await page.click("#grant-form [type=submit]")
-    error = page.locator(".field-error[data-for='authorization_ref']")
-    await playwright_api.expect(error).to_have_text("必填")
-    await playwright_api.expect(page.locator("#f-authorization_ref")).to_have_attribute(
-        "aria-invalid", "true"
-    )
-    await page.fill("#f-authorization_ref", "北市警資字第1130000002號")
-    await page.click("#grant-form [type=submit]")
-    await playwright_api.expect(page.locator(".field-error[data-for='ends_at']")).to_have_text(
-        "必須晚於開始時間"
-    )
-    await playwright_api.expect(error).to_have_text("")
-    await page.fill("#f-ends_at", "2030-01-03T10:00")
+    await playwright_api.expect(
+        page.locator("#grant-form .field-error[data-for='ends_at']")
+    ).to_have_text("必須晚於開始時間")
+    await page.fill("#f-ends_at", day(3))
     await page.click("#grant-form [type=submit]")
     await playwright_api.expect(page.locator("#grant-form")).to_be_hidden()
     row = page.locator("#grant-table tbody tr", has_text="2028 元宵燈節 中正區")
@@ -417,18 +418,13 @@ async def test_admin_console_grants_and_audit(start_gateway, browser, tmp_path):
     await page.click("#grant-form [type=submit]")
     await playwright_api.expect(row).to_contain_text("viewer-3")
     await playwright_api.expect(row).to_contain_text("臺北市政府")
-    # A later end needs a new police authorization reference; the old one stays listed.
+    # Moved under another police consent: the earlier reference stays listed.
     await row.locator(".edit-grant").click()
-    await page.fill("#f-ends_at", "2030-01-04T10:00")
-    await page.click("#grant-form [type=submit]")
-    await playwright_api.expect(error).to_have_text("延長或移動期間須填新的同意文號")
-    await page.fill("#f-authorization_ref", "北市警資字第1130000003號")
+    await page.select_option("#f-authorization_id", str(later.id))
     await page.click("#grant-form [type=submit]")
     await playwright_api.expect(page.locator("#grant-form")).to_be_hidden()
     await playwright_api.expect(row).to_contain_text("北市警資字第1130000003號")
-    await playwright_api.expect(row.locator(".earlier-refs")).to_have_text(
-        "先前文號：北市警資字第1130000002號"
-    )
+    await playwright_api.expect(row.locator(".earlier-refs")).to_have_text(f"先前文號：{REFERENCE}")
     await page.screenshot(path=screenshot("admin-grants.png"), full_page=True)
     # Revoke it, with a reason; shown once ended grants are listed.
     await row.locator(".revoke-grant").click()

@@ -1,6 +1,9 @@
-// The admin console: grants, live sessions (kept current by the event stream)
-// and the audit log. Every call carries the admin's token as a Bearer header;
-// the gateway decides (403 for accounts without the admin claim).
+// The admin console: grants, live sessions (kept current by the event stream), the
+// police's consents, what waits for approval, emergency access, the governance
+// report and the audit log. Which tabs show depends on the caller's roles (/api/me):
+// administrators, police liaisons, auditors, accounts allowed emergency access.
+// Every call carries the token as a Bearer header; the gateway decides (403 for a
+// role the account does not have).
 
 import { gatewayEvents } from "/web/cctv-player.js";
 import { authorized, embedded, getToken, hasToken } from "/web/signin.js";
@@ -62,7 +65,67 @@ const TEXT = {
     saved: "已儲存",
     failed: "操作失敗：",
     earlierRefs: "先前文號：",
-    statuses: { active: "生效中", pending: "尚未開始", ended: "已結束", revoked: "已撤銷" },
+    tabAuthorizations: "警察局同意",
+    tabEmergency: "緊急調閱",
+    tabReport: "報告",
+    dismiss: "知道了",
+    waitingApproval: "待核准",
+    unreviewedTitle: "待審查的緊急調閱",
+    authorization: "警察局同意",
+    authorizationsTitle: "警察局同意",
+    newAuthorization: "登錄同意",
+    onBehalfNote: "由管理者代為登錄者，須待警察局聯絡人確認。",
+    reference: "同意文號",
+    purposeClass: "目的（要點第五條）",
+    legalDuty: "執行法定職務",
+    imminentDanger: "防止急迫危險",
+    districts: "行政區（每行一個）",
+    validFrom: "效期開始",
+    validUntil: "效期結束",
+    onBehalfOf: "代哪位聯絡人登錄",
+    note: "備註",
+    scope: "範圍",
+    validity: "效期",
+    consentedBy: "同意者",
+    grantedUnder: "依此同意的授權",
+    confirm: "確認",
+    withdraw: "撤回同意",
+    withdrawTitle: (a) => `撤回警察局同意 ${a.reference}（其下所有授權立即終止）`,
+    confirmWithdraw: "確認撤回",
+    openEmergency: "緊急調閱（要點第五條：防止急迫危險）",
+    minutes: "分鐘",
+    danger: "急迫危險（請具體說明）",
+    openCamera: "開啟攝影機",
+    review: "審查",
+    justified: "有正當理由",
+    notJustified: "無正當理由",
+    notReviewed: "尚未審查",
+    reviewTitle: (e) => `審查緊急調閱 #${e.id}（${e.account}，${e.camera_id}）`,
+    endEmergency: "結束緊急調閱",
+    endTitle: (e) => `結束 ${e.account} 對「${e.camera_id}」的緊急調閱`,
+    confirmEnd: "確認結束",
+    emergencyAlarm: (e) => `緊急調閱：${e.account} 開啟「${e.camera_id}」— ${e.danger}`,
+    from: "起（日期）",
+    to: "迄（日期，含）",
+    makeReport: "產生報告",
+    print: "列印",
+    downloadCsv: "下載 CSV",
+    downloadJson: "下載 JSON",
+    approve: "核准",
+    decline: "駁回",
+    declineTitle: (g) => `駁回「${g.project}」的申請`,
+    confirmDecline: "確認駁回",
+    askedBy: "申請者",
+    newRequest: "新授權",
+    changeRequest: "擴大變更",
+    added: "增加",
+    removed: "移除",
+    unconfirmedNote: "待確認",
+    noAuthorization: "（沒有可用的警察局同意，請先由聯絡人登錄）",
+    noRole: "此帳號沒有使用主控台的權限。",
+    authStatuses: { unconfirmed: "待警察局確認", confirmed: "已確認", withdrawn: "已撤回", expired: "已逾期" },
+    emergencyStatuses: { active: "進行中", ended: "已結束" },
+    statuses: { active: "生效中", pending: "待核准", scheduled: "尚未開始", ended: "已結束", revoked: "已撤銷" },
     events: {
       session_start: "開始觀看",
       session_end: "結束觀看",
@@ -74,6 +137,17 @@ const TEXT = {
       token_rejected: "憑證無效",
       audit_pruned: "清除舊紀錄",
       admin_read: "管理者查閱",
+      grant_change_requested: "申請擴大授權",
+      grant_approved: "核准授權",
+      grant_declined: "駁回申請",
+      authorization_recorded: "登錄警察局同意",
+      authorization_confirmed: "確認警察局同意",
+      authorization_withdrawn: "撤回警察局同意",
+      authorization_adopted: "舊文號轉為同意紀錄",
+      emergency_access: "緊急調閱",
+      emergency_ended: "結束緊急調閱",
+      emergency_reviewed: "審查緊急調閱",
+      report_read: "產生報告",
     },
     other: "English",
   },
@@ -133,7 +207,67 @@ const TEXT = {
     saved: "Saved",
     failed: "Failed: ",
     earlierRefs: "Earlier: ",
-    statuses: { active: "active", pending: "not yet started", ended: "ended", revoked: "revoked" },
+    tabAuthorizations: "Police authorizations",
+    tabEmergency: "Emergency access",
+    tabReport: "Report",
+    dismiss: "Dismiss",
+    waitingApproval: "Waiting for approval",
+    unreviewedTitle: "Emergency access not yet reviewed",
+    authorization: "Police authorization",
+    authorizationsTitle: "Police authorizations",
+    newAuthorization: "Record a consent",
+    onBehalfNote: "Entered by an administrator on a liaison's behalf: unconfirmed until a liaison confirms it.",
+    reference: "Reference",
+    purposeClass: "Purpose (point 5)",
+    legalDuty: "legal duty",
+    imminentDanger: "imminent danger",
+    districts: "Districts (one per line)",
+    validFrom: "Valid from",
+    validUntil: "Valid until",
+    onBehalfOf: "On behalf of (liaison)",
+    note: "Note",
+    scope: "Scope",
+    validity: "Validity",
+    consentedBy: "Consented by",
+    grantedUnder: "Grants under it",
+    confirm: "Confirm",
+    withdraw: "Withdraw",
+    withdrawTitle: (a) => `Withdraw authorization ${a.reference} (every grant under it ends now)`,
+    confirmWithdraw: "Withdraw",
+    openEmergency: "Emergency access (point 5: imminent danger)",
+    minutes: "Minutes",
+    danger: "The imminent danger, in words",
+    openCamera: "Open the camera",
+    review: "Review",
+    justified: "justified",
+    notJustified: "not justified",
+    notReviewed: "not reviewed",
+    reviewTitle: (e) => `Review emergency access #${e.id} (${e.account}, ${e.camera_id})`,
+    endEmergency: "End",
+    endTitle: (e) => `End ${e.account}'s emergency access to "${e.camera_id}"`,
+    confirmEnd: "End it",
+    emergencyAlarm: (e) => `Emergency access: ${e.account} opened "${e.camera_id}" — ${e.danger}`,
+    from: "From (date)",
+    to: "To (date, included)",
+    makeReport: "Make the report",
+    print: "Print",
+    downloadCsv: "Download CSV",
+    downloadJson: "Download JSON",
+    approve: "Approve",
+    decline: "Decline",
+    declineTitle: (g) => `Decline the request on "${g.project}"`,
+    confirmDecline: "Decline",
+    askedBy: "Asked by",
+    newRequest: "new grant",
+    changeRequest: "widening change",
+    added: "added",
+    removed: "removed",
+    unconfirmedNote: "unconfirmed",
+    noAuthorization: "(no police authorization to choose: a liaison records one first)",
+    noRole: "This account has no role in the console.",
+    authStatuses: { unconfirmed: "unconfirmed", confirmed: "confirmed", withdrawn: "withdrawn", expired: "expired" },
+    emergencyStatuses: { active: "active", ended: "ended" },
+    statuses: { active: "active", pending: "waiting for approval", scheduled: "not yet started", ended: "ended", revoked: "revoked" },
     events: {},
     other: "中文",
   },
@@ -150,9 +284,15 @@ const FIELD_ZH = [
   [/^is not an ISO 8601 date and time.*$/, "請輸入日期與時間"],
   [/^must be a date and time.*$/, "請輸入日期與時間"],
   [/^revoked grants cannot be changed$/, "已撤銷的授權不能修改"],
-  [/^extending or moving the window needs a new authorization reference$/, "延長或移動期間須填新的同意文號"],
-  [/^reviving an ended grant needs a new authorization reference$/, "重新啟用已結束的授權須填新的同意文號"],
-  [/^this grant already ran under that reference; give the new one$/, "此文號已用過，請填新的同意文號"],
+  [/^outside authorization (.+)'s scope: (.+)$/, "超出警察局同意 $1 的範圍：$2"],
+  [/^before authorization (.+) starts .*$/, "早於警察局同意 $1 的效期"],
+  [/^after authorization (.+) ends .*$/, "晚於警察局同意 $1 的效期"],
+  [/^authorization (.+) has expired$/, "警察局同意 $1 已逾期"],
+  [/^authorization (.+) was withdrawn$/, "警察局同意 $1 已撤回"],
+  [/^name the police authorization$/, "請選擇警察局同意"],
+  [/^no such police authorization$/, "沒有這項警察局同意"],
+  [/^name at least one camera or district$/, "至少需要一台攝影機或一個行政區"],
+  [/^emergency access lasts at most (.+) minutes$/, "緊急調閱最長 $1 分鐘"],
 ];
 
 const $ = (selector) => document.querySelector(selector);
@@ -198,8 +338,9 @@ function bytes(n) {
 
 // --- the reason dialog -----------------------------------------------------------
 const dialog = $("#reason-dialog");
-function askReason(title) {
+function askReason(title, confirmLabel = t("confirmRevoke")) {
   $("#reason-title").textContent = title;
+  $("#reason-confirm").textContent = confirmLabel;
   $("#reason-input").value = "";
   dialog.querySelector(".field-error").textContent = "";
   dialog.returnValue = "";
@@ -348,18 +489,21 @@ async function loadCameras() {
   const { ok, data } = await api("/api/cameras");
   if (!ok) return;
   cameras = data.features;
-  $("#f-cameras .camera-checks").replaceChildren(
-    ...cameras.map((c) => {
-      const label = document.createElement("label");
-      label.className = "check";
-      const box = document.createElement("input");
-      box.type = "checkbox";
-      box.name = "cameras";
-      box.value = c.id;
-      label.append(box, ` ${c.properties.name} (${c.id})`);
-      return label;
-    }),
-  );
+  // The grant form's and the authorization form's camera choices.
+  for (const list of document.querySelectorAll("#f-cameras .camera-checks, #z-cameras .camera-checks")) {
+    list.replaceChildren(
+      ...cameras.map((c) => {
+        const label = document.createElement("label");
+        label.className = "check";
+        const box = document.createElement("input");
+        box.type = "checkbox";
+        box.name = "cameras";
+        box.value = c.id;
+        label.append(box, ` ${c.properties.name} (${c.id})`);
+        return label;
+      }),
+    );
+  }
   const select = $("#a-camera_id");
   select.replaceChildren(
     select.options[0],
@@ -414,7 +558,7 @@ function openForm(grant) {
     cameras: [],
   };
   form.elements.project.value = values.project || "";
-  form.elements.authorization_ref.value = values.authorization_ref || "";
+  fillAuthorizationChoices(values.authorization_id);
   form.elements.purpose.value = values.purpose || "";
   form.elements.members.value = values.members.join("\n");
   for (const box of form.querySelectorAll("input[name=cameras]")) {
@@ -441,14 +585,15 @@ form.addEventListener("submit", async (event) => {
     starts_at: toIso(f.starts_at.value),
     ends_at: toIso(f.ends_at.value),
   };
-  if (!editing) Object.assign(body, { project: f.project.value, authorization_ref: f.authorization_ref.value });
+  const authorizationId = Number(f.authorization_id.value) || null;
+  if (!editing) Object.assign(body, { project: f.project.value, authorization_id: authorizationId });
   else {
     // Only what was changed: the inputs hold whole minutes, so an untouched start
     // sent back would move a few seconds earlier, a window that grows.
     for (const name of ["starts_at", "ends_at"]) {
       if (f[name].value === toLocal(editing[name])) delete body[name];
     }
-    if (f.authorization_ref.value.trim() !== editing.authorization_ref) body.authorization_ref = f.authorization_ref.value;
+    if (authorizationId && authorizationId !== editing.authorization_id) body.authorization_id = authorizationId;
   }
   const { ok, code, data } = editing
     ? await api(`/api/grants/${editing.id}`, { method: "PATCH", body })
@@ -458,6 +603,7 @@ form.addEventListener("submit", async (event) => {
   form.hidden = true;
   editing = null;
   loadGrants();
+  loadWaiting();
 });
 $("#cancel-grant").addEventListener("click", () => {
   form.hidden = true;
@@ -548,6 +694,414 @@ $("#export-csv").addEventListener("click", async () => {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 });
 
+// --- roles ----------------------------------------------------------------------------
+let me = { account: "", roles: [], approval: "second_admin" };
+const has = (...roles) => roles.some((r) => me.roles.includes(r));
+const mayApprove = () => has(me.approval === "police_liaison" ? "police_liaison" : "admin");
+
+// Elements marked data-roles show only to accounts with one of those roles.
+function showByRole() {
+  for (const el of document.querySelectorAll("[data-roles]")) {
+    const wanted = el.dataset.roles.split(" ");
+    if (el.id === "emergency-form" || el.id === "waiting") continue; // shown by their owners
+    el.hidden = !has(...wanted);
+  }
+}
+
+// --- police authorizations -------------------------------------------------------------
+let authorizations = [];
+const authorizationForm = $("#authorization-form");
+
+function scopeText(a) {
+  return [...a.cameras.map(cameraName), ...a.districts].join(", ");
+}
+
+function drawAuthorizations() {
+  const statuses = t("authStatuses");
+  $("#authorization-table tbody").replaceChildren(
+    ...authorizations.map((a) => {
+      const tr = document.createElement("tr");
+      tr.dataset.authorization = a.id;
+      tr.dataset.status = a.status;
+      const reference = cell(a.reference);
+      const purpose = document.createElement("small");
+      purpose.textContent = a.purpose_class ? t(a.purpose_class === "legal_duty" ? "legalDuty" : "imminentDanger") : "—";
+      reference.append(document.createElement("br"), purpose);
+      const status = cell("");
+      const badge = document.createElement("span");
+      badge.className = `status ${a.status}`;
+      badge.textContent = statuses[a.status] || a.status;
+      status.append(badge);
+      if (a.withdraw_reason) status.append(` ${a.withdraw_reason}`);
+      const by = a.confirmed_by
+        ? `${a.confirmed_by} ${when(a.confirmed_at, "short")}`
+        : `${a.entered_by}${a.on_behalf_of ? ` → ${a.on_behalf_of}` : ""} (${t("unconfirmedNote")})`;
+      const under = a.grants.map((g) => `${g.project} (${(t("statuses")[g.status] || g.status)})`).join("; ");
+      const actions = cell("", "actions");
+      if (has("police_liaison") && a.status === "unconfirmed") {
+        actions.append(button(t("confirm"), () => confirmAuthorization(a), "primary confirm-authorization"));
+      }
+      if (has("police_liaison") && a.status !== "withdrawn") {
+        actions.append(button(t("withdraw"), () => withdrawAuthorization(a), "danger withdraw-authorization"));
+      }
+      tr.append(
+        reference,
+        status,
+        cell(scopeText(a)),
+        cell(`${when(a.starts_at, "short")} – ${when(a.ends_at, "short")}`),
+        cell(by),
+        cell(under),
+        actions,
+      );
+      return tr;
+    }),
+  );
+}
+
+async function loadAuthorizations() {
+  if (!has("admin", "police_liaison", "auditor")) return;
+  const { ok, data } = await api("/api/authorizations");
+  if (!ok) return;
+  authorizations = data.authorizations;
+  drawAuthorizations();
+  fillAuthorizationChoices(editing?.authorization_id);
+}
+
+// The grant form's authorization: those a grant may still go under.
+function fillAuthorizationChoices(selected) {
+  const select = $("#f-authorization_id");
+  const usable = authorizations.filter((a) => ["confirmed", "unconfirmed"].includes(a.status) || a.id === selected);
+  const statuses = t("authStatuses");
+  select.replaceChildren(
+    ...(usable.length ? [] : [new Option(t("noAuthorization"), "")]),
+    ...usable.map((a) => new Option(`${a.reference} — ${statuses[a.status]} — ${scopeText(a)}`, a.id)),
+  );
+  if (selected) select.value = String(selected);
+}
+
+function openAuthorizationForm() {
+  clearErrors(authorizationForm);
+  authorizationForm.reset();
+  authorizationForm.hidden = false;
+  $("#on-behalf-note").hidden = has("police_liaison");
+  const now = new Date();
+  authorizationForm.elements.starts_at.value = toLocal(now.toISOString());
+  authorizationForm.elements.ends_at.value = toLocal(new Date(now.getTime() + 7 * 86400000).toISOString());
+  authorizationForm.elements.reference.focus();
+}
+
+authorizationForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearErrors(authorizationForm);
+  const f = authorizationForm.elements;
+  const body = {
+    reference: f.reference.value,
+    purpose_class: f.purpose_class.value,
+    cameras: [...authorizationForm.querySelectorAll("input[name=cameras]:checked")].map((box) => box.value),
+    districts: f.districts.value.split(/[\n,]/).map((d) => d.trim()).filter(Boolean),
+    starts_at: toIso(f.starts_at.value),
+    ends_at: toIso(f.ends_at.value),
+    note: f.note.value,
+  };
+  if (!has("police_liaison") && f.on_behalf_of.value.trim()) body.on_behalf_of = f.on_behalf_of.value.trim();
+  const { ok, code, data } = await api("/api/authorizations", { method: "POST", body });
+  if (code === "invalid_field") return showFieldError(authorizationForm, data);
+  if (!ok) return showFieldError(authorizationForm, { error: data.error, field: "authorization" });
+  authorizationForm.hidden = true;
+  loadAuthorizations();
+});
+$("#new-authorization").addEventListener("click", openAuthorizationForm);
+$("#cancel-authorization").addEventListener("click", () => (authorizationForm.hidden = true));
+
+async function confirmAuthorization(a) {
+  const body = a.purpose_class ? {} : { purpose_class: "legal_duty" };
+  const { ok, data } = await api(`/api/authorizations/${a.id}/confirm`, { method: "POST", body });
+  if (!ok) show(t("failed") + data.error);
+  loadAuthorizations();
+}
+
+async function withdrawAuthorization(a) {
+  const reason = await askReason(t("withdrawTitle")(a), t("confirmWithdraw"));
+  if (!reason) return;
+  const { ok, data } = await api(`/api/authorizations/${a.id}/withdraw`, { method: "POST", body: { reason } });
+  if (!ok) show(t("failed") + data.error);
+  loadAuthorizations();
+}
+
+// --- what waits: approvals (with the change as a diff) and unreviewed emergencies ----------
+let waiting = [];
+let emergencies = [];
+
+function diffLines(grant) {
+  const approval = grant.approval;
+  if (approval.kind === "new") {
+    return [
+      `${t("memberList")}: ${grant.members.join(", ")}`,
+      `${t("cameras")}: ${grant.cameras.map(cameraName).join(", ")}`,
+      `${t("window")}: ${when(grant.starts_at, "short")} – ${when(grant.ends_at, "short")}`,
+      `${t("authorization")}: ${grant.authorization_ref}`,
+    ];
+  }
+  return Object.entries(approval.diff || {}).map(([field, change]) => {
+    if ("added" in change) {
+      const name = field === "cameras" ? cameraName : (x) => x;
+      const parts = [];
+      if (change.added.length) parts.push(`+ ${t("added")} ${change.added.map(name).join(", ")}`);
+      if (change.removed.length) parts.push(`− ${t("removed")} ${change.removed.map(name).join(", ")}`);
+      return `${field}: ${parts.join("; ")}`;
+    }
+    const show = (v) => (/_at$/.test(field) ? when(v, "short") : v ?? "—");
+    return `${field}: ${show(change.from)} → ${show(change.to)}`;
+  });
+}
+
+function drawWaiting() {
+  const box = $("#waiting");
+  const unreviewed = emergencies.filter((e) => e.justified === null);
+  $("#approvals-box").hidden = !waiting.length;
+  $("#unreviewed-box").hidden = !unreviewed.length;
+  box.hidden = !has("admin", "police_liaison", "auditor") || !(waiting.length || unreviewed.length);
+  $("#approvals").replaceChildren(
+    ...waiting.map((g) => {
+      const li = document.createElement("li");
+      li.dataset.grant = g.id;
+      const title = document.createElement("strong");
+      title.textContent = `${g.project} — ${t(g.approval.kind === "new" ? "newRequest" : "changeRequest")}`;
+      const who = document.createElement("small");
+      who.textContent = ` ${t("askedBy")}: ${g.approval.asked_by.join(", ")} ${when(g.approval.asked_at, "short")}`;
+      const diff = document.createElement("ul");
+      diff.className = "diff";
+      diff.append(
+        ...diffLines(g).map((line) => {
+          const item = document.createElement("li");
+          item.textContent = line;
+          return item;
+        }),
+      );
+      li.append(title, who, diff);
+      if (mayApprove()) {
+        const buttons = document.createElement("div");
+        buttons.className = "buttons";
+        buttons.append(
+          button(t("approve"), () => approve(g), "primary approve-grant"),
+          button(t("decline"), () => decline(g), "decline-grant"),
+        );
+        li.append(buttons);
+      }
+      return li;
+    }),
+  );
+  $("#unreviewed").replaceChildren(
+    ...unreviewed.map((e) => {
+      const li = document.createElement("li");
+      li.dataset.emergency = e.id;
+      li.textContent = `#${e.id} ${e.account} — ${cameraName(e.camera_id)} — ${when(e.starts_at, "short")} — ${e.danger} `;
+      if (has("admin", "police_liaison") && e.account !== me.account) {
+        li.append(button(t("review"), () => reviewEmergency(e), "review-emergency"));
+      }
+      return li;
+    }),
+  );
+}
+
+async function loadWaiting() {
+  if (!has("admin", "police_liaison", "auditor")) return;
+  const { ok, data } = await api("/api/approvals");
+  if (ok) waiting = data.grants;
+  drawWaiting();
+}
+
+async function approve(grant) {
+  const { ok, data } = await api(`/api/grants/${grant.id}/approve`, { method: "POST", body: {} });
+  if (!ok) show(t("failed") + data.error);
+  loadWaiting();
+  if (has("admin")) loadGrants();
+}
+
+async function decline(grant) {
+  const reason = await askReason(t("declineTitle")(grant), t("confirmDecline"));
+  if (!reason) return;
+  const { ok, data } = await api(`/api/grants/${grant.id}/decline`, { method: "POST", body: { reason } });
+  if (!ok) show(t("failed") + data.error);
+  loadWaiting();
+  if (has("admin")) loadGrants();
+}
+
+// --- emergency access ---------------------------------------------------------------------
+const reviewDialog = $("#review-dialog");
+
+function reviewText(e) {
+  if (e.justified === null) return t("notReviewed");
+  return `${t(e.justified ? "justified" : "notJustified")} (${e.reviewed_by}): ${e.review_note}`;
+}
+
+function drawEmergencies() {
+  const statuses = t("emergencyStatuses");
+  $("#emergency-table tbody").replaceChildren(
+    ...emergencies.map((e) => {
+      const tr = document.createElement("tr");
+      tr.dataset.emergency = e.id;
+      tr.dataset.status = e.status;
+      const actions = cell("", "actions");
+      if (has("admin", "police_liaison") && e.status === "active") {
+        actions.append(button(t("endEmergency"), () => endEmergency(e), "danger end-emergency"));
+      }
+      if (has("admin", "police_liaison") && e.justified === null && e.account !== me.account) {
+        actions.append(button(t("review"), () => reviewEmergency(e), "review-emergency"));
+      }
+      tr.append(
+        cell(e.account),
+        cell(cameraName(e.camera_id)),
+        cell(`${when(e.starts_at, "short")} – ${when(e.ended_at || e.ends_at, "short")}`),
+        cell(e.danger),
+        cell(statuses[e.status] || e.status),
+        cell(reviewText(e)),
+        actions,
+      );
+      return tr;
+    }),
+  );
+}
+
+async function loadEmergencies() {
+  if (!has("admin", "police_liaison", "auditor", "emergency")) return;
+  const { ok, data } = await api("/api/emergency");
+  if (!ok) return;
+  emergencies = data.emergencies;
+  drawEmergencies();
+  drawWaiting();
+  if (data.cameras) {
+    const select = $("#e-camera");
+    if (!select.options.length) {
+      select.replaceChildren(...data.cameras.map((c) => new Option(`${c.name} (${c.id})`, c.id)));
+    }
+    const minutes = $("#e-minutes");
+    minutes.max = data.limits.minutes;
+    if (!minutes.value) minutes.value = data.limits.minutes;
+  }
+}
+
+function reviewEmergency(e) {
+  $("#review-title").textContent = t("reviewTitle")(e);
+  reviewDialog.querySelector("form").reset();
+  reviewDialog.returnValue = "";
+  reviewDialog.showModal();
+  reviewDialog.addEventListener(
+    "close",
+    async () => {
+      if (reviewDialog.returnValue !== "confirm") return;
+      const choice = reviewDialog.querySelector("input[name=justified]:checked");
+      const body = { justified: choice?.value === "yes", note: $("#review-note").value.trim() };
+      const { ok, data } = await api(`/api/emergency/${e.id}/review`, { method: "POST", body });
+      if (!ok) show(t("failed") + data.error);
+      loadEmergencies();
+    },
+    { once: true },
+  );
+}
+
+async function endEmergency(e) {
+  const reason = await askReason(t("endTitle")(e), t("confirmEnd"));
+  if (!reason) return;
+  const { ok, data } = await api(`/api/emergency/${e.id}/end`, { method: "POST", body: { reason } });
+  if (!ok) show(t("failed") + data.error);
+  loadEmergencies();
+}
+
+// An account allowed emergency access opens a camera by stating the danger; the
+// picture plays here, in the same <cctv-player> the viewer page uses (WHEP as usual).
+const emergencyForm = $("#emergency-form");
+emergencyForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearErrors(emergencyForm);
+  const f = emergencyForm.elements;
+  const camera = f.camera.value;
+  const body = { danger: f.danger.value, minutes: Number(f.minutes.value) || undefined };
+  const { ok, code, data } = await api(`/api/emergency/${encodeURIComponent(camera)}`, { method: "POST", body });
+  if (data.field) return showFieldError(emergencyForm, data);
+  if (!ok) return showFieldError(emergencyForm, { error: data.error || code, field: "emergency" });
+  const player = document.createElement("cctv-player");
+  player.setAttribute("camera", camera);
+  player.setAttribute("label", cameraName(camera));
+  player.setAttribute("ends-at", data.emergency.ends_at);
+  player.setAttribute("lang", lang());
+  player.tokenProvider = getToken;
+  $("#emergency-players").replaceChildren(player);
+  loadEmergencies();
+});
+
+// Every administrator's and liaison's console hears an emergency access at once: a
+// banner that stays until dismissed, and a sound (WebAudio: no file to fetch).
+function alarm(emergency) {
+  $("#alarm-text").textContent = t("emergencyAlarm")(emergency);
+  $("#alarm").hidden = false;
+  try {
+    const audio = new AudioContext();
+    for (const [at, pitch] of [[0, 880], [0.35, 660], [0.7, 880]]) {
+      const tone = audio.createOscillator();
+      const gain = audio.createGain();
+      tone.frequency.value = pitch;
+      gain.gain.value = 0.2;
+      tone.connect(gain).connect(audio.destination);
+      tone.start(audio.currentTime + at);
+      tone.stop(audio.currentTime + at + 0.3);
+    }
+    document.body.dataset.alarmSounded = String(Number(document.body.dataset.alarmSounded || 0) + 1);
+  } catch {
+    // No audio device: the banner stays.
+  }
+}
+$("#alarm-close").addEventListener("click", () => ($("#alarm").hidden = true));
+
+// --- the governance report -------------------------------------------------------------------
+const reportForm = $("#report-form");
+const reportFrame = $("#report-frame");
+
+function reportQuery(format) {
+  const f = reportForm.elements;
+  const params = new URLSearchParams({ from: f.from.value, to: f.to.value, format });
+  if (f.project.value.trim()) params.set("project", f.project.value.trim());
+  return `/api/report?${params}`;
+}
+
+async function fetchReport(format) {
+  clearErrors(reportForm);
+  if (!reportForm.reportValidity()) return null;
+  const response = await fetch(reportQuery(format), { headers: await authorized() });
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({}));
+    showFieldError(reportForm, { error: data.error || response.statusText, field: "report" });
+    return null;
+  }
+  return response;
+}
+
+reportForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const response = await fetchReport("html");
+  if (!response) return;
+  // The report is a page of its own (its style inline, allowed by its hash in this
+  // page's Content-Security-Policy); it prints from its frame.
+  reportFrame.srcdoc = await response.text();
+  reportFrame.hidden = false;
+  $("#print-report").disabled = false;
+});
+$("#print-report").addEventListener("click", () => reportFrame.contentWindow?.print());
+for (const format of ["csv", "json"]) {
+  $(`#report-${format}`).addEventListener("click", async () => {
+    const response = await fetchReport(format);
+    if (!response) return;
+    const url = URL.createObjectURL(await response.blob());
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = `report-${reportForm.elements.from.value}-${reportForm.elements.to.value}.${format}`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  });
+}
+
 // --- tabs, language ------------------------------------------------------------------
 function selectTab(name) {
   for (const tab of document.querySelectorAll("[data-tab]")) {
@@ -555,6 +1109,8 @@ function selectTab(name) {
   }
   for (const panel of document.querySelectorAll("[role=tabpanel]")) panel.hidden = panel.id !== name;
   if (name === "audit") loadAudit();
+  if (name === "authorizations") loadAuthorizations();
+  if (name === "emergency") loadEmergencies();
 }
 for (const tab of document.querySelectorAll("[data-tab]")) {
   tab.addEventListener("click", () => selectTab(tab.dataset.tab));
@@ -571,6 +1127,10 @@ function translate() {
   toggle.lang = lang() === "en" ? "zh-Hant" : "en";
   drawSessions();
   drawGrants();
+  drawAuthorizations();
+  drawEmergencies();
+  drawWaiting();
+  fillAuthorizationChoices(Number($("#f-authorization_id").value) || null);
 }
 $("#lang").addEventListener("click", () => {
   const keep = $("#a-event").value;
@@ -586,19 +1146,32 @@ if (!hasToken() && !embedded) {
   document.body.classList.add("locked");
 }
 getToken().then(async () => {
-  const { ok, code } = await loadGrants();
-  if (!ok) {
-    const why = { invalid_token: "badToken", not_admin: "notAdmin" };
-    show(t(why[code] || "failed"));
+  const who = await api("/api/me");
+  if (!who.ok) {
+    show(t(who.code === "invalid_token" ? "badToken" : "failed"));
     document.body.classList.add("locked");
     return;
   }
-  const me = await api("/api/me");
-  if (me.ok) $("#who").textContent = me.data.account;
+  me = who.data;
+  $("#who").textContent = me.account;
+  if (!has("admin", "police_liaison", "auditor", "emergency")) {
+    show(t("notAdmin"));
+    document.body.classList.add("locked");
+    return;
+  }
+  showByRole();
+  emergencyForm.hidden = !has("emergency");
+  // The first tab this account may see.
+  const first = [...document.querySelectorAll("[data-tab]")].find((tab) => !tab.hidden);
+  selectTab(first.dataset.tab);
   await loadCameras();
+  await loadAuthorizations();
+  if (has("admin")) await loadGrants();
+  await Promise.all([loadWaiting(), loadEmergencies()]);
   drawGrants();
   drawSessions();
-  // Live: who starts and stops watching, and every grant change, as it happens.
+  // Live: who starts and stops watching, every grant change, what waits for approval,
+  // the police's consents and emergency access, as they happen.
   const events = gatewayEvents("/", getToken);
   events.addEventListener("hello", (event) => {
     sessions.clear();
@@ -613,9 +1186,23 @@ getToken().then(async () => {
     sessions.delete(event.detail.session_id);
     drawSessions();
   });
-  for (const type of ["grant_created", "grant_updated", "grant_revoked"]) {
-    events.addEventListener(type, loadGrants);
+  for (const type of ["grant_created", "grant_updated", "grant_revoked", "approval_requested"]) {
+    events.addEventListener(type, () => {
+      if (has("admin")) loadGrants();
+      loadWaiting();
+    });
   }
+  for (const type of ["authorization_recorded", "authorization_confirmed", "authorization_withdrawn"]) {
+    events.addEventListener(type, loadAuthorizations);
+  }
+  events.addEventListener("emergency_started", (event) => {
+    if (has("admin", "police_liaison")) alarm(event.detail.emergency);
+    loadEmergencies();
+  });
+  for (const type of ["emergency_ended", "emergency_reviewed"]) {
+    events.addEventListener(type, loadEmergencies);
+  }
+  if (!has("admin")) return;
   $("#refresh-sessions").addEventListener("click", loadSessions);
   // The bytes column, while someone looks at it: each read is an audit row.
   setInterval(() => {

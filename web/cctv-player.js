@@ -337,6 +337,14 @@ const SSE_TYPES = [
   "grant_updated",
   "grant_revoked",
   "cameras_changed", // the inventory was reloaded (for pages with a map)
+  // The chain of consent, for the console (administrators, liaisons, auditors).
+  "approval_requested",
+  "authorization_recorded",
+  "authorization_confirmed",
+  "authorization_withdrawn",
+  "emergency_started",
+  "emergency_ended",
+  "emergency_reviewed",
 ];
 
 const PAGE = Symbol("the page itself"); // a page that uses the stream directly

@@ -15,9 +15,11 @@ from stage import LINGER, Stage
 from . import (
     capacity,
     cluster,
+    encodes,
     fanout,
     flood,
     many,
+    masks,
     soak,
     tablets,
     teardown,
@@ -37,6 +39,8 @@ PHASES: dict[str, Callable[[Stage], Awaitable[None]]] = {
     "cluster": cluster.run,
     "capacity": capacity.run,
     "tablets": tablets.run,
+    "masks": masks.run,
+    "encodes": encodes.run,
     "soak": soak.run,
 }
 

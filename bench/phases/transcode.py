@@ -26,26 +26,7 @@ async def run(stage: Stage) -> None:
             stage.gateway("transcode") as gw,
             stage.workers(gw, ["tc0", "tc1"], camera="hevc") as workers,
         ):
-            have = 0
-            for level in plan.transcode_levels:
-                log(f"transcode (H.265 camera): {level} viewers")
-                add = level - have
-                await asyncio.gather(
-                    *(
-                        w.call(
-                            "join",
-                            n=add // 2 + (add % 2 if i == 0 else 0),
-                            batch=4,
-                            wait_frames=15,
-                        )
-                        for i, w in enumerate(workers)
-                        if add // 2 + (add % 2 if i == 0 else 0) > 0
-                    )
-                )
-                have = level
-                await asyncio.sleep(plan.settle)
-                rows.append(await measure(gw, workers, cam, plan.window, level))
-                log(f"  {level} viewers: gateway {rows[-1]['gateway_cpu_pct']}% CPU")
+            rows = await ramp(stage, gw, workers, cam, plan.transcode_levels, "transcode")
             await asyncio.gather(*(w.call("leave") for w in workers))
             modes = [
                 m for m in ("transcode", "passthrough") if f"hevc: live, {m}" in gw.tail(10_000)
@@ -54,6 +35,44 @@ async def run(stage: Stage) -> None:
         cam.stop()
     stage.results["transcode"] = rows
     stage.results["transcode_mode_seen"] = modes
+
+
+async def ramp(
+    stage: Stage,
+    gw: Gateway,
+    workers: list[WorkerProc],
+    cam: RtspCamera,
+    levels: list[int],
+    what: str,
+    have: int = 0,
+    **join: Any,
+) -> list[dict[str, Any]]:
+    """Viewers added level by level (`have` watch already), split over the workers
+    (`join`: their join options), each level measured as `measure` does, with the
+    gateway's CPU outside its event loop (the pull, decodes and encodes) besides."""
+    rows = []
+    for level in levels:
+        add = level - have
+        if add > 0:
+            log(f"{what}: {level} viewers")
+            shares = [add // len(workers) + (i < add % len(workers)) for i in range(len(workers))]
+            await asyncio.gather(
+                *(
+                    w.call("join", n=n, batch=5, wait_frames=15, **join)
+                    for w, n in zip(workers, shares, strict=True)
+                    if n
+                )
+            )
+        have = level
+        await asyncio.sleep(stage.plan.settle)
+        row = await measure(gw, workers, cam, stage.plan.window, level)
+        row["outside_loop_cpu_pct"] = rounded(row["gateway_cpu_pct"] - row["event_loop_cpu_pct"], 1)
+        rows.append(row)
+        log(
+            f"  {what}, {level} viewers: gateway {row['gateway_cpu_pct']} %, event loop "
+            f"{row['event_loop_cpu_pct']} %, outside it {row['outside_loop_cpu_pct']} %"
+        )
+    return rows
 
 
 async def measure(

@@ -15,6 +15,8 @@ from .grants import Grant
 # The rule that failed, as a stable code (JSON errors, events, the player).
 NO_GRANT = "no_grant"
 NOT_YET_STARTED = "not_yet_started"
+GRANT_PENDING = "grant_pending"  # waits for a second person's approval
+AUTHORIZATION_WITHDRAWN = "authorization_withdrawn"  # the police withdrew their consent
 GRANT_ENDED = "grant_ended"
 GRANT_REVOKED = "grant_revoked"
 REMOVED_FROM_GRANT = "removed_from_grant"
@@ -30,10 +32,19 @@ class Viewer:
     project: str | None = None
     authorization_ref: str | None = None
     ends_at: datetime | None = None
+    authorization_id: int | None = None
+    emergency_id: int | None = None  # admitted by emergency access, not a grant
 
     @classmethod
     def under(cls, account: str, grant: Grant) -> Viewer:
-        return cls(account, grant.id, grant.project, grant.authorization_ref, grant.ends_at)
+        return cls(
+            account,
+            grant.id,
+            grant.project,
+            grant.authorization_ref,
+            grant.ends_at,
+            grant.authorization_id,
+        )
 
 
 class Refusal(Exception):
@@ -50,10 +61,14 @@ def check(grant: Grant | None, account: str, camera_id: str, now: datetime) -> s
     """The rule `grant` fails for `account` watching `camera_id` at `now`, or None."""
     if grant is None:
         return NO_GRANT
+    if grant.withdrawn:
+        return AUTHORIZATION_WITHDRAWN
     status = grant.status(now)
     if status == "revoked":
         return GRANT_REVOKED
     if status == "pending":
+        return GRANT_PENDING
+    if status == "scheduled":
         return NOT_YET_STARTED
     if status == "ended":
         return GRANT_ENDED
@@ -80,6 +95,10 @@ def decide(grants: Iterable[Grant], account: str, camera_id: str, now: datetime)
     # "Not yet started" first: it tells the viewer to come back, not that access is gone.
     if pending := failed.get(NOT_YET_STARTED):
         raise Refusal(NOT_YET_STARTED, min(pending, key=lambda g: (g.starts_at, -g.id)))
+    if waiting := failed.get(GRANT_PENDING):
+        raise Refusal(GRANT_PENDING, max(waiting, key=lambda g: g.id))
+    if withdrawn := failed.get(AUTHORIZATION_WITHDRAWN):
+        raise Refusal(AUTHORIZATION_WITHDRAWN, max(withdrawn, key=lambda g: g.id))
     if revoked := failed.get(GRANT_REVOKED):
         raise Refusal(GRANT_REVOKED, max(revoked, key=lambda g: (g.revoked_at, g.id)))
     if ended := failed.get(GRANT_ENDED):

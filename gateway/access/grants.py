@@ -1,8 +1,9 @@
 """Grants: which named accounts may watch which cameras, and for which time window.
 
-A grant belongs to a response project, records the police department's
-authorization reference, ends on its own at `ends_at` and can be revoked at any
-time. This module holds the grant itself and the rules for its fields; the store
+A grant belongs to a response project, stays inside the police authorization it
+names (access/authorizations.py), ends on its own at `ends_at` and can be revoked
+at any time. A new grant, or a change that widens one, waits for a second person's
+approval (`Approval`). This module holds the grant itself and the rules for its fields; the store
 (gateway/store/grants.py) keeps grants, and access/decision.py says what they allow.
 """
 
@@ -29,7 +30,11 @@ CAMERAS_MAX = 1000
 _DATETIME_TEXT_MAX = 64
 _EXAMPLE = "e.g. 2027-01-01T00:00:00+08:00"
 
-Status = Literal["revoked", "pending", "active", "ended"]
+# "pending": waits for approval (admits nobody); "scheduled": approved, its window
+# not started yet (called "pending" before approvals existed).
+Status = Literal["revoked", "pending", "scheduled", "active", "ended"]
+# The fields a change may carry, and those that widen access when they grow.
+CHANGE_FIELDS = ("members", "cameras", "starts_at", "ends_at", "purpose", "authorization_id")
 
 
 class GrantInvalid(ValueError):
@@ -39,6 +44,19 @@ class GrantInvalid(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class RuleBroken(GrantInvalid):
+    """A change the chain of consent does not allow: `code` names the rule (a stable
+    code of its own, http/errors.py), `field` where it applies."""
+
+    def __init__(self, code: str, field: str, message: str) -> None:
+        super().__init__(field, message)
+        self.code = code
+
+
+SELF_APPROVAL = "self_approval"
+NOTHING_PENDING = "nothing_pending"
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,48 @@ class PreviousAuthorization:
             "replaced_at": iso_z(self.replaced_at),
             "replaced_by": self.replaced_by,
         }
+
+
+@dataclass(frozen=True)
+class Approval:
+    """What waits for a second person: a new grant, or a change that widens one."""
+
+    kind: Literal["new", "change"]
+    asked_by: tuple[str, ...]  # who asked, and who changed it while it waited
+    asked_at: datetime
+    # For a change: the fields asked for, as JSON values (sets as sorted lists,
+    # times as ISO 8601); applied to the grant as it is when approved.
+    change: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "asked_by": list(self.asked_by),
+            "asked_at": iso_z(self.asked_at),
+            "change": self.change,
+        }
+
+    def stored(self) -> str:
+        value = {**self.to_json(), "asked_at": stamp(self.asked_at)}
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_stored(cls, text: str | None) -> Approval | None:
+        if not text:
+            return None
+        value = json.loads(text)
+        return cls(
+            value["kind"],
+            tuple(value["asked_by"]),
+            parse_stored(value["asked_at"]),
+            value["change"],
+        )
+
+    def by_also(self, account: str) -> Approval:
+        """The same request, changed by `account` too (who then cannot approve it)."""
+        if account in self.asked_by:
+            return self
+        return dataclasses.replace(self, asked_by=(*self.asked_by, account))
 
 
 @dataclass(frozen=True)
@@ -75,14 +135,24 @@ class Grant:
     revoke_reason: str | None = None
     # Oldest first; the current one is `authorization_ref`.
     previous_authorizations: tuple[PreviousAuthorization, ...] = ()
+    # The police authorization it stays inside (its reference is `authorization_ref`);
+    # None only for a grant made before authorizations were records, until migrated.
+    authorization_id: int | None = None
+    approval: Approval | None = None  # what waits for a second person, if anything
+    approved_by: str | None = None  # who approved it last, and when
+    approved_at: datetime | None = None
+    # Its authorization was withdrawn (read with the grant; not one of its fields).
+    withdrawn: bool = dataclasses.field(default=False, compare=False)
 
     def status(self, now: datetime) -> Status:
         if self.revoked_at is not None:
             return "revoked"
-        if now < self.starts_at:
-            return "pending"
         if now >= self.ends_at:
             return "ended"
+        if self.approval is not None and self.approval.kind == "new":
+            return "pending"
+        if now < self.starts_at:
+            return "scheduled"
         return "active"
 
     def is_active(self, now: datetime) -> bool:
@@ -105,6 +175,10 @@ class Grant:
             "revoked_by": self.revoked_by,
             "revoke_reason": self.revoke_reason,
             "previous_authorizations": [p.to_json() for p in self.previous_authorizations],
+            "authorization_id": self.authorization_id,
+            "approval": self.approval.to_json() if self.approval else None,
+            "approved_by": self.approved_by,
+            "approved_at": iso_z(self.approved_at) if self.approved_at else None,
             "status": self.status(now),
         }
 
@@ -127,6 +201,8 @@ class Grant:
         with the grant row as it is now: a row changed outside the API no longer
         matches. Adding a field here changes every grant's hash, so earlier audit
         rows would stop matching: add one only together with a way to tell them apart.
+        The fields that came with authorizations and approvals count only when set,
+        so a grant that never had them hashes as it did before they existed.
         """
         content = {
             "id": self.id,
@@ -148,21 +224,49 @@ class Grant:
                 for p in self.previous_authorizations
             ],
         }
+        if self.authorization_id is not None:
+            content["authorization_id"] = self.authorization_id
+        if self.approval is not None:
+            content["approval"] = self.approval.stored()
+        if self.approved_by is not None:
+            content["approved_by"] = self.approved_by
+        if self.approved_at is not None:
+            content["approved_at"] = stamp(self.approved_at)
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def window_growth(self, starts_at: datetime, ends_at: datetime, now: datetime) -> str | None:
-        """What a new window does that needs a new police authorization, or None.
+    def widening(self, after: Grant) -> list[str]:
+        """The fields in which `after` gives more access than this grant: more
+        members or cameras, an earlier start, a later end, another authorization."""
+        grows = {
+            "members": bool(after.members - self.members),
+            "cameras": bool(after.cameras - self.cameras),
+            "starts_at": after.starts_at < self.starts_at,
+            "ends_at": after.ends_at > self.ends_at,
+            "authorization_id": after.authorization_id != self.authorization_id,
+        }
+        return [name for name, grown in grows.items() if grown]
 
-        A window that starts earlier or ends later than this one (extends or moves
-        it, which also covers reviving an ended grant) gives access the current
-        authorization reference did not consent to. Shortening it never needs one.
-        """
-        if starts_at >= self.starts_at and ends_at <= self.ends_at:
-            return None
-        if self.status(now) == "ended" and ends_at > now:
-            return "reviving an ended grant"
-        return "extending or moving the window"
+    def narrowed_toward(self, after: Grant) -> Grant:
+        """What of the change to `after` takes effect at once: the members and cameras
+        both have, the later start and the earlier end (when they still make a window),
+        and a new purpose. The rest waits for approval."""
+        start, end = max(self.starts_at, after.starts_at), min(self.ends_at, after.ends_at)
+        if start >= end:
+            start, end = self.starts_at, min(self.ends_at, after.ends_at)
+            if start >= end:
+                start, end = self.starts_at, self.ends_at
+        narrowed = dataclasses.replace(
+            self,
+            members=(self.members & after.members) or self.members,
+            cameras=(self.cameras & after.cameras) or self.cameras,
+            starts_at=start,
+            ends_at=end,
+            purpose=after.purpose,
+        )
+        return (
+            self if narrowed == self else dataclasses.replace(narrowed, updated_at=after.updated_at)
+        )
 
 
 def changed(
@@ -176,24 +280,18 @@ def changed(
     starts_at: datetime | str | None = None,
     ends_at: datetime | str | None = None,
     purpose: str | None = None,
-    authorization_ref: str | None = None,
+    authorization: tuple[int, str] | None = None,
     by: str = "",
 ) -> Grant:
     """The grant with the given fields changed (sets replaced, not merged), validated;
     `before` itself if nothing changes. Raises GrantInvalid.
 
-    A window that grows (starts earlier or ends later, which includes reviving an
-    ended grant) needs a new `authorization_ref` in the same change; a replaced
-    reference is kept in `previous_authorizations`, with who replaced it (`by`).
+    `authorization` (id, reference) moves the grant under another police
+    authorization; the reference it ran under is kept in `previous_authorizations`,
+    with who moved it (`by`). Whether the result stays inside its authorization is
+    the caller's check (Authorization.outside), which needs the authorization.
     """
     new_purpose = None if purpose is None else text_field("purpose", purpose, PURPOSE_MAX)
-    new_ref = (
-        None
-        if authorization_ref is None
-        else text_field(
-            "authorization_ref", authorization_ref, AUTHORIZATION_REF_MAX, single_line=True
-        )
-    )
     new_members = None if members is None else members_of(members)
     new_cameras = None if cameras is None else cameras_of(cameras, known_cameras)
     new_start = None if starts_at is None else moment("starts_at", starts_at)
@@ -204,15 +302,11 @@ def changed(
     end = before.ends_at if new_end is None else new_end
     if new_start is not None or new_end is not None:
         check_window(start, end, max_days)
-    ref = before.authorization_ref if new_ref is None else new_ref
-    used = {p.authorization_ref for p in before.previous_authorizations}
-    if ref != before.authorization_ref and ref in used:
-        raise GrantInvalid(
-            "authorization_ref", "this grant already ran under that reference; give the new one"
-        )
-    growth = before.window_growth(start, end, now)
-    if growth and ref == before.authorization_ref:
-        raise GrantInvalid("authorization_ref", f"{growth} needs a new authorization reference")
+    auth_id, ref = (
+        (before.authorization_id, before.authorization_ref)
+        if authorization is None
+        else authorization
+    )
     after = dataclasses.replace(
         before,
         purpose=before.purpose if new_purpose is None else new_purpose,
@@ -220,16 +314,39 @@ def changed(
         cameras=before.cameras if new_cameras is None else new_cameras,
         starts_at=start,
         ends_at=end,
+        authorization_id=auth_id,
         authorization_ref=ref,
     )
     if after == before:
         return before  # nothing changes: no write, nothing to audit
-    if ref != before.authorization_ref:
+    if auth_id != before.authorization_id and before.authorization_ref != ref:
         replaced = PreviousAuthorization(before.authorization_ref, now, by)
         after = dataclasses.replace(
             after, previous_authorizations=(*before.previous_authorizations, replaced)
         )
     return dataclasses.replace(after, updated_at=now)
+
+
+def change_of(before: Grant, after: Grant) -> dict[str, Any]:
+    """The fields in which `after` differs from `before`, as JSON values (what an
+    Approval of a change keeps)."""
+    values = {
+        "members": sorted(after.members),
+        "cameras": sorted(after.cameras),
+        "starts_at": iso_z(after.starts_at),
+        "ends_at": iso_z(after.ends_at),
+        "purpose": after.purpose,
+        "authorization_id": after.authorization_id,
+    }
+    old = {
+        "members": sorted(before.members),
+        "cameras": sorted(before.cameras),
+        "starts_at": iso_z(before.starts_at),
+        "ends_at": iso_z(before.ends_at),
+        "purpose": before.purpose,
+        "authorization_id": before.authorization_id,
+    }
+    return {key: value for key, value in values.items() if old[key] != value}
 
 
 # -- validation helpers -------------------------------------------------------------

@@ -34,6 +34,7 @@ from jwt.exceptions import (
 from gateway.config import AuthSettings
 
 from .names import NameRefused, readable_name
+from .roles import ADMIN, AUDITOR, EMERGENCY, POLICE_LIAISON, RoleRules
 
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 MAX_TOKEN_CHARS = 8192  # far above any real dashboard token; bounds parsing work
@@ -46,6 +47,23 @@ class Identity:
     account: str
     is_admin: bool
     expires_at: datetime  # tz-aware UTC, from exp
+    # access/roles.py: "admin", "police_liaison", "auditor", "emergency"
+    roles: frozenset[str] = frozenset()
+
+    def has(self, *roles: str) -> bool:
+        return (self.is_admin and ADMIN in roles) or bool(self.roles & set(roles))
+
+    @property
+    def is_liaison(self) -> bool:
+        return POLICE_LIAISON in self.roles
+
+    @property
+    def is_auditor(self) -> bool:
+        return AUDITOR in self.roles
+
+    @property
+    def may_use_emergency(self) -> bool:
+        return EMERGENCY in self.roles
 
 
 class TokenRejected(Exception):
@@ -85,8 +103,9 @@ class TokenVerifier:
     (PyJWKClient uses urllib); async code should call averify().
     """
 
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(self, settings: AuthSettings, roles: RoleRules | None = None) -> None:
         self._settings = settings
+        self._roles = roles
         self.leeway_seconds = settings.leeway_seconds
         self._algorithms = list(settings.algorithms)
         self._keys = self._prepare_keys(settings)  # algorithm -> ready key
@@ -233,7 +252,9 @@ class TokenVerifier:
             raise TokenRejected("no account claim")
         if len(account) > MAX_ACCOUNT_CHARS:
             raise TokenRejected("no account claim")
-        return Identity(account, claims.get(s.admin_claim) is True, expires_at)
+        is_admin = claims.get(s.admin_claim) is True
+        roles = self._roles.roles(account, is_admin, claims) if self._roles else frozenset()
+        return Identity(account, is_admin, expires_at, roles | ({ADMIN} if is_admin else set()))
 
 
 def mint(

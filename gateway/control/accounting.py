@@ -3,11 +3,12 @@ bus, cameras going offline are announced, and a crash's loose ends are closed ou
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from gateway.relay import CameraHub, CameraHubs
-from gateway.signaling import SessionRegistry, ViewerSession
+from gateway.relay import CameraHub, CameraHubs, FeedFailure
+from gateway.signaling import Ending, SessionRegistry, ViewerSession
 from gateway.store import Store
 from gateway.store import audit as events
 from gateway.store.audit import AuditLog
@@ -99,6 +100,22 @@ def announce_cameras(hubs: CameraHubs, sessions: SessionRegistry, bus: EventBus)
     hubs.on_state_change.append(changed)  # every hub's, those of a later inventory too
 
 
+def end_views_without_picture(hubs: CameraHubs, sessions: SessionRegistry) -> None:
+    """A hub that cannot give viewers a picture (a camera's privacy masks could not be
+    applied) ends their feeds at once; their sessions end with its code (mask_failed),
+    so the player says why rather than showing a frozen picture."""
+    ending_tasks: set[asyncio.Task[int]] = set()
+
+    def failed(failure: FeedFailure) -> None:
+        ending = Ending(failure.code, failure.reason)
+        doomed = [s for s in sessions if s.feed in failure.feeds]
+        task = asyncio.ensure_future(sessions.end_many(doomed, ending))
+        ending_tasks.add(task)
+        task.add_done_callback(ending_tasks.discard)
+
+    hubs.on_feed_failure.append(failed)  # every hub's, those of a later inventory too
+
+
 def close_out_sessions(audit: AuditLog, node_id: str | None = None) -> None:
     """Sessions a crash left open in the audit log end there, with the reason why.
     With several nodes on one database, only this node's own (ids "<node>.…"): the
@@ -118,7 +135,7 @@ def prune_audit(audit: AuditLog, retention_days: float) -> None:
 
 
 def _who(session: ViewerSession) -> dict[str, object]:
-    return {
+    who: dict[str, object] = {
         "account": session.account,
         "camera_id": session.camera_id,
         "grant_id": session.viewer.grant_id,
@@ -126,3 +143,6 @@ def _who(session: ViewerSession) -> dict[str, object]:
         "remote": session.remote,
         "session_id": session.id,
     }
+    if session.viewer.emergency_id is not None:
+        who["emergency_id"] = session.viewer.emergency_id  # admitted without a grant
+    return who

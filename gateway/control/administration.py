@@ -43,7 +43,9 @@ class AccessAdmin:
         sessions: SessionRegistry,
         enforcer: GrantEnforcer,
         cluster: ClusterNode | None = None,  # on a node of a cluster
+        approval: str = "second_admin",  # [governance] approval
     ) -> None:
+        self.approval = approval
         self.store = store
         self.grants = grants
         self.overlay = grants.overlay
@@ -52,15 +54,86 @@ class AccessAdmin:
         self.enforcer = enforcer
         self.cluster = cluster
 
+    @property
+    def needs_approval(self) -> bool:
+        return self.approval != "none"
+
     async def create_grant(self, admin: Identity, remote: str, fields: dict[str, Any]) -> Grant:
+        """A grant under a police authorization (named by `authorization_id` or its
+        reference, `authorization_ref`), inside it; `pending` until a second person
+        approves, unless `[governance] approval = "none"`."""
+        fields = dict(fields)
+
         def create(grants: GrantStore, audit: AuditLog) -> Grant:
-            grant = grants.create(created_by=admin.account, **fields)
-            _record(audit, events.GRANT_CREATED, admin, remote, grant, **_summary(grant))
+            grant = grants.create(created_by=admin.account, pending=self.needs_approval, **fields)
+            pending = {"pending": True} if grant.approval else {}
+            _record(audit, events.GRANT_CREATED, admin, remote, grant, **_summary(grant), **pending)
             return grant
 
         grant = await self._give(create)
-        self._announce("grant_created", grant, grant.members)
+        if grant.approval is not None:
+            self._announce_waiting(grant)  # its members hear of it once approved
+        else:
+            self.announce("grant_created", grant, grant.members)
         return grant
+
+    async def approve_grant(self, approver: Identity, remote: str, grant_id: int) -> Grant:
+        """A second person approves what waits (a new grant, or a change that widens):
+        written to the audit log with the change, before it takes effect."""
+
+        def approve(grants: GrantStore, audit: AuditLog) -> Grant:
+            before, after = grants.approve(grant_id, by=approver.account)
+            assert before.approval is not None
+            _record(
+                audit,
+                events.GRANT_APPROVED,
+                approver,
+                remote,
+                after,
+                kind=before.approval.kind,
+                asked_by=list(before.approval.asked_by),
+                changes=_diff(before, after),
+            )
+            return after
+
+        grant = await self._give(approve)
+        self.announce("grant_updated", grant, grant.members)
+        self._tell_nodes(grant_id)
+        return grant
+
+    async def decline_grant(
+        self, approver: Identity, remote: str, grant_id: int, reason: str
+    ) -> Grant:
+        """What waits is turned down: a new grant is revoked, a waiting change dropped.
+        Nothing that admits anyone changes, so it lands before it is answered."""
+
+        def decline(grants: GrantStore, audit: AuditLog) -> Grant:
+            before, after = grants.decline(grant_id, by=approver.account, reason=reason)
+            assert before.approval is not None
+            _record(
+                audit,
+                events.GRANT_DECLINED,
+                approver,
+                remote,
+                after,
+                kind=before.approval.kind,
+                asked_by=list(before.approval.asked_by),
+                reason=reason,
+            )
+            return after
+
+        grant = await self._give(decline)
+        self.announce("grant_updated", grant, frozenset())
+        return grant
+
+    async def waiting(self) -> list[dict[str, Any]]:
+        """Grants with something waiting for approval, oldest request first, each with
+        the change as a diff against the grant as it is now."""
+        now = self.store.clock()
+        found = [g for g in await self.grants.listing(True) if g.approval is not None]
+        found = [g for g in found if g.status(now) not in ("revoked", "ended")]
+        found.sort(key=lambda g: g.approval.asked_at if g.approval else now)
+        return [self.grants_json(g, now) for g in found]
 
     async def update_grant(
         self, admin: Identity, remote: str, grant_id: int, changes: dict[str, Any]
@@ -73,30 +146,50 @@ class AccessAdmin:
             if before is None:
                 raise undecidable() from None
         grants = self.store.grants
+        changes = dict(changes)
+        moving = "authorization_id" in changes or "authorization_ref" in changes
         after = changed(
             before,
             known_cameras=grants.camera_ids,
             max_days=grants.max_days,
             now=self.store.clock(),
-            **changes,
+            **{
+                k: v
+                for k, v in changes.items()
+                if k not in ("authorization_id", "authorization_ref")
+            },
         )
-        if after is before:
+        if after is before and not moving:
             return before
-        if not readable and narrows(after, before):
-            raise undecidable()  # it gives something: that needs the database
+        if not readable and (moving or narrows(after, before)):
+            raise undecidable()  # it gives something, or moves it: that needs the database
+        if self.needs_approval and before.approval is None and before.widening(after):
+            after = before.narrowed_toward(after)  # the rest waits for approval
 
         def update(grants: GrantStore, audit: AuditLog) -> Grant:
-            old, new = grants.update(grant_id, by=admin.account, **changes)
+            fields = dict(changes)
+            if moving:
+                fields["authorization_id"] = grants.authorization_named(fields)
+            old, new = grants.update(
+                grant_id, by=admin.account, needs_approval=self.needs_approval, **fields
+            )
             if new is not old:
-                diff = {
-                    key: {"from": value, "to": _summary(new)[key]}
-                    for key, value in _summary(old).items()
-                    if value != _summary(new)[key]
-                }
-                _record(audit, events.GRANT_UPDATED, admin, remote, new, changes=diff)
+                diff = _diff(old, new)
+                if diff:
+                    _record(audit, events.GRANT_UPDATED, admin, remote, new, changes=diff)
+                if new.approval is not None and new.approval != old.approval:
+                    _record(
+                        audit,
+                        events.GRANT_CHANGE_REQUESTED,
+                        admin,
+                        remote,
+                        new,
+                        kind=new.approval.kind,
+                        change=new.approval.change,
+                    )
             return new
 
-        if narrows(before, after):
+        if after is not before and narrows(before, after):
             # What it takes away goes first, from memory, here and straight to the
             # other nodes; the change is written after, and waits. What it gives
             # (a member swapped in) waits for the database, as any widening does.
@@ -107,14 +200,16 @@ class AccessAdmin:
             await self.enforcer.apply(taken)
             # Only to who is in it now: a removed member hears no more of this grant
             # (its sessions end with removed_from_grant, which says what it needs).
-            self._announce("grant_updated", after, after.members)
+            self.announce("grant_updated", after, after.members)
             done = self.store.submit(update)
             self._tell_nodes(grant_id)  # goes out once the change is written
             written = await self._take(done, taken)
         else:
             written = await self._give(update)
-            self._announce("grant_updated", written, written.members)
+            self.announce("grant_updated", written, written.members)
             self._tell_nodes(grant_id)
+        if written.approval is not None and written.approval != before.approval:
+            self._announce_waiting(written)
         return written
 
     async def revoke_grant(self, admin: Identity, remote: str, grant_id: int, reason: str) -> Grant:
@@ -129,7 +224,7 @@ class AccessAdmin:
             )
             self.overlay.put(revoked)
             await self.enforcer.apply(revoked)
-            self._announce("grant_revoked", revoked, revoked.members)
+            self.announce("grant_revoked", revoked, revoked.members)
         else:
             await self.enforcer.revoked_by_id(grant_id)
         if self.cluster is not None:
@@ -206,7 +301,9 @@ class AccessAdmin:
         cannot be read). Who watches what, from where, is personal data too: reading
         it is written down before the rows go out."""
         sessions = await self.sessions.everywhere()
-        await self._record_read(admin, remote, what="sessions", format="json", rows=len(sessions))
+        await record_read(
+            self.store, admin, remote, what="sessions", format="json", rows=len(sessions)
+        )
         return sessions
 
     async def audit_rows(
@@ -223,18 +320,10 @@ class AccessAdmin:
         self, admin: Identity, remote: str, filters: dict[str, Any], format: str
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = await self.store.read(lambda _, audit: audit.query(**filters))
-        await self._record_read(
-            admin, remote, what="audit", format=format, filters=filters, rows=len(rows)
+        await record_read(
+            self.store, admin, remote, what="audit", format=format, filters=filters, rows=len(rows)
         )
         return rows
-
-    async def _record_read(self, admin: Identity, remote: str, **detail: Any) -> None:
-        """Recorded before the rows go out: a read that cannot be recorded sends none
-        (WritePending)."""
-        written = self.store.record(
-            events.ADMIN_READ, account=admin.account, remote=remote, **detail
-        )
-        await self.store.landed(written)
 
     # --- helpers ------------------------------------------------------------------
 
@@ -291,7 +380,7 @@ class AccessAdmin:
             except WritePending:
                 raise RecordPending("the record waits for the database") from None
 
-    def _announce(self, kind: str, grant: Grant, members: frozenset[str]) -> None:
+    def announce(self, kind: str, grant: Grant, members: frozenset[str]) -> None:
         # Administrators get the whole grant; its members only what they need of it.
         self.bus.publish(
             kind,
@@ -300,10 +389,26 @@ class AccessAdmin:
             viewer_data={"grant": grant.to_viewer_json(self.store.clock())},
         )
 
+    def _announce_waiting(self, grant: Grant) -> None:
+        """Who may approve hears that something waits (administrators always do)."""
+        roles = ("police_liaison",) if self.approval == "police_liaison" else ()
+        self.bus.publish("approval_requested", {"grant": self.grants_json(grant)}, roles=roles)
+
     def grants_json(self, grant: Grant, now: datetime | None = None) -> dict[str, Any]:
-        """A grant as the console shows it, with the cameras that left the inventory."""
+        """A grant as the console shows it, with the cameras that left the inventory,
+        and what waits for approval as a diff against the grant as it is."""
         gone = grant.cameras - self.store.grants.camera_ids
-        return {**grant.to_json(now or self.store.clock()), "cameras_gone": sorted(gone)}
+        found = {**grant.to_json(now or self.store.clock()), "cameras_gone": sorted(gone)}
+        if grant.approval is not None:
+            found["approval"]["diff"] = waiting_diff(grant)
+        return found
+
+
+async def record_read(store: Store, who: Identity, remote: str, **detail: Any) -> None:
+    """A read of personal data (who watches, who may, who asked), recorded before the
+    rows go out: a read that cannot be recorded sends none (WritePending)."""
+    written = store.record(events.ADMIN_READ, account=who.account, remote=remote, **detail)
+    await store.landed(written)
 
 
 def _listed(session: ViewerSession) -> dict[str, Any]:
@@ -336,6 +441,33 @@ def _record(
     )
 
 
+def _diff(old: Grant, new: Grant) -> dict[str, Any]:
+    before, after = _summary(old), _summary(new)
+    return {
+        key: {"from": value, "to": after[key]}
+        for key, value in before.items()
+        if value != after[key]
+    }
+
+
+def waiting_diff(grant: Grant) -> dict[str, Any]:
+    """What a waiting change would do to `grant` as it is now, field by field (sets as
+    added and removed): what the approver sees."""
+    if grant.approval is None or grant.approval.kind == "new":
+        return {}
+    now = grant.to_json(grant.updated_at)
+    diff: dict[str, Any] = {}
+    for key, value in grant.approval.change.items():
+        current = now.get(key)
+        if isinstance(value, list) and isinstance(current, list):
+            added, removed = sorted(set(value) - set(current)), sorted(set(current) - set(value))
+            if added or removed:
+                diff[key] = {"added": added, "removed": removed}
+        elif value != current:
+            diff[key] = {"from": current, "to": value}
+    return diff
+
+
 def _summary(grant: Grant) -> dict[str, Any]:
     """What a grant change is recorded as: who, which cameras, when, on what authority."""
     return {
@@ -345,4 +477,5 @@ def _summary(grant: Grant) -> dict[str, Any]:
         "ends_at": grant.ends_at.isoformat(),
         "purpose": grant.purpose,
         "authorization_ref": grant.authorization_ref,
+        "authorization_id": grant.authorization_id,
     }

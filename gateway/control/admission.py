@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 
 from gateway.access import decision
 from gateway.access.decision import Refusal, Viewer
+from gateway.access.emergency import Emergency
+from gateway.access.roles import words
 from gateway.access.throttle import FailureThrottle
 from gateway.access.tokens import Identity, TokenRejected, TokenVerifier
 from gateway.store import StoreUnavailable
@@ -23,11 +25,15 @@ from .sign_ins import FailedSignIns
 INVALID_TOKEN = "missing or invalid token"
 NOT_ADMIN = "not_admin"
 NOT_OWNER = "not_owner"
+ROLE_REQUIRED = "role_required"
+EMERGENCY_ENDED = "emergency_ended"
 
 # How a refused offer reads, by rule (also the label of cctv_access_denials_total).
 REFUSAL_WORDS = {
     decision.NO_GRANT: "no grant",
     decision.NOT_YET_STARTED: "not yet started",
+    decision.GRANT_PENDING: "waits for approval",
+    decision.AUTHORIZATION_WITHDRAWN: "authorization withdrawn",
     decision.GRANT_ENDED: "ended",
     decision.GRANT_REVOKED: "revoked",
     decision.REMOVED_FROM_GRANT: "no grant",
@@ -37,6 +43,8 @@ REFUSAL_WORDS = {
 REFUSAL_CODES = {
     decision.NO_GRANT,
     decision.NOT_YET_STARTED,
+    decision.GRANT_PENDING,
+    decision.AUTHORIZATION_WITHDRAWN,
     decision.GRANT_ENDED,
     decision.GRANT_REVOKED,
 }
@@ -82,18 +90,56 @@ class AccessControl:
             )
         return identity
 
+    async def role(
+        self, token: str, remote: str, path: str, *roles: str, code: str = ROLE_REQUIRED
+    ) -> Identity:
+        """The caller's identity if it has one of `roles` (access/roles.py), else
+        Denied (invalid_token, `code`)."""
+        identity = await self.identify(token, remote)
+        if not identity.has(*roles):
+            raise self.refusals.refuse(
+                identity.account,
+                remote,
+                code,
+                "wrong role",
+                f"this needs {words(roles)} account",
+                counted=True,
+                path=path,
+            )
+        return identity
+
     async def authorize_view(self, identity: Identity, camera_id: str, remote: str) -> Viewer:
-        """The grant that lets this caller watch `camera_id` now, else Denied."""
+        """The grant that lets this caller watch `camera_id` now, or the emergency
+        access it opened for it, else Denied."""
         if self.refusals.store.refusing:
             raise audit_unavailable()
         account = identity.account
         try:
             found = await self.grants.naming(account, camera_id)
+            urgent = await self._emergencies(identity, camera_id)
         except StoreUnavailable:
             raise undecidable() from None
         try:
             grant = decision.decide(found, account, camera_id, self.grants.now())
         except Refusal as refusal:
+            now = self.grants.now()
+            ended = self.grants.overlay.ended_emergencies
+            active = [e for e in urgent if e.status(now) == "active" and e.id not in ended]
+            if active:
+                emergency = max(active, key=lambda e: e.ends_at)
+                return Viewer(account, ends_at=emergency.ends_at, emergency_id=emergency.id)
+            if urgent and refusal.code == decision.NO_GRANT:
+                # Its emergency access for this camera is over (past its minutes, or
+                # ended by a liaison): say so, rather than "no grant".
+                raise self.refusals.refuse(
+                    account,
+                    remote,
+                    EMERGENCY_ENDED,
+                    "emergency access ended",
+                    "the emergency access to this camera has ended",
+                    camera_id=camera_id,
+                    emergency_id=urgent[0].id,
+                ) from None
             words = REFUSAL_WORDS[refusal.code]
             raise self.refusals.refuse(
                 account,
@@ -108,6 +154,15 @@ class AccessControl:
             ) from None
         return Viewer.under(account, grant)
 
+    async def _emergencies(self, identity: Identity, camera_id: str) -> list[Emergency]:
+        """The caller's latest emergency accesses of `camera_id`, newest first (none
+        unless it may use them: the same token checks as any viewer, and a role)."""
+        if not identity.may_use_emergency:
+            return []
+        return await self.grants.store.read(
+            lambda grants, _: grants.emergencies.latest(identity.account, camera_id)
+        )
+
     def signed_in_until(self, identity: Identity) -> datetime:
         """Until when a session this sign-in opens may last, unless renewed."""
         return identity.expires_at + timedelta(seconds=self.verifier.leeway_seconds)
@@ -116,6 +171,10 @@ class AccessControl:
         """Ask again for the grant a viewer was admitted under (just before its session
         goes live); Denied if it no longer allows it or cannot be read."""
         grant = None
+        if viewer.emergency_id is not None:
+            if viewer.emergency_id in self.grants.overlay.ended_emergencies:
+                raise Denied(EMERGENCY_ENDED, "the emergency access has ended")
+            return
         if viewer.grant_id is not None:
             try:
                 grant = await self.grants.find(viewer.grant_id)

@@ -14,13 +14,15 @@ under (SessionRegistry keeps that deadline).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import defaultdict
 from datetime import datetime
 
 from gateway.access import decision
+from gateway.access.emergency import Emergency
 from gateway.access.grants import Grant
-from gateway.signaling import Ending, SessionRegistry, ViewerSession
+from gateway.signaling import EMERGENCY_ENDED, Ending, SessionRegistry, ViewerSession
 from gateway.store import Store, StoreUnavailable
 
 from .overlay import GrantOverlay
@@ -36,6 +38,10 @@ ENDINGS = {
     decision.NO_GRANT: Ending("grant_removed", "grant removed"),
     decision.GRANT_REVOKED: Ending("grant_revoked", "grant revoked"),
     decision.NOT_YET_STARTED: Ending("not_yet_started", "grant not yet started"),
+    decision.GRANT_PENDING: Ending("grant_pending", "grant waits for approval"),
+    decision.AUTHORIZATION_WITHDRAWN: Ending(
+        "authorization_withdrawn", "the police withdrew their authorization"
+    ),
     decision.GRANT_ENDED: Ending("grant_ended", "grant ended"),
     decision.REMOVED_FROM_GRANT: Ending("removed_from_grant", "removed from grant"),
     decision.CAMERA_REMOVED_FROM_GRANT: Ending(
@@ -77,13 +83,18 @@ class GrantEnforcer:
     async def sweep(self) -> None:
         sessions = list(self.sessions)
         ids = {s.viewer.grant_id for s in sessions if s.viewer.grant_id is not None}
+        urgent = {s.viewer.emergency_id for s in sessions if s.viewer.emergency_id is not None}
         try:
-            stored: dict[int, Grant] | None = await self.store.read(
-                lambda grants, _: grants.find_many(ids), READ_SECONDS
+            stored, emergencies = await self.store.read(
+                lambda grants, _: (
+                    grants.find_many(ids),
+                    grants.emergencies.find_many(urgent) if urgent else {},
+                ),
+                READ_SECONDS,
             )
         except StoreUnavailable:
-            stored = None  # only what is known in memory applies, and the windows
-        await self.enforce(sessions, stored)
+            stored = emergencies = None  # only what is known in memory applies, and the windows
+        await self.enforce(sessions, stored, emergencies)
 
     async def apply(self, grant: Grant) -> int:
         """A grant changed through this gateway: end what it no longer allows, now."""
@@ -105,27 +116,64 @@ class GrantEnforcer:
         bound = [s for s in self.sessions if s.viewer.grant_id == grant.id]
         return await self.enforce(bound, None)
 
-    async def enforce(self, sessions: list[ViewerSession], stored: dict[int, Grant] | None) -> int:
+    async def withdrawn_by_id(self, authorization_id: int) -> int:
+        """The police withdrew an authorization (here, or on another node that said
+        so): every session under it ends now, by the id it is bound to."""
+        self.overlay.withdrawn_authorizations.add(authorization_id)
+        bound = [s for s in self.sessions if s.viewer.authorization_id == authorization_id]
+        return await self.sessions.end_many(bound, ENDINGS[decision.AUTHORIZATION_WITHDRAWN])
+
+    async def emergency_ended_by_id(self, emergency_id: int) -> int:
+        """An emergency access ended early (here, or on another node that said so)."""
+        self.overlay.ended_emergencies.add(emergency_id)
+        bound = [s for s in self.sessions if s.viewer.emergency_id == emergency_id]
+        return await self.sessions.end_many(bound, EMERGENCY_ENDED)
+
+    async def enforce(
+        self,
+        sessions: list[ViewerSession],
+        stored: dict[int, Grant] | None,
+        emergencies: dict[int, Emergency] | None = None,
+    ) -> int:
         """End the sessions their grants no longer allow; `stored`: the grants as read
-        from the database, None when it cannot be read."""
+        from the database, None when it cannot be read (and `emergencies` likewise)."""
         now = self.store.clock()
         ending: dict[Ending, list[ViewerSession]] = defaultdict(list)
         for session in sessions:
             grant_id = session.viewer.grant_id
+            emergency_id = session.viewer.emergency_id
+            if session.viewer.authorization_id in self.overlay.withdrawn_authorizations:
+                ending[ENDINGS[decision.AUTHORIZATION_WITHDRAWN]].append(session)
+                continue
+            if emergency_id is not None:
+                # Admitted by emergency access, not a grant: it lasts while that does
+                # (its end is also the session's own deadline, kept in memory).
+                found = None if emergencies is None else emergencies.get(emergency_id)
+                over = emergency_id in self.overlay.ended_emergencies or (
+                    emergencies is not None and (found is None or found.status(now) == "ended")
+                )
+                if over:
+                    ending[EMERGENCY_ENDED].append(session)
+                continue
             if grant_id in self.overlay.revoked_ids:
                 ending[ENDINGS[decision.GRANT_REVOKED]].append(session)
                 continue
             grant = self.overlay.get(grant_id)
             may_extend = True  # the grant as it is, not only what was taken from it
             if grant is None and stored is not None:
-                found = stored.get(grant_id) if grant_id is not None else None
-                grant = None if found is None else self.overlay.known(found, now)
+                read = stored.get(grant_id) if grant_id is not None else None
+                grant = None if read is None else self.overlay.known(read, now)
             elif grant is None:
                 # Cannot be read: what another node took away still applies, and the
                 # session's own window deadline holds.
                 grant, may_extend = self.overlay.heard(grant_id), False
                 if grant is None:
                     continue
+            if (
+                grant is not None
+                and grant.authorization_id in self.overlay.withdrawn_authorizations
+            ):
+                grant = dataclasses.replace(grant, withdrawn=True)
             rule = decision.check(grant, session.account, session.camera_id, now)
             if rule is not None:
                 ending[ENDINGS[rule]].append(session)

@@ -21,12 +21,14 @@ from typing import Any
 
 QUEUE_LIMIT = 256
 EVERYONE = "\x00everyone"  # never an account: accounts in tokens are printable
+ROLE = "\x00role:"  # + a role (access/roles.py): every subscriber who has it
 
 
 class Subscription:
-    def __init__(self, account: str, admin: bool) -> None:
+    def __init__(self, account: str, admin: bool, roles: frozenset[str] = frozenset()) -> None:
         self.account = account
         self.admin = admin
+        self.roles = roles
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_LIMIT)
 
     def offer(self, event: dict[str, Any]) -> bool:
@@ -51,12 +53,14 @@ class EventBus:
         # Where events also go (the other nodes): kind, data, accounts, viewer_data.
         self.forward: Forward = forward or (lambda *event: None)
 
-    def subscribe(self, account: str, admin: bool) -> Subscription:
+    def subscribe(
+        self, account: str, admin: bool, roles: frozenset[str] = frozenset()
+    ) -> Subscription:
         if sum(1 for s in self._subscribers if s.account == account) >= self._max_per_account:
             raise TooManyStreams(
                 f"this account has its maximum of {self._max_per_account} event streams"
             )
-        subscription = Subscription(account, admin)
+        subscription = Subscription(account, admin, roles)
         self._subscribers.add(subscription)
         return subscription
 
@@ -71,14 +75,16 @@ class EventBus:
         *,
         viewer_data: dict[str, Any] | None = None,
         everyone: bool = False,
+        roles: Iterable[str] = (),
     ) -> None:
-        """Send to administrators and to the named accounts (or to every subscriber).
+        """Send to administrators and to the named accounts (or to every subscriber),
+        and to every subscriber with one of `roles` (police liaisons, auditors).
 
         With `viewer_data`, the named accounts that are not administrators get that
         instead of `data`: what a viewer needs to know, not what an administrator does.
         """
         # EVERYONE stands for every subscriber, so it also travels to other nodes.
-        accounts = [EVERYONE] if everyone else list(accounts)
+        accounts = [EVERYONE] if everyone else [*accounts, *(ROLE + r for r in roles)]
         self.deliver(kind, data, accounts, viewer_data=viewer_data)
         self.forward(kind, data, accounts, viewer_data)
 
@@ -96,7 +102,8 @@ class EventBus:
         event = {"type": kind, **data}
         viewer_event = event if viewer_data is None else {"type": kind, **viewer_data}
         for subscription in list(self._subscribers):
-            if not (everyone or subscription.admin or subscription.account in to):
+            by_role = any(ROLE + role in to for role in subscription.roles)
+            if not (everyone or subscription.admin or subscription.account in to or by_role):
                 continue
             if not subscription.offer(event if subscription.admin else viewer_event):
                 self.unsubscribe(subscription)  # a reader that stopped reading

@@ -43,6 +43,10 @@ class GrantOverlay:
         self._grants: dict[int, Grant] = {}
         # Revoked while the grant itself could not be read: known by id only.
         self.revoked_ids: set[int] = set()
+        # Police authorizations withdrawn, and emergency accesses ended, through this
+        # gateway or another node: for good, so kept until the process ends.
+        self.withdrawn_authorizations: set[int] = set()
+        self.ended_emergencies: set[int] = set()
         # What other nodes took away, as each last said the grant now is.
         self._heard: dict[int, Grant] = {}
         # Each grant as the database last showed it: while it cannot be read, a
@@ -91,8 +95,10 @@ class GrantOverlay:
                 del self._heard[stored.id]  # the database has that change, or a later one
             else:
                 grant = narrowest(grant, heard)
+        if grant.authorization_id in self.withdrawn_authorizations:
+            grant = dataclasses.replace(grant, withdrawn=True)
         if grant.id in self.revoked_ids:
-            grant = dataclasses.replace(grant, revoked_at=now)
+            grant = dataclasses.replace(grant, revoked_at=grant.revoked_at or now)
         return grant
 
     def written(self, change: Grant | int) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.access.grants import GrantInvalid
+from gateway.access.grants import GrantInvalid, RuleBroken
 from gateway.signaling import TooManySessions
 from gateway.store import Store, StoreUnavailable, WritePending
 from gateway.store import audit as events
+from gateway.store.authorizations import AuthorizationNotFound
+from gateway.store.emergencies import EmergencyNotFound
 from gateway.store.grants import GrantNotFound
 
 from .events import TooManyStreams
@@ -81,10 +83,17 @@ def as_refusal(exc: BaseException) -> Denied | None:
             "the database cannot answer right now; nothing was changed, try again shortly",
             RETRY_SECONDS,
         )
+    if isinstance(exc, RuleBroken):
+        # A rule of the chain of consent: its own code, and the field it concerns.
+        return Denied(exc.code, str(exc), field=exc.field)
     if isinstance(exc, GrantInvalid):
         return Denied("invalid_field", str(exc), field=exc.field)
     if isinstance(exc, GrantNotFound):
         return Denied("unknown_grant", "no such grant")
+    if isinstance(exc, AuthorizationNotFound):
+        return Denied("unknown_authorization", "no such police authorization")
+    if isinstance(exc, EmergencyNotFound):
+        return Denied("unknown_emergency", "no such emergency access")
     return None
 
 

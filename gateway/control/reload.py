@@ -96,7 +96,7 @@ class InventoryReloader:
             # Written down before anything changes; if it cannot be, nothing does.
             row = {**who, **result.to_json()}
             await self.store.write(lambda _, audit: audit.record(events.INVENTORY_RELOADED, **row))
-            self.store.set_camera_ids(inventory.ids)
+            self.store.set_camera_ids(inventory.ids, inventory.districts)
             retired = self.hubs.replace(inventory.cameras)
             for session in self.sessions:
                 if session.camera_id in change.removed:

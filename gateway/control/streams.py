@@ -61,7 +61,8 @@ class EventStreams:
         until = self.access.signed_in_until(identity)
         if until <= datetime.now(UTC):
             raise Denied("invalid_ticket", "the sign-in behind this ticket has expired")
-        subscription = self.bus.subscribe(identity.account, identity.is_admin)  # 429 past a cap
+        # 429 past a cap
+        subscription = self.bus.subscribe(identity.account, identity.is_admin, identity.roles)
         try:
             sessions = [
                 s

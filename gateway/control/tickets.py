@@ -91,6 +91,7 @@ class TicketBook:
         claims = {
             "a": identity.account,
             "adm": identity.is_admin,
+            "r": sorted(identity.roles),
             "exp": identity.expires_at.timestamp(),
             "n": nonce,
             "u": until,
@@ -107,12 +108,13 @@ class TicketBook:
                 return None
             claims = json.loads(_unb64(body))
             account, admin, nonce = str(claims["a"]), bool(claims["adm"]), str(claims["n"])
+            roles = frozenset(str(r) for r in claims.get("r", ()))
             until, expires = float(claims["u"]), float(claims["exp"])
         except (ValueError, KeyError, TypeError):
             return None
         if until <= time.time() or not await self._ledger.use(nonce):
             return None
-        return Identity(account, admin, datetime.fromtimestamp(expires, UTC))
+        return Identity(account, admin, datetime.fromtimestamp(expires, UTC), roles)
 
     def _sign(self, body: str) -> bytes:
         return hmac.new(self._key, body.encode(), hashlib.sha256).digest()

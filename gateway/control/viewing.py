@@ -214,9 +214,10 @@ class Viewing:
         return {"ended": True}
 
     async def cameras(self, token: str, remote: str) -> list[dict[str, Any]]:
-        """The cameras the caller may view now as GeoJSON features (administrators:
-        all). Never a source: only id, name, place (district and road, for the
-        search), and until when the caller may watch."""
+        """The cameras the caller may view now as GeoJSON features (administrators,
+        and police liaisons who scope consents by camera: all). Never a source: only
+        id, name, place (district and road, for the search), and until when the
+        caller may watch."""
         identity = await self.access.identify(token, remote)
         until: dict[str, str] = {}
         for grant in await self._active(identity):
@@ -238,7 +239,7 @@ class Viewing:
                 },
             }
             for hub in self.hubs
-            if identity.is_admin or hub.id in until
+            if identity.has("admin", "police_liaison") or hub.id in until
         ]
 
     async def me(self, token: str, remote: str) -> dict[str, Any]:
@@ -247,6 +248,9 @@ class Viewing:
         return {
             "account": identity.account,
             "is_admin": identity.is_admin,
+            # police_liaison, auditor, emergency (docs/governance.md); admin too
+            "roles": sorted(identity.roles),
+            "approval": self.admin.approval,
             "grants": await self.grants_json(identity),
         }
 

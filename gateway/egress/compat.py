@@ -13,23 +13,29 @@ import asyncio
 import copy
 import inspect
 from collections.abc import Iterable
+from itertools import repeat
 from typing import Any
 
 import aioice.ice
+import aiortc.rate as aiortc_rate
+import aiortc.rtcrtpreceiver as aiortc_rtcrtpreceiver
 import aiortc.rtcrtpsender as aiortc_rtcrtpsender
 from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpSender, rtp, sdp
 from aiortc import codecs as aiortc_codecs
-from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport, State
+from aiortc.rtcdtlstransport import SRTP_PROFILES, RTCCertificate, RTCDtlsTransport, State
 from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.utils import random32
+from OpenSSL import SSL
+from pylibsrtp import Error as SrtpError
 from pylibsrtp._binding import ffi, lib
 
 __all__ = [
-    "SRTP_BUFFER",
-    "SRTP_CDATA",
-    "SRTP_LENGTH",
+    "SEND_BUFFER_BYTES",
+    "SEND_PACKETS_MAX",
+    "SEND_VIEW",
+    "SRTP_TAG_MAX",
     "CompatError",
     "HookedSender",
     "SenderInternals",
@@ -37,9 +43,11 @@ __all__ = [
     "ice_still_connected",
     "install",
     "is_udp_socket_protocol",
+    "protect_many",
     "random32",
     "random_sequence_number",
     "register_h264_profile",
+    "send_buffer_slots",
     "send_with",
     "transceiver_codecs",
 ]
@@ -57,6 +65,49 @@ def _patch_payload_types() -> None:
     # RFC 3551). aiortc would answer such a codec with its own number, which the
     # browser never offered, and the browser would drop every packet.
     rtp.DYNAMIC_PAYLOAD_TYPES = range(35, 128)  # type: ignore[misc]
+
+
+class _EstimatorOnFirstPacket:
+    """aiortc's receive-side bitrate estimator, built when the first RTP packet arrives.
+
+    aiortc gives every transceiver a receiver, and every video receiver a
+    RemoteBitrateEstimator of 1,000 rate buckets: 95 KiB per viewer (tracemalloc,
+    bench/results.md), a quarter of a viewer's memory. The gateway's transceivers
+    only send, so their receivers never get a packet and the estimator is never used.
+    """
+
+    __slots__ = ("_estimator",)
+
+    def __init__(self) -> None:
+        self._estimator: aiortc_rate.RemoteBitrateEstimator | None = None
+
+    def add(self, **packet: Any) -> Any:
+        if self._estimator is None:
+            self._estimator = aiortc_rate.RemoteBitrateEstimator()
+        return self._estimator.add(**packet)
+
+
+def _patch_receiver_estimator() -> None:
+    aiortc_rtcrtpreceiver.RemoteBitrateEstimator = _EstimatorOnFirstPacket  # type: ignore[misc]
+
+
+_create_ssl_context = RTCCertificate._create_ssl_context
+
+
+def _ssl_context_releasing_buffers(self: RTCCertificate, *args: Any, **kwargs: Any) -> Any:
+    """aiortc's DTLS context, with OpenSSL's record buffers freed while idle.
+
+    After the handshake a viewer's DTLS carries no media (SRTP keys are exported,
+    media goes around it), yet OpenSSL would keep its read and write buffers
+    (about 34 KiB) for the life of the connection.
+    """
+    context = _create_ssl_context(self, *args, **kwargs)
+    context.set_mode(SSL.MODE_RELEASE_BUFFERS)
+    return context
+
+
+def _patch_dtls_buffers() -> None:
+    RTCCertificate._create_ssl_context = _ssl_context_releasing_buffers  # type: ignore[method-assign]
 
 
 def _patch_consent() -> None:
@@ -271,6 +322,14 @@ class SenderInternals:
             raise ConnectionError("Cannot send encrypted RTP, not connected")
         return dtls._tx_srtp._srtp[0]
 
+    def srtp_tag_bytes(self) -> int:
+        """What SRTP adds to each of this viewer's packets; ConnectionError before DTLS
+        is up, LookupError for a profile this module does not know."""
+        dtls = self.dtls
+        if dtls._state != State.CONNECTED:
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
+        return SRTP_TAG_BYTES[dtls._ssl.get_selected_srtp_profile()]
+
     def nominated_pair(self) -> aioice.ice.CandidatePair:
         """The ICE pair media goes out on; ConnectionError before ICE is up."""
         pair = self.dtls.transport._connection._nominated.get(1)
@@ -298,15 +357,42 @@ def is_udp_socket_protocol(protocol: Any) -> bool:
     )
 
 
-# libsrtp protects in place: a packet is written into one shared buffer, protected
-# and copied out before anything else runs on the event loop. The buffer leaves
-# room for the SRTP tag after the largest packet the sender writes.
-SRTP_BUFFER_BYTES = 1500
-SRTP_CDATA = ffi.new("char[]", SRTP_BUFFER_BYTES)
-SRTP_BUFFER = ffi.buffer(SRTP_CDATA)
-SRTP_LENGTH = ffi.new("int *")
-srtp_protect = lib.srtp_protect
-SRTP_TAG_MAX = 16  # AES-GCM's tag; HMAC-SHA1-80 adds 10
+# libsrtp protects in place. A viewer's packets are written side by side into one
+# shared buffer, protected there (one libsrtp call each, the GIL released for it) and
+# sent before anything else runs on the event loop, so the buffer holds one viewer's
+# share of a frame at a time. Each packet gets room for the tag after it, so the
+# protected packets lie end to end, as one GSO send wants them.
+SEND_BUFFER_BYTES = 128 * 1024
+SEND_PACKETS_MAX = 64  # per call of `protect_many`
+SEND_BUFFER = ffi.new("char[]", SEND_BUFFER_BYTES)
+SEND_VIEW = memoryview(ffi.buffer(SEND_BUFFER))
+_LENGTHS = ffi.new("int[]", SEND_PACKETS_MAX)
+_LENGTH_POINTERS = [_LENGTHS + i for i in range(SEND_PACKETS_MAX)]
+_srtp_protect = lib.srtp_protect
+# SRTP adds a tag to each packet; its size follows from the profile DTLS negotiated.
+SRTP_TAG_BYTES = {
+    b"SRTP_AEAD_AES_128_GCM": 16,
+    b"SRTP_AEAD_AES_256_GCM": 16,
+    b"SRTP_AES128_CM_SHA1_80": 10,
+    b"SRTP_AES128_CM_SHA1_32": 4,
+}
+SRTP_TAG_MAX = max(SRTP_TAG_BYTES.values())
+
+
+def send_buffer_slots(offsets: list[int]) -> list[Any]:
+    """Pointers to these offsets of SEND_BUFFER, for `protect_many`."""
+    return [SEND_BUFFER + offset for offset in offsets]
+
+
+def protect_many(srtp: Any, slots: list[Any], lengths: list[int]) -> int:
+    """SRTP-protect, in place, the packets of `lengths` bytes at `slots` (pointers
+    into SEND_BUFFER, from `send_buffer_slots`); returns the last one's protected
+    length. The loop over the packets runs in C (map), one libsrtp call each."""
+    count = len(lengths)
+    _LENGTHS[0:count] = lengths
+    if any(map(_srtp_protect, repeat(srtp, count), slots, _LENGTH_POINTERS[:count])):
+        raise SrtpError("srtp_protect failed")
+    return _LENGTHS[count - 1]
 
 
 # --- the check ----------------------------------------------------------------------
@@ -329,6 +415,7 @@ _SENDER_NAMES = (
 _DTLS_NAMES = (
     "_state",
     "_tx_srtp",
+    "_ssl",
     "_send_rtp",
     "_RTCDtlsTransport__tx_bytes",
     "_RTCDtlsTransport__tx_packets",
@@ -358,6 +445,19 @@ def problems(max_packet_bytes: int = 0) -> list[str]:
     for name in ("random_sequence_number", "random32"):
         if not callable(getattr(aiortc_rtcrtpsender, name, None)):
             found.append(f"aiortc.rtcrtpsender.{name} is missing")
+    if getattr(aiortc_rtcrtpreceiver, "RemoteBitrateEstimator", None) not in (
+        aiortc_rate.RemoteBitrateEstimator,
+        _EstimatorOnFirstPacket,
+    ) or set(inspect.signature(aiortc_rate.RemoteBitrateEstimator.add).parameters) != {
+        "self",
+        "abs_send_time",
+        "arrival_time_ms",
+        "payload_size",
+        "ssrc",
+    }:
+        found.append("aiortc's receiver no longer builds RemoteBitrateEstimator as expected")
+    if not callable(getattr(RTCCertificate, "_create_ssl_context", None)):
+        found.append("aiortc's RTCCertificate._create_ssl_context is missing")
     if not isinstance(getattr(rtp, "DYNAMIC_PAYLOAD_TYPES", None), range):
         found.append("aiortc.rtp.DYNAMIC_PAYLOAD_TYPES is not a range")
     if not isinstance(getattr(aiortc_codecs, "CODECS", {}).get("video"), list):
@@ -366,15 +466,18 @@ def problems(max_packet_bytes: int = 0) -> list[str]:
         found.append("aiortc.rtcdtlstransport.State.CONNECTED is missing")
     try:
         # srtp_err_status_t srtp_protect(srtp_t ctx, void *rtp_hdr, int *len_ptr)
-        kind = ffi.typeof(srtp_protect)
+        kind = ffi.typeof(_srtp_protect)
         args = [a.cname for a in kind.args]
         status_ok = kind.result.kind in ("enum", "primitive")  # 0 means success
         if not status_ok or len(args) != 3 or args[2] != "int *":
             found.append(f"pylibsrtp srtp_protect has signature {kind.cname}")
     except (AttributeError, TypeError) as exc:
         found.append(f"pylibsrtp srtp_protect cannot be inspected ({exc})")
-    if max_packet_bytes + SRTP_TAG_MAX > SRTP_BUFFER_BYTES:
-        found.append(f"packets of {max_packet_bytes} bytes do not fit the SRTP buffer")
+    if max_packet_bytes * SEND_PACKETS_MAX > SEND_BUFFER_BYTES:
+        found.append(f"{SEND_PACKETS_MAX} packets of {max_packet_bytes} bytes overflow SEND_BUFFER")
+    unknown = {p.openssl_profile for p in SRTP_PROFILES} - SRTP_TAG_BYTES.keys()
+    if unknown:
+        found.append(f"aiortc may negotiate SRTP profiles of unknown tag size: {sorted(unknown)}")
     found += _instance_problems()
     return found
 
@@ -427,4 +530,6 @@ def install(max_packet_bytes: int) -> None:
         )
     _patch_payload_types()
     _patch_consent()
+    _patch_receiver_estimator()
+    _patch_dtls_buffers()
     _installed = True

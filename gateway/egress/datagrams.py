@@ -59,11 +59,11 @@ def gso_runs(sizes: list[int]) -> list[tuple[int, int]]:
 
 
 class Output(Protocol):
-    """A viewer's way out: False from `send` means the frame was not sent."""
+    """A viewer's way out: False from `send` means the datagrams were not sent."""
 
     transport: Any
 
-    def send(self, datagrams: list[bytes], runs: list[tuple[int, int]], addr: Any) -> bool: ...
+    def send(self, data: memoryview, segment: int, addr: Any) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -80,13 +80,13 @@ class EventLoopSender:
     def __init__(self, transport: Any) -> None:
         self.transport = transport
 
-    def send(self, datagrams: list[bytes], runs: list[tuple[int, int]], addr: Any) -> bool:
+    def send(self, data: memoryview, segment: int, addr: Any) -> bool:
         # sendto never blocks: on EAGAIN the event loop queues in memory. A viewer
         # that far behind skips the frame rather than growing the queue.
         if self.transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
             return False
-        for datagram in datagrams:
-            self.transport.sendto(datagram, addr)
+        for i in range(0, len(data), segment):
+            self.transport.sendto(bytes(data[i : i + segment]), addr)  # data is reused
         return True
 
     def close(self) -> None:
@@ -103,8 +103,9 @@ class DatagramSender:
         self._socket = socket.socket(fileno=os.dup(fd))
         self.gso = True
 
-    def send(self, datagrams: list[bytes], runs: list[tuple[int, int]], addr: Any) -> bool:
-        """Send in order, a GSO run per call; False if the kernel refused.
+    def send(self, data: memoryview, segment: int, addr: Any) -> bool:
+        """Send `data` as datagrams of `segment` bytes (the last may be shorter), in one
+        GSO call where the kernel takes it; False if the kernel refused.
 
         UDP makes no promise, so a full buffer or a passing network error (an ICMP
         error reported on the socket, a route going away) costs this frame, not
@@ -112,19 +113,20 @@ class DatagramSender:
         """
         sock = self._socket
         try:
-            for i, j in runs:
-                if j - i > 1 and self.gso and self._send_run(datagrams[i:j], addr):
-                    continue
-                for datagram in datagrams[i:j]:  # one datagram, or GSO refused
-                    sock.sendto(datagram, addr)
+            if len(data) <= segment:
+                sock.sendto(data, addr)
+            elif not (self.gso and self._send_run(data, segment, addr)):
+                for i in range(0, len(data), segment):  # GSO refused
+                    sock.sendto(data[i : i + segment], addr)
         except OSError:
             return False
         return True
 
-    def _send_run(self, run: list[bytes], addr: Any) -> bool:
-        size = _GSO_SIZE.pack(len(run[0]))
+    def _send_run(self, data: memoryview, segment: int, addr: Any) -> bool:
         try:
-            self._socket.sendmsg([b"".join(run)], [(socket.SOL_UDP, UDP_SEGMENT, size)], 0, addr)
+            self._socket.sendmsg(
+                [data], [(socket.SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(segment))], 0, addr
+            )
         except OSError as exc:
             if exc.errno not in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
                 raise

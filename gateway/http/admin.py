@@ -14,9 +14,10 @@ from typing import Any
 from aiohttp import web
 
 from gateway.access.grants import GrantInvalid
+from gateway.access.roles import ADMIN, AUDITOR
 from gateway.access.tokens import Identity
 from gateway.control.administration import AccessAdmin
-from gateway.control.admission import AccessControl
+from gateway.control.admission import NOT_ADMIN, AccessControl
 from gateway.control.refusals import Denied
 from gateway.control.reload import InventoryReloader
 
@@ -24,18 +25,11 @@ from .api import reply
 from .errors import HttpError, bearer_token, read_body, remote_of
 
 Handler = Callable[[Any, web.Request, Identity], Awaitable[web.StreamResponse]]
-GRANT_FIELDS = {
-    "project",
-    "purpose",
-    "authorization_ref",
-    "members",
-    "cameras",
-    "starts_at",
-    "ends_at",
-}
-# authorization_ref: a new one is required for a window that grows, and allowed any time
-# (the replaced one is kept).
-UPDATABLE = {"members", "cameras", "starts_at", "ends_at", "purpose", "authorization_ref"}
+GRANT_FIELDS = {"project", "purpose", "members", "cameras", "starts_at", "ends_at"}
+# The police authorization a grant stays inside: by id, or by its reference.
+AUTHORIZATION = {"authorization_id", "authorization_ref"}
+# A new authorization moves the grant (the reference it ran under is kept).
+UPDATABLE = {"members", "cameras", "starts_at", "ends_at", "purpose", *AUTHORIZATION}
 MAX_JSON_BYTES = 1 << 20
 
 
@@ -125,10 +119,12 @@ class AdminApi:
 
     @admin_only
     async def create_grant(self, request: web.Request, admin: Identity) -> web.Response:
-        fields = await json_body(request, GRANT_FIELDS)
+        fields = await json_body(request, GRANT_FIELDS | AUTHORIZATION)
         missing = sorted(GRANT_FIELDS - set(fields))
         if missing:
             raise GrantInvalid(missing[0], "required")
+        if not AUTHORIZATION & set(fields):
+            raise GrantInvalid("authorization_id", "name the police authorization")
         grant = await self.admin.create_grant(admin, remote_of(request), fields)
         return reply(self.admin.grants_json(grant), status=201)
 
@@ -168,8 +164,10 @@ class AdminApi:
         ended = await self.admin.revoke_account(admin, remote_of(request), account, reason)
         return reply({"ended": ended})
 
-    @admin_only
-    async def audit_log(self, request: web.Request, admin: Identity) -> web.Response:
+    async def audit_log(self, request: web.Request) -> web.Response:
+        # Administrators, and auditors (the governance office, read-only).
+        token, remote = bearer_token(request), remote_of(request)
+        admin = await self.access.role(token, remote, request.path, ADMIN, AUDITOR, code=NOT_ADMIN)
         query = request.query
         filters: dict[str, Any] = {
             key: query[key] for key in ("account", "camera_id", "project", "event") if key in query

@@ -9,8 +9,9 @@ just before their headers are sent.
   or version.
 - `/api/…` and `/whep/…`: `Cache-Control: no-store` (grants, sessions, audit rows, SDP).
 - HTML (`/`, `/admin`, and anything else served as text/html): the policy below.
-  Scripts and styles from this origin only (no inline script, no inline style:
-  the player adopts a constructed stylesheet), images from here, `data:` and the
+  Scripts and styles from this origin only (no inline script; no inline style but
+  the governance report's, by its hash; the player adopts a constructed
+  stylesheet), images from here, `data:` and the
   map's tile host, requests to this origin only, and framing by this origin and
   the dashboards in `[cors] origins` only.
 """
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from gateway.config import Settings
+from gateway.control.report_html import STYLE_HASH
 
 SERVER = "cctv-gateway"
 NO_STORE_PREFIXES = ("/api/", "/whep/")
@@ -55,7 +57,9 @@ def content_security_policy(settings: Settings) -> str:
     directives = {
         "default-src": ["'none'"],
         "script-src": ["'self'"],
-        "style-src": ["'self'"],
+        # The governance report's own stylesheet, by its hash: the console shows the
+        # report in a frame of its own (srcdoc), and it must print as the file does.
+        "style-src": ["'self'", f"'{STYLE_HASH}'"],
         "img-src": images,
         "connect-src": ["'self'"],
         "frame-ancestors": ["'self'", *settings.cors.origins],

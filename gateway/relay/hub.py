@@ -7,19 +7,20 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 import av
 
-from gateway.config import CameraSettings, RelaySettings
+from gateway.config import CameraSettings, MaskSettings, RelaySettings
 
 from .errors import SourceError
-from .feed import ViewerFeed
+from .feed import Replayed, ViewerFeed, fan_out
 from .overload import LoopWatch
+from .pictures import Pictures
 from .police_api import PoliceApi
-from .rendition import Rendition, RenditionSpec
+from .rendition import Rendition, RenditionSpec, original_picture
 from .source import (
     CLOCK_RATE,
     VIDEO_TIME_BASE,
@@ -38,18 +39,33 @@ CATCH_UP_SPACING = CLOCK_RATE // 1000  # 1 ms between replayed frames
 # (LoopWatch), frames are dropped at the pull until the next keyframe, so the picture
 # skips rather than lagging further and the loop's queue stays bounded.
 BACKLOG_FRAMES = 50
+MASK_FAILED = "mask_failed"
+# After a camera's masks could not be applied, new viewers are refused this long (then
+# a fresh decode is tried): a fault that persists does not become a reconnect storm.
+MASK_RETRY_SECONDS = 2.0
 
 
 class CameraUnavailable(Exception):
     """The camera cannot serve a new viewer now; the message is safe to show.
 
-    `code` is "camera_unavailable" (offline, no video) or "capacity" (too many viewers).
+    `code` is "camera_unavailable" (offline, no video), "capacity" (too many viewers)
+    or "mask_failed" (the camera's privacy masks could not be applied just now).
     """
 
     def __init__(self, message: str, retry_after: int, code: str = "camera_unavailable") -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.code = code
+
+
+class FeedFailure(NamedTuple):
+    """Feeds the hub ended because it cannot give them a picture; their sessions end
+    with `code` (e.g. "mask_failed") and `reason`, which is safe to show."""
+
+    camera_id: str
+    feeds: frozenset[ViewerFeed]
+    code: str
+    reason: str
 
 
 class CameraHub:
@@ -60,6 +76,12 @@ class CameraHub:
     - Frames go to every viewer's feed without waiting for any of them.
     - While viewers remain, a failed camera is reopened with capped exponential
       backoff; viewers stay joined and resume at the next keyframe.
+    - A camera with privacy masks is never passed through: every viewer gets a
+      shared encode of its masked pictures (pictures.py), the camera's own picture
+      ("original") or a rendition. `set_masks` changes them while viewers watch;
+      `lift_masks` shows one audience (a grant's viewers) the unmasked picture for
+      a while. When masks cannot be applied, the viewers' feeds end (FeedFailure,
+      `mask_failed`): no picture rather than an unmasked one.
     """
 
     def __init__(
@@ -77,10 +99,21 @@ class CameraHub:
         self.capacity = capacity or Capacity(relay.max_viewers)
         self.viewers: set[ViewerFeed] = set()  # every viewer, of the camera's own stream or not
         self._direct: set[ViewerFeed] = set()  # those who get the camera's own stream
-        # Derived encodes (e.g. VP8 for browsers without H.264), by spec name, each
-        # running while it has viewers.
-        self.renditions: dict[str, Rendition] = {}
-        self._rendition_of: dict[ViewerFeed, Rendition] = {}
+        # Where each viewer's frames come from: the camera's own stream (None), or a
+        # shared encode (e.g. VP8 for browsers without H.264; any of a masked camera).
+        self._source_of: dict[ViewerFeed, Rendition | None] = {}
+        # The camera decoded once for every derived encode, while one has viewers.
+        self._pictures: Pictures | None = None
+        self._original = original_picture(relay)  # a masked camera's own picture
+        self.masks: tuple[MaskSettings, ...] = camera.masks  # in force now
+        # This pull passes nothing through: masks were in force during it. (Viewers of
+        # an encode are not moved back to the camera's own stream, another profile.)
+        self._masked = False
+        self._audience_of: dict[ViewerFeed, Hashable] = {}  # e.g. the viewer's grant
+        self._lifts: dict[Hashable, asyncio.TimerHandle] = {}  # audiences seeing no masks
+        self._mask_failed: tuple[float, str] | None = None  # when, and why
+        # Told when feeds are ended for want of a picture, e.g. to end their sessions.
+        self.on_feed_failure: list[Callable[[FeedFailure], None]] = []
         self.info: StreamInfo | None = None
         self.state = "idle"  # idle, connecting, live, offline
         self.last_error: str | None = None
@@ -124,11 +157,20 @@ class CameraHub:
     def pulling(self) -> bool:
         return self._thread is not None
 
+    @property
+    def renditions(self) -> dict[str, Rendition]:
+        """The shared encodes running now, by name."""
+        pictures = self._pictures
+        return {r.name: r for r in pictures.renditions.values()} if pictures else {}
+
     def update(self, camera: CameraSettings) -> None:
         """New settings from the inventory. A pull that runs keeps its connection; the
-        next open (a new pull or a reconnect) uses the new source."""
+        next open (a new pull or a reconnect) uses the new source. New masks apply at once."""
+        old = self.camera
         self.camera = camera
         self._source.camera = camera
+        if camera.masks != old.masks:
+            self.set_masks(camera.masks)
 
     def retire(self) -> None:
         """The camera left the inventory: nobody new joins, and a viewer waiting for
@@ -137,9 +179,14 @@ class CameraHub:
         self.last_error = "camera was removed from the inventory"
         self._failed.set()
 
-    async def join(self, rendition: RenditionSpec | None = None) -> ViewerFeed:
+    async def join(
+        self, rendition: RenditionSpec | None = None, audience: Hashable = None
+    ) -> ViewerFeed:
         """Add a viewer of the camera's own stream, or of `rendition` (started for its
-        first viewer); wait until the camera delivers video it can be sent."""
+        first viewer); wait until the camera delivers video it can be sent.
+
+        `audience` (the viewer's grant) is who `lift_masks` names.
+        """
         if self.retired:
             raise CameraUnavailable(self.last_error or "camera was removed", retry_after=5)
         if self.state == "offline":
@@ -147,6 +194,15 @@ class CameraHub:
             raise CameraUnavailable(
                 self.last_error or "camera is offline", retry_after=max(1, round(self._backoff))
             )
+        if self._mask_failed is not None and (self.masks or self._masked):
+            failed_at, reason = self._mask_failed
+            wait = failed_at + MASK_RETRY_SECONDS - time.monotonic()
+            if wait > 0:
+                raise CameraUnavailable(
+                    f"the camera's privacy masks could not be applied: {reason}",
+                    retry_after=max(1, round(wait)),
+                    code=MASK_FAILED,
+                )
         if len(self.viewers) >= self.relay.max_viewers_per_camera:
             raise CameraUnavailable(
                 f"camera has its maximum of {self.relay.max_viewers_per_camera} viewers",
@@ -157,11 +213,13 @@ class CameraHub:
         self._cancel_linger()
         if self._thread is None:
             self._start_pull()
-        if rendition is None:
-            feed = ViewerFeed(self.camera.id, self.relay.viewer_queue_frames, self._catch_up)
-            self._direct.add(feed)
-        else:
-            feed = self._join_rendition(rendition)
+        feed: ViewerFeed
+        feed = ViewerFeed(
+            self.camera.id, self.relay.viewer_queue_frames, lambda: self._catch_up_for(feed)
+        )
+        if audience is not None:
+            self._audience_of[feed] = audience
+        self._route(feed, rendition or (self._original if self._masked else None))
         self.viewers.add(feed)
         if self.info is None:
             self._failed.clear()
@@ -183,25 +241,57 @@ class CameraHub:
                 raise CameraUnavailable(reason, retry_after=max(1, round(self._backoff)))
         return feed
 
-    def _join_rendition(self, spec: RenditionSpec) -> ViewerFeed:
-        rendition = self.renditions.get(spec.name)
-        if rendition is None:
-            rendition = Rendition(self.camera.id, spec, self.relay.viewer_queue_frames)
-            self.renditions[spec.name] = rendition
-            rendition.start(list(self._gop))
-        feed = rendition.add_feed()
-        self._rendition_of[feed] = rendition
-        return feed
+    def _route(self, feed: ViewerFeed, spec: RenditionSpec | None) -> None:
+        """Feed `feed` from the camera's own stream (None) or the shared encode of
+        `spec` (masked, or lifted for the feed's audience). A feed that moves gets
+        nothing more from its old source and starts at the new one's next keyframe,
+        which is asked for now."""
+        old = self._source_of.get(feed, False)
+        if spec is None:
+            new = None
+            self._direct.add(feed)
+        else:
+            new = self._encodes().rendition(spec, self._lifted(feed))
+            new.feeds.add(feed)
+        self._source_of[feed] = new
+        if old is False or old is new:
+            return
+        if old is None:
+            self._direct.discard(feed)
+        else:
+            self._unfeed(feed, old)
+        feed.resync()
+        if new is not None:
+            new.ask_keyframe()
+
+    def _unfeed(self, feed: ViewerFeed, rendition: Rendition) -> None:
+        rendition.feeds.discard(feed)
+        pictures = self._pictures
+        if rendition.feeds or pictures is None:
+            return
+        pictures.drop(rendition)  # its last viewer: stop encoding
+        if not pictures.renditions:
+            pictures.stop()
+            self._pictures = None
+
+    def _encodes(self) -> Pictures:
+        """The camera's decoded pictures, started with the hub's GOP if need be."""
+        if self._pictures is None:
+            self._pictures = Pictures(self.camera.id, self.masks, self._on_mask_failed)
+            self._pictures.strict = self._masked
+            self._pictures.start(list(self._gop))
+        return self._pictures
+
+    def _lifted(self, feed: ViewerFeed) -> bool:
+        return self._masked and self._audience_of.get(feed) in self._lifts
 
     def leave(self, feed: ViewerFeed) -> None:
         feed.stop()
         self._direct.discard(feed)
-        rendition = self._rendition_of.pop(feed, None)
-        if rendition is not None:
-            rendition.remove_feed(feed)
-            if not rendition.feeds:  # its last viewer: stop encoding
-                rendition.stop()
-                self.renditions.pop(rendition.spec.name, None)
+        self._audience_of.pop(feed, None)
+        source = self._source_of.pop(feed, None)
+        if source is not None:
+            self._unfeed(feed, source)
         if feed in self.viewers:
             self.viewers.discard(feed)
             self.capacity.give_back()
@@ -217,10 +307,112 @@ class CameraHub:
             self._linger.cancel()
             self._linger = None
 
+    # --- privacy masks ------------------------------------------------------------
+
+    def set_masks(self, masks: Iterable[MaskSettings]) -> None:
+        """The camera's masks from now on (validated already: config.parse_masks).
+
+        Every picture decoded after this call has them, so they show within a frame
+        or two, and no viewer reconnects. Viewers of the camera's own stream move to
+        the masked encode of it at once (from its first keyframe).
+        """
+        self.masks = tuple(masks)
+        if self._pictures is not None:
+            self._pictures.set_masks(self.masks)
+        if self.masks and self.pulling and not self._masked:
+            self._masked = True
+            if self._pictures is not None:  # a new one is strict from the start
+                self._pictures.strict = True
+            if self.info is not None:
+                self.info = self._as_sent(self.info)
+            for feed in list(self._direct):
+                self._route(feed, self._original)
+            for audience in list(self._lifts):
+                self._reroute(audience)
+        log.info(
+            "camera %s: %d privacy masks in force",
+            self.camera.id,
+            len(self.masks),
+            extra=self._log_ids,
+        )
+
+    def lift_masks(self, audience: Hashable, seconds: float) -> None:
+        """For `seconds`, viewers of `audience` (a grant's) see the picture without
+        masks, now and if they join meanwhile; everyone else keeps the masked one.
+        Their picture moves to an unmasked shared encode at its next keyframe, and
+        back when the lift ends (`restore_masks`, or the time running out), without
+        a reconnect. A second lift of the same audience replaces the first."""
+        if (timer := self._lifts.pop(audience, None)) is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._lifts[audience] = loop.call_later(seconds, self.restore_masks, audience)
+        self._reroute(audience)
+        log.info(
+            "camera %s: masks lifted for %s for %g s",
+            self.camera.id,
+            audience,
+            seconds,
+            extra=self._log_ids,
+        )
+
+    def restore_masks(self, audience: Hashable) -> None:
+        """End a lift now: the audience's picture is masked again from the next frame."""
+        if (timer := self._lifts.pop(audience, None)) is None:
+            return
+        timer.cancel()
+        self._reroute(audience)
+        log.info("camera %s: masks restored for %s", self.camera.id, audience, extra=self._log_ids)
+
+    @property
+    def lifted_for(self) -> frozenset[Hashable]:
+        """The audiences whose masks are lifted now."""
+        return frozenset(self._lifts)
+
+    def _reroute(self, audience: Hashable) -> None:
+        for feed, source in list(self._source_of.items()):
+            if (
+                source is not None
+                and self._audience_of.get(feed) == audience
+                and source.lifted != self._lifted(feed)
+            ):
+                self._route(feed, source.spec)
+
+    def _on_mask_failed(self, pictures: Pictures, reason: str) -> None:
+        """The masks cannot be applied: the feeds of every encode end now, and whoever
+        holds their sessions is told (FeedFailure)."""
+        if pictures is not self._pictures:
+            return
+        self._pictures = None
+        pictures.stop()
+        feeds = frozenset(f for r in pictures.renditions.values() for f in r.feeds)
+        for feed in feeds:
+            feed.stop()
+            self._source_of.pop(feed, None)
+        self._mask_failed = (time.monotonic(), reason)
+        log.error(
+            "camera %s: privacy masks could not be applied (%s); %d viewers get no picture",
+            self.camera.id,
+            reason,
+            len(feeds),
+            extra=self._log_ids,
+        )
+        failure = FeedFailure(
+            self.camera.id, feeds, MASK_FAILED, f"the privacy masks could not be applied: {reason}"
+        )
+        for listener in self.on_feed_failure:
+            listener(failure)
+
+    def _as_sent(self, info: StreamInfo) -> StreamInfo:
+        """The stream as viewers of the camera's own picture receive it."""
+        if not self._masked:
+            return info
+        return replace(info, mode="masked", profile_level_id=self._original.profile_level_id)
+
     # --- the pull, in a worker thread ---------------------------------------
 
     def _start_pull(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._masked = bool(self.masks)
         self.watch.start()
         self._stop = threading.Event()
         self._backoff = self.relay.reconnect_initial_seconds
@@ -238,6 +430,9 @@ class CameraHub:
             self._stop.set()
         self.info = None
         self._gop = []
+        if self._pictures is not None:
+            self._pictures.stop()
+            self._pictures = None
         self._ready.clear()
         self._set_state("idle")
         if thread is not None:
@@ -323,15 +518,15 @@ class CameraHub:
     def _on_info(self, info: StreamInfo) -> None:
         if self.info is not None:
             self.reconnects += 1
-        self.info = info
+        info = self.info = self._as_sent(info)
         self.last_error = None
         self._set_state("live")
         self._pts_offset = None  # a new connection starts a new source clock
         self._gop = []
         for feed in self._direct:
             feed.resync()
-        for rendition in self.renditions.values():
-            rendition.resync()
+        if self._pictures is not None:
+            self._pictures.resync()
         self._ready.set()
         log.info(
             "camera %s: live, %s %dx%d, H.264 %s",
@@ -374,10 +569,20 @@ class CameraHub:
             self._gop.append(packet)
         else:
             self._gop = []  # a GOP too long to keep: newcomers wait for a keyframe
-        for feed in self._direct:
-            feed.offer(packet)
-        for rendition in self.renditions.values():
-            rendition.offer(packet)
+        fan_out(packet, self._direct)  # none while the camera is masked
+        if self._pictures is not None:
+            self._pictures.offer(packet)
+
+    def _catch_up_for(self, feed: ViewerFeed) -> list[av.Packet]:
+        """What a viewer whose picture starts now gets first: the camera's current GOP
+        (`_catch_up`), or, from a shared encode (any viewer of a masked camera), none
+        of the camera's own frames: the encode makes a keyframe for it instead."""
+        source = self._source_of.get(feed)
+        if source is not None:
+            return source.ask_keyframe()
+        if self._masked or feed not in self._direct:
+            return []
+        return self._catch_up()
 
     def _catch_up(self) -> list[av.Packet]:
         """The current GOP for a viewer starting now, replayed without a fast-forward.
@@ -394,6 +599,7 @@ class CameraHub:
             packet.pts = last - (len(frames) - 1 - i) * CATCH_UP_SPACING
             packet.time_base = VIDEO_TIME_BASE
             packet.is_keyframe = frame.is_keyframe
+            packet.opaque = Replayed(frame)  # senders share what they made of the frame
             replay.append(packet)
         return replay
 
@@ -414,6 +620,9 @@ class CameraHub:
     async def close(self) -> None:
         for feed in list(self.viewers):
             self.leave(feed)
+        for timer in self._lifts.values():
+            timer.cancel()
+        self._lifts.clear()
         self._cancel_linger()
         thread = self._stop_pull()
         if self._own_watch:
@@ -466,6 +675,8 @@ class CameraHubs:
         self.watch = LoopWatch()  # one event loop for every hub
         # Told of every hub's change of state, the hubs of a later inventory too.
         self.on_state_change: list[Callable[[CameraHub], None]] = []
+        # Told of feeds any hub ended for want of a picture (FeedFailure).
+        self.on_feed_failure: list[Callable[[FeedFailure], None]] = []
         self._hubs: dict[str, CameraHub] = {}
         for camera in cameras:
             self._add(camera)
@@ -473,6 +684,7 @@ class CameraHubs:
     def _add(self, camera: CameraSettings) -> None:
         hub = CameraHub(camera, self.relay, self.capacity, self.police_api, self.watch)
         hub.on_state_change = self.on_state_change
+        hub.on_feed_failure = self.on_feed_failure
         self._hubs[camera.id] = hub
 
     def compare(self, cameras: Iterable[CameraSettings]) -> InventoryChange:

@@ -10,6 +10,7 @@ at its deadlines.
 from .candidates import CandidatePolicy
 from .offer import BadOffer, parse_offer
 from .registry import (
+    EMERGENCY_ENDED,
     NOT_RECORDED,
     SHUTDOWN,
     SIGN_IN_EXPIRED,
@@ -36,6 +37,7 @@ from .turn import TurnCredential, TurnServers
 
 __all__ = [
     "CONNECTION_LOST",
+    "EMERGENCY_ENDED",
     "MEDIA_FAILED",
     "NEVER_CONNECTED",
     "NOT_RECORDED",

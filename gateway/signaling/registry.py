@@ -38,6 +38,8 @@ VIEWER_LEFT = Ending("viewer_left", "viewer left")
 SHUTDOWN = Ending("shutdown", "gateway shutdown")
 NOT_RECORDED = Ending("not_recorded", "not recorded")
 WINDOW_ENDED = Ending("grant_ended", "grant ended")
+# A session admitted by emergency access (要點第五條) ends with it.
+EMERGENCY_ENDED = Ending("emergency_ended", "emergency access ended")
 SIGN_IN_EXPIRED = Ending("token_expired", "sign-in expired")
 
 
@@ -298,7 +300,8 @@ class SessionRegistry:
 
     @staticmethod
     def _ends(session: ViewerSession) -> list[tuple[datetime | None, Ending]]:
-        return [(session.window_ends_at, WINDOW_ENDED), (session.signed_in_until, SIGN_IN_EXPIRED)]
+        window = EMERGENCY_ENDED if session.viewer.emergency_id is not None else WINDOW_ENDED
+        return [(session.window_ends_at, window), (session.signed_in_until, SIGN_IN_EXPIRED)]
 
     async def trickle(self, session: ViewerSession, fragment: str, by: str, remote: str) -> int:
         """Add a viewer's trickled candidates. Raises ValueError (malformed) and

@@ -170,6 +170,7 @@ class ViewerSession:
             "camera_id": self.camera_id,
             "project": self.viewer.project,
             "grant_id": self.viewer.grant_id,
+            "emergency_id": self.viewer.emergency_id,
             "started_at": self.started_at.isoformat(),
             "remote": self.remote,
             "bytes_sent": self.bytes_sent,
@@ -197,6 +198,7 @@ class ViewerSession:
         the camera's shared encode of it, in VP8 for a viewer without H.264.
         """
         requested = time.monotonic()
+        audience = viewer.grant_id  # whose masks CameraHub.lift_masks may lift
         h264_offered, vp8_offered = offers_h264(offer), offers_vp8(offer)
         if not (h264_offered or vp8_offered):
             raise BadOffer(
@@ -214,10 +216,11 @@ class ViewerSession:
                     if not vp8_offered:
                         raise
             feed = await hub.join(
-                rendition if profile_level_id is not None else rendition.with_codec("vp8")
+                rendition if profile_level_id is not None else rendition.with_codec("vp8"),
+                audience,
             )
         else:
-            feed = await hub.join(None if h264_offered else options.vp8)
+            feed = await hub.join(None if h264_offered else options.vp8, audience)
         if h264_offered and rendition is None:
             assert hub.info is not None
             try:
@@ -228,7 +231,7 @@ class ViewerSession:
                 hub.leave(feed)
                 if not vp8_offered:
                     raise
-                feed = await hub.join(options.vp8)  # the camera is live: this is quick
+                feed = await hub.join(options.vp8, audience)  # the camera is live: quick
         turn = options.turn.issue(viewer.ends_at) if options.turn is not None else None
         pc = RTCPeerConnection(options.configuration_with(turn))
         session = cls(hub, feed, pc, remote, viewer, session_id)

@@ -38,14 +38,42 @@ ACCESS_DENIED = "access_denied"  # a view request was refused (no grant, unknown
 SESSION_RENEWED = "session_renewed"  # the same account signed in again for its session
 SESSION_REVOKED = "session_revoked"  # an administrator or grant expiry ended a session
 SESSION_ICE = "session_ice"  # a viewer trickled ICE candidates to its session (WHEP PATCH)
-GRANT_CREATED = "grant_created"
+GRANT_CREATED = "grant_created"  # detail: pending, when it waits for approval
 GRANT_UPDATED = "grant_updated"
 GRANT_REVOKED = "grant_revoked"
-GRANT_EVENTS = (GRANT_CREATED, GRANT_UPDATED, GRANT_REVOKED)  # detail: grant_hash (the grant after)
+GRANT_CHANGE_REQUESTED = "grant_change_requested"  # a widening change waits for approval
+GRANT_APPROVED = "grant_approved"  # a second person approved; detail: asked_by, changes
+GRANT_DECLINED = "grant_declined"  # what waited was turned down
+# detail: grant_hash (the grant after)
+GRANT_EVENTS = (
+    GRANT_CREATED,
+    GRANT_UPDATED,
+    GRANT_REVOKED,
+    GRANT_CHANGE_REQUESTED,
+    GRANT_APPROVED,
+    GRANT_DECLINED,
+)
+# The police's consents; detail: authorization_id, authorization_hash (as it is after).
+AUTHORIZATION_RECORDED = "authorization_recorded"  # by a liaison, or entered for one
+AUTHORIZATION_CONFIRMED = "authorization_confirmed"
+AUTHORIZATION_WITHDRAWN = "authorization_withdrawn"  # every grant under it ends
+AUTHORIZATION_ADOPTED = "authorization_adopted"  # made from old grants' reference
+AUTHORIZATION_EVENTS = (
+    AUTHORIZATION_RECORDED,
+    AUTHORIZATION_CONFIRMED,
+    AUTHORIZATION_WITHDRAWN,
+    AUTHORIZATION_ADOPTED,
+)
+# Emergency access (要點第五條); detail: emergency_id, emergency_hash.
+EMERGENCY_ACCESS = "emergency_access"  # opened, with the danger in words
+EMERGENCY_ENDED = "emergency_ended"  # ended early, by a liaison or an administrator
+EMERGENCY_REVIEWED = "emergency_reviewed"  # justified or not, with a note
+EMERGENCY_EVENTS = (EMERGENCY_ACCESS, EMERGENCY_ENDED, EMERGENCY_REVIEWED)
 TOKEN_REJECTED = "token_rejected"  # a bad, expired or missing JWT
 # An administrator read live sessions or the audit log (JSON or a CSV export);
 # detail: what, format, filters, rows.
 ADMIN_READ = "admin_read"
+REPORT_READ = "report_read"  # the governance report was made; detail: period, project, format
 AUDIT_PRUNED = "audit_pruned"  # old rows were deleted; detail: through_seq, rows, anchor_hash
 INVENTORY_RELOADED = "inventory_reloaded"  # detail: added, removed, changed, cameras, via
 INVENTORY_REFUSED = "inventory_refused"  # an invalid inventory; detail: error, via
@@ -351,14 +379,20 @@ class AuditLog:
             if not checked.ok:
                 raise AuditWriteError(f"refusing to prune a damaged audit log: {checked.problem}")
             last = cur.execute("SELECT hash FROM audit WHERE seq = ?", (through,)).fetchone()
-            # Grants whose last audited change goes now: their hash moves into the prune
-            # record, so verify can still compare them (grants are kept for ever).
-            kept = audited_grants(cur, after_seq=through)
-            carried = {
-                str(grant_id): recorded
-                for grant_id, (_, recorded) in audited_grants(cur, through_seq=through).items()
-                if grant_id not in kept
-            }
+            # Records whose last audited change goes now: their hash moves into the prune
+            # record, so verify can still compare them (records are kept for ever).
+            carried: dict[str, dict[str, str | None]] = {}
+            for kind, (_, _, _, carried_key) in RECORD_KINDS.items():
+                kept = audited_records(cur, kind, after_seq=through)
+                hashes = {
+                    str(record_id): recorded
+                    for record_id, (_, recorded) in audited_records(
+                        cur, kind, through_seq=through
+                    ).items()
+                    if record_id not in kept
+                }
+                if hashes:
+                    carried[carried_key] = hashes
             # The delete trigger lets through only rows covered by audit_pruning.
             cur.execute("INSERT INTO audit_pruning (through_seq) VALUES (?)", (through,))
             rows = cur.execute("DELETE FROM audit WHERE seq <= ?", (through,)).rowcount
@@ -373,8 +407,7 @@ class AuditLog:
                 "rows": rows,
                 "anchor_hash": last["hash"],
             }
-            if carried:
-                record["grant_hashes"] = carried
+            record.update(carried)
             self._append(cur, fields, _dumps(record))
         return rows
 
@@ -476,13 +509,37 @@ def _check_types(fields: Mapping[str, Any]) -> None:
         raise TypeError("grant_id must be an int or None")
 
 
+# Each kind of audited record: its events, where a row names the record (a column,
+# or a detail key), the detail key of the record's content hash, and the key a prune
+# record carries the hashes of the records whose last audited change it deletes.
+RECORD_KINDS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
+    "grant": (GRANT_EVENTS, "grant_id", "grant_hash", "grant_hashes"),
+    "authorization": (
+        AUTHORIZATION_EVENTS,
+        "authorization_id",
+        "authorization_hash",
+        "authorization_hashes",
+    ),
+    "emergency": (EMERGENCY_EVENTS, "emergency_id", "emergency_hash", "emergency_hashes"),
+}
+
+
 def audited_grants(
     cur: Cursor, *, after_seq: int = 0, through_seq: int | None = None
 ) -> dict[int, tuple[int, str | None]]:
     """Grant id -> (the row that last recorded it, the grant hash it recorded, or None
     for a change audited before hashes were kept), over rows after_seq < seq <= through_seq."""
-    sql = "SELECT seq, event, grant_id, detail FROM audit WHERE event IN (?, ?, ?, ?) AND seq > ?"
-    params: list[Any] = [*GRANT_EVENTS, AUDIT_PRUNED, after_seq]
+    return audited_records(cur, "grant", after_seq=after_seq, through_seq=through_seq)
+
+
+def audited_records(
+    cur: Cursor, kind: str, *, after_seq: int = 0, through_seq: int | None = None
+) -> dict[int, tuple[int, str | None]]:
+    """As `audited_grants`, for any kind of RECORD_KINDS."""
+    kinds, id_key, hash_key, carried_key = RECORD_KINDS[kind]
+    marks = ", ".join("?" * (len(kinds) + 1))
+    sql = f"SELECT seq, event, grant_id, detail FROM audit WHERE event IN ({marks}) AND seq > ?"
+    params: list[Any] = [*kinds, AUDIT_PRUNED, after_seq]
     if through_seq is not None:
         sql += " AND seq <= ?"
         params.append(through_seq)
@@ -490,11 +547,13 @@ def audited_grants(
     for row in cur.execute(sql + " ORDER BY seq", params).fetchall():
         detail = _decode_detail(row["detail"])
         if row["event"] == AUDIT_PRUNED:
-            carried = detail.get("grant_hashes")
+            carried = detail.get(carried_key)
             for key, value in carried.items() if isinstance(carried, dict) else ():
                 if key.isdigit():
                     audited[int(key)] = (row["seq"], value if isinstance(value, str) else None)
-        elif row["grant_id"] is not None:
-            value = detail.get("grant_hash")
-            audited[row["grant_id"]] = (row["seq"], value if isinstance(value, str) else None)
+            continue
+        record_id = row["grant_id"] if id_key == "grant_id" else detail.get(id_key)
+        if isinstance(record_id, int) and not isinstance(record_id, bool):
+            value = detail.get(hash_key)
+            audited[record_id] = (row["seq"], value if isinstance(value, str) else None)
     return audited

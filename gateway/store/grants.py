@@ -8,6 +8,7 @@ fixed-width ISO 8601 UTC text.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -15,16 +16,21 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.access.authorizations import Authorization
 from gateway.access.grants import (
     ACCOUNT_MAX,
-    AUTHORIZATION_REF_MAX,
+    NOTHING_PENDING,
     PROJECT_MAX,
     PURPOSE_MAX,
     REASON_MAX,
+    SELF_APPROVAL,
+    Approval,
     Grant,
     GrantInvalid,
     PreviousAuthorization,
+    RuleBroken,
     cameras_of,
+    change_of,
     changed,
     check_window,
     members_of,
@@ -34,7 +40,9 @@ from gateway.access.grants import (
     text_field,
 )
 
+from .authorizations import AuthorizationNotFound, AuthorizationStore
 from .database import Connection
+from .emergencies import EmergencyStore
 
 
 class GrantNotFound(LookupError):
@@ -53,12 +61,21 @@ class GrantStore:
             raise ValueError("max_days must be a positive number")
         self.db = db
         self.camera_ids = frozenset(camera_ids)
+        self.districts: dict[str, str] = {}  # camera id -> district, for district scopes
         self.max_days = max_days
         self.clock = clock
+        # The police's consents and emergency accesses, in the same database and
+        # the same transactions as the grants they bound.
+        self.authorizations = AuthorizationStore(db, lambda: self.clock())
+        self.emergencies = EmergencyStore(db, lambda: self.clock())
 
-    def set_camera_ids(self, camera_ids: Iterable[str]) -> None:
+    def set_camera_ids(
+        self, camera_ids: Iterable[str], districts: dict[str, str] | None = None
+    ) -> None:
         """The cameras a grant may name from now on: they follow the inventory."""
         self.camera_ids = frozenset(camera_ids)
+        if districts is not None:
+            self.districts = districts
 
     # -- writes: one BEGIN IMMEDIATE transaction each ------------------------------
 
@@ -67,38 +84,47 @@ class GrantStore:
         *,
         project: str,
         purpose: str,
-        authorization_ref: str,
         members: Iterable[str],
         cameras: Iterable[str],
         starts_at: datetime | str,
         ends_at: datetime | str,
         created_by: str,
+        authorization_id: int | None = None,
+        authorization_ref: str | None = None,
+        pending: bool = False,
     ) -> Grant:
+        """A grant under a police authorization (by id, or by its reference: see
+        `authorization_named`), inside its scope and validity. `pending`: it waits
+        for a second person's approval (`approve`)."""
         project = text_field("project", project, PROJECT_MAX, single_line=True, name=True)
         purpose = text_field("purpose", purpose, PURPOSE_MAX)
-        authorization_ref = text_field(
-            "authorization_ref", authorization_ref, AUTHORIZATION_REF_MAX, single_line=True
-        )
         member_set = members_of(members)
         camera_set = self._cameras(cameras)
         start = moment("starts_at", starts_at)
         end = moment("ends_at", ends_at)
         self._check_window(start, end)
         created_by = text_field("created_by", created_by, ACCOUNT_MAX, single_line=True)
-        now = stamp(self.clock())
+        now = self.clock()
+        approval = Approval("new", (created_by,), now) if pending else None
         with self._write():
+            named = {"authorization_id": authorization_id, "authorization_ref": authorization_ref}
+            authorization = self._authorization(self.authorization_named(named))
+            self._check_fits(authorization, camera_set, start, end)
             cur = self.db.execute(
                 "INSERT INTO grants (project, purpose, authorization_ref, starts_at, ends_at,"
-                " created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " created_by, created_at, updated_at, authorization_id, approval)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     project,
                     purpose,
-                    authorization_ref,
+                    authorization.reference,
                     stamp(start),
                     stamp(end),
                     created_by,
-                    now,
-                    now,
+                    stamp(now),
+                    stamp(now),
+                    authorization.id,
+                    approval.stored() if approval else None,
                 ),
             )
             grant_id = cur.fetchone()[0]
@@ -110,59 +136,100 @@ class GrantStore:
         grant_id: int,
         *,
         by: str,
+        needs_approval: bool = False,
         members: Iterable[str] | None = None,
         cameras: Iterable[str] | None = None,
         starts_at: datetime | str | None = None,
         ends_at: datetime | str | None = None,
         purpose: str | None = None,
+        authorization_id: int | None = None,
         authorization_ref: str | None = None,
     ) -> tuple[Grant, Grant]:
         """Change the given fields; returns (before, after). Sets are replaced, not merged.
 
-        A window that grows (starts earlier or ends later, which includes reviving an
-        ended grant) needs a new `authorization_ref` in the same call. A replaced
-        reference is kept in the grant's `previous_authorizations`.
+        The result must stay inside its police authorization (`authorization_id` moves
+        it under another one; the old reference is kept). With `needs_approval`, a
+        change that widens (more members or cameras, an earlier start, a later end,
+        another authorization) waits for a second person: what narrows takes effect
+        now, the rest is kept in the grant's `approval`. A grant still waiting for its
+        first approval just changes, and whoever changed it cannot approve it.
         """
         # Who is accountable; the caller audits it.
         by = text_field("by", by, ACCOUNT_MAX, single_line=True)
         with self._write():
-            # Read inside the transaction so the window check sees what we overwrite.
+            if authorization_ref is not None:
+                authorization_id = self.authorization_named(
+                    {"authorization_ref": authorization_ref}
+                )
+            # Read inside the transaction so the checks see what we overwrite.
             before = self._get(grant_id)
-            after = changed(
+            after = self._changed(
                 before,
-                known_cameras=self.camera_ids,
-                max_days=self.max_days,
-                now=self.clock(),
+                by,
                 members=members,
                 cameras=cameras,
                 starts_at=starts_at,
                 ends_at=ends_at,
                 purpose=purpose,
-                authorization_ref=authorization_ref,
-                by=by,
+                authorization_id=authorization_id,
             )
             if after is before:
                 return before, before
-            if after.authorization_ref != before.authorization_ref:
-                replaced = after.previous_authorizations[-1]
-                self.db.execute(
-                    "INSERT INTO grant_authorizations"
-                    " (grant_id, authorization_ref, replaced_at, replaced_by) VALUES (?, ?, ?, ?)",
-                    (grant_id, replaced.authorization_ref, stamp(replaced.replaced_at), by),
+            waiting = before.approval
+            if waiting is not None and waiting.kind == "new":
+                after = dataclasses.replace(after, approval=waiting.by_also(by))
+            elif needs_approval and before.widening(after):
+                change = change_of(before, after)
+                after = dataclasses.replace(
+                    before.narrowed_toward(after),
+                    approval=Approval("change", (by,), self.clock(), change),
+                    updated_at=self.clock(),
                 )
-            self.db.execute(
-                "UPDATE grants SET purpose = ?, authorization_ref = ?, starts_at = ?, ends_at = ?,"
-                " updated_at = ? WHERE id = ?",
-                (
-                    after.purpose,
-                    after.authorization_ref,
-                    stamp(after.starts_at),
-                    stamp(after.ends_at),
-                    stamp(after.updated_at),
-                    grant_id,
-                ),
+            self._write_grant(before, after, by)
+            return before, self._get(grant_id)
+
+    def approve(self, grant_id: int, *, by: str) -> tuple[Grant, Grant]:
+        """A second person approves what waits: the grant opens, or its change takes
+        effect (checked again against the grant and its authorization as they are now)."""
+        by = text_field("by", by, ACCOUNT_MAX, single_line=True)
+        with self._write():
+            before = self._get(grant_id)
+            waiting = before.approval
+            if waiting is None or before.revoked_at is not None:
+                raise RuleBroken(NOTHING_PENDING, "grant", "nothing waits for approval")
+            if by in waiting.asked_by:
+                raise RuleBroken(
+                    SELF_APPROVAL, "grant", "who asked for or changed this cannot approve it"
+                )
+            after = before
+            if waiting.kind == "change":
+                after = self._changed(before, by, **waiting.change)
+            else:
+                self._check_fits(
+                    self._authorization(before.authorization_id),
+                    before.cameras,
+                    before.starts_at,
+                    before.ends_at,
+                )
+            now = self.clock()
+            after = dataclasses.replace(
+                after, approval=None, approved_by=by, approved_at=now, updated_at=now
             )
-            self._replace_sets(grant_id, after.members, after.cameras)
+            self._write_grant(before, after, by)
+            return before, self._get(grant_id)
+
+    def decline(self, grant_id: int, *, by: str, reason: str) -> tuple[Grant, Grant]:
+        """What waits is turned down: a new grant is revoked, a change dropped."""
+        by = text_field("by", by, ACCOUNT_MAX, single_line=True)
+        reason = text_field("reason", reason, REASON_MAX)
+        with self._write():
+            before = self._get(grant_id)
+            if before.approval is None or before.revoked_at is not None:
+                raise RuleBroken(NOTHING_PENDING, "grant", "nothing waits for approval")
+            if before.approval.kind == "new":
+                return before, self.revoke(grant_id, by=by, reason=reason)
+            after = dataclasses.replace(before, approval=None, updated_at=self.clock())
+            self._write_grant(before, after, by)
             return before, self._get(grant_id)
 
     def revoke(self, grant_id: int, *, by: str, reason: str) -> Grant:
@@ -177,6 +244,116 @@ class GrantStore:
                 (now := stamp(self.clock()), by, reason, now, grant_id),
             )
             return self._get(grant_id)
+
+    def under(self, authorization_id: int) -> builtins.list[Grant]:
+        """The grants an authorization covers, newest first."""
+        with self._read():
+            return self._load(
+                self.db.execute(
+                    "SELECT * FROM grants WHERE authorization_id = ? ORDER BY id DESC",
+                    (authorization_id,),
+                )
+            )
+
+    def unadopted(self) -> builtins.list[Grant]:
+        """Grants made before authorizations were records (no authorization yet)."""
+        with self._read():
+            return self._load(
+                self.db.execute("SELECT * FROM grants WHERE authorization_id IS NULL ORDER BY id")
+            )
+
+    def adopt(self, grant_id: int, authorization: Authorization) -> Grant:
+        """Link an old grant to the authorization made from its reference."""
+        self.db.execute(
+            "UPDATE grants SET authorization_id = ? WHERE id = ? AND authorization_id IS NULL",
+            (authorization.id, grant_id),
+        )
+        return self._get(grant_id)
+
+    def _changed(self, before: Grant, by: str, **fields: Any) -> Grant:
+        authorization_id = fields.pop("authorization_id", None)
+        target = None
+        if authorization_id is not None and authorization_id != before.authorization_id:
+            target = self._authorization(authorization_id)
+        after = changed(
+            before,
+            known_cameras=self.camera_ids,
+            max_days=self.max_days,
+            now=self.clock(),
+            authorization=(target.id, target.reference) if target else None,
+            by=by,
+            **fields,
+        )
+        if after is not before:
+            authorization = target or self._authorization(after.authorization_id)
+            self._check_fits(authorization, after.cameras, after.starts_at, after.ends_at)
+        return after
+
+    def authorization_named(self, fields: dict[str, Any]) -> int:
+        """The authorization a request names: `authorization_id`, or its reference
+        `authorization_ref` (of several with one reference, the newest still in
+        force). Pops both from `fields`."""
+        authorization_id = fields.pop("authorization_id", None)
+        reference = fields.pop("authorization_ref", None)
+        if authorization_id is not None:
+            if not isinstance(authorization_id, int) or isinstance(authorization_id, bool):
+                raise GrantInvalid("authorization_id", "must be a police authorization's id")
+            return authorization_id
+        if reference is None:
+            raise GrantInvalid("authorization_id", "name the police authorization")
+        if not isinstance(reference, str) or not reference.strip():
+            raise GrantInvalid("authorization_ref", "is required")
+        now = self.clock()
+        with self._read():
+            found = self.authorizations.by_reference(reference.strip())
+        current = [a for a in found if a.status(now) in ("confirmed", "unconfirmed")]
+        if not (current or found):
+            raise GrantInvalid(
+                "authorization_ref",
+                "no police authorization has this reference; a liaison records it first",
+            )
+        return (current or found)[0].id
+
+    def _authorization(self, authorization_id: int | None) -> Authorization:
+        try:
+            if authorization_id is None:
+                raise AuthorizationNotFound("none")
+            return self.authorizations.get(authorization_id)
+        except AuthorizationNotFound:
+            raise GrantInvalid("authorization_id", "no such police authorization") from None
+
+    def _check_fits(
+        self, authorization: Authorization, cameras: frozenset[str], start: datetime, end: datetime
+    ) -> None:
+        if problem := authorization.outside(cameras, start, end, self.districts, self.clock()):
+            raise problem
+
+    def _write_grant(self, before: Grant, after: Grant, by: str) -> None:
+        if after.authorization_ref != before.authorization_ref:
+            replaced = after.previous_authorizations[-1]
+            self.db.execute(
+                "INSERT INTO grant_authorizations"
+                " (grant_id, authorization_ref, replaced_at, replaced_by) VALUES (?, ?, ?, ?)",
+                (before.id, replaced.authorization_ref, stamp(replaced.replaced_at), by),
+            )
+        self.db.execute(
+            "UPDATE grants SET purpose = ?, authorization_ref = ?, authorization_id = ?,"
+            " starts_at = ?, ends_at = ?, updated_at = ?, approval = ?, approved_by = ?,"
+            " approved_at = ? WHERE id = ?",
+            (
+                after.purpose,
+                after.authorization_ref,
+                after.authorization_id,
+                stamp(after.starts_at),
+                stamp(after.ends_at),
+                stamp(after.updated_at),
+                after.approval.stored() if after.approval else None,
+                after.approved_by,
+                stamp(after.approved_at) if after.approved_at else None,
+                before.id,
+            ),
+        )
+        self._replace_sets(before.id, after.members, after.cameras)
 
     # -- reads: always from the database ------------------------------------------
 
@@ -210,7 +387,7 @@ class GrantStore:
         if include_ended:
             return grants
         now = self.clock()
-        return [g for g in grants if g.status(now) in ("pending", "active")]
+        return [g for g in grants if g.status(now) in ("pending", "scheduled", "active")]
 
     def active_for(self, account: str, now: datetime | None = None) -> builtins.list[Grant]:
         """Active grants naming `account`, newest first."""
@@ -310,9 +487,20 @@ class GrantStore:
 def load_grants(cur: Any, rows: Iterable[Any], *, with_history: bool = True) -> list[Grant]:
     """Grants from their `grants` rows, with members, cameras and earlier references
     read through `cur` (a cursor whose rows answer by name). `with_history=False`
-    reads a database made before grant_authorizations existed (schema version 1)."""
+    reads a database made before grant_authorizations existed (schema version 1); a
+    row without the columns of schema version 5 has no authorization or approval."""
     grants = []
+    withdrawn: set[int] | None = None
     for row in rows:
+        columns = row.keys()
+        consent = "authorization_id" in columns
+        if consent and withdrawn is None:
+            withdrawn = {
+                r[0]
+                for r in cur.execute(
+                    "SELECT id FROM authorizations WHERE state = 'withdrawn'"
+                ).fetchall()
+            }
         grant_id = row["id"]
         members = cur.execute(
             "SELECT account FROM grant_members WHERE grant_id = ?", (grant_id,)
@@ -348,6 +536,13 @@ def load_grants(cur: Any, rows: Iterable[Any], *, with_history: bool = True) -> 
                 previous_authorizations=tuple(
                     PreviousAuthorization(r[0], parse_stored(r[1]), r[2]) for r in previous
                 ),
+                authorization_id=row["authorization_id"] if consent else None,
+                approval=Approval.from_stored(row["approval"]) if consent else None,
+                approved_by=row["approved_by"] if consent else None,
+                approved_at=parse_stored(row["approved_at"])
+                if consent and row["approved_at"]
+                else None,
+                withdrawn=consent and row["authorization_id"] in (withdrawn or set()),
             )
         )
     return grants

@@ -4,9 +4,9 @@ Each entry of MIGRATIONS moves a database's schema version up by one, in a
 transaction of its own. Its SQL is common to both dialects; the words that differ
 between them are `{placeholders}`, filled from one table, DIALECTS. A migration may
 concern one dialect only: the cluster's tables exist only in PostgreSQL, so a
-SQLite file stops at the last migration that concerns it (2) and a PostgreSQL
-database goes on (5). database.py and postgres.py run the migrations and keep each
-dialect's version (`PRAGMA user_version`; the `gateway_schema` table).
+SQLite file skips the migrations that do not concern it (3, 4 and 6). database.py and
+postgres.py run the migrations and keep each dialect's version (`PRAGMA
+user_version`; the `gateway_schema` table).
 
 Existing databases depend on this text: a migration that has run is never edited,
 and a change to the schema is a new migration at the end.
@@ -189,7 +189,60 @@ MIGRATIONS: list[Migration] = [
     ),
     # 4: where each node is reached, so revocations can go straight to it.
     Migration("ALTER TABLE cluster_nodes ADD COLUMN address TEXT;", dialects=(POSTGRESQL,)),
-    # 5: event-stream tickets from issue to use, with their account, so an account's
+    # 5: the chain of consent. Police authorizations as records (their scope by
+    # camera or district), the grant each one covers and what waits for approval,
+    # and emergency accesses with their reviews. Grants made before keep a NULL
+    # authorization_id until the gateway starts and adopts their references
+    # (store/authorizations.py, audited).
+    Migration("""
+    CREATE TABLE authorizations (
+        id {identity},
+        reference TEXT NOT NULL,          -- the consent document's number
+        starts_at TEXT NOT NULL,          -- validity, ISO 8601 UTC
+        ends_at TEXT NOT NULL,
+        purpose_class TEXT,               -- legal_duty, imminent_danger; NULL: adopted
+        note TEXT NOT NULL,
+        entered_by TEXT NOT NULL,
+        entered_at TEXT NOT NULL,
+        state TEXT NOT NULL,              -- unconfirmed, confirmed, withdrawn
+        on_behalf_of TEXT,
+        confirmed_by TEXT,
+        confirmed_at TEXT,
+        withdrawn_by TEXT,
+        withdrawn_at TEXT,
+        withdraw_reason TEXT
+    );
+    CREATE INDEX authorizations_reference ON authorizations(reference);
+    CREATE TABLE authorization_scope (
+        authorization_id {integer} NOT NULL REFERENCES authorizations(id),
+        kind TEXT NOT NULL,               -- camera or district
+        name TEXT NOT NULL,
+        PRIMARY KEY (authorization_id, kind, name)
+    );
+    ALTER TABLE grants ADD COLUMN authorization_id {integer} REFERENCES authorizations(id);
+    ALTER TABLE grants ADD COLUMN approval TEXT;     -- JSON: what waits for approval
+    ALTER TABLE grants ADD COLUMN approved_by TEXT;
+    ALTER TABLE grants ADD COLUMN approved_at TEXT;
+    CREATE INDEX grants_authorization ON grants(authorization_id);
+    CREATE TABLE emergencies (
+        id {identity},
+        account TEXT NOT NULL,
+        camera_id TEXT NOT NULL,
+        danger TEXT NOT NULL,             -- in the account's own words
+        remote TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        ended_at TEXT,
+        ended_by TEXT,
+        end_reason TEXT,
+        justified INTEGER,                -- the review: 1, 0, NULL until reviewed
+        reviewed_by TEXT,
+        reviewed_at TEXT,
+        review_note TEXT
+    );
+    CREATE INDEX emergencies_account ON emergencies(account);
+    """),
+    # 6: event-stream tickets from issue to use, with their account, so an account's
     # unused tickets are counted on every node at once (used_tickets knew only uses).
     Migration(
         """

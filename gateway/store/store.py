@@ -102,13 +102,16 @@ class Store:
     def clock(self) -> Callable[[], datetime]:
         return self.grants.clock
 
-    def set_camera_ids(self, camera_ids: Iterable[str]) -> None:
-        """The cameras a grant may name from now on (they follow the inventory), in
+    def set_camera_ids(
+        self, camera_ids: Iterable[str], districts: dict[str, str] | None = None
+    ) -> None:
+        """The cameras a grant may name from now on (they follow the inventory), and
+        their districts (a police authorization's scope may name a district), in
         every connection's GrantStore."""
         ids = frozenset(camera_ids)
-        self.grants.set_camera_ids(ids)
+        self.grants.set_camera_ids(ids, districts)
         for worker in (self._reader, self._writer):
-            worker.set_camera_ids(ids)
+            worker.set_camera_ids(ids, districts)
 
     def at_start(self, job: Job[T]) -> T:
         """Run `job` now on the start-up connection, on the caller's thread: only at
@@ -301,17 +304,22 @@ class _Worker:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
         self._path, self._camera_ids, self._max_days = path, camera_ids, max_days
         self._stores_made: tuple[GrantStore, AuditLog] | None = None
+        self._districts: dict[str, str] = {}
 
-    def set_camera_ids(self, camera_ids: frozenset[str]) -> None:
+    def set_camera_ids(self, camera_ids: frozenset[str], districts: dict[str, str] | None) -> None:
         self._camera_ids = camera_ids
+        if districts is not None:
+            self._districts = districts
         if self._stores_made is not None:
-            self._stores_made[0].set_camera_ids(camera_ids)  # one attribute: atomic
+            # One attribute each: atomic.
+            self._stores_made[0].set_camera_ids(camera_ids, districts)
 
     def _stores(self) -> tuple[GrantStore, AuditLog]:
         # Only ever called on this worker's one thread.
         if self._stores_made is None:
             db = open_database(self._path, busy_timeout_ms=LOCK_STEP_MS, migrate_schema=False)
             grants = GrantStore(db, self._camera_ids, self._max_days)
+            grants.set_camera_ids(self._camera_ids, self._districts)
             self._stores_made = (grants, AuditLog(db))
         return self._stores_made
 

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from .camera import RtspCamera
-from .gateway import AUTH, VIEWER, bearer, camera_entry
+from .gateway import AUTH, LIAISON, REFERENCE, VIEWER, bearer, camera_entry
 from .viewer import Viewer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +31,7 @@ Postgres = local_cluster.Postgres
 Balancer = local_cluster.Balancer
 Node = local_cluster.Node
 ADMIN = "admin-1"
+SECOND = "admin-2"  # approves what ADMIN asks for ([governance] approval = "second_admin")
 NODE_TIMEOUT_SECONDS = 3.0
 
 
@@ -46,6 +47,7 @@ def cluster_settings(cameras: dict[str, RtspCamera], **tables: dict[str, Any]) -
             "reconnect_max_seconds": 1.0,
         },
         "cluster": {"node_timeout_seconds": NODE_TIMEOUT_SECONDS},
+        "governance": {"police_liaisons": [LIAISON]},
         "cameras": [camera_entry(camera_id, cam.url) for camera_id, cam in cameras.items()],
         **tables,
     }
@@ -65,6 +67,7 @@ class Cluster:
         hosts: dict[str, str] | None = None,
         runs_in: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
+        self.cameras = [camera["id"] for camera in base["cameras"]]
         self.folder = folder
         self.database = database
         self.nodes: dict[str, Any] = {}
@@ -115,6 +118,35 @@ class Cluster:
             await asyncio.sleep(0.2)
         raise AssertionError("HAProxy never found the nodes ready")
 
+    async def consent(
+        self,
+        http: aiohttp.ClientSession,
+        cameras: list[str],
+        reference: str = REFERENCE,
+        node: str | None = None,
+    ) -> dict[str, Any]:
+        """A police authorization of `cameras`, recorded by the liaison (or the one
+        already recorded with this reference)."""
+        async with http.get(
+            f"{self.url(node)}/api/authorizations", headers=bearer(LIAISON)
+        ) as reply:
+            for found in (await reply.json())["authorizations"]:
+                if found["reference"] == reference and found["status"] == "confirmed":
+                    return dict(found)
+        now = datetime.now(UTC)
+        body = {
+            "reference": reference,
+            "cameras": cameras,
+            "purpose_class": "legal_duty",
+            "starts_at": (now - timedelta(days=1)).isoformat(),
+            "ends_at": (now + timedelta(days=30)).isoformat(),
+        }
+        async with http.post(
+            f"{self.url(node)}/api/authorizations", json=body, headers=bearer(LIAISON)
+        ) as reply:
+            assert reply.status == 201, await reply.text()
+            return dict(await reply.json())
+
     async def grant(
         self,
         http: aiohttp.ClientSession,
@@ -123,12 +155,17 @@ class Cluster:
         *,
         lasts: float = 3600,
         node: str | None = None,
+        authorization: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """A grant asked for by ADMIN and approved by SECOND, under `authorization`
+        (default: the standing one, of every camera)."""
+        if authorization is None:
+            authorization = await self.consent(http, sorted(self.cameras), node=node)
         now = datetime.now(UTC)
         body = {
             "project": "2027 跨年 信義區",
             "purpose": "cluster test",
-            "authorization_ref": "北市警資字第1130000001號",
+            "authorization_id": authorization["id"],
             "members": members or [VIEWER],
             "cameras": cameras,
             "starts_at": (now - timedelta(seconds=60)).isoformat(),
@@ -138,6 +175,12 @@ class Cluster:
             f"{self.url(node)}/api/grants", json=body, headers=bearer(ADMIN, admin=True)
         ) as reply:
             assert reply.status == 201, await reply.text()
+            asked = dict(await reply.json())
+        async with http.post(
+            f"{self.url(node)}/api/grants/{asked['id']}/approve",
+            headers=bearer(SECOND, admin=True),
+        ) as reply:
+            assert reply.status == 200, await reply.text()
             return dict(await reply.json())
 
     async def admin(

@@ -52,13 +52,15 @@ async def start_gateway() -> AsyncIterator[Callable[..., Any]]:
     started: list[Gateway] = []
 
     async def start(settings: Settings, *, grant: bool = True, **options: Any) -> Gateway:
-        """Start a gateway; unless told otherwise, VIEWER may watch every camera."""
+        """Start a gateway with the standing police authorization (every camera);
+        unless told otherwise, VIEWER may watch every camera."""
         # Failed token checks are slowed down; tests of other things need not wait.
         options.setdefault("throttle", FailureThrottle(base_seconds=0.001, cap_seconds=0.01))
         server = TestServer(create_app(settings, **options), host="127.0.0.1")
         await server.start_server()
         gateway = Gateway(server, aiohttp.ClientSession())
         started.append(gateway)
+        gateway.authorization()
         if grant:
             gateway.grant()
         return gateway

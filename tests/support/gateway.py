@@ -11,11 +11,13 @@ import aiohttp
 import aioice.ice
 from aiohttp.test_utils import TestServer
 
+from gateway.access.authorizations import LEGAL_DUTY, Authorization, AuthorizationFields
 from gateway.access.grants import Grant
 from gateway.access.tokens import mint
 from gateway.app import HUBS, SETTINGS, STORE
 from gateway.config import AuthSettings, Settings, parse_settings
-from gateway.store.audit import GRANT_CREATED, AuditLog
+from gateway.store.audit import AUTHORIZATION_RECORDED, GRANT_CREATED, AuditLog
+from gateway.store.grants import GrantStore
 
 from .viewer import Viewer
 
@@ -29,6 +31,13 @@ HOST_NETWORKS = [
 ]
 AUTH = {"secret": SECRET}
 VIEWER = "viewer-1"
+# The police authorization the tests' grants run under (a standing one: every
+# camera, for months around now), and the liaison who recorded it.
+REFERENCE = "北市警資字第1130000001號"
+LIAISON = "liaison-1"
+# For tests of something else that make grants through the admin API and use them at
+# once: one person alone (a small deployment). Approvals: tests/test_consent.py.
+ONE_PERSON = {"approval": "none"}
 # `[webrtc] sender` of every test gateway; the `sender_mode` fixture runs a test
 # module in both modes.
 SENDER = "fast"
@@ -42,6 +51,7 @@ def settings_for(
     tables: dict[str, Any] | None = None,
     webrtc: dict[str, Any] | None = None,
     cors: dict[str, Any] | None = None,
+    governance: dict[str, Any] | None = None,
     **relay: Any,
 ) -> Settings:
     """Settings for a test gateway: quick linger and reconnects unless overridden.
@@ -67,7 +77,49 @@ def settings_for(
     }
     if limits:
         data["limits"] = limits
+    if governance:
+        data["governance"] = governance
     return parse_settings(data)
+
+
+def authorize(
+    grants: GrantStore,
+    cameras: Any = None,
+    *,
+    reference: str = REFERENCE,
+    around: datetime | None = None,
+    days: float = 100,
+    audit: AuditLog | None = None,
+) -> Authorization:
+    """A confirmed police authorization written straight to the store (as an operator
+    holding the police's document would), audited when `audit` is given; one with
+    this reference already there is reused."""
+    for found in grants.authorizations.by_reference(reference):
+        if found.state == "confirmed":
+            return found
+    now = around or grants.clock()
+    made = grants.authorizations.create(
+        AuthorizationFields(
+            reference=reference,
+            cameras=frozenset(cameras if cameras is not None else grants.camera_ids),
+            districts=frozenset(),
+            starts_at=now - timedelta(days=days),
+            ends_at=now + timedelta(days=days),
+            purpose_class=LEGAL_DUTY,
+            note="test",
+            on_behalf_of=None,
+        ),
+        by=LIAISON,
+        confirmed=True,
+    )
+    if audit is not None:
+        audit.record(
+            AUTHORIZATION_RECORDED,
+            account=LIAISON,
+            authorization_id=made.id,
+            authorization_hash=made.content_hash(),
+        )
+    return made
 
 
 def audit_grant(audit: AuditLog, event: str, grant: Grant, account: str = "admin-1") -> None:
@@ -116,12 +168,16 @@ class Gateway:
         lasts: float = 3600,
         project: str = "2027 跨年 信義區",
     ) -> Grant:
-        """A grant written straight to the store and audited, as the admin API would."""
+        """A grant written straight to the store and audited, as the admin API would,
+        already approved (as an operator's migration would write it), under the
+        standing police authorization."""
         now = datetime.now(UTC)
-        grant = self.app[STORE].grants.create(
+        store = self.app[STORE]
+        authorization = self.authorization()
+        grant = store.grants.create(
             project=project,
             purpose="test",
-            authorization_ref="北市警資字第1130000001號",
+            authorization_id=authorization.id,
             members=members or [VIEWER],
             cameras=cameras or [h.id for h in self.app[HUBS]],
             starts_at=now + timedelta(seconds=starts_in),
@@ -130,6 +186,11 @@ class Gateway:
         )
         audit_grant(self.app[STORE].audit, GRANT_CREATED, grant)
         return grant
+
+    def authorization(self, reference: str = REFERENCE, **options: Any) -> Authorization:
+        """The standing police authorization (every camera), recorded and audited once."""
+        store = self.app[STORE]
+        return authorize(store.grants, reference=reference, audit=store.audit, **options)
 
     async def audit(self, **filters: Any) -> list[dict[str, Any]]:
         """Audit rows, once every queued row has been written (rows land in order,

@@ -19,7 +19,7 @@ from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
 
 from .camera import free_port
-from .gateway import SECRET, VIEWER, audit_grant, camera_entry
+from .gateway import SECRET, VIEWER, audit_grant, authorize, camera_entry
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 START_TIMEOUT = 15.0
@@ -76,10 +76,11 @@ class GatewayProcess:
         if grant:
             now = datetime.now(UTC)
             db = open_database(self.database)
-            made = GrantStore(db, [c["id"] for c in cameras], 14).create(
+            grants = GrantStore(db, [c["id"] for c in cameras], 14)
+            made = grants.create(
                 project="程序測試",
                 purpose="test",
-                authorization_ref="REF-1",
+                authorization_id=authorize(grants, reference="REF-1", audit=AuditLog(db)).id,
                 members=[VIEWER],
                 cameras=[c["id"] for c in cameras],
                 starts_at=now - timedelta(minutes=1),

@@ -24,12 +24,16 @@ def build_launch(a: argparse.Namespace) -> str:
     raw = f"video/x-raw,width={a.width},height={a.height},framerate={a.fps}/1"
     if a.colorimetry:  # the encoder writes it into the SPS (VUI colour description)
         raw += f",colorimetry={a.colorimetry}"
-    if a.pattern == "bars":
-        # Colour bars drawn once and repeated: far cheaper than drawing every frame.
-        src = f"videotestsrc pattern=smpte num-buffers=1 ! {raw} ! imagefreeze is-live=true"
+    clock = ' ! timeoverlay font-desc="Sans 24"'  # top left
+    if a.pattern in ("bars", "checkers"):
+        # Drawn once and repeated: far cheaper than drawing every frame.
+        still = {"bars": "smpte", "checkers": "checkers-8"}[a.pattern]
+        src = f"videotestsrc pattern={still} num-buffers=1 ! {raw} ! imagefreeze is-live=true"
+        if a.pattern == "checkers":  # the clock in the middle, where a mask test hides it
+            clock = ' ! timeoverlay halignment=center valignment=center font-desc="Sans 24"'
     else:
         src = f"videotestsrc is-live=true pattern={a.pattern} ! {raw}"
-    src += ' ! timeoverlay font-desc="Sans 24"'
+    src += clock
     keyint = a.fps * a.gop_seconds
     if a.codec == "h265":
         hrd = ""
@@ -83,11 +87,12 @@ def main() -> None:
     p.add_argument("--no-inband-params", action="store_true")
     p.add_argument(
         "--pattern",
-        choices=["ball", "bars", "snow"],
+        choices=["ball", "bars", "snow", "checkers"],
         default="ball",
         help="ball: a moving ball; bars: still colour bars (cheapest); snow: noise in every "
-        "frame, so the encoder spends the whole bitrate on picture (costly). The clock runs "
-        "on all of them.",
+        "frame, so the encoder spends the whole bitrate on picture (costly); checkers: still "
+        "red and green 8 px squares with the clock in the middle (known content for the "
+        "privacy-mask tests). The clock runs on all of them.",
     )
     p.add_argument(
         "--colorimetry",

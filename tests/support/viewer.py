@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 from aiortc import (
@@ -60,6 +62,8 @@ class Viewer:
         self.pts: list[int] = []  # each frame's RTP timestamp (90 kHz, the sender's origin)
         self.keyframes: list[bool] = []  # whether each decoded frame is a keyframe
         self.last_frame = None
+        # Called with every decoded frame (av.VideoFrame, yuv420p), e.g. to check pixels.
+        self.on_frame: Callable[[Any], None] | None = None
         self.session_url: str | None = None
         self.answer: str | None = None
         self.closed = asyncio.Event()
@@ -82,6 +86,8 @@ class Viewer:
                 self.pts.append(frame.pts)
                 self.keyframes.append(bool(frame.key_frame))
                 self.last_frame = frame
+                if self.on_frame is not None:
+                    self.on_frame(frame)
         self.closed.set()
 
     async def connect(self, http: aiohttp.ClientSession) -> aiohttp.ClientResponse:

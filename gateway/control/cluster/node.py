@@ -11,11 +11,12 @@ It puts together the cluster's parts, each with one job:
   `isolation_grace_seconds` ends its sessions and admits nobody until it hears them.
 
 What the messages do here: a revocation of a session or an account ends it on the
-node that holds it; a grant revoked or narrowed (a member or camera removed, a
-window shortened) ends what it no longer allows on every node, also straight from
-node to node; any grant change makes every node sweep its sessions at once (the
-sweep twice a second stays the safety net, for messages lost while a node was
-away); an event published on any node reaches every node's event streams.
+node that holds it, as do a police authorization withdrawn and an emergency access
+ended early; a grant revoked or narrowed (a member or camera removed, a window
+shortened) ends what it no longer allows on every node, also straight from node to
+node; any grant change makes every node sweep its sessions at once (the sweep twice
+a second stays the safety net, for messages lost while a node was away); an event
+published on any node reaches every node's event streams.
 
 When the database cannot be reached, nothing here waits for it: sessions end at
 their known windows (SessionRegistry), revocations made on this node apply from
@@ -91,6 +92,8 @@ class ClusterNode:
         messages.on("grant_changed", lambda _: self._sweep())
         messages.on("grant_revoked", self._grant_revoked, once=True)
         messages.on("grant_narrowed", self._grant_narrowed, once=True)
+        messages.on("authorization_withdrawn", self._authorization_withdrawn, once=True)
+        messages.on("emergency_ended", self._emergency_ended, once=True)
         messages.on("end_session", self._end_session, once=True)
         messages.on("end_account", self._end_account, once=True)
         messages.on_reconnect.append(self._sweep)
@@ -167,6 +170,17 @@ class ClusterNode:
         revocation is written. A revocation is for good, so a node may keep it."""
         self.messages.revoke({"type": "grant_revoked", "grant_id": grant_id}, by_database=False)
 
+    def withdraw_authorization(self, authorization_id: int) -> None:
+        """The police withdrew their consent: every node ends the sessions under it,
+        as a revocation (straight to each node, and kept in the database)."""
+        self.messages.revoke(
+            {"type": "authorization_withdrawn", "authorization_id": authorization_id}
+        )
+
+    def end_emergency(self, emergency_id: int) -> None:
+        """An emergency access ended early: every node ends its sessions."""
+        self.messages.revoke({"type": "emergency_ended", "emergency_id": emergency_id})
+
     def unlisted(self, session_id: str) -> dict[str, Any] | None:
         """A session of another node, named by its id alone (the directory cannot be
         read), if its node was heard of at the last heartbeat."""
@@ -192,6 +206,14 @@ class ClusterNode:
     def _grant_narrowed(self, message: dict[str, Any]) -> None:
         if (grant := _heard_grant(message.get("grant"))) is not None:
             self._background.spawn(self.enforcer.heard(grant))
+
+    def _authorization_withdrawn(self, message: dict[str, Any]) -> None:
+        if isinstance(authorization_id := message.get("authorization_id"), int):
+            self._background.spawn(self.enforcer.withdrawn_by_id(authorization_id))
+
+    def _emergency_ended(self, message: dict[str, Any]) -> None:
+        if isinstance(emergency_id := message.get("emergency_id"), int):
+            self._background.spawn(self.enforcer.emergency_ended_by_id(emergency_id))
 
     def _end_session(self, message: dict[str, Any]) -> None:
         if message.get("node") == self.node_id:
