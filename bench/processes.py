@@ -56,6 +56,8 @@ class Gateway:
                         if response.status == 200:
                             return
                 await asyncio.sleep(0.1)
+        self.proc.kill()  # nothing is left running when it fails to start
+        self.proc.wait()
         raise RuntimeError(f"gateway did not start; log:\n{self.tail()}")
 
     def tail(self, lines: int = 30) -> str:

@@ -86,14 +86,19 @@ class Cluster:
         )
 
     def start(self) -> None:
+        """Every node, then HAProxy; if one does not start, none is left running."""
         for node in self.nodes.values():
             node.start(wait=False)
         deadline = time.monotonic() + 40
-        for node in self.nodes.values():
-            while not node.answers():
-                assert time.monotonic() < deadline, f"node {node.node_id} did not start"
-                time.sleep(0.05)
-        self.balancer.start()
+        try:
+            for node in self.nodes.values():
+                while not node.answers():
+                    assert time.monotonic() < deadline, f"node {node.node_id} did not start"
+                    time.sleep(0.05)
+            self.balancer.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self.balancer.stop()
