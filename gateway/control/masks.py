@@ -195,6 +195,8 @@ class PrivacyMasks:
             "changed_at": iso_z(stored.changed_at) if stored else None,
             "reason": stored.reason if stored else None,
             "max_masks": self.max_masks,
+            # The grants whose viewers see this camera unmasked now, on this node.
+            "lifted_for": sorted(g for g in hub.lifted_for if isinstance(g, int)),
         }
 
     # --- lifting them for one grant ---------------------------------------------------

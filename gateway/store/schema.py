@@ -264,7 +264,7 @@ MIGRATIONS: list[Migration] = [
     Migration("""
     CREATE TABLE camera_masks (
         camera_id TEXT PRIMARY KEY,
-        masks TEXT NOT NULL,              -- JSON: [{label, polygon, fill}], maybe []
+        masks TEXT NOT NULL,              -- JSON: a list of label, polygon, fill; maybe empty
         changed_by TEXT NOT NULL,
         changed_at TEXT NOT NULL,         -- ISO 8601, UTC
         reason TEXT NOT NULL
