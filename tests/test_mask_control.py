@@ -240,3 +240,29 @@ async def test_a_lift_approved_by_a_second_person_shows_one_grant_the_picture_un
     assert rows[-1]["detail"]["decline_reason"] == "沒有危險"
     for watcher in (a, b):
         await watcher.viewer.close(gateway.http)
+
+
+async def test_an_inventory_reload_keeps_the_masks_an_administrator_set(start_gateway, tmp_path):
+    inventory = tmp_path / "cameras.csv"
+
+    def write(masks: list[dict]) -> None:
+        cell = json.dumps(masks).replace('"', '""')
+        inventory.write_text(
+            f'id,name,lat,lon,source,masks\ncam,A,25.0,121.5,demo:testsrc,"{cell}"\n'
+            f"other,B,25.0,121.5,demo:testsrc,\n"
+        )
+
+    write([CORNER])
+    settings = settings_for([], tables={"inventory": {"file": str(inventory)}})
+    gateway = await start_gateway(settings, grant=False)
+    body = {"masks": [MIDDLE], "reason": "the inventory's mask misses the window"}
+    status, changed = await call(gateway, "PUT", "/api/cameras/cam/masks", ADMIN, body)
+    assert status == 200, changed
+
+    write([CORNER, MIDDLE])  # the inventory changes this camera's masks
+    status, reloaded = await call(gateway, "POST", "/api/inventory/reload", ADMIN)
+    assert status == 200, reloaded
+    assert in_force(gateway) == parse_masks([MIDDLE], 16)
+    status, found = await call(gateway, "GET", "/api/cameras/cam/masks", ADMIN)
+    assert (found["source"], found["configured"]) == ("administrator", [CORNER, MIDDLE])
+    assert in_force(gateway, "other") == ()
