@@ -199,7 +199,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     WhepEndpoint(viewing, settings.server.max_body_bytes).add_routes(app.router)
     ViewerApi(
         viewing,
-        EventStreams(access, viewing, sessions, bus, tickets),
+        EventStreams(access, viewing, sessions, bus, tickets, masks),
         Health(store, sessions, cluster.reach if cluster is not None else None),
         settings.map,
         metrics,

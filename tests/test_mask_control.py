@@ -197,6 +197,13 @@ async def test_a_lift_approved_by_a_second_person_shows_one_grant_the_picture_un
             "until": approved["until"],
         }
         assert datetime.fromisoformat(event["until"]).tzinfo is not None
+        # A page that opens during the lift hears it after its hello; another grant's not.
+        async with (
+            EventReader(gateway, "viewer-1") as late,
+            EventReader(gateway, "viewer-2") as late_other,
+        ):
+            assert await late.wait_for("masks_lifted") == event
+            assert "masks_lifted" not in {e["type"] for e in late_other.events}
         # Approved once only.
         status, refused = await call(gateway, "POST", approve, SECOND)
         assert (status, refused["code"]) == (409, "nothing_pending")

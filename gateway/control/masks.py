@@ -84,14 +84,15 @@ class PrivacyMasks:
         self.approval = approval
         self.lift_seconds = max(1, round(lift_minutes * 60))
         self.cluster = cluster
-        # (camera, grant) -> when to record the end of its lift
+        # (camera, grant) -> when to record the end of its lift, and its end
         self._ends: dict[tuple[str, int], asyncio.TimerHandle] = {}
+        self._until: dict[tuple[str, int], datetime] = {}
         self._background: set[asyncio.Task[Any]] = set()
         if cluster is not None:
             cluster.messages.on("masks_changed", self._heard_masks)
             cluster.messages.on("masks_lifted", self._heard_lift)
             # Notices sent while this node was not listening are lost: read afresh.
-            cluster.messages.on_reconnect.append(lambda: self._spawn(self.load()))
+            cluster.messages.on_reconnect.append(lambda: self._spawn(self._reload()))
 
     # --- start and stop ---------------------------------------------------------------
 
@@ -114,6 +115,12 @@ class PrivacyMasks:
         for lift in lifts:
             self._put_lift(lift.camera_id, lift.grant_id, lift.until)
         self._spawn(self._record_ends())
+
+    async def _reload(self) -> None:
+        try:
+            await self.load()
+        except StoreUnavailable as exc:  # the next reconnect tries again
+            log.warning("privacy masks not read again: %s", exc)
 
     def close(self) -> None:
         for timer in self._ends.values():
@@ -311,6 +318,7 @@ class PrivacyMasks:
         key = (camera_id, grant_id)
         if (old := self._ends.pop(key, None)) is not None:
             old.cancel()
+        self._until[key] = until
         self._ends[key] = loop.call_later(
             seconds + 0.05, lambda: self._spawn(self._record_ends(key))
         )
@@ -320,6 +328,7 @@ class PrivacyMasks:
         grant's members hear the masks are back."""
         if key is not None:
             self._ends.pop(key, None)
+            self._until.pop(key, None)
 
         def end(grants: GrantStore, audit: AuditLog) -> list[tuple[MaskLift, Any]]:
             ended = []
@@ -337,6 +346,16 @@ class PrivacyMasks:
         for lift, members in ended:
             data = {"camera_id": lift.camera_id, "grant_id": lift.grant_id}
             self.bus.publish("masks_restored", data, members)
+
+    def lifted_events(self, grant_ids: set[int] | None) -> list[dict[str, Any]]:
+        """`masks_lifted` for each lift in force now of `grant_ids` (None: every one),
+        for an event stream that opens meanwhile: its page shows them at once."""
+        now = self.store.clock()
+        return [
+            {"type": "masks_lifted", "camera_id": camera, "grant_id": grant, "until": iso_z(until)}
+            for (camera, grant), until in sorted(self._until.items())
+            if until > now and (grant_ids is None or grant in grant_ids)
+        ]
 
     # --- what other nodes say ---------------------------------------------------------
 
