@@ -78,6 +78,11 @@ async def test_masks_changed_through_the_api_are_audited_first_and_survive_a_res
     assert (status, refused["code"]) == (404, "unknown_camera")
     assert in_force(gateway) == parse_masks([CORNER], 4)
     assert await gateway.audit(event=events.MASKS_CHANGED) == []
+    response = await gateway.http.get(
+        gateway.url + "/api/cameras", headers=gateway.bearer(ADMIN, admin=True)
+    )
+    (feature,) = (await response.json())["features"]
+    assert feature["properties"]["masked"] is True
 
     # A change: audited (who, camera, before, after, why), stored, in force.
     body = {"masks": [MIDDLE], "reason": "住宅窗戶 seen from the new pole"}
