@@ -237,8 +237,32 @@ async def test_a_lift_approved_by_a_second_person_shows_one_grant_the_picture_un
     assert status == 200 and declined["status"] == "declined", declined
     status, refused = await call(gateway, "POST", f"/api/mask-lifts/{lift['id']}/approve", SECOND)
     assert (status, refused["code"]) == (409, "nothing_pending")
+
+    # A lift ended early, before its time: the mask is back within a second.
+    ask = {"grant_id": lifted.id, "reason": "再次火警"}
+    status, lift = await call(gateway, "POST", "/api/cameras/cam/masks/lifts", ADMIN, ask)
+    a.masks = []
+    status, approved = await call(gateway, "POST", f"/api/mask-lifts/{lift['id']}/approve", SECOND)
+    assert status == 200, approved
+    await until(lambda: a.arrivals[-1][1], 5, "the unmasked picture again")
+    async with EventReader(gateway, "viewer-1") as heard:
+        ended_at = time.monotonic()
+        end = f"/api/mask-lifts/{lift['id']}/end"
+        status, ended = await call(gateway, "POST", end, ADMIN, {"reason": "火已撲滅"})
+        assert status == 200 and ended["status"] == "ended", ended
+        assert (ended["ended_by"], ended["end_reason"]) == (ADMIN, "火已撲滅")
+        await until(lambda: not a.arrivals[-1][1], 5, "the mask back")
+        back = next(t for t, shows in a.arrivals if t > ended_at and not shows)
+        print(f"masked {back - ended_at:.3f} s after the lift was ended")
+        assert back - ended_at < WITHIN_SECONDS
+        restored = await heard.wait_for("masks_restored")
+        assert restored == {"type": "masks_restored", "camera_id": "cam", "grant_id": lifted.id}
+    assert gateway.app[HUBS].get("cam").lifted_for == frozenset()
+    status, refused = await call(gateway, "POST", end, ADMIN, {"reason": "again"})
+    assert (status, refused["code"]) == (409, "nothing_pending")
+
     status, listing = await call(gateway, "GET", "/api/mask-lifts", SECOND)
-    assert [x["status"] for x in listing["lifts"]] == ["declined", "ended"]
+    assert [x["status"] for x in listing["lifts"]] == ["ended", "declined", "ended"]
 
     rows = list(reversed(await gateway.audit(camera_id="cam")))  # oldest first
     steps = [(r["event"], r["account"]) for r in rows if r["event"].startswith("mask_lift")]
@@ -248,8 +272,12 @@ async def test_a_lift_approved_by_a_second_person_shows_one_grant_the_picture_un
         (events.MASK_LIFT_EXPIRED, None),
         (events.MASK_LIFT_REQUESTED, ADMIN),
         (events.MASK_LIFT_DECLINED, SECOND),
+        (events.MASK_LIFT_REQUESTED, ADMIN),
+        (events.MASK_LIFT_APPROVED, SECOND),
+        (events.MASK_LIFT_ENDED, ADMIN),
     ]
-    assert rows[-1]["detail"]["decline_reason"] == "沒有危險"
+    assert rows[-4]["detail"]["decline_reason"] == "沒有危險"
+    assert rows[-1]["detail"]["end_reason"] == "火已撲滅"
     for watcher in (a, b):
         await watcher.viewer.close(gateway.http)
 

@@ -34,7 +34,9 @@ class MaskLift:
     decided_at: datetime | None = None
     decline_reason: str | None = None
     until: datetime | None = None  # approved: when the masks return
-    ended_at: datetime | None = None  # its expiry, once recorded
+    ended_at: datetime | None = None  # its end, once recorded
+    ended_by: str | None = None  # ended early: who, and why
+    end_reason: str | None = None
 
     def status(self, now: datetime) -> Status:
         if self.state == "requested":
@@ -58,6 +60,9 @@ class MaskLift:
             "decided_at": iso_z(self.decided_at) if self.decided_at else None,
             "decline_reason": self.decline_reason,
             "until": iso_z(self.until) if self.until else None,
+            "ended_at": iso_z(self.ended_at) if self.ended_at else None,
+            "ended_by": self.ended_by,
+            "end_reason": self.end_reason,
         }
 
 
@@ -68,6 +73,11 @@ def check_liftable(grant: Grant, camera_id: str, now: datetime) -> None:
     if (status := grant.status(now)) not in ("active", "scheduled"):
         words = f"grant {grant.id} is {status}: nobody to lift the masks for"
         raise RuleBroken(GRANT_NOT_LIVE, "grant_id", words)
+
+
+def check_endable(lift: MaskLift, now: datetime) -> None:
+    if lift.status(now) != "lifted":
+        raise RuleBroken(NOTHING_PENDING, "lift", "this lift is not in force")
 
 
 def check_decider(lift: MaskLift, account: str, *, approving: bool) -> None:

@@ -25,11 +25,11 @@ from datetime import datetime
 from typing import Any
 
 from gateway.access.grants import RuleBroken, iso_z
-from gateway.access.mask_lifts import MaskLift, check_decider, check_liftable
+from gateway.access.mask_lifts import MaskLift, check_decider, check_endable, check_liftable
 from gateway.access.tokens import Identity
 from gateway.config import MaskError, MaskSettings, parse_masks
 from gateway.relay import CameraHubs
-from gateway.store import Store, StoreUnavailable
+from gateway.store import Store, StoreUnavailable, WritePending
 from gateway.store import audit as events
 from gateway.store.audit import AuditLog
 from gateway.store.grants import GrantStore
@@ -38,7 +38,7 @@ from gateway.store.masks import StoredMasks
 from .administration import record_read
 from .cluster import ClusterNode
 from .events import EventBus
-from .refusals import RETRY_SECONDS, Denied, undecidable
+from .refusals import RETRY_SECONDS, Denied, RecordPending, undecidable
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,8 @@ class PrivacyMasks:
         if cluster is not None:
             cluster.messages.on("masks_changed", self._heard_masks)
             cluster.messages.on("masks_lifted", self._heard_lift)
+            # Ending a lift early takes something away: it travels as a revocation.
+            cluster.messages.on("masks_restored", self._heard_restore, once=True)
             # Notices sent while this node was not listening are lost: read afresh.
             cluster.messages.on_reconnect.append(lambda: self._spawn(self._reload()))
 
@@ -277,6 +279,45 @@ class PrivacyMasks:
         self.bus.publish("mask_lift_declined", {"lift": self._lift_json(lift)})
         return lift
 
+    async def end_lift(self, who: Identity, remote: str, lift_id: int, reason: str) -> MaskLift:
+        """Ended early: the masks are back at once, here and on every node (from
+        memory, database or not); its record is queued and lands in order."""
+        try:
+            lift = await self.store.read(lambda grants, _: grants.masks.lift(lift_id))
+        except StoreUnavailable:
+            raise undecidable() from None
+        check_endable(lift, self.store.clock())
+        self._restore(lift.camera_id, lift.grant_id)
+        if self.cluster is not None:
+            self.cluster.messages.revoke(
+                {"type": "masks_restored", "camera_id": lift.camera_id, "grant_id": lift.grant_id}
+            )
+
+        def end(grants: GrantStore, audit: AuditLog) -> tuple[MaskLift, frozenset[str]]:
+            done = grants.masks.end_lift(lift_id, by=who.account, reason=reason)
+            grant = grants.get(done.grant_id)
+            _record(audit, events.MASK_LIFT_ENDED, who.account, remote, done, grant.project)
+            return done, grant.members
+
+        written = self.store.submit(end)
+        try:
+            await self.store.landed(written)
+        except WritePending:
+            raise RecordPending("the end of the lift waits for the database") from None
+        done, members = written.result()
+        data = {"camera_id": done.camera_id, "grant_id": done.grant_id}
+        self.bus.publish("masks_restored", data, members)
+        return done
+
+    def _restore(self, camera_id: str, grant_id: int) -> None:
+        """On this node: the masks back for the grant's viewers now."""
+        key = (camera_id, grant_id)
+        if (timer := self._ends.pop(key, None)) is not None:
+            timer.cancel()
+        self._until.pop(key, None)
+        if (hub := self.hubs.get(camera_id)) is not None:
+            hub.restore_masks(grant_id)
+
     async def lifts(self, who: Identity, remote: str) -> list[dict[str, Any]]:
         try:
             found = await self.store.read(lambda grants, _: grants.masks.listing())
@@ -378,6 +419,11 @@ class PrivacyMasks:
         if isinstance(camera_id, str) and isinstance(grant_id, int) and until and until.tzinfo:
             self._put_lift(camera_id, grant_id, until)
 
+    def _heard_restore(self, message: dict[str, Any]) -> None:
+        camera_id, grant_id = message.get("camera_id"), message.get("grant_id")
+        if isinstance(camera_id, str) and isinstance(grant_id, int):
+            self._restore(camera_id, grant_id)
+
     # --- helpers ----------------------------------------------------------------------
 
     def _camera(self, camera_id: str) -> Any:
@@ -430,4 +476,5 @@ def _record(
         reason=lift.reason,
         **({"until": iso_z(lift.until)} if lift.until else {}),
         **({"decline_reason": lift.decline_reason} if lift.decline_reason else {}),
+        **({"end_reason": lift.end_reason} if lift.end_reason else {}),
     )

@@ -31,6 +31,7 @@ class MaskApi:
         router.add_get("/api/mask-lifts", self.lifts)
         router.add_post("/api/mask-lifts/{id}/approve", self.approve_lift)
         router.add_post("/api/mask-lifts/{id}/decline", self.decline_lift)
+        router.add_post("/api/mask-lifts/{id}/end", self.end_lift)
 
     @needs(ADMIN, POLICE_LIAISON, AUDITOR)
     async def current(self, request: web.Request, who: Identity) -> web.Response:
@@ -65,6 +66,13 @@ class MaskApi:
         who = await self._approver(request, (*self.approvers, ADMIN))
         lift_id, reason = self._lift_id(request), await reason_of(request)
         lift = await self.masks.decline_lift(who, remote_of(request), lift_id, reason)
+        return reply(lift.to_json(self.masks.store.clock()))
+
+    async def end_lift(self, request: web.Request) -> web.Response:
+        # Taking the lift back needs no second person: the approvers, or an administrator.
+        who = await self._approver(request, (*self.approvers, ADMIN))
+        lift_id, reason = self._lift_id(request), await reason_of(request)
+        lift = await self.masks.end_lift(who, remote_of(request), lift_id, reason)
         return reply(lift.to_json(self.masks.store.clock()))
 
     async def _approver(self, request: web.Request, roles: tuple[str, ...] = ()) -> Identity:

@@ -99,6 +99,15 @@ class MaskStore:
         )
         return self.lift(lift_id)
 
+    def end_lift(self, lift_id: int, *, by: str, reason: str) -> MaskLift:
+        """Ended early (its masks back before its time)."""
+        self.db.execute(
+            "UPDATE mask_lifts SET ended_at = ?, ended_by = ?, end_reason = ?"
+            " WHERE id = ? AND ended_at IS NULL",
+            (stamp(self.clock()), by, reason, lift_id),
+        )
+        return self.lift(lift_id)
+
     def end_due(self) -> list[MaskLift]:
         """Approved lifts whose time has run out and whose end is not recorded yet:
         marked ended now, and returned (each once, whichever node asks first)."""
@@ -152,6 +161,8 @@ class MaskStore:
                 decline_reason=row["decline_reason"],
                 until=_moment(row["lifted_until"]),
                 ended_at=_moment(row["ended_at"]),
+                ended_by=row["ended_by"],
+                end_reason=row["end_reason"],
             )
             for row in cur.execute(sql, tuple(params)).fetchall()
         ]

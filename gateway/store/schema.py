@@ -282,7 +282,9 @@ MIGRATIONS: list[Migration] = [
         decided_at TEXT,
         decline_reason TEXT,
         lifted_until TEXT,                -- approved: when the masks return
-        ended_at TEXT                     -- its expiry, once recorded
+        ended_at TEXT,                    -- its end (expiry, or ended early), once recorded
+        ended_by TEXT,                    -- ended early: who, and why
+        end_reason TEXT
     );
     CREATE INDEX mask_lifts_state ON mask_lifts(state);
     """),
