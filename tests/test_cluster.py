@@ -444,8 +444,8 @@ async def test_masks_and_a_lift_set_on_one_node_are_in_force_on_the_other_within
     cluster: Cluster, http: aiohttp.ClientSession
 ) -> None:
     """A camera's masks put through gw1 are stored in PostgreSQL and in force on gw2's
-    hub within a second (the `masks_changed` notice); a lift approved on gw1 is
-    in force on gw2 too (docs/masks.md)."""
+    hub within a second (the `masks_changed` notice); a lift approved on gw1 is in
+    force on gw2 too, and ended early on gw1 it ends on gw2 within a second."""
     window = {"label": "住宅窗戶", "polygon": [[0.2, 0.2], [0.6, 0.2], [0.6, 0.6]], "fill": "solid"}
     path = "/api/cameras/cam-3/masks"
 
@@ -476,8 +476,17 @@ async def test_masks_and_a_lift_set_on_one_node_are_in_force_on_the_other_within
         ) as reply:
             assert reply.status == 200, await reply.text()
         await on_gw2(lambda found: found["lifted_for"] == [grant["id"]])
+        # Ended early on gw1: the masks are back on gw2 too, within a second.
+        started = time.monotonic()
+        status, ended = await cluster.admin(
+            http, "POST", f"/api/mask-lifts/{lift['id']}/end", node="gw1", json={"reason": "x"}
+        )
+        assert status == 200, ended
+        took = time.monotonic() - started + await on_gw2(lambda found: found["lifted_for"] == [])
+        print(f"lift ended on gw1, masks back on gw2 after {took * 1000:.0f} ms")
+        assert took < CLOSE_WITHIN_SECONDS, took
         rows = await audit_rows(cluster, http, camera_id="cam-3")
-        assert {"masks_changed", "mask_lift_requested", "mask_lift_approved"} <= {
+        assert {"masks_changed", "mask_lift_approved", "mask_lift_ended"} <= {
             row["event"] for row in rows
         }
     finally:
