@@ -1,7 +1,8 @@
 """The console's privacy masks tab in real Chromium (issue 23): an administrator sees
 the camera's live picture, draws a mask on it by clicking its corners, saves it with
 a reason (a bad one is refused naming its field), and the picture is masked; a lift
-asked for one grant there is approved by a second administrator in his console."""
+asked for one grant there is approved by a second administrator in his console, and
+ended early."""
 
 from __future__ import annotations
 
@@ -109,5 +110,10 @@ async def test_the_console_draws_a_mask_on_the_live_picture_and_a_second_person_
     await expect(second.page.locator(in_force)).to_have_count(1)
     # The first console hears it (masks_lifted) and shows it too.
     await expect(page.locator(in_force)).to_have_count(1)
+    # The fire is out: the masks return now, with a reason.
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("火已撲滅")))
+    await page.locator(in_force).locator(".end-lift").click()
+    await until(lambda: hub.lifted_for == frozenset(), 5, "the masks back")
+    await expect(page.locator("#m-lift-table tbody tr[data-status='ended']")).to_have_count(1)
     for opened in (first, second):
         await opened.check_token_stays_out_of_urls()

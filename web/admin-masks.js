@@ -46,6 +46,8 @@ const TEXT = {
     approve: "核准",
     decline: "駁回",
     declineReason: "駁回原因",
+    end: "提前恢復遮蔽",
+    endReason: "提前恢復的原因",
     statuses: { waiting: "待核准", lifted: "解除中", ended: "已恢復", declined: "已駁回" },
     noGrants: "（沒有包含此攝影機的有效授權）",
     failed: "操作失敗：",
@@ -84,6 +86,8 @@ const TEXT = {
     approve: "Approve",
     decline: "Decline",
     declineReason: "Why it is declined",
+    end: "Restore the masks now",
+    endReason: "Why the masks return early",
     statuses: { waiting: "Waiting", lifted: "Lifted", ended: "Restored", declined: "Declined" },
     noGrants: "(no live grant names this camera)",
     failed: "Failed: ",
@@ -406,6 +410,9 @@ function drawLifts() {
         }
         if (mayApprove() || has("admin")) actions.append(button(T.decline, () => decide(lift, "decline"), "decline-lift"));
       }
+      if (lift.status === "lifted" && (mayApprove() || has("admin"))) {
+        actions.append(button(T.end, () => decide(lift, "end"), "end-lift"));
+      }
       const status = el("span", { class: `status ${lift.status}` }, T.statuses[lift.status] || lift.status);
       return el(
         "tr",
@@ -444,8 +451,8 @@ async function askLift(event) {
 
 async function decide(lift, how) {
   let body;
-  if (how === "decline") {
-    const reason = prompt(t("declineReason"));
+  if (how !== "approve") {
+    const reason = prompt(t(how === "end" ? "endReason" : "declineReason"));
     if (!reason) return;
     body = { reason };
   }
