@@ -306,3 +306,39 @@ async def test_an_inventory_reload_keeps_the_masks_an_administrator_set(start_ga
     status, found = await call(gateway, "GET", "/api/cameras/cam/masks", ADMIN)
     assert (found["source"], found["configured"]) == ("administrator", [CORNER, MIDDLE])
     assert in_force(gateway, "other") == ()
+
+
+async def test_a_lift_survives_a_restart_and_ends_at_once_while_the_database_is_locked(
+    start_gateway, tmp_path
+):
+    database = str(tmp_path / "gw.sqlite3")
+    entry = camera_entry("cam", "demo:testsrc", masks=[MIDDLE])
+    settings = settings_for([entry], database=database, governance={"mask_lift_minutes": 5})
+    gateway = await start_gateway(settings, grant=False)
+    grant = gateway.grant(members=["viewer-1"])
+    ask = {"grant_id": grant.id, "reason": "火警"}
+    status, lift = await call(gateway, "POST", "/api/cameras/cam/masks/lifts", ADMIN, ask)
+    status, approved = await call(gateway, "POST", f"/api/mask-lifts/{lift['id']}/approve", SECOND)
+    assert status == 200, approved
+    assert gateway.app[HUBS].get("cam").lifted_for == frozenset({grant.id})
+
+    # A restart during the lift: read again at start-up, until its time.
+    again = await start_gateway(settings, grant=False)
+    assert again.app[HUBS].get("cam").lifted_for == frozenset({grant.id})
+
+    # Ended while another process holds the write lock: the masks are back at once;
+    # the caller hears that only the record waits, and it lands after.
+    holder = await hold_write_lock(database, 4)
+    try:
+        end = f"/api/mask-lifts/{lift['id']}/end"
+        status, pending = await call(gateway, "POST", end, ADMIN, {"reason": "火已撲滅"})
+        assert (status, pending["code"]) == (503, "record_pending"), pending
+        assert gateway.app[HUBS].get("cam").lifted_for == frozenset()
+    finally:
+        holder.wait(10)
+    (row,) = await gateway.audit(event=events.MASK_LIFT_ENDED)
+    assert (row["account"], row["grant_id"], row["detail"]["end_reason"]) == (
+        ADMIN,
+        grant.id,
+        "火已撲滅",
+    )

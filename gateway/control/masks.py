@@ -87,6 +87,7 @@ class PrivacyMasks:
         # (camera, grant) -> when to record the end of its lift, and its end
         self._ends: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self._until: dict[tuple[str, int], datetime] = {}
+        self._lift_keys: dict[int, tuple[str, int]] = {}  # lift id -> (camera, grant)
         self._background: set[asyncio.Task[Any]] = set()
         if cluster is not None:
             cluster.messages.on("masks_changed", self._heard_masks)
@@ -115,7 +116,7 @@ class PrivacyMasks:
                 continue
             self.hubs.set_masks(row.camera_id, masks)
         for lift in lifts:
-            self._put_lift(lift.camera_id, lift.grant_id, lift.until)
+            self._put_lift(lift.id, lift.camera_id, lift.grant_id, lift.until)
         self._spawn(self._record_ends())
 
     async def _reload(self) -> None:
@@ -284,13 +285,17 @@ class PrivacyMasks:
         memory, database or not); its record is queued and lands in order."""
         try:
             lift = await self.store.read(lambda grants, _: grants.masks.lift(lift_id))
+            check_endable(lift, self.store.clock())
+            camera_id, grant_id = lift.camera_id, lift.grant_id
         except StoreUnavailable:
-            raise undecidable() from None
-        check_endable(lift, self.store.clock())
-        self._restore(lift.camera_id, lift.grant_id)
+            # Cannot be read: a lift this node put in force ends from memory all the same.
+            if (key := self._lift_keys.get(lift_id)) is None:
+                raise undecidable() from None
+            camera_id, grant_id = key
+        self._restore(camera_id, grant_id)
         if self.cluster is not None:
             self.cluster.messages.revoke(
-                {"type": "masks_restored", "camera_id": lift.camera_id, "grant_id": lift.grant_id}
+                {"type": "masks_restored", "camera_id": camera_id, "grant_id": grant_id}
             )
 
         def end(grants: GrantStore, audit: AuditLog) -> tuple[MaskLift, frozenset[str]]:
@@ -315,6 +320,7 @@ class PrivacyMasks:
         if (timer := self._ends.pop(key, None)) is not None:
             timer.cancel()
         self._until.pop(key, None)
+        self._lift_keys = {i: k for i, k in self._lift_keys.items() if k != key}
         if (hub := self.hubs.get(camera_id)) is not None:
             hub.restore_masks(grant_id)
 
@@ -332,11 +338,12 @@ class PrivacyMasks:
     def _lifted(self, lift: MaskLift, members: frozenset[str]) -> None:
         """An approved lift: in force here and on every other node; its members hear."""
         assert lift.until is not None
-        self._put_lift(lift.camera_id, lift.grant_id, lift.until)
+        self._put_lift(lift.id, lift.camera_id, lift.grant_id, lift.until)
         if self.cluster is not None:
             self.cluster.messages.send(
                 {
                     "type": "masks_lifted",
+                    "lift_id": lift.id,
                     "camera_id": lift.camera_id,
                     "grant_id": lift.grant_id,
                     "until": lift.until.isoformat(),
@@ -345,7 +352,9 @@ class PrivacyMasks:
         data = {"camera_id": lift.camera_id, "grant_id": lift.grant_id, "until": iso_z(lift.until)}
         self.bus.publish("masks_lifted", data, members)
 
-    def _put_lift(self, camera_id: str, grant_id: int, until: datetime | None) -> None:
+    def _put_lift(
+        self, lift_id: int | None, camera_id: str, grant_id: int, until: datetime | None
+    ) -> None:
         """On this node: the hub lifts the masks until `until` and ends the lift by
         itself; the end is recorded then (by whichever node gets there first)."""
         hub = self.hubs.get(camera_id)
@@ -360,6 +369,8 @@ class PrivacyMasks:
         if (old := self._ends.pop(key, None)) is not None:
             old.cancel()
         self._until[key] = until
+        if lift_id is not None:
+            self._lift_keys[lift_id] = key
         self._ends[key] = loop.call_later(
             seconds + 0.05, lambda: self._spawn(self._record_ends(key))
         )
@@ -416,8 +427,10 @@ class PrivacyMasks:
             until = datetime.fromisoformat(str(message.get("until")))
         except ValueError:
             until = None
+        lift_id = message.get("lift_id")
+        lift_id = lift_id if isinstance(lift_id, int) else None
         if isinstance(camera_id, str) and isinstance(grant_id, int) and until and until.tzinfo:
-            self._put_lift(camera_id, grant_id, until)
+            self._put_lift(lift_id, camera_id, grant_id, until)
 
     def _heard_restore(self, message: dict[str, Any]) -> None:
         camera_id, grant_id = message.get("camera_id"), message.get("grant_id")
