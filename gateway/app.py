@@ -30,6 +30,7 @@ from gateway.control.enforcer import GrantEnforcer
 from gateway.control.events import EventBus
 from gateway.control.health import Health
 from gateway.control.known_grants import KnownGrants
+from gateway.control.masks import PrivacyMasks
 from gateway.control.overlay import GrantOverlay
 from gateway.control.refusals import Refusals
 from gateway.control.reload import InventoryReloader
@@ -43,6 +44,7 @@ from gateway.http.admin import AdminApi
 from gateway.http.api import ViewerApi
 from gateway.http.cluster import ClusterEndpoint
 from gateway.http.consent import ConsentApi
+from gateway.http.masks import MaskApi
 from gateway.http.whep import WhepEndpoint, plain_options
 from gateway.inventory import read_inventory
 from gateway.metrics import GatewayMetrics
@@ -155,6 +157,15 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     consent = PoliceConsent(store, grants, bus, enforcer, admin, cluster)
     emergency = EmergencyAccess(governance, store, hubs, bus, enforcer, cluster)
     reloader = InventoryReloader(settings, hubs, store, sessions, bus)
+    masks = PrivacyMasks(
+        store,
+        hubs,
+        bus,
+        max_masks=settings.relay.max_masks,
+        approval=governance.approval,
+        lift_minutes=governance.mask_lift_minutes,
+        cluster=cluster,
+    )
     viewing = Viewing(hubs, sessions, access, admin)
 
     app[SETTINGS] = settings
@@ -173,6 +184,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         [
             _store(store),
             *([_cluster(cluster)] if cluster is not None else []),
+            _masks(masks),
             _pulls(hubs),
             _sessions(sessions, store, node_id if cluster is not None else None, settings),
             _sign_ins(access),
@@ -187,7 +199,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     WhepEndpoint(viewing, settings.server.max_body_bytes).add_routes(app.router)
     ViewerApi(
         viewing,
-        EventStreams(access, viewing, sessions, bus, tickets),
+        EventStreams(access, viewing, sessions, bus, tickets, masks),
         Health(store, sessions, cluster.reach if cluster is not None else None),
         settings.map,
         metrics,
@@ -197,6 +209,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     ConsentApi(
         access, admin, consent, emergency, GovernanceReport(store, governance.approval)
     ).add_routes(app.router)
+    MaskApi(access, masks, governance.approval).add_routes(app.router)
     if messages is not None:
         ClusterEndpoint(messages).add_routes(app.router)
     pages.add_routes(app.router)
@@ -248,6 +261,18 @@ def _cluster(cluster: ClusterNode) -> Context:
         await cluster.start()
         yield
         await cluster.stop()
+
+    return context
+
+
+def _masks(masks: PrivacyMasks) -> Context:
+    """The privacy masks administrators set, and the lifts in force, before anyone
+    watches (a camera's stored masks win over its configured ones)."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        await masks.load()
+        yield
+        masks.close()
 
     return context
 

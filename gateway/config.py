@@ -645,6 +645,9 @@ class GovernanceSettings:
     # how many cameras one account may hold open that way at once.
     emergency_minutes: int = _key(30, _between(1, 240))
     emergency_cameras: int = _key(4, _between(1, 100))
+    # How long a privacy mask is lifted for one grant once a second person approves
+    # (docs/masks.md); a fraction of a minute is allowed (tests use seconds).
+    mask_lift_minutes: float = _key(15.0, _between(0.05, 1440))
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from support.camera import RtspCamera, make_camera
 from support.chromium import frames_decoded, open_page, player, wait_more_frames, wait_state
 from support.cluster import (
     ADMIN,
+    SECOND,
     Cluster,
     Postgres,
     audit_rows,
@@ -437,6 +438,63 @@ async def test_a_withdrawal_on_one_node_ends_a_viewer_on_the_other_within_a_seco
     assert response.status == 403
     assert (await response.json())["code"] == "authorization_withdrawn"
     await again.close()
+
+
+async def test_masks_and_a_lift_set_on_one_node_are_in_force_on_the_other_within_a_second(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    """A camera's masks put through gw1 are stored in PostgreSQL and in force on gw2's
+    hub within a second (the `masks_changed` notice); a lift approved on gw1 is in
+    force on gw2 too, and ended early on gw1 it ends on gw2 within a second."""
+    window = {"label": "住宅窗戶", "polygon": [[0.2, 0.2], [0.6, 0.2], [0.6, 0.6]], "fill": "solid"}
+    path = "/api/cameras/cam-3/masks"
+
+    async def on_gw2(check: Any) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < 5:
+            status, found = await cluster.admin(http, "GET", path, node="gw2")
+            if status == 200 and check(found):
+                return time.monotonic() - started
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"gw2 never showed it: {found}")
+
+    grant = await cluster.grant(http, ["cam-3"], ["lifted-1"])
+    started = time.monotonic()
+    body = {"masks": [window], "reason": "住宅窗戶"}
+    status, changed = await cluster.admin(http, "PUT", path, node="gw1", json=body)
+    assert status == 200 and changed["masks"] == [window], changed
+    took = time.monotonic() - started + await on_gw2(lambda found: found["masks"] == [window])
+    print(f"masks put on gw1 in force on gw2 after {took * 1000:.0f} ms")
+    assert took < CLOSE_WITHIN_SECONDS, took
+    try:
+        ask = {"grant_id": grant["id"], "reason": "火警"}
+        status, lift = await cluster.admin(http, "POST", f"{path}/lifts", node="gw1", json=ask)
+        assert status == 201, lift
+        async with http.post(
+            f"{cluster.url('gw1')}/api/mask-lifts/{lift['id']}/approve",
+            headers=bearer(SECOND, admin=True),
+        ) as reply:
+            assert reply.status == 200, await reply.text()
+        await on_gw2(lambda found: found["lifted_for"] == [grant["id"]])
+        # Ended early on gw1: the masks are back on gw2 too, within a second.
+        started = time.monotonic()
+        status, ended = await cluster.admin(
+            http, "POST", f"/api/mask-lifts/{lift['id']}/end", node="gw1", json={"reason": "x"}
+        )
+        assert status == 200, ended
+        took = time.monotonic() - started + await on_gw2(lambda found: found["lifted_for"] == [])
+        print(f"lift ended on gw1, masks back on gw2 after {took * 1000:.0f} ms")
+        assert took < CLOSE_WITHIN_SECONDS, took
+        rows = await audit_rows(cluster, http, camera_id="cam-3")
+        assert {"masks_changed", "mask_lift_approved", "mask_lift_ended"} <= {
+            row["event"] for row in rows
+        }
+    finally:
+        status, _ = await cluster.admin(
+            http, "PUT", path, node="gw2", json={"masks": [], "reason": "test over"}
+        )
+        assert status == 200
+    await on_gw2(lambda found: found["masks"] == [])
 
 
 async def test_a_revocation_whose_notice_a_node_missed_still_reaches_it(

@@ -22,6 +22,7 @@ from gateway.app import SESSIONS, STORE
 from gateway.control.report import TAIPEI, make, period
 from gateway.store import audit as events
 from gateway.store.database import open_database, schema_version
+from gateway.store.schema import SQLITE, latest
 from gateway.store.verify import verify_database
 
 ADMIN, SECOND = "admin-1", "admin-2"
@@ -422,7 +423,7 @@ def test_old_references_become_unconfirmed_authorizations_at_start(tmp_path):
     from gateway.store.adoption import adopt_references
 
     store = Store(str(path), ["cam-a"], 14)
-    assert schema_version(open_database(path)) == 5
+    assert schema_version(open_database(path)) == latest(SQLITE)
     (adopted,) = store.at_start(adopt_references)
     assert (adopted["reference"], adopted["grants"]) == ("OLD-1", [1])
     assert store.at_start(adopt_references) == []  # once

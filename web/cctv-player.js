@@ -345,6 +345,13 @@ const SSE_TYPES = [
   "emergency_started",
   "emergency_ended",
   "emergency_reviewed",
+  // Privacy masks: changed, a lift asked or declined (the console), and a lift of a
+  // camera's masks for the viewer's grant in force until `until`, then over.
+  "masks_changed",
+  "mask_lift_requested",
+  "mask_lift_declined",
+  "masks_lifted",
+  "masks_restored",
 ];
 
 const PAGE = Symbol("the page itself"); // a page that uses the stream directly

@@ -27,6 +27,12 @@ ROLE_WORDS = {
 }
 
 
+def approvers(approval: str) -> tuple[str, ...]:
+    """Who approves what waits for a second person (a grant, a change that widens it,
+    a lift of a camera's masks), by `[governance] approval`."""
+    return (POLICE_LIAISON,) if approval == "police_liaison" else (ADMIN,)
+
+
 class RoleRules:
     def __init__(self, settings: GovernanceSettings) -> None:
         self.claim = settings.roles_claim

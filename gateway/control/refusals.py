@@ -18,6 +18,7 @@ from gateway.store import audit as events
 from gateway.store.authorizations import AuthorizationNotFound
 from gateway.store.emergencies import EmergencyNotFound
 from gateway.store.grants import GrantNotFound
+from gateway.store.masks import LiftNotFound
 
 from .events import TooManyStreams
 from .tickets import TooManyTickets
@@ -94,6 +95,8 @@ def as_refusal(exc: BaseException) -> Denied | None:
         return Denied("unknown_authorization", "no such police authorization")
     if isinstance(exc, EmergencyNotFound):
         return Denied("unknown_emergency", "no such emergency access")
+    if isinstance(exc, LiftNotFound):
+        return Denied("unknown_lift", "no such mask lift")
     return None
 
 

@@ -18,6 +18,7 @@ from gateway.signaling import SessionRegistry
 
 from .admission import AccessControl
 from .events import EventBus, Subscription
+from .masks import PrivacyMasks
 from .refusals import Denied
 from .tickets import TicketBook
 from .viewing import Viewing
@@ -38,7 +39,9 @@ class EventStreams:
         sessions: SessionRegistry,
         bus: EventBus,
         tickets: TicketBook,
+        masks: PrivacyMasks | None = None,
     ) -> None:
+        self.masks = masks
         self.access = access
         self.viewing = viewing
         self.sessions = sessions
@@ -75,6 +78,11 @@ class EventStreams:
                 "grants": await self.viewing.grants_json(identity),
                 "sessions": sessions,
             }
+            if self.masks is not None:
+                # A lift in force for one of its grants: the page hears it after hello.
+                mine = None if identity.is_admin else {g["id"] for g in hello["grants"]}
+                for event in self.masks.lifted_events(mine):
+                    subscription.offer(event)
             yield Following(subscription, hello, until)
         finally:
             self.bus.unsubscribe(subscription)

@@ -216,8 +216,8 @@ class Viewing:
     async def cameras(self, token: str, remote: str) -> list[dict[str, Any]]:
         """The cameras the caller may view now as GeoJSON features (administrators,
         and police liaisons who scope consents by camera: all). Never a source: only
-        id, name, place (district and road, for the search), and until when the
-        caller may watch."""
+        id, name, place (district and road, for the search), until when the
+        caller may watch, and whether its picture is masked."""
         identity = await self.access.identify(token, remote)
         until: dict[str, str] = {}
         for grant in await self._active(identity):
@@ -236,6 +236,8 @@ class Viewing:
                     "road": hub.camera.road,
                     "viewers": len(hub.viewers),
                     "granted_until": until.get(hub.id),
+                    # Its picture leaves with privacy masks (never where they are).
+                    "masked": bool(hub.masks),
                 },
             }
             for hub in self.hubs

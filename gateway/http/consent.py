@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.access.roles import ADMIN, AUDITOR, EMERGENCY, POLICE_LIAISON
+from gateway.access.roles import ADMIN, AUDITOR, EMERGENCY, POLICE_LIAISON, approvers
 from gateway.access.tokens import Identity
 from gateway.control.administration import AccessAdmin
 from gateway.control.admission import AccessControl
@@ -71,7 +71,7 @@ class ConsentApi:
         self.emergency = emergency
         self.report = report
         # Who approves: [governance] approval.
-        self.approvers = (POLICE_LIAISON,) if admin.approval == "police_liaison" else (ADMIN,)
+        self.approvers = approvers(admin.approval)
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/api/authorizations", self.list_authorizations)

@@ -52,11 +52,16 @@ REFUSAL_STATUS = {
     "unknown_authorization": 404,
     "unknown_emergency": 404,
     "unknown_session": 404,
+    "unknown_lift": 404,
     "no_inventory_file": 409,
     "nothing_pending": 409,
+    "not_masked": 409,  # a lift asked for a camera without privacy masks
     "precondition_failed": 412,
     "ice_restart_unsupported": 422,
     "invalid_field": 422,
+    "invalid_mask": 422,  # a privacy mask the admin API cannot take; `field` names it
+    "camera_not_in_grant": 422,
+    "grant_not_live": 422,
     "outside_authorization": 422,
     "authorization_expired": 422,
     "emergency_too_long": 422,

@@ -678,17 +678,43 @@ class CameraHubs:
         # Told of feeds any hub ended for want of a picture (FeedFailure).
         self.on_feed_failure: list[Callable[[FeedFailure], None]] = []
         self._hubs: dict[str, CameraHub] = {}
+        # Masks an administrator set (stored; control/masks.py), which win over the
+        # [[cameras]] table's or the inventory's, across reloads too.
+        self._set_masks: dict[str, tuple[MaskSettings, ...]] = {}
+        self._configured: dict[str, tuple[MaskSettings, ...]] = {}  # the inventory's
         for camera in cameras:
             self._add(camera)
 
+    def set_masks(self, camera_id: str, masks: Iterable[MaskSettings]) -> None:
+        """The masks an administrator set for a camera: in force at once (and on a
+        camera that joins the inventory later), whatever its inventory says."""
+        self._set_masks[camera_id] = tuple(masks)
+        hub = self._hubs.get(camera_id)
+        if hub is not None:
+            hub.update(self._effective(replace(hub.camera, masks=self._configured[camera_id])))
+
+    def configured_masks(self, camera_id: str) -> tuple[MaskSettings, ...]:
+        """A camera's masks as its [[cameras]] table or inventory gives them."""
+        return self._configured.get(camera_id, ())
+
+    def masks_set(self, camera_id: str) -> bool:
+        """An administrator's masks are in force for the camera (not the inventory's)."""
+        return camera_id in self._set_masks
+
+    def _effective(self, camera: CameraSettings) -> CameraSettings:
+        masks = self._set_masks.get(camera.id)
+        return camera if masks is None else replace(camera, masks=masks)
+
     def _add(self, camera: CameraSettings) -> None:
+        self._configured[camera.id] = camera.masks
+        camera = self._effective(camera)
         hub = CameraHub(camera, self.relay, self.capacity, self.police_api, self.watch)
         hub.on_state_change = self.on_state_change
         hub.on_feed_failure = self.on_feed_failure
         self._hubs[camera.id] = hub
 
     def compare(self, cameras: Iterable[CameraSettings]) -> InventoryChange:
-        new = {camera.id: camera for camera in cameras}
+        new = {camera.id: self._effective(camera) for camera in cameras}
         return InventoryChange(
             added=frozenset(new.keys() - self._hubs.keys()),
             removed=frozenset(self._hubs.keys() - new.keys()),
@@ -705,11 +731,14 @@ class CameraHubs:
         for hub in retired:
             hub.retire()
             del self._hubs[hub.id]
+            del self._configured[hub.id]
         for camera_id, camera in new.items():
             hub = self._hubs.get(camera_id)
             if hub is None:
                 self._add(camera)
-            elif hub.camera != camera:
+                continue
+            self._configured[camera_id] = camera.masks
+            if hub.camera != (camera := self._effective(camera)):
                 hub.update(camera)
         return retired
 

@@ -69,6 +69,15 @@ EMERGENCY_ACCESS = "emergency_access"  # opened, with the danger in words
 EMERGENCY_ENDED = "emergency_ended"  # ended early, by a liaison or an administrator
 EMERGENCY_REVIEWED = "emergency_reviewed"  # justified or not, with a note
 EMERGENCY_EVENTS = (EMERGENCY_ACCESS, EMERGENCY_ENDED, EMERGENCY_REVIEWED)
+# Privacy masks (docs/masks.md): a camera's masks changed (detail: before, after,
+# reason), and a lift for one grant asked, approved, declined, ended early, and
+# over (detail: lift_id, reason, until).
+MASKS_CHANGED = "masks_changed"
+MASK_LIFT_REQUESTED = "mask_lift_requested"
+MASK_LIFT_APPROVED = "mask_lift_approved"
+MASK_LIFT_DECLINED = "mask_lift_declined"
+MASK_LIFT_EXPIRED = "mask_lift_expired"
+MASK_LIFT_ENDED = "mask_lift_ended"  # ended early; detail: end_reason
 TOKEN_REJECTED = "token_rejected"  # a bad, expired or missing JWT
 # An administrator read live sessions or the audit log (JSON or a CSV export);
 # detail: what, format, filters, rows.

@@ -43,6 +43,7 @@ from gateway.access.grants import (
 from .authorizations import AuthorizationNotFound, AuthorizationStore
 from .database import Connection
 from .emergencies import EmergencyStore
+from .masks import MaskStore
 
 
 class GrantNotFound(LookupError):
@@ -68,6 +69,8 @@ class GrantStore:
         # the same transactions as the grants they bound.
         self.authorizations = AuthorizationStore(db, lambda: self.clock())
         self.emergencies = EmergencyStore(db, lambda: self.clock())
+        # Privacy masks set by administrators, and lifts of them for one grant.
+        self.masks = MaskStore(db, lambda: self.clock())
 
     def set_camera_ids(
         self, camera_ids: Iterable[str], districts: dict[str, str] | None = None

@@ -257,6 +257,37 @@ MIGRATIONS: list[Migration] = [
     """,
         dialects=(POSTGRESQL,),
     ),
+    # 7: privacy masks as data (issue 23). The masks an administrator set for a
+    # camera, which win over its [[cameras]] table's or inventory's; and lifts of a
+    # camera's masks for one grant, each asked with a reason and decided by a second
+    # person.
+    Migration("""
+    CREATE TABLE camera_masks (
+        camera_id TEXT PRIMARY KEY,
+        masks TEXT NOT NULL,              -- JSON: a list of label, polygon, fill; maybe empty
+        changed_by TEXT NOT NULL,
+        changed_at TEXT NOT NULL,         -- ISO 8601, UTC
+        reason TEXT NOT NULL
+    );
+    CREATE TABLE mask_lifts (
+        id {identity},
+        grant_id {integer} NOT NULL REFERENCES grants(id),
+        camera_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        seconds {integer} NOT NULL,       -- how long it lasts once approved
+        asked_by TEXT NOT NULL,
+        asked_at TEXT NOT NULL,
+        state TEXT NOT NULL,              -- requested, approved, declined
+        decided_by TEXT,
+        decided_at TEXT,
+        decline_reason TEXT,
+        lifted_until TEXT,                -- approved: when the masks return
+        ended_at TEXT,                    -- its end (expiry, or ended early), once recorded
+        ended_by TEXT,                    -- ended early: who, and why
+        end_reason TEXT
+    );
+    CREATE INDEX mask_lifts_state ON mask_lifts(state);
+    """),
 ]
 
 
