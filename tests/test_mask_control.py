@@ -10,6 +10,7 @@ checked pixel by pixel."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from test_masks import CAMERA, CORNER, MIDDLE, watch
 
 from gateway.app import HUBS, SESSIONS, STORE
 from gateway.config import parse_masks
+from gateway.control.masks import WHOLE_PICTURE
 from gateway.store import audit as events
 from gateway.store.verify import verify_database
 
@@ -126,6 +128,13 @@ async def test_masks_changed_through_the_api_are_audited_first_and_survive_a_res
     await gateway.app[STORE].flush(timeout=10)
     result = verify_database(database)
     assert result.ok, result.problem
+
+    # Stored masks that cannot be read (written by hand): the whole picture is hidden,
+    # never the configured masks alone (fail closed).
+    with sqlite3.connect(database) as db:
+        db.execute('UPDATE camera_masks SET masks = \'[{"label": ""}]\'')
+    unreadable = await start_gateway(settings_for([entry], database=database, max_masks=4))
+    assert in_force(unreadable) == (WHOLE_PICTURE,)
 
 
 async def test_masks_put_while_a_viewer_watches_show_within_a_second(

@@ -48,6 +48,10 @@ REASON_MAX = 500
 # Stored masks are taken as they were written, even if [relay] max_masks was lowered
 # since: hiding more than the limit is safer than showing what they hid.
 STORED_MAX = 256
+# In force for a camera whose stored masks cannot be read (invariant 10).
+WHOLE_PICTURE = MaskSettings(
+    label="stored masks unreadable", polygon=((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+)
 
 
 def masks_json(masks: tuple[MaskSettings, ...]) -> list[dict[str, Any]]:
@@ -112,8 +116,13 @@ class PrivacyMasks:
             try:
                 masks = parse_masks(row.masks, STORED_MAX)
             except MaskError as exc:  # written by hand, or by a newer version
-                log.error("camera %s: stored privacy masks not used: %s", row.camera_id, exc)
-                continue
+                # Fail closed: what it hid is unknown, so the whole picture is hidden.
+                log.error(
+                    "camera %s: stored privacy masks unreadable, whole picture masked: %s",
+                    row.camera_id,
+                    exc,
+                )
+                masks = (WHOLE_PICTURE,)
             self.hubs.set_masks(row.camera_id, masks)
         for lift in lifts:
             self._put_lift(lift.id, lift.camera_id, lift.grant_id, lift.until)
