@@ -1,0 +1,152 @@
+// The grants tab: the table and the grant form.
+
+import { fillAuthorizationChoices } from "./authorizations.js";
+import { cameraName } from "./cameras.js";
+import { askReason, clearErrors, showFieldError, toIso, toLocal } from "./forms.js";
+import { $, api, button, cell, show } from "./page.js";
+import { onLanguage, t, when } from "./text.js";
+import { loadWaiting } from "./waiting.js";
+
+let grants = [];
+let editing = null; // the grant being edited, or null for a new one
+const form = $("#grant-form");
+
+// The police authorization of the grant being edited (the form's choice keeps it).
+export const editingAuthorization = () => editing?.authorization_id;
+
+export function drawGrants() {
+  const statuses = t("statuses");
+  $("#grant-table tbody").replaceChildren(
+    ...grants.map((g) => {
+      const tr = document.createElement("tr");
+      tr.dataset.grant = g.id;
+      const project = cell(g.project);
+      const ref = document.createElement("small");
+      ref.textContent = g.authorization_ref;
+      project.append(document.createElement("br"), ref);
+      const earlier = (g.previous_authorizations || []).map((p) => p.authorization_ref);
+      if (earlier.length) {
+        const history = document.createElement("small");
+        history.className = "earlier-refs";
+        history.textContent = t("earlierRefs") + earlier.join(", ");
+        project.append(document.createElement("br"), history);
+      }
+      const status = cell("");
+      const badge = document.createElement("span");
+      badge.className = `status ${g.status}`;
+      badge.textContent = statuses[g.status] || g.status;
+      status.append(badge);
+      if (g.revoke_reason) status.append(` ${g.revoke_reason}`);
+      const actions = cell("", "actions");
+      if (g.status !== "revoked") {
+        actions.append(
+          button(t("edit"), () => editGrant(g), "edit-grant"),
+          button(t("revoke"), () => revokeGrant(g), "danger revoke-grant"),
+        );
+      }
+      tr.append(
+        project,
+        cell(g.members.join(", ")),
+        cell(g.cameras.map((id) => cameraName(id) + (g.cameras_gone?.includes(id) ? t("gone") : "")).join(", ")),
+        cell(`${when(g.starts_at, "short")} – ${when(g.ends_at, "short")}`),
+        status,
+        actions,
+      );
+      return tr;
+    }),
+  );
+}
+
+
+export async function loadGrants() {
+  const include = $("#include-ended").checked;
+  const { ok, code, data } = await api(`/api/grants?include_ended=${include}`);
+  if (!ok) return { ok, code };
+  grants = data.grants;
+  drawGrants();
+  return { ok, code };
+}
+
+function openForm(grant) {
+  editing = grant;
+  clearErrors(form);
+  form.reset();
+  form.hidden = false;
+  $("#grant-form-title").textContent = t(grant ? "editGrant" : "newGrant");
+  // The project stays; a new authorization reference may be given (and must be, for
+  // a window that starts earlier or ends later), and the old one is kept.
+  form.elements.project.disabled = Boolean(grant);
+  const now = new Date();
+  const values = grant || {
+    starts_at: now.toISOString(),
+    ends_at: new Date(now.getTime() + 8 * 3600 * 1000).toISOString(),
+    members: [],
+    cameras: [],
+  };
+  form.elements.project.value = values.project || "";
+  fillAuthorizationChoices(values.authorization_id);
+  form.elements.purpose.value = values.purpose || "";
+  form.elements.members.value = values.members.join("\n");
+  for (const box of form.querySelectorAll("input[name=cameras]")) {
+    box.checked = values.cameras.includes(box.value);
+  }
+  form.elements.starts_at.value = toLocal(values.starts_at);
+  form.elements.ends_at.value = toLocal(values.ends_at);
+  form.elements[grant ? "purpose" : "project"].focus();
+}
+
+function editGrant(grant) {
+  openForm(grant);
+  form.scrollIntoView({ block: "nearest" });
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearErrors(form);
+  const f = form.elements;
+  const body = {
+    purpose: f.purpose.value,
+    members: f.members.value.split(/[\n,]/).map((m) => m.trim()).filter(Boolean),
+    cameras: [...form.querySelectorAll("input[name=cameras]:checked")].map((box) => box.value),
+    starts_at: toIso(f.starts_at.value),
+    ends_at: toIso(f.ends_at.value),
+  };
+  const authorizationId = Number(f.authorization_id.value) || null;
+  if (!editing) Object.assign(body, { project: f.project.value, authorization_id: authorizationId });
+  else {
+    // Only what was changed: the inputs hold whole minutes, so an untouched start
+    // sent back would move a few seconds earlier, a window that grows.
+    for (const name of ["starts_at", "ends_at"]) {
+      if (f[name].value === toLocal(editing[name])) delete body[name];
+    }
+    if (authorizationId && authorizationId !== editing.authorization_id) body.authorization_id = authorizationId;
+  }
+  const { ok, code, data } = editing
+    ? await api(`/api/grants/${editing.id}`, { method: "PATCH", body })
+    : await api("/api/grants", { method: "POST", body });
+  if (code === "invalid_field") return showFieldError(form, data);
+  if (!ok) return showFieldError(form, { error: data.error, field: "grant" });
+  form.hidden = true;
+  editing = null;
+  loadGrants();
+  loadWaiting();
+});
+$("#cancel-grant").addEventListener("click", () => {
+  form.hidden = true;
+  editing = null;
+});
+$("#new-grant").addEventListener("click", () => openForm(null));
+$("#include-ended").addEventListener("change", loadGrants);
+
+async function revokeGrant(grant) {
+  const reason = await askReason(t("revokeGrantTitle")(grant));
+  if (!reason) return;
+  const { ok, data } = await api(`/api/grants/${grant.id}/revoke`, {
+    method: "POST",
+    body: { reason },
+  });
+  if (!ok) show(t("failed") + data.error);
+  loadGrants();
+}
+
+onLanguage(drawGrants);
