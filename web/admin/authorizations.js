@@ -1,14 +1,17 @@
 // The police's consents: the table, the form, confirm and withdraw.
 
-import { cameraName } from "./cameras.js";
+import { cameraName, onCameras } from "./cameras.js";
 import { askReason, clearErrors, showFieldError, toIso, toLocal } from "./forms.js";
 import { editingAuthorization } from "./grants.js";
 import { $, api, button, cell, show } from "./page.js";
+import { CameraPicker } from "./picker.js";
 import { has } from "./roles.js";
 import { onLanguage, t, when } from "./text.js";
 
 let authorizations = [];
 const authorizationForm = $("#authorization-form");
+const picker = new CameraPicker($("#z-cameras"));
+onCameras((features) => (picker.cameras = features));
 
 export function scopeText(a) {
   return [...a.cameras.map(cameraName), ...a.districts].join(", ");
@@ -80,6 +83,7 @@ export function fillAuthorizationChoices(selected) {
 function openAuthorizationForm() {
   clearErrors(authorizationForm);
   authorizationForm.reset();
+  picker.reset();
   authorizationForm.hidden = false;
   $("#on-behalf-note").hidden = has("police_liaison");
   const now = new Date();
@@ -95,7 +99,7 @@ authorizationForm.addEventListener("submit", async (event) => {
   const body = {
     reference: f.reference.value,
     purpose_class: f.purpose_class.value,
-    cameras: [...authorizationForm.querySelectorAll("input[name=cameras]:checked")].map((box) => box.value),
+    cameras: picker.value,
     districts: f.districts.value.split(/[\n,]/).map((d) => d.trim()).filter(Boolean),
     starts_at: toIso(f.starts_at.value),
     ends_at: toIso(f.ends_at.value),

@@ -1,15 +1,18 @@
 // The grants tab: the table and the grant form.
 
 import { fillAuthorizationChoices } from "./authorizations.js";
-import { cameraName } from "./cameras.js";
+import { NAMED_UP_TO, cameraName, cameraSummary, onCameras } from "./cameras.js";
 import { askReason, clearErrors, showFieldError, toIso, toLocal } from "./forms.js";
 import { $, api, button, cell, show } from "./page.js";
+import { CameraPicker } from "./picker.js";
 import { onLanguage, t, when } from "./text.js";
 import { loadWaiting } from "./waiting.js";
 
 let grants = [];
 let editing = null; // the grant being edited, or null for a new one
 const form = $("#grant-form");
+const picker = new CameraPicker($("#f-cameras"), { withMap: true });
+onCameras((features) => (picker.cameras = features));
 
 // The police authorization of the grant being edited (the form's choice keeps it).
 export const editingAuthorization = () => editing?.authorization_id;
@@ -46,8 +49,8 @@ export function drawGrants() {
       }
       tr.append(
         project,
-        cell(g.members.join(", ")),
-        cell(g.cameras.map((id) => cameraName(id) + (g.cameras_gone?.includes(id) ? t("gone") : "")).join(", ")),
+        membersCell(g.members),
+        camerasCell(g),
         cell(`${when(g.starts_at, "short")} – ${when(g.ends_at, "short")}`),
         status,
         actions,
@@ -57,6 +60,38 @@ export function drawGrants() {
   );
 }
 
+
+// Up to a few members by name; more as the first few and how many in all, the whole
+// list a click away: a grant's row stays one row high whatever its size.
+const MEMBERS_SHOWN = 5;
+
+function membersCell(members) {
+  if (members.length <= MEMBERS_SHOWN + 1) return cell(members.join(", "));
+  const td = cell(`${members.slice(0, MEMBERS_SHOWN).join(", ")} ${t("moreMembers")(members.length)}`);
+  td.append(everything(t("allMembers")(members.length), members.join(", ")));
+  return td;
+}
+
+function camerasCell(g) {
+  const td = cell(cameraSummary(g.cameras, g.cameras_gone || []), "cameras");
+  if (g.cameras.length > NAMED_UP_TO) {
+    const names = g.cameras.map((id) => `${cameraName(id)} (${id})`).join(", ");
+    td.append(everything(t("allCameras")(g.cameras.length), names));
+  }
+  return td;
+}
+
+function everything(label, text) {
+  const details = document.createElement("details");
+  details.className = "all-names";
+  const summary = document.createElement("summary");
+  summary.textContent = label;
+  const names = document.createElement("div");
+  names.className = "names";
+  names.textContent = text;
+  details.append(summary, names);
+  return details;
+}
 
 export async function loadGrants() {
   const include = $("#include-ended").checked;
@@ -87,9 +122,7 @@ function openForm(grant) {
   fillAuthorizationChoices(values.authorization_id);
   form.elements.purpose.value = values.purpose || "";
   form.elements.members.value = values.members.join("\n");
-  for (const box of form.querySelectorAll("input[name=cameras]")) {
-    box.checked = values.cameras.includes(box.value);
-  }
+  picker.reset(values.cameras);
   form.elements.starts_at.value = toLocal(values.starts_at);
   form.elements.ends_at.value = toLocal(values.ends_at);
   form.elements[grant ? "purpose" : "project"].focus();
@@ -107,7 +140,7 @@ form.addEventListener("submit", async (event) => {
   const body = {
     purpose: f.purpose.value,
     members: f.members.value.split(/[\n,]/).map((m) => m.trim()).filter(Boolean),
-    cameras: [...form.querySelectorAll("input[name=cameras]:checked")].map((box) => box.value),
+    cameras: picker.value,
     starts_at: toIso(f.starts_at.value),
     ends_at: toIso(f.ends_at.value),
   };
