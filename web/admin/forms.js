@@ -23,15 +23,30 @@ export function fieldMessage(error, field) {
   return message;
 }
 
-// A 422 {error, field}: the message goes next to that field.
-export function showFieldError(root, { error, field }) {
-  const slot = root.querySelector(`.field-error[data-for="${field}"]`) || root.querySelector(".field-error[data-for=grant]");
-  slot.textContent = fieldMessage(error || "", field || "");
-  const input = root.querySelector(`[name="${field}"]`);
-  if (input) {
+// A 422 {error, field, fields}: every field's message next to it (`fields` names each
+// field found wrong, when the gateway sends it), the first one focused.
+export function showFieldError(root, { error, field, fields }) {
+  showFieldErrors(root, fields && Object.keys(fields).length ? fields : { [field || ""]: error || "" });
+}
+
+// `problems`: field -> message. A field without a place of its own shows under the form.
+export function showFieldErrors(root, problems) {
+  let first = null;
+  for (const [field, error] of Object.entries(problems)) {
+    const slot =
+      root.querySelector(`.field-error[data-for="${field}"]`) ||
+      root.querySelector(".field-error[data-for=grant], .field-error[data-for=authorization]");
+    const message = fieldMessage(error, field);
+    slot.textContent = slot.textContent ? `${slot.textContent} ${message}` : message;
+    // The field's input, or the fieldset that holds a picker (its search takes the focus).
+    const input =
+      root.querySelector(`[name="${field}"]:not([type=checkbox])`) ||
+      root.querySelector(`fieldset[id$="-${field}"]`);
+    if (!input) continue;
     input.setAttribute("aria-invalid", "true");
-    input.focus();
+    first ??= input.matches("fieldset") ? input.querySelector("input[type=search]") : input;
   }
+  first?.focus();
 }
 
 // --- the reason dialog -----------------------------------------------------------

@@ -2,7 +2,8 @@
 
 import { fillAuthorizationChoices } from "./authorizations.js";
 import { NAMED_UP_TO, cameraName, cameraSummary, onCameras } from "./cameras.js";
-import { askReason, clearErrors, showFieldError, toIso, toLocal } from "./forms.js";
+import { askReason, clearErrors, showFieldError, showFieldErrors, toIso, toLocal } from "./forms.js";
+import { memberList, membersProblem } from "./members.js";
 import { $, api, button, cell, show } from "./page.js";
 import { CameraPicker } from "./picker.js";
 import { onLanguage, t, when } from "./text.js";
@@ -133,13 +134,33 @@ function editGrant(grant) {
   form.scrollIntoView({ block: "nearest" });
 }
 
+// What the form can tell is wrong without asking the gateway, in the gateway's words
+// (the window's length limit and the authorization's scope are the gateway's to say).
+function formProblems(body, f) {
+  const problems = {};
+  if (!editing && !f.project.value.trim()) problems.project = "is required";
+  if (!editing && !body.authorization_id) problems.authorization_id = "name the police authorization";
+  if (!body.purpose.trim()) problems.purpose = "is required";
+  const members = membersProblem(body.members);
+  if (members) problems.members = members;
+  if (!body.cameras.length) problems.cameras = "at least one camera id is required";
+  else if (body.cameras.length > CAMERAS_MAX) problems.cameras = `at most ${CAMERAS_MAX} camera ids`;
+  if (!f.starts_at.value) problems.starts_at = "is required";
+  if (!f.ends_at.value) problems.ends_at = "is required";
+  else if (f.starts_at.value && new Date(f.ends_at.value) <= new Date(f.starts_at.value)) {
+    problems.ends_at = "must be after starts_at";
+  }
+  return problems;
+}
+const CAMERAS_MAX = 1000; // gateway/access/grants.py
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   clearErrors(form);
   const f = form.elements;
   const body = {
     purpose: f.purpose.value,
-    members: f.members.value.split(/[\n,]/).map((m) => m.trim()).filter(Boolean),
+    members: memberList(f.members.value),
     cameras: picker.value,
     starts_at: toIso(f.starts_at.value),
     ends_at: toIso(f.ends_at.value),
@@ -154,10 +175,13 @@ form.addEventListener("submit", async (event) => {
     }
     if (authorizationId && authorizationId !== editing.authorization_id) body.authorization_id = authorizationId;
   }
+  // Every field the form can check, at once, before anything is sent.
+  const problems = formProblems(body, f);
+  if (Object.keys(problems).length) return showFieldErrors(form, problems);
   const { ok, code, data } = editing
     ? await api(`/api/grants/${editing.id}`, { method: "PATCH", body })
     : await api("/api/grants", { method: "POST", body });
-  if (code === "invalid_field") return showFieldError(form, data);
+  if (code === "invalid_field" || data.field) return showFieldError(form, data);
   if (!ok) return showFieldError(form, { error: data.error, field: "grant" });
   form.hidden = true;
   editing = null;

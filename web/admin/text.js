@@ -313,7 +313,15 @@ export const TEXT = {
 // which field is wrong comes from the 422's `field`, never from these words, and
 // words not listed here show as the gateway sent them.
 export const FIELD_ZH = [
-  [/^is required$/, "必填"],
+  [/^(is )?required$/, "必填"],
+  [/^item (\d+) ['"](.+)['"] has a space; an account name is .*$/, "第 $1 項「$2」含空格：帳號是一個詞，只能有文字、數字與 . _ - @ + '"],
+  [/^item (\d+) ['"](.+)['"] has '(.+)'; an account name is .*$/, "第 $1 項「$2」含「$3」：帳號是一個詞，只能有文字、數字與 . _ - @ + '"],
+  [/^item (\d+) contains U\+([0-9A-F]+).*invisible$/, "第 $1 項含看不見的字元 U+$2"],
+  [/^['"](.+)['"] is listed twice$/, "「$1」重複了"],
+  [/^item (\d+) is longer than (\d+) characters$/, "第 $1 項超過 $2 個字"],
+  [/^at most (\d+) account names$/, "最多 $1 個帳號"],
+  [/^at most (\d+) camera ids$/, "最多 $1 台攝影機"],
+  [/^contains U\+([0-9A-F]+).*invisible$/, "含看不見的字元 U+$1"],
   [/^must be after starts_at$/, "必須晚於開始時間"],
   [/^a grant may run at most (.+) days$/, "授權期間最長 $1 天"],
   [/^at least one .+ is required$/, "至少需要一項"],
