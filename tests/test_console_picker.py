@@ -123,6 +123,9 @@ async def test_the_grant_forms_picker_takes_15000_cameras(start_gateway, browser
     assert state["matches"] == 1, state
     await expect(page.locator("#f-cameras .pick-row")).to_have_count(1)
     await expect(page.locator("#f-cameras .pick-row")).to_contain_text("臺北車站 東三門")
+    for spelling in ("臺北車站", "ＴＰＥ-STATION"):  # 臺 as typed, full-width and upper case
+        await page.evaluate(SEARCH, spelling)
+        assert (await picked(page))["matches"] == 1, spelling
     timings = [await page.evaluate(SEARCH, text) for text in ("信義區 忠孝", "仁愛路2段", "")]
     print(f"picker search over {CITY + 1} cameras: {took:.1f} ms, then {timings} ms")
     assert max(took, *timings) < 300, (took, timings)

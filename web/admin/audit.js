@@ -2,11 +2,15 @@
 
 import { authorized } from "/web/signin.js";
 import { clearErrors, showFieldError, toIso } from "./forms.js";
+import { EVENT_NAMES, detailNodes, eventName } from "./audit-words.js";
+import { cameraName } from "./cameras.js";
 import { $, api, cell } from "./page.js";
-import { TEXT, onLanguage, t, when } from "./text.js";
+import { onLanguage, when } from "./text.js";
 
 const filters = $("#audit-filters");
-export const EVENTS = Object.keys(TEXT["zh-Hant"].events);
+// Every kind the gateway writes (audit-words.js, checked against the gateway by a test).
+export const EVENTS = Object.keys(EVENT_NAMES);
+let rows = []; // the rows shown, drawn again in the other language
 
 function auditQuery(extra = {}) {
   const params = new URLSearchParams();
@@ -21,30 +25,40 @@ function auditQuery(extra = {}) {
   return params; // filters only: the token travels in the Authorization header
 }
 
-function summary(detail) {
-  if (!detail || typeof detail !== "object") return detail ?? "";
-  return Object.entries(detail)
-    .map(([key, value]) => `${key}: ${typeof value === "object" ? JSON.stringify(value) : value}`)
-    .join("; ");
-}
-
 export async function loadAudit() {
   clearErrors(filters);
   const { ok, data } = await api(`/api/audit?${auditQuery({ limit: 500 })}`);
   if (!ok) return showFieldError(filters, { error: data.error, field: "audit" });
-  const names = t("events");
+  rows = data.rows;
+  drawAudit();
+}
+
+// A camera by its name, with its id beneath.
+function cameraCell(id) {
+  const td = cell(id ? cameraName(id) : "");
+  if (id && td.textContent !== id) {
+    const small = document.createElement("small");
+    small.textContent = id;
+    td.append(document.createElement("br"), small);
+  }
+  return td;
+}
+
+function drawAudit() {
   $("#audit-table tbody").replaceChildren(
-    ...data.rows.map((row) => {
+    ...rows.map((row) => {
       const tr = document.createElement("tr");
       tr.dataset.event = row.event;
+      const detail = cell("", "detail");
+      detail.append(...detailNodes(row.detail));
       tr.append(
         cell(when(row.at)),
-        cell(names[row.event] || row.event),
+        cell(eventName(row.event)),
         cell(row.account),
-        cell(row.camera_id),
+        cameraCell(row.camera_id),
         cell(row.project),
         cell(row.remote),
-        cell(summary(row.detail), "detail"),
+        detail,
       );
       return tr;
     }),
@@ -79,7 +93,7 @@ $("#export-csv").addEventListener("click", async () => {
 onLanguage(() => {
   const select = $("#a-event");
   const keep = select.value;
-  const names = t("events");
-  select.replaceChildren(select.options[0], ...EVENTS.map((e) => new Option(names[e] || e, e)));
+  select.replaceChildren(select.options[0], ...EVENTS.map((e) => new Option(eventName(e), e)));
   select.value = keep;
+  drawAudit();
 });
