@@ -204,3 +204,143 @@ async def test_the_grant_forms_picker_takes_15000_cameras(start_gateway, browser
         page.locator("#grant-table tbody tr", has_text="2028 元宵 仁愛路").locator("td.cameras")
     ).to_contain_text(f"{top} {n} 支")
     await admin.check_token_stays_out_of_urls()
+
+
+# Buttons whose text does not fit (clipped or spilling out of their box).
+SPILLED = """(selector) => [...document.querySelectorAll(selector)]
+    .filter((b) => b.offsetParent)
+    .filter((b) => b.scrollWidth > b.clientWidth + 1 || b.scrollHeight > b.clientHeight + 1)
+    .map((b) => b.textContent)"""
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, TABLET_WIDE], ids=["1440x900", "1024x768"])
+async def test_the_grant_forms_buttons_stay_in_sight_in_both_languages(
+    start_gateway, browser, tmp_path, viewport
+):
+    path, rows = city_with_station(tmp_path)
+    gateway = await start_gateway(city_settings(path, governance=ONE_PERSON), grant=False)
+    gateway.authorization()
+    big = [r["id"] for r in rows[:900]]
+    gateway.grant(members=[f"viewer-{i}" for i in range(40)], cameras=big, project="大型活動")
+    admin = await open_page(
+        browser, gateway.url + "/admin", jwt(gateway, ADMIN, admin=True), **viewport
+    )
+    page = admin.page
+    width = viewport["viewport"]["width"]
+    await page.click("[data-tab='grants']")
+    row = page.locator("#grant-table tbody tr", has_text="大型活動")
+    await expect(row).to_be_visible()
+    await page.click("#new-grant")
+    await page.wait_for_function(
+        "(n) => document.querySelector('#f-cameras').dataset.matches === String(n)", arg=CITY + 1
+    )
+    for language in ("zh-Hant", "en"):
+        if language == "en":
+            await page.click("#lang")
+            await expect(page.locator("html")).to_have_attribute("lang", "en")
+        # The form's own buttons are in sight wherever the form is scrolled to.
+        for where in ("#f-project", "#f-cameras .picker-search", "#f-cameras .picker-count"):
+            await page.locator(where).scroll_into_view_if_needed()
+            for button in ("#grant-form [type=submit]", "#cancel-grant"):
+                assert await page.locator(button).evaluate(IN_SIGHT), (language, where, button)
+        await page.locator("#f-cameras .picker-bar").scroll_into_view_if_needed()
+        for button in (".pick-matches", ".pick-none", ".lasso"):
+            assert await page.locator(f"#f-cameras {button}").evaluate(IN_SIGHT), button
+        assert await page.evaluate(SPILLED, "#grant-form button, #grant-table button") == []
+        sizes = await page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert sizes[0] <= sizes[1], f"horizontal scroll: {sizes}"
+        await page.screenshot(path=screenshot(f"admin-grant-form-{width}-{language}.png"))
+        # The 900-camera, 40-member grant: one ordinary row, its buttons in sight.
+        await row.scroll_into_view_if_needed()
+        await row.screenshot(path=screenshot(f"admin-grant-row-{width}-{language}.png"))
+        assert (await row.bounding_box())["height"] < 150
+        for action in (".edit-grant", ".revoke-grant"):
+            assert await row.locator(action).evaluate(IN_SIGHT), (language, action)
+        await page.locator("#grant-form").scroll_into_view_if_needed()
+    await admin.check_token_stays_out_of_urls()
+
+
+async def test_the_map_speaks_the_pages_language_and_tab_order_starts_at_the_top(
+    start_gateway, browser, tmp_path
+):
+    path, _ = city_with_station(tmp_path)
+    gateway = await start_gateway(city_settings(path, governance=ONE_PERSON), grant=False)
+    gateway.authorization()
+    admin = await open_page(
+        browser, gateway.url + "/admin", jwt(gateway, ADMIN, admin=True), **DESKTOP
+    )
+    page = admin.page
+    await expect(page.locator("#who")).to_have_text(ADMIN)
+    # The first Tab lands in the top bar, never on the map.
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.id") == "lang"
+    await page.click("[data-tab='grants']")
+    await page.click("#new-grant")
+    zoom_in = page.locator("#f-cameras .leaflet-control-zoom-in")
+    await expect(zoom_in).to_have_attribute("title", "放大")
+    await expect(page.locator("#f-cameras .leaflet-control-zoom-out")).to_have_attribute(
+        "title", "縮小"
+    )
+    await page.click("#lang")
+    await expect(zoom_in).to_have_attribute("title", "Zoom in")
+    await expect(page.locator("#f-cameras .leaflet-control-zoom-out")).to_have_attribute(
+        "title", "Zoom out"
+    )
+    await page.click("#lang")
+    await expect(zoom_in).to_have_attribute("title", "放大")
+    # From the project field, Tab walks the form in reading order: the fields, the
+    # picker's search and buttons, its chips, its list, then the map, then save.
+    await page.focus("#f-project")
+    path_taken = []
+    for _ in range(60):
+        path_taken.append(
+            await page.evaluate(
+                """() => {
+                    const el = document.activeElement;
+                    if (el.matches(".chip")) return "chip";
+                    if (el.matches(".leaflet-container")) return "map";
+                    if (el.closest(".leaflet-control-zoom")) return "zoom";
+                    if (el.closest(".leaflet-control-attribution")) return "attribution";
+                    return el.id || el.className || el.tagName;
+                }"""
+            )
+        )
+        if path_taken[-1] == "cancel-grant":
+            break
+        await page.keyboard.press("Tab")
+    steps = [p for i, p in enumerate(path_taken) if i == 0 or p != path_taken[i - 1]]
+    assert steps == [
+        "f-project",
+        "f-authorization_id",
+        "f-purpose",
+        "f-members",
+        "f-starts_at",
+        "f-ends_at",
+        "picker-search",
+        "pick-matches",
+        "pick-none",
+        "only-selected",
+        "lasso",
+        "chip",
+        "picker-list",
+        "map",
+        "zoom",
+        "attribution",
+        "primary",
+        "cancel-grant",
+    ], steps
+    # In the list, the arrow keys move and Space picks; the focus stays on the list.
+    await page.focus("#f-cameras .picker-list")
+    for key in ("ArrowDown", "ArrowDown", "End", "Home", "ArrowDown", " "):
+        await page.keyboard.press(key)
+    assert (await picked(page))["selected"] == 1
+    await expect(page.locator("#f-cameras .pick-row.active")).to_have_attribute(
+        "aria-selected", "true"
+    )
+    await expect(page.locator("#f-cameras .pick-row.active input")).to_be_checked()
+    assert await page.evaluate("document.activeElement.matches('.picker-list')")
+    await page.keyboard.press("End")
+    await expect(page.locator("#f-cameras .pick-row.active")).to_contain_text("tpe-station")
+    assert await page.evaluate("document.activeElement.matches('.picker-list')")

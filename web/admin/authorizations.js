@@ -1,6 +1,6 @@
 // The police's consents: the table, the form, confirm and withdraw.
 
-import { cameraName, onCameras } from "./cameras.js";
+import { cameraSummary, onCameras } from "./cameras.js";
 import { askReason, clearErrors, showFieldError, toIso, toLocal } from "./forms.js";
 import { editingAuthorization } from "./grants.js";
 import { $, api, button, cell, show } from "./page.js";
@@ -14,7 +14,8 @@ const picker = new CameraPicker($("#z-cameras"));
 onCameras((features) => (picker.cameras = features));
 
 export function scopeText(a) {
-  return [...a.cameras.map(cameraName), ...a.districts].join(", ");
+  // By district when many: a consent for every camera is one short line, not 15,000 names.
+  return [cameraSummary(a.cameras), ...a.districts].filter(Boolean).join(", ");
 }
 
 export function drawAuthorizations() {

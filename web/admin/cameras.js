@@ -49,6 +49,7 @@ export function districtLabel(district) {
 // so that a 900-camera grant takes one line. Cameras no longer in the inventory are
 // counted apart (`gone`: their ids).
 export const NAMED_UP_TO = 3;
+const DISTRICTS_SHOWN = 3;
 
 export function cameraSummary(ids, gone = []) {
   const removed = new Set(gone);
@@ -65,9 +66,12 @@ export function cameraSummary(ids, gone = []) {
     const district = byId.get(id).properties.district || "";
     counts.set(district, (counts.get(district) || 0) + 1);
   }
-  const parts = [...counts]
-    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
-    .map(([district, n]) => t("inDistrict")(districtLabel(district), n));
+  const sorted = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  // The largest few districts; the rest in one count, so the line stays short.
+  const shown = sorted.length > DISTRICTS_SHOWN + 1 ? sorted.slice(0, DISTRICTS_SHOWN) : sorted;
+  const parts = shown.map(([district, n]) => t("inDistrict")(districtLabel(district), n));
+  const rest = sorted.slice(shown.length);
+  if (rest.length) parts.push(t("otherDistricts")(rest.length, rest.reduce((sum, [, n]) => sum + n, 0)));
   if (goneCount) parts.push(t("goneCount")(goneCount));
   return parts.join(t("listSeparator"));
 }

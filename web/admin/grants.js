@@ -63,33 +63,34 @@ export function drawGrants() {
 
 
 // Up to a few members by name; more as the first few and how many in all, the whole
-// list a click away: a grant's row stays one row high whatever its size.
-const MEMBERS_SHOWN = 5;
+// list a click away (the short line is the summary of a <details>): a grant's row
+// stays one row high whatever its size.
+const MEMBERS_SHOWN = 3;
 
 function membersCell(members) {
   if (members.length <= MEMBERS_SHOWN + 1) return cell(members.join(", "));
-  const td = cell(`${members.slice(0, MEMBERS_SHOWN).join(", ")} ${t("moreMembers")(members.length)}`);
-  td.append(everything(t("allMembers")(members.length), members.join(", ")));
+  const td = cell("", "members");
+  const short = `${members.slice(0, MEMBERS_SHOWN).join(", ")} ${t("moreMembers")(members.length)}`;
+  td.append(everything(short, members.join(", ")));
   return td;
 }
 
 function camerasCell(g) {
-  const td = cell(cameraSummary(g.cameras, g.cameras_gone || []), "cameras");
-  if (g.cameras.length > NAMED_UP_TO) {
-    const names = g.cameras.map((id) => `${cameraName(id)} (${id})`).join(", ");
-    td.append(everything(t("allCameras")(g.cameras.length), names));
-  }
+  const summary = cameraSummary(g.cameras, g.cameras_gone || []);
+  if (g.cameras.length <= NAMED_UP_TO) return cell(summary, "cameras");
+  const td = cell("", "cameras");
+  td.append(everything(summary, g.cameras.map((id) => `${cameraName(id)} (${id})`).join(", ")));
   return td;
 }
 
-function everything(label, text) {
+function everything(short, all) {
   const details = document.createElement("details");
   details.className = "all-names";
   const summary = document.createElement("summary");
-  summary.textContent = label;
+  summary.textContent = short;
   const names = document.createElement("div");
   names.className = "names";
-  names.textContent = text;
+  names.textContent = all;
   details.append(summary, names);
   return details;
 }

@@ -65,13 +65,21 @@ export class CameraPicker {
     this.roads.setAttribute("role", "group");
 
     const body = element("div", "picker-body");
+    // One tab stop for the whole list (a listbox): the arrow keys move through it,
+    // Space picks; the rows come and go as it scrolls, the focus stays on the list.
     this.list = element("div", "picker-list");
+    this.list.tabIndex = 0;
+    this.list.setAttribute("role", "listbox");
+    this.list.setAttribute("aria-multiselectable", "true");
+    this.active = 0;
     this.spacer = element("div", "picker-spacer");
     this.list.append(this.spacer);
     this.list.addEventListener("scroll", () => this.drawRows());
+    this.list.addEventListener("keydown", (event) => this.key(event));
     this.list.addEventListener("change", (event) => {
       const box = event.target;
       if (box.name !== "cameras") return;
+      this.active = Number(box.closest(".pick-row").dataset.index);
       if (box.checked) this.selected.add(box.value);
       else this.selected.delete(box.value);
       this.changed();
@@ -173,6 +181,7 @@ export class CameraPicker {
   refilter() {
     const match = matcher(this.search.value);
     this.matches = this.all.filter((c) => match(c.text) && (!this.onlySelected || this.selected.has(c.id)));
+    this.active = 0;
     this.refresh();
   }
 
@@ -188,7 +197,9 @@ export class CameraPicker {
     this.map?.draw();
   }
 
-  // Only the rows in view (and a few spare) exist; each sits at its index × ROW.
+  // Only the rows in view (and a few spare) exist; each sits at its index × ROW. A
+  // scroll keeps the rows still in view as they are (one may have the keyboard's focus)
+  // and adds the others before or after them, so the DOM order is the list's order.
   drawRows(force = false) {
     const height = this.list.clientHeight || ROW * 6;
     const first = Math.max(0, Math.floor(this.list.scrollTop / ROW) - SPARE_ROWS);
@@ -197,23 +208,72 @@ export class CameraPicker {
     this.first = first;
     this.last = last;
     this.spacer.style.height = `${this.matches.length * ROW}px`;
-    const rows = [];
-    for (let i = first; i < last; i++) rows.push(this.row(this.matches[i], i));
-    this.spacer.replaceChildren(...rows);
+    const rows = (from, to) => {
+      const made = [];
+      for (let i = from; i < to; i++) made.push(this.row(this.matches[i], i));
+      return made;
+    };
+    if (!force) {
+      for (const el of [...this.spacer.children]) {
+        const i = Number(el.dataset.index);
+        if (i < first || i >= last) el.remove();
+      }
+      const kept = this.spacer.children;
+      if (kept.length) {
+        this.spacer.prepend(...rows(first, Number(kept[0].dataset.index)));
+        this.spacer.append(...rows(Number(kept[kept.length - 1].dataset.index) + 1, last));
+        return;
+      }
+    }
+    this.spacer.replaceChildren(...rows(first, last));
+    const active = first <= this.active && this.active < last;
+    if (active) this.list.setAttribute("aria-activedescendant", `${this.root.id}-row-${this.active}`);
+    else this.list.removeAttribute("aria-activedescendant");
   }
 
   row(camera, index) {
     const label = element("label", "pick-row check");
     label.style.top = `${index * ROW}px`;
+    label.dataset.index = String(index);
+    label.id = `${this.root.id}-row-${index}`;
+    label.setAttribute("role", "option");
+    label.setAttribute("aria-selected", String(this.selected.has(camera.id)));
+    label.classList.toggle("active", index === this.active);
     const box = element("input");
     box.type = "checkbox";
     box.name = "cameras";
     box.value = camera.id;
+    box.tabIndex = -1; // the list is the tab stop
     box.checked = this.selected.has(camera.id);
     const place = [camera.district, camera.road, camera.id].filter(Boolean).join(" · ");
     label.append(box, element("span", "name", camera.name), element("small", "place", place));
     label.title = `${camera.name} (${place})`;
     return label;
+  }
+
+  // The list's keys: arrows, Page Up/Down, Home and End move; Space or Enter picks.
+  key(event) {
+    const page = Math.max(1, Math.floor(this.list.clientHeight / ROW) - 1);
+    const moves = { ArrowDown: 1, ArrowUp: -1, PageDown: page, PageUp: -page };
+    const n = this.matches.length;
+    if (!n) return;
+    let to = this.active;
+    if (event.key in moves) to += moves[event.key];
+    else if (event.key === "Home") to = 0;
+    else if (event.key === "End") to = n - 1;
+    else if (event.key === " " || event.key === "Enter") {
+      event.preventDefault();
+      this.toggleGroup([this.matches[this.active]]);
+      return;
+    } else return;
+    event.preventDefault();
+    this.active = Math.max(0, Math.min(n - 1, to));
+    const top = this.active * ROW;
+    if (top < this.list.scrollTop) this.list.scrollTop = top;
+    else if (top + ROW > this.list.scrollTop + this.list.clientHeight) {
+      this.list.scrollTop = top + ROW - this.list.clientHeight;
+    }
+    this.drawRows(true);
   }
 
   // Whole districts always; the roads among the matches once something is searched.
