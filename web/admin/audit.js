@@ -6,6 +6,7 @@ import { EVENT_NAMES, detailNodes, eventName } from "./audit-words.js";
 import { cameraName } from "./cameras.js";
 import { $, api, cell } from "./page.js";
 import { onLanguage, when } from "./text.js";
+import { nameCell } from "./names.js";
 
 const filters = $("#audit-filters");
 // Every kind the gateway writes (audit-words.js, checked against the gateway by a test).
@@ -54,9 +55,9 @@ function drawAudit() {
       tr.append(
         cell(when(row.at)),
         cell(eventName(row.event)),
-        cell(row.account),
+        nameCell(row.account),
         cameraCell(row.camera_id),
-        cell(row.project),
+        nameCell(row.project),
         cell(row.remote),
         detail,
       );

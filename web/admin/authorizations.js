@@ -7,6 +7,7 @@ import { $, api, button, cell, show } from "./page.js";
 import { CameraPicker } from "./picker.js";
 import { has } from "./roles.js";
 import { onLanguage, t, when } from "./text.js";
+import { nameNodes } from "./names.js";
 
 let authorizations = [];
 const authorizationForm = $("#authorization-form");
@@ -35,10 +36,18 @@ export function drawAuthorizations() {
       badge.textContent = statuses[a.status] || a.status;
       status.append(badge);
       if (a.withdraw_reason) status.append(` ${a.withdraw_reason}`);
-      const by = a.confirmed_by
-        ? `${a.confirmed_by} ${when(a.confirmed_at, "short")}`
-        : `${a.entered_by}${a.on_behalf_of ? ` → ${a.on_behalf_of}` : ""} (${t("unconfirmedNote")})`;
-      const under = a.grants.map((g) => `${g.project} (${(t("statuses")[g.status] || g.status)})`).join("; ");
+      const by = cell("");
+      if (a.confirmed_by) by.append(...nameNodes(a.confirmed_by), ` ${when(a.confirmed_at, "short")}`);
+      else {
+        by.append(...nameNodes(a.entered_by));
+        if (a.on_behalf_of) by.append(" → ", ...nameNodes(a.on_behalf_of));
+        by.append(` (${t("unconfirmedNote")})`);
+      }
+      const under = cell("");
+      for (const [i, g] of a.grants.entries()) {
+        if (i) under.append("; ");
+        under.append(...nameNodes(g.project), ` (${t("statuses")[g.status] || g.status})`);
+      }
       const actions = cell("", "actions");
       if (has("police_liaison") && a.status === "unconfirmed") {
         actions.append(button(t("confirm"), () => confirmAuthorization(a), "primary confirm-authorization"));
@@ -51,8 +60,8 @@ export function drawAuthorizations() {
         status,
         cell(scopeText(a)),
         cell(`${when(a.starts_at, "short")} – ${when(a.ends_at, "short")}`),
-        cell(by),
-        cell(under),
+        by,
+        under,
         actions,
       );
       return tr;

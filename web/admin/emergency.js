@@ -7,6 +7,7 @@ import { $, api, button, cell, show } from "./page.js";
 import { has, me } from "./roles.js";
 import { lang, onLanguage, t, when } from "./text.js";
 import { drawWaiting } from "./waiting.js";
+import { nameCell } from "./names.js";
 
 export let emergencies = [];
 const reviewDialog = $("#review-dialog");
@@ -31,7 +32,7 @@ export function drawEmergencies() {
         actions.append(button(t("review"), () => reviewEmergency(e), "review-emergency"));
       }
       tr.append(
-        cell(e.account),
+        nameCell(e.account),
         cell(cameraName(e.camera_id)),
         cell(`${when(e.starts_at, "short")} – ${when(e.ended_at || e.ends_at, "short")}`),
         cell(e.danger),

@@ -8,6 +8,7 @@ import { $, api, button, cell, show } from "./page.js";
 import { CameraPicker } from "./picker.js";
 import { onLanguage, t, when } from "./text.js";
 import { loadWaiting } from "./waiting.js";
+import { nameCell, namesNodes } from "./names.js";
 
 let grants = [];
 let editing = null; // the grant being edited, or null for a new one
@@ -24,7 +25,7 @@ export function drawGrants() {
     ...grants.map((g) => {
       const tr = document.createElement("tr");
       tr.dataset.grant = g.id;
-      const project = cell(g.project);
+      const project = nameCell(g.project);
       const ref = document.createElement("small");
       ref.textContent = g.authorization_ref;
       project.append(document.createElement("br"), ref);
@@ -68,10 +69,10 @@ export function drawGrants() {
 const MEMBERS_SHOWN = 3;
 
 function membersCell(members) {
-  if (members.length <= MEMBERS_SHOWN + 1) return cell(members.join(", "));
+  if (members.length <= MEMBERS_SHOWN + 1) return nameCell(members, "members");
   const td = cell("", "members");
-  const short = `${members.slice(0, MEMBERS_SHOWN).join(", ")} ${t("moreMembers")(members.length)}`;
-  td.append(everything(short, members.join(", ")));
+  const short = [...namesNodes(members.slice(0, MEMBERS_SHOWN)), ` ${t("moreMembers")(members.length)}`];
+  td.append(everything(short, namesNodes(members)));
   return td;
 }
 
@@ -79,18 +80,19 @@ function camerasCell(g) {
   const summary = cameraSummary(g.cameras, g.cameras_gone || []);
   if (g.cameras.length <= NAMED_UP_TO) return cell(summary, "cameras");
   const td = cell("", "cameras");
-  td.append(everything(summary, g.cameras.map((id) => `${cameraName(id)} (${id})`).join(", ")));
+  td.append(everything([summary], [g.cameras.map((id) => `${cameraName(id)} (${id})`).join(", ")]));
   return td;
 }
 
+// `short` and `all`: nodes (or text) for the summary line and the whole list.
 function everything(short, all) {
   const details = document.createElement("details");
   details.className = "all-names";
   const summary = document.createElement("summary");
-  summary.textContent = short;
+  summary.append(...short);
   const names = document.createElement("div");
   names.className = "names";
-  names.textContent = all;
+  names.append(...all);
   details.append(summary, names);
   return details;
 }

@@ -4,6 +4,7 @@ import { cameraName } from "./cameras.js";
 import { askReason } from "./forms.js";
 import { $, api, bytes, button, cell, show } from "./page.js";
 import { onLanguage, t, when } from "./text.js";
+import { nameCell } from "./names.js";
 
 export const sessions = new Map();
 
@@ -26,9 +27,9 @@ export function drawSessions() {
         camera.append(document.createElement("br"), id);
       }
       tr.append(
-        cell(s.account),
+        nameCell(s.account),
         camera,
-        cell(s.project),
+        nameCell(s.project),
         cell(when(s.started_at)),
         cell(s.remote),
         // Another node's session comes from the cluster's directory, without a count.

@@ -1,12 +1,13 @@
 // What waits for someone: approvals (with the change as a diff) and unreviewed emergencies.
 
-import { cameraName } from "./cameras.js";
+import { cameraName, cameraSummary } from "./cameras.js";
 import { askReason } from "./forms.js";
 import { loadGrants } from "./grants.js";
 import { emergencies, reviewEmergency } from "./emergency.js";
 import { $, api, button, show } from "./page.js";
 import { has, mayApprove, me } from "./roles.js";
 import { onLanguage, t, when } from "./text.js";
+import { nameNodes, namesNodes } from "./names.js";
 
 let waiting = [];
 
@@ -14,19 +15,21 @@ function diffLines(grant) {
   const approval = grant.approval;
   if (approval.kind === "new") {
     return [
-      `${t("memberList")}: ${grant.members.join(", ")}`,
-      `${t("cameras")}: ${grant.cameras.map(cameraName).join(", ")}`,
+      [`${t("memberList")}: `, ...namesNodes(grant.members)],
+      `${t("cameras")}: ${cameraSummary(grant.cameras)}`,
       `${t("window")}: ${when(grant.starts_at, "short")} – ${when(grant.ends_at, "short")}`,
       `${t("authorization")}: ${grant.authorization_ref}`,
     ];
   }
   return Object.entries(approval.diff || {}).map(([field, change]) => {
     if ("added" in change) {
-      const name = field === "cameras" ? cameraName : (x) => x;
-      const parts = [];
-      if (change.added.length) parts.push(`+ ${t("added")} ${change.added.map(name).join(", ")}`);
-      if (change.removed.length) parts.push(`− ${t("removed")} ${change.removed.map(name).join(", ")}`);
-      return `${field}: ${parts.join("; ")}`;
+      // Members as names (marked when a word mixes look-alike scripts), cameras by name.
+      const names = (list) => (field === "cameras" ? [list.map(cameraName).join(", ")] : namesNodes(list));
+      const line = [`${field}: `];
+      if (change.added.length) line.push(`+ ${t("added")} `, ...names(change.added));
+      if (change.added.length && change.removed.length) line.push("; ");
+      if (change.removed.length) line.push(`− ${t("removed")} `, ...names(change.removed));
+      return line;
     }
     const show = (v) => (/_at$/.test(field) ? when(v, "short") : v ?? "—");
     return `${field}: ${show(change.from)} → ${show(change.to)}`;
@@ -44,15 +47,15 @@ export function drawWaiting() {
       const li = document.createElement("li");
       li.dataset.grant = g.id;
       const title = document.createElement("strong");
-      title.textContent = `${g.project} — ${t(g.approval.kind === "new" ? "newRequest" : "changeRequest")}`;
+      title.append(...nameNodes(g.project), ` — ${t(g.approval.kind === "new" ? "newRequest" : "changeRequest")}`);
       const who = document.createElement("small");
-      who.textContent = ` ${t("askedBy")}: ${g.approval.asked_by.join(", ")} ${when(g.approval.asked_at, "short")}`;
+      who.append(` ${t("askedBy")}: `, ...namesNodes(g.approval.asked_by), ` ${when(g.approval.asked_at, "short")}`);
       const diff = document.createElement("ul");
       diff.className = "diff";
       diff.append(
         ...diffLines(g).map((line) => {
           const item = document.createElement("li");
-          item.textContent = line;
+          item.append(...(Array.isArray(line) ? line : [line]));
           return item;
         }),
       );
