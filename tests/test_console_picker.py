@@ -99,8 +99,8 @@ async def test_the_grant_forms_picker_takes_15000_cameras(start_gateway, browser
 
     # The form: 15,001 cameras match, a few dozen rows exist.
     # Opening the form (the list, the chips, the map over 15,001 cameras), timed in the
-    # page: measured 0.26 s on a busy 2-core machine; it was 1.1 s while a consent listed 15,000 names in one
-    # <option> of the form's authorization choice.
+    # page: 0.22-0.26 s measured on a busy 2-core machine; 0.6-1.2 s while a consent
+    # listed its 15,000 names in one <option> of the form's authorization choice.
     opening = await page.evaluate(
         """() => {
             const started = performance.now();
