@@ -38,6 +38,7 @@ from gateway.access.throttle import FailureThrottle
 from gateway.access.tokens import mint
 from gateway.app import ACCESS, HUBS, SESSIONS, STORE
 from gateway.config import AuditSettings, AuthSettings, MapSettings
+from gateway.http.admin import GRANT_FIELDS
 from gateway.store.audit import AuditLog
 from gateway.store.database import open_database
 from gateway.store.grants import GrantStore
@@ -513,6 +514,13 @@ async def test_grant_api_validates_and_stores_hostile_text_verbatim(start_gatewa
         assert response.status == 422, bad
         body = await response.json()
         assert (body["code"], body["field"]) == ("invalid_field", field)
+    # Every wrong field at once, for the console to mark them all (issue 26).
+    bad = grant_body(project="", members=["not a valid account!!"], cameras=[])
+    body = await (await admin_post(gateway, "/api/grants", bad)).json()
+    assert body["field"] == "project"
+    assert sorted(body["fields"]) == ["cameras", "members", "project"]
+    body = await (await admin_post(gateway, "/api/grants", {"purpose": "x"})).json()
+    assert set(body["fields"]) == {*GRANT_FIELDS - {"purpose"}, "authorization_id"}
     response = await admin_post(gateway, "/api/grants", {"project": 1, "color": "red"})
     assert response.status == 400
     body = await response.json()

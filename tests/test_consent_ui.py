@@ -131,6 +131,7 @@ async def test_liaison_approver_viewer_emergency_and_auditor_through_the_console
     medic = await console(browser, gateway, MEDIC)
     mp = medic.page
     await expect(mp.locator("[data-tab='emergency']")).to_have_attribute("aria-selected", "true")
+    await expect(mp.locator("#e-camera option")).to_have_count(1)  # the choices arrived
     await mp.fill("#e-danger", "河濱公園有人受困，水位上升")
     await mp.click("#emergency-form [type=submit]")
     await wait_state(medic, "cam-a", "live", timeout=15)

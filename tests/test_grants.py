@@ -140,6 +140,10 @@ def test_get_unknown_grant(store: GrantStore) -> None:
         ({"members": ["alice", "bob\u202e"]}, "members", "item 2 contains U+202E"),
         ({"members": ["al\u200bice"]}, "members", "U+200B"),
         ({"members": ["alice", "\uff41lice"]}, "members", "twice"),  # NFKC: one name
+        # An account name is one word (issue 26): "not a valid account!!" names nobody.
+        ({"members": ["alice", "not a valid account!!"]}, "members", "item 2 'not a valid"),
+        ({"members": ["alice!!"]}, "members", "has '!'"),
+        ({"members": ["ad min"]}, "members", "a space"),
         ({"project": "evil\u202egnp.exe"}, "project", "U+202E"),
         ({"project": "\u2066project\u2069"}, "project", "U+2066"),
     ],
@@ -154,6 +158,19 @@ def test_validation_names_the_field(
     assert words in str(info.value)
     assert len(str(info.value)) < 300  # never echoes a huge value back
     assert store.list() == []  # nothing stored
+
+
+def test_every_wrong_field_is_named_at_once(store: GrantStore) -> None:
+    with pytest.raises(GrantInvalid) as info:
+        store.create(**fields(project=" ", members=["a b"], cameras=[], ends_at="soon"))
+    assert info.value.field == "project"  # the first, as before
+    assert list(info.value.problems) == ["project", "members", "cameras", "ends_at"]
+    assert "a space" in info.value.problems["members"]
+
+
+def test_account_names_of_any_script_and_of_e_mail_are_members(store: GrantStore) -> None:
+    names = ["張小明", "o'brien", "ana.lopez+cctv@taipei.gov.tw", "user_7-b", "12345"]
+    assert store.create(**fields(members=names)).members == set(names)
 
 
 def test_names_are_kept_in_one_spelling(store: GrantStore) -> None:
@@ -175,7 +192,9 @@ def test_sql_metacharacters_are_stored_verbatim(db_path: Path, clock: Clock) -> 
             project=NASTY,
             purpose=NASTY + "\n%s ? :name",
             authorization_ref=NASTY,
-            members=[NASTY, 'bob" OR 1=1 --'],
+            # An account name is one word (access/names.py): the quote and the
+            # comment dashes are what it may carry of SQL.
+            members=["o'brien--", "bob'--'"],
             cameras=[NASTY],
             created_by=NASTY,
         )
@@ -183,8 +202,8 @@ def test_sql_metacharacters_are_stored_verbatim(db_path: Path, clock: Clock) -> 
     got = store.get(grant.id)
     assert got.project == NASTY and got.authorization_ref == NASTY and got.created_by == NASTY
     assert got.purpose == NASTY + "\n%s ? :name"
-    assert got.members == {NASTY, 'bob" OR 1=1 --'} and got.cameras == {NASTY}
-    assert decide(store, NASTY, NASTY) == got
+    assert got.members == {"o'brien--", "bob'--'"} and got.cameras == {NASTY}
+    assert decide(store, "bob'--'", NASTY) == got
     assert store.revoke(grant.id, by=NASTY, reason=NASTY).revoke_reason == NASTY
     tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"grants", "grant_members", "grant_cameras"} <= tables

@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, Literal
 
-from .names import NameRefused, readable_name
+from .names import NameRefused, account_problem, readable_name
 
 PROJECT_MAX = 200
 PURPOSE_MAX = 2000
@@ -40,10 +40,13 @@ CHANGE_FIELDS = ("members", "cameras", "starts_at", "ends_at", "purpose", "autho
 class GrantInvalid(ValueError):
     """A grant field is wrong; the message is meant to sit next to that form field."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, problems: dict[str, str] | None = None) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        # Every field found wrong at once (field -> message, this one first), so a form
+        # can mark them all: `each_field`.
+        self.problems = problems or {field: message}
 
 
 class RuleBroken(GrantInvalid):
@@ -352,6 +355,24 @@ def change_of(before: Grant, after: Grant) -> dict[str, Any]:
 # -- validation helpers -------------------------------------------------------------
 
 
+def each_field(checks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Each field's value from its check, every check run even after one fails: the
+    GrantInvalid names the first field that failed, and its `problems` every one."""
+    values: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            values[name] = check()
+        except RuleBroken:
+            raise
+        except GrantInvalid as exc:
+            problems.setdefault(exc.field, exc.message)
+    if problems:
+        field, message = next(iter(problems.items()))
+        raise GrantInvalid(field, message, problems)
+    return values
+
+
 def text_field(
     field: str, value: object, limit: int, *, single_line: bool = False, name: bool = False
 ) -> str:
@@ -397,6 +418,8 @@ def _string_set(
         item = item.strip()
         if not item:
             raise GrantInvalid(field, f"item {i} is empty")
+        if names and (problem := account_problem(item)):
+            raise GrantInvalid(field, f"item {i} {_clip(item)!r} {problem}")
         if len(item) > max_len:
             raise GrantInvalid(field, f"item {i} is longer than {max_len} characters")
         if any(ord(ch) < 32 for ch in item):

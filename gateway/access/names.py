@@ -7,7 +7,12 @@ bidirectional controls, which reorder what the console displays ("evil\u202egnp"
 and the zero-width characters, which make two different names look the same.
 Look-alike letters of other scripts (a Cyrillic "a" for a Latin one) are not refused,
 since Traditional Chinese names mix scripts by right; the console marks a word that
-mixes them (web/admin.js).
+mixes them (web/admin/names.js).
+
+An account name is one word: letters, marks and digits of any script, and the signs of
+e-mail and directory names (`. _ - @ + '`). A member named "not a valid account!!"
+names nobody, so a grant refuses it (the console's form checks the same rule, by the
+same Unicode categories: web/admin/members.js).
 """
 
 from __future__ import annotations
@@ -28,3 +33,15 @@ def readable_name(text: str) -> str:
             name = unicodedata.name(ch, "a formatting character")
             raise NameRefused(f"contains U+{ord(ch):04X} ({name.lower()}), which is invisible")
     return text
+
+
+ACCOUNT_SIGNS = "._-@+'"
+
+
+def account_problem(name: str) -> str | None:
+    """What keeps `name` (already readable_name'd) from being an account name, or None."""
+    for ch in name:
+        if unicodedata.category(ch)[0] not in "LMN" and ch not in ACCOUNT_SIGNS:
+            shown = "a space" if ch.isspace() else repr(ch)
+            return f"has {shown}; an account name is one word of letters, digits and . _ - @ + '"
+    return None

@@ -88,7 +88,8 @@ def as_refusal(exc: BaseException) -> Denied | None:
         # A rule of the chain of consent: its own code, and the field it concerns.
         return Denied(exc.code, str(exc), field=exc.field)
     if isinstance(exc, GrantInvalid):
-        return Denied("invalid_field", str(exc), field=exc.field)
+        # `fields`: every field found wrong (field -> message), for forms to mark at once.
+        return Denied("invalid_field", str(exc), field=exc.field, fields=exc.problems)
     if isinstance(exc, GrantNotFound):
         return Denied("unknown_grant", "no such grant")
     if isinstance(exc, AuthorizationNotFound):

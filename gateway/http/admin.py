@@ -120,11 +120,11 @@ class AdminApi:
     @admin_only
     async def create_grant(self, request: web.Request, admin: Identity) -> web.Response:
         fields = await json_body(request, GRANT_FIELDS | AUTHORIZATION)
-        missing = sorted(GRANT_FIELDS - set(fields))
-        if missing:
-            raise GrantInvalid(missing[0], "required")
+        problems = {name: "required" for name in sorted(GRANT_FIELDS - set(fields))}
         if not AUTHORIZATION & set(fields):
-            raise GrantInvalid("authorization_id", "name the police authorization")
+            problems["authorization_id"] = "name the police authorization"
+        if problems:  # every missing field named at once, the first as `field`
+            raise GrantInvalid(*next(iter(problems.items())), problems)
         grant = await self.admin.create_grant(admin, remote_of(request), fields)
         return reply(self.admin.grants_json(grant), status=201)
 

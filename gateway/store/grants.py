@@ -33,6 +33,7 @@ from gateway.access.grants import (
     change_of,
     changed,
     check_window,
+    each_field,
     members_of,
     moment,
     parse_stored,
@@ -99,12 +100,21 @@ class GrantStore:
         """A grant under a police authorization (by id, or by its reference: see
         `authorization_named`), inside its scope and validity. `pending`: it waits
         for a second person's approval (`approve`)."""
-        project = text_field("project", project, PROJECT_MAX, single_line=True, name=True)
-        purpose = text_field("purpose", purpose, PURPOSE_MAX)
-        member_set = members_of(members)
-        camera_set = self._cameras(cameras)
-        start = moment("starts_at", starts_at)
-        end = moment("ends_at", ends_at)
+        checked = each_field(
+            {
+                "project": lambda: text_field(
+                    "project", project, PROJECT_MAX, single_line=True, name=True
+                ),
+                "purpose": lambda: text_field("purpose", purpose, PURPOSE_MAX),
+                "members": lambda: members_of(members),
+                "cameras": lambda: self._cameras(cameras),
+                "starts_at": lambda: moment("starts_at", starts_at),
+                "ends_at": lambda: moment("ends_at", ends_at),
+            }
+        )
+        project, purpose = checked["project"], checked["purpose"]
+        member_set, camera_set = checked["members"], checked["cameras"]
+        start, end = checked["starts_at"], checked["ends_at"]
         self._check_window(start, end)
         created_by = text_field("created_by", created_by, ACCOUNT_MAX, single_line=True)
         now = self.clock()
