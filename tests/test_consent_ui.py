@@ -6,6 +6,7 @@ report, and Chromium prints it to a PDF whose tables are there."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import unicodedata
@@ -131,7 +132,6 @@ async def test_liaison_approver_viewer_emergency_and_auditor_through_the_console
     medic = await console(browser, gateway, MEDIC)
     mp = medic.page
     await expect(mp.locator("[data-tab='emergency']")).to_have_attribute("aria-selected", "true")
-    await expect(mp.locator("#e-camera option")).to_have_count(1)  # the choices arrived
     await mp.fill("#e-danger", "河濱公園有人受困，水位上升")
     await mp.click("#emergency-form [type=submit]")
     await wait_state(medic, "cam-a", "live", timeout=15)
@@ -208,3 +208,33 @@ async def test_liaison_approver_viewer_emergency_and_auditor_through_the_console
     for page in (liaison, asker, approver, viewer, medic, auditor):
         await page.check_token_stays_out_of_urls()
     assert player("cam-a")
+
+
+async def test_the_emergency_form_cannot_be_sent_before_its_cameras_have_arrived(
+    start_gateway, browser
+):
+    """The camera list comes with /api/emergency: until it has arrived the submit is
+    disabled (a click would have named no camera)."""
+    camera = camera_entry("cam-a", "demo:testsrc", demo_size="160x120", demo_fps=10)
+    settings = settings_for([camera], governance={"emergency_accounts": [MEDIC]})
+    gateway = await start_gateway(settings, grant=False)
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(route):
+        held.set()
+        await release.wait()
+        await route.continue_()
+
+    context = await browser.new_context(**WIDE)
+    await context.route(re.compile(r"/api/emergency$"), hold)
+    page = await context.new_page()
+    await page.goto(f"{gateway.url}/admin#token={jwt(gateway, MEDIC)}")
+    await asyncio.wait_for(held.wait(), 15)
+    submit = page.locator("#emergency-form [type=submit]")
+    await expect(page.locator("#emergency-form")).to_be_visible()
+    await expect(page.locator("#e-camera option")).to_have_count(0)
+    await expect(submit).to_be_disabled()
+    release.set()
+    await expect(page.locator("#e-camera option")).to_have_count(1)
+    await expect(submit).to_be_enabled()
+    await context.close()
