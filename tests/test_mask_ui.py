@@ -33,6 +33,7 @@ async def console(browser, gateway, account: str):
         jwt(gateway, account, admin=True),
         viewport={"width": 1280, "height": 900},
     )
+    await expect(opened.page.locator("#who")).to_have_text(account)  # signed in
     await opened.page.click("[data-tab='masks']")
     return opened
 
@@ -111,9 +112,27 @@ async def test_the_console_draws_a_mask_on_the_live_picture_and_a_second_person_
     # The first console hears it (masks_lifted) and shows it too.
     await expect(page.locator(in_force)).to_have_count(1)
     # The fire is out: the masks return now, with a reason.
-    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("火已撲滅")))
+    # The reason is asked in the console's own dialog, as for a grant's revocation.
     await page.locator(in_force).locator(".end-lift").click()
+    await expect(page.locator("#reason-dialog")).to_be_visible()
+    await expect(page.locator("#reason-title")).to_contain_text("提前恢復")
+    await page.fill("#reason-input", "火已撲滅")
+    await page.click("#reason-confirm")
     await until(lambda: hub.lifted_for == frozenset(), 5, "the masks back")
     await expect(page.locator("#m-lift-table tbody tr[data-status='ended']")).to_have_count(1)
+    (ended,) = await gateway.audit(event=events.MASK_LIFT_ENDED)
+    assert ended["detail"]["end_reason"] == "火已撲滅"
+
+    # The tab speaks the console's language, redrawn on a change like every other tab.
+    await page.click("#lang")
+    await expect(page.locator("[data-tab='masks']")).to_have_text("Privacy masks")
+    await expect(page.locator("#masks h2")).to_have_text("Privacy masks")
+    await expect(page.locator("#m-save")).to_have_text("Save masks")
+    await expect(page.locator("#m-lift-table thead")).to_contain_text("Asked by")
+    ended_row = page.locator("#m-lift-table tbody tr[data-status='ended']")
+    await expect(ended_row).to_contain_text("Restored")
+    await expect(page.locator("#m-source")).to_contain_text("Set by an administrator: admin-1")
+    await page.click("#lang")
+    await expect(page.locator("[data-tab='masks']")).to_have_text("隱私遮蔽")
     for opened in (first, second):
         await opened.check_token_stays_out_of_urls()
