@@ -1,8 +1,8 @@
 """The console's privacy masks tab in real Chromium (issue 23): an administrator sees
 the camera's live picture, draws a mask on it by clicking its corners, saves it with
 a reason (a bad one is refused naming its field), and the picture is masked; a lift
-asked for one grant there is approved by a second administrator in his console, and
-ended early."""
+asked for one grant there waits in every console's waiting box (Approve never shown to
+its asker), is approved there by a second administrator, and ended early."""
 
 from __future__ import annotations
 
@@ -102,15 +102,25 @@ async def test_the_console_draws_a_mask_on_the_live_picture_and_a_second_person_
     waiting = page.locator("#m-lift-table tbody tr[data-status='waiting']")
     await expect(waiting).to_have_count(1)
     await expect(waiting.locator(".approve-lift")).to_have_count(0)
-    # A second administrator approves it in his console.
+    # It waits where waiting grants wait, on every tab: the asker sees no Approve there.
+    asked = page.locator("#approvals > li[data-lift]")
+    await expect(asked).to_contain_text("暫時解除隱私遮蔽")
+    await expect(asked).to_contain_text("火警 信義區")
+    await expect(asked).to_contain_text(f"申請者: {ADMIN}")
+    await expect(asked.locator(".approve-lift")).to_have_count(0)
+    await expect(asked.locator(".decline-lift")).to_have_count(1)
+    # A second administrator approves it from the waiting box of his console.
     second = await console(browser, gateway, SECOND)
-    row = second.page.locator("#m-lift-table tbody tr[data-status='waiting']")
-    await row.locator(".approve-lift").click()
+    request = second.page.locator("#approvals > li[data-lift]")
+    await expect(request).to_contain_text("火警：窗後有人受困")
+    await request.locator(".approve-lift").click()
     await until(lambda: hub.lifted_for == frozenset({lifted.id}), 5, "the lift in force")
     in_force = "#m-lift-table tbody tr[data-status='lifted']"
     await expect(second.page.locator(in_force)).to_have_count(1)
-    # The first console hears it (masks_lifted) and shows it too.
+    # The first console hears it (masks_lifted) and shows it too; nothing waits now.
     await expect(page.locator(in_force)).to_have_count(1)
+    for opened in (first, second):
+        await expect(opened.page.locator("#approvals > li[data-lift]")).to_have_count(0)
     # The fire is out: the masks return now, with a reason.
     # The reason is asked in the console's own dialog, as for a grant's revocation.
     await page.locator(in_force).locator(".end-lift").click()
