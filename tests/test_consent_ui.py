@@ -40,6 +40,13 @@ async def console(browser, gateway, account: str, **options):
     return page
 
 
+async def call(gateway, method: str, path: str, account: str, body=None) -> tuple[int, dict]:
+    """(status, JSON) of an API call as `account` (an administrator when its name says so)."""
+    headers = gateway.bearer(account, admin=account.startswith("admin"))
+    response = await gateway.http.request(method, gateway.url + path, json=body, headers=headers)
+    return response.status, await response.json()
+
+
 async def test_liaison_approver_viewer_emergency_and_auditor_through_the_console(
     start_gateway, browser, tmp_path
 ):
@@ -153,6 +160,19 @@ async def test_liaison_approver_viewer_emergency_and_auditor_through_the_console
     await expect(lp.locator("#unreviewed-box")).to_be_hidden()
     await expect(lp.locator("#emergency-table tbody tr")).to_contain_text("有正當理由")
 
+    # A camera's privacy masks changed, and lifted for one grant and ended early: the
+    # report lists both.
+    lifted = gateway.grant(members=["viewer-3"], project="火警 中正區")
+    mask = {"label": "住宅窗戶", "polygon": [[0.1, 0.1], [0.3, 0.1], [0.3, 0.4]]}
+    body = {"masks": [mask], "reason": "新建住宅面向路口"}
+    assert (await call(gateway, "PUT", "/api/cameras/cam-a/masks", ADMIN, body))[0] == 200
+    ask = {"grant_id": lifted.id, "reason": "火警窗後有人受困"}
+    status, lift = await call(gateway, "POST", "/api/cameras/cam-a/masks/lifts", ADMIN, ask)
+    assert status == 201, lift
+    assert (await call(gateway, "POST", f"/api/mask-lifts/{lift['id']}/approve", SECOND))[0] == 200
+    end = {"reason": "火已撲滅"}
+    assert (await call(gateway, "POST", f"/api/mask-lifts/{lift['id']}/end", ADMIN, end))[0] == 200
+
     # The auditor reads the report in the console, and it prints.
     auditor = await console(browser, gateway, AUDITOR)
     up = auditor.page
@@ -195,6 +215,12 @@ async def test_liaison_approver_viewer_emergency_and_auditor_through_the_console
         "Auditchainverification",
         LIAISON,
         SECOND,
+        "Privacymaskchanges",
+        "新建住宅面向路口",
+        "Masklifts",
+        "火警窗後有人受困",
+        "火警中正區",
+        "endedearly",
     ]:
         assert expected in squeezed, f"{expected!r} is not in the printed report"
     await gateway.app[STORE].flush(timeout=10)
