@@ -113,6 +113,7 @@ async def test_the_console_draws_a_mask_on_the_live_picture_and_a_second_person_
     second = await console(browser, gateway, SECOND)
     request = second.page.locator("#approvals > li[data-lift]")
     await expect(request).to_contain_text("火警：窗後有人受困")
+    await second.page.screenshot(path=screenshot("admin-mask-lift-waiting.png"))
     await request.locator(".approve-lift").click()
     await until(lambda: hub.lifted_for == frozenset({lifted.id}), 5, "the lift in force")
     in_force = "#m-lift-table tbody tr[data-status='lifted']"

@@ -170,7 +170,7 @@ export const TEXT = {
     liftStatuses: { waiting: "待核准", lifted: "解除中", ended: "已恢復", declined: "已駁回" },
     noLiveGrants: "（沒有包含此攝影機的有效授權）",
     liftRequest: "暫時解除隱私遮蔽",
-    liftFor: (project, id) => `授權：${project}（#${id}）`,
+    liftFor: (project, id) => `授權: ${project}（#${id}）`,
     declineLiftTitle: (l) => `駁回「${l.camera}」解除遮蔽的申請`,
     endLiftTitle: (l) => `提前恢復「${l.camera}」的遮蔽`,
     confirmEndLift: "確認恢復",
