@@ -207,7 +207,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     ).add_routes(app.router)
     AdminApi(access, admin, reloader).add_routes(app.router)
     ConsentApi(
-        access, admin, consent, emergency, GovernanceReport(store, governance.approval)
+        access, admin, consent, emergency, GovernanceReport(store, governance.approval), masks
     ).add_routes(app.router)
     MaskApi(access, masks, governance.approval).add_routes(app.router)
     if messages is not None:

@@ -34,6 +34,7 @@ GOVERNANCE = {
     "emergency_cameras": 1,
 }
 WITHIN_SECONDS = 1.0
+MASK = {"label": "住宅窗戶", "polygon": [[0.1, 0.1], [0.3, 0.1], [0.3, 0.4]], "fill": "solid"}
 
 
 def demo_cameras(*ids: str) -> list[dict]:
@@ -339,6 +340,22 @@ async def test_the_report_tells_the_whole_chain_and_ends_with_the_verified_head(
     await viewer.close(gateway.http)
     await offer(gateway, "cam-b")  # refused: no grant names cam-b
     _, opened = await call(gateway, "POST", "/api/emergency/cam-b", MEDIC, {"danger": "火警"})
+    # Privacy masks: one set on cam-a, then lifted for the grant (approved by a second
+    # person, ended early), and a second lift declined.
+    masks = {"masks": [MASK], "reason": "新建住宅面向路口"}
+    status, _ = await call(gateway, "PUT", "/api/cameras/cam-a/masks", ADMIN, masks)
+    assert status == 200
+    ask = {"grant_id": grant["id"], "reason": "火警：窗後有人受困"}
+    _, lift = await call(gateway, "POST", "/api/cameras/cam-a/masks/lifts", ADMIN, ask)
+    status, approved = await call(gateway, "POST", f"/api/mask-lifts/{lift['id']}/approve", SECOND)
+    assert status == 200
+    end = {"reason": "火已撲滅"}
+    status, _ = await call(gateway, "POST", f"/api/mask-lifts/{lift['id']}/end", ADMIN, end)
+    assert status == 200
+    ask = {"grant_id": grant["id"], "reason": "想看看"}
+    _, asked = await call(gateway, "POST", "/api/cameras/cam-a/masks/lifts", ADMIN, ask)
+    decline = {"reason": "沒有危險"}
+    await call(gateway, "POST", f"/api/mask-lifts/{asked['id']}/decline", SECOND, decline)
     await call(
         gateway,
         "POST",
@@ -377,6 +394,55 @@ async def test_the_report_tells_the_whole_chain_and_ends_with_the_verified_head(
     assert [a["reference"] for a in data["withdrawals"]] == [consent["reference"]]
     (urgent,) = data["emergencies"]
     assert (urgent["id"], urgent["justified"]) == (opened["emergency"]["id"], None)
+    # Mask changes: camera, who, when, how many before and after, why.
+    (changed,) = data["mask_changes"]
+    assert changed["at"].startswith(today[:4])
+    assert {k: changed[k] for k in ("camera_id", "account", "before", "after", "reason")} == {
+        "camera_id": "cam-a",
+        "account": ADMIN,
+        "before": 0,
+        "after": 1,
+        "reason": "新建住宅面向路口",
+    }
+    # Mask lifts: camera, grant and project, asked by, approved by, window, how it ended.
+    ended, declined = data["mask_lifts"]
+    assert (ended["camera_id"], ended["grant_id"], ended["project"]) == (
+        "cam-a",
+        grant["id"],
+        "2027 跨年 信義區",
+    )
+    assert (ended["asked_by"], ended["approved_by"], ended["outcome"]) == (
+        ADMIN,
+        SECOND,
+        "ended_early",
+    )
+    assert (ended["ended_by"], ended["end_reason"]) == (ADMIN, "火已撲滅")
+    assert ended["lifted_from"] == approved["decided_at"]
+    assert ended["lifted_from"] < ended["lifted_to"] < approved["until"]
+    assert (declined["outcome"], declined["approved_by"], declined["lifted_from"]) == (
+        "declined",
+        None,
+        None,
+    )
+    assert (declined["decided_by"], declined["decline_reason"]) == (SECOND, "沒有危險")
+    # One project's report keeps its own lifts and its cameras' changes; another's none.
+    other = json.loads(make(gateway.app[STORE].path, since, until, "別案", "json", "second_admin"))
+    assert (other["mask_changes"], other["mask_lifts"]) == ([], [])
+    mine = make(gateway.app[STORE].path, since, until, "2027 跨年 信義區", "json", "second_admin")
+    assert len(json.loads(mine)["mask_lifts"]) == 2
+    # ... and in the HTML the governance office prints.
+    page = make(gateway.app[STORE].path, since, until, None, "html", "second_admin")
+    for words in (
+        "Privacy mask changes",
+        "新建住宅面向路口",
+        "0 → 1",
+        "Mask lifts",
+        "火警：窗後有人受困",
+        "ended early",
+        f"({ADMIN}: 火已撲滅)",
+        f"({SECOND}: 沒有危險)",
+    ):
+        assert words in page, words
     head = data["verification"]
     assert head["ok"] is True
     last = (await gateway.audit(limit=1))[0]
@@ -387,6 +453,7 @@ async def test_the_report_tells_the_whole_chain_and_ends_with_the_verified_head(
         gateway, "GET", f"/api/report?from={today}&to={today}&format=csv", "auditor-1"
     )
     assert status == 200 and "section,project" in body and "emergency" in body
+    assert "mask_change,," in body and "mask_lift,2027 跨年 信義區,cam-a" in body
     status, body = await call(gateway, "GET", f"/api/report?from={today}&to={today}", VIEWER)
     assert (status, body["code"]) == (403, "role_required")
     (read,) = await gateway.audit(event=events.REPORT_READ)

@@ -6,6 +6,7 @@ report, and Chromium prints it to a PDF whose tables are there."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import unicodedata
@@ -37,6 +38,13 @@ async def console(browser, gateway, account: str, **options):
     )
     await expect(page.page.locator("#who")).to_have_text(account)
     return page
+
+
+async def call(gateway, method: str, path: str, account: str, body=None) -> tuple[int, dict]:
+    """(status, JSON) of an API call as `account` (an administrator when its name says so)."""
+    headers = gateway.bearer(account, admin=account.startswith("admin"))
+    response = await gateway.http.request(method, gateway.url + path, json=body, headers=headers)
+    return response.status, await response.json()
 
 
 async def test_liaison_approver_viewer_emergency_and_auditor_through_the_console(
@@ -131,7 +139,6 @@ async def test_liaison_approver_viewer_emergency_and_auditor_through_the_console
     medic = await console(browser, gateway, MEDIC)
     mp = medic.page
     await expect(mp.locator("[data-tab='emergency']")).to_have_attribute("aria-selected", "true")
-    await expect(mp.locator("#e-camera option")).to_have_count(1)  # the choices arrived
     await mp.fill("#e-danger", "河濱公園有人受困，水位上升")
     await mp.click("#emergency-form [type=submit]")
     await wait_state(medic, "cam-a", "live", timeout=15)
@@ -152,6 +159,19 @@ async def test_liaison_approver_viewer_emergency_and_auditor_through_the_console
     await lp.click("#review-confirm")
     await expect(lp.locator("#unreviewed-box")).to_be_hidden()
     await expect(lp.locator("#emergency-table tbody tr")).to_contain_text("有正當理由")
+
+    # A camera's privacy masks changed, and lifted for one grant and ended early: the
+    # report lists both.
+    lifted = gateway.grant(members=["viewer-3"], project="火警 中正區")
+    mask = {"label": "住宅窗戶", "polygon": [[0.1, 0.1], [0.3, 0.1], [0.3, 0.4]]}
+    body = {"masks": [mask], "reason": "新建住宅面向路口"}
+    assert (await call(gateway, "PUT", "/api/cameras/cam-a/masks", ADMIN, body))[0] == 200
+    ask = {"grant_id": lifted.id, "reason": "火警窗後有人受困"}
+    status, lift = await call(gateway, "POST", "/api/cameras/cam-a/masks/lifts", ADMIN, ask)
+    assert status == 201, lift
+    assert (await call(gateway, "POST", f"/api/mask-lifts/{lift['id']}/approve", SECOND))[0] == 200
+    end = {"reason": "火已撲滅"}
+    assert (await call(gateway, "POST", f"/api/mask-lifts/{lift['id']}/end", ADMIN, end))[0] == 200
 
     # The auditor reads the report in the console, and it prints.
     auditor = await console(browser, gateway, AUDITOR)
@@ -195,6 +215,12 @@ async def test_liaison_approver_viewer_emergency_and_auditor_through_the_console
         "Auditchainverification",
         LIAISON,
         SECOND,
+        "Privacymaskchanges",
+        "新建住宅面向路口",
+        "Masklifts",
+        "火警窗後有人受困",
+        "火警中正區",
+        "endedearly",
     ]:
         assert expected in squeezed, f"{expected!r} is not in the printed report"
     await gateway.app[STORE].flush(timeout=10)
@@ -208,3 +234,33 @@ async def test_liaison_approver_viewer_emergency_and_auditor_through_the_console
     for page in (liaison, asker, approver, viewer, medic, auditor):
         await page.check_token_stays_out_of_urls()
     assert player("cam-a")
+
+
+async def test_the_emergency_form_cannot_be_sent_before_its_cameras_have_arrived(
+    start_gateway, browser
+):
+    """The camera list comes with /api/emergency: until it has arrived the submit is
+    disabled (a click would have named no camera)."""
+    camera = camera_entry("cam-a", "demo:testsrc", demo_size="160x120", demo_fps=10)
+    settings = settings_for([camera], governance={"emergency_accounts": [MEDIC]})
+    gateway = await start_gateway(settings, grant=False)
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(route):
+        held.set()
+        await release.wait()
+        await route.continue_()
+
+    context = await browser.new_context(**WIDE)
+    await context.route(re.compile(r"/api/emergency$"), hold)
+    page = await context.new_page()
+    await page.goto(f"{gateway.url}/admin#token={jwt(gateway, MEDIC)}")
+    await asyncio.wait_for(held.wait(), 15)
+    submit = page.locator("#emergency-form [type=submit]")
+    await expect(page.locator("#emergency-form")).to_be_visible()
+    await expect(page.locator("#e-camera option")).to_have_count(0)
+    await expect(submit).to_be_disabled()
+    release.set()
+    await expect(page.locator("#e-camera option")).to_have_count(1)
+    await expect(submit).to_be_enabled()
+    await context.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 from support.database_lock import hold_write_lock
 from support.events import EventReader
-from support.gateway import camera_entry, settings_for
+from support.gateway import LIAISON, VIEWER, camera_entry, settings_for
 from support.waiting import until
 from test_masks import CAMERA, CORNER, MIDDLE, watch
 
@@ -289,6 +289,51 @@ async def test_a_lift_approved_by_a_second_person_shows_one_grant_the_picture_un
     assert rows[-1]["detail"]["end_reason"] == "火已撲滅"
     for watcher in (a, b):
         await watcher.viewer.close(gateway.http)
+
+
+async def test_waiting_lifts_are_listed_with_the_grants_that_wait_for_approval(start_gateway):
+    """GET /api/approvals, what the console's waiting box reads, lists every lift that
+    waits for a second person (with its grant's project), for administrators, liaisons
+    and auditors; a lift decided, or on a grant that admits nobody now, is not there."""
+    entry = camera_entry("cam", "demo:testsrc", demo_size="160x120", demo_fps=10, masks=[MIDDLE])
+    governance = {"police_liaisons": [LIAISON], "auditors": ["auditor-1"]}
+    gateway = await start_gateway(settings_for([entry], governance=governance), grant=False)
+    fire = gateway.grant(members=["viewer-1"], project="火警 信義區")
+    old = gateway.grant(members=["viewer-2"], project="舊案")
+    path = "/api/cameras/cam/masks/lifts"
+    _, first = await call(gateway, "POST", path, ADMIN, {"grant_id": fire.id, "reason": "火警"})
+    _, second = await call(gateway, "POST", path, ADMIN, {"grant_id": old.id, "reason": "舊案"})
+    status, waiting = await call(gateway, "GET", "/api/approvals", ADMIN)
+    assert status == 200 and waiting["grants"] == []
+    assert [(w["id"], w["project"]) for w in waiting["mask_lifts"]] == [
+        (first["id"], "火警 信義區"),
+        (second["id"], "舊案"),
+    ]
+    (shown, _) = waiting["mask_lifts"]
+    assert (shown["camera_id"], shown["grant_id"], shown["asked_by"], shown["reason"]) == (
+        "cam",
+        fire.id,
+        ADMIN,
+        "火警",
+    )
+    assert shown["status"] == "waiting"
+    for account in (LIAISON, "auditor-1"):
+        status, seen = await call(gateway, "GET", "/api/approvals", account)
+        assert status == 200 and seen["mask_lifts"] == waiting["mask_lifts"], account
+    status, refused = await call(gateway, "GET", "/api/approvals", VIEWER)
+    assert (status, refused["code"]) == (403, "role_required")
+
+    # The old grant is revoked: its lift can no longer be approved, and is not listed.
+    revoke = f"/api/grants/{old.id}/revoke"
+    status, _ = await call(gateway, "POST", revoke, ADMIN, {"reason": "結案"})
+    assert status == 200
+    _, waiting = await call(gateway, "GET", "/api/approvals", ADMIN)
+    assert [w["id"] for w in waiting["mask_lifts"]] == [first["id"]]
+    # Approved: nothing waits.
+    status, _ = await call(gateway, "POST", f"/api/mask-lifts/{first['id']}/approve", SECOND)
+    assert status == 200
+    _, waiting = await call(gateway, "GET", "/api/approvals", ADMIN)
+    assert waiting["mask_lifts"] == []
 
 
 async def test_an_inventory_reload_keeps_the_masks_an_administrator_set(start_gateway, tmp_path):

@@ -1,8 +1,8 @@
 """The console's privacy masks tab in real Chromium (issue 23): an administrator sees
 the camera's live picture, draws a mask on it by clicking its corners, saves it with
 a reason (a bad one is refused naming its field), and the picture is masked; a lift
-asked for one grant there is approved by a second administrator in his console, and
-ended early."""
+asked for one grant there waits in every console's waiting box (Approve never shown to
+its asker), is approved there by a second administrator, and ended early."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ async def console(browser, gateway, account: str):
         jwt(gateway, account, admin=True),
         viewport={"width": 1280, "height": 900},
     )
+    await expect(opened.page.locator("#who")).to_have_text(account)  # signed in
     await opened.page.click("[data-tab='masks']")
     return opened
 
@@ -101,19 +102,48 @@ async def test_the_console_draws_a_mask_on_the_live_picture_and_a_second_person_
     waiting = page.locator("#m-lift-table tbody tr[data-status='waiting']")
     await expect(waiting).to_have_count(1)
     await expect(waiting.locator(".approve-lift")).to_have_count(0)
-    # A second administrator approves it in his console.
+    # It waits where waiting grants wait, on every tab: the asker sees no Approve there.
+    asked = page.locator("#approvals > li[data-lift]")
+    await expect(asked).to_contain_text("暫時解除隱私遮蔽")
+    await expect(asked).to_contain_text("火警 信義區")
+    await expect(asked).to_contain_text(f"申請者: {ADMIN}")
+    await expect(asked.locator(".approve-lift")).to_have_count(0)
+    await expect(asked.locator(".decline-lift")).to_have_count(1)
+    # A second administrator approves it from the waiting box of his console.
     second = await console(browser, gateway, SECOND)
-    row = second.page.locator("#m-lift-table tbody tr[data-status='waiting']")
-    await row.locator(".approve-lift").click()
+    request = second.page.locator("#approvals > li[data-lift]")
+    await expect(request).to_contain_text("火警：窗後有人受困")
+    await second.page.screenshot(path=screenshot("admin-mask-lift-waiting.png"))
+    await request.locator(".approve-lift").click()
     await until(lambda: hub.lifted_for == frozenset({lifted.id}), 5, "the lift in force")
     in_force = "#m-lift-table tbody tr[data-status='lifted']"
     await expect(second.page.locator(in_force)).to_have_count(1)
-    # The first console hears it (masks_lifted) and shows it too.
+    # The first console hears it (masks_lifted) and shows it too; nothing waits now.
     await expect(page.locator(in_force)).to_have_count(1)
+    for opened in (first, second):
+        await expect(opened.page.locator("#approvals > li[data-lift]")).to_have_count(0)
     # The fire is out: the masks return now, with a reason.
-    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("火已撲滅")))
+    # The reason is asked in the console's own dialog, as for a grant's revocation.
     await page.locator(in_force).locator(".end-lift").click()
+    await expect(page.locator("#reason-dialog")).to_be_visible()
+    await expect(page.locator("#reason-title")).to_contain_text("提前恢復")
+    await page.fill("#reason-input", "火已撲滅")
+    await page.click("#reason-confirm")
     await until(lambda: hub.lifted_for == frozenset(), 5, "the masks back")
     await expect(page.locator("#m-lift-table tbody tr[data-status='ended']")).to_have_count(1)
+    (ended,) = await gateway.audit(event=events.MASK_LIFT_ENDED)
+    assert ended["detail"]["end_reason"] == "火已撲滅"
+
+    # The tab speaks the console's language, redrawn on a change like every other tab.
+    await page.click("#lang")
+    await expect(page.locator("[data-tab='masks']")).to_have_text("Privacy masks")
+    await expect(page.locator("#masks h2")).to_have_text("Privacy masks")
+    await expect(page.locator("#m-save")).to_have_text("Save masks")
+    await expect(page.locator("#m-lift-table thead")).to_contain_text("Asked by")
+    ended_row = page.locator("#m-lift-table tbody tr[data-status='ended']")
+    await expect(ended_row).to_contain_text("Restored")
+    await expect(page.locator("#m-source")).to_contain_text("Set by an administrator: admin-1")
+    await page.click("#lang")
+    await expect(page.locator("[data-tab='masks']")).to_have_text("隱私遮蔽")
     for opened in (first, second):
         await opened.check_token_stays_out_of_urls()

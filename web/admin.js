@@ -1,7 +1,7 @@
 // The admin console: grants, live sessions (kept current by the event stream), the
-// police's consents, what waits for approval, emergency access, the governance
-// report and the audit log. Which tabs show depends on the caller's roles (/api/me):
-// administrators, police liaisons, auditors, accounts allowed emergency access.
+// police's consents, what waits for approval, emergency access, privacy masks, the
+// governance report and the audit log. Which tabs show depends on the caller's roles
+// (/api/me): administrators, police liaisons, auditors, accounts allowed emergency access.
 // Every call carries the token as a Bearer header; the gateway decides (403 for a
 // role the account does not have).
 //
@@ -15,6 +15,7 @@ import { loadAuthorizations } from "./admin/authorizations.js";
 import { loadCameras } from "./admin/cameras.js";
 import { alarm, emergencyForm, loadEmergencies } from "./admin/emergency.js";
 import { drawGrants, loadGrants } from "./admin/grants.js";
+import { heardLifts, heardMasks, openMasks } from "./admin/masks.js";
 import { $, api, show } from "./admin/page.js";
 import "./admin/report.js";
 import { has, me, showByRole } from "./admin/roles.js";
@@ -31,6 +32,7 @@ function selectTab(name) {
   if (name === "audit") loadAudit();
   if (name === "authorizations") loadAuthorizations();
   if (name === "emergency") loadEmergencies();
+  if (name === "masks") openMasks();
 }
 for (const tab of document.querySelectorAll("[data-tab]")) {
   tab.addEventListener("click", () => selectTab(tab.dataset.tab));
@@ -103,6 +105,11 @@ getToken().then(async () => {
   for (const type of ["emergency_ended", "emergency_reviewed"]) {
     events.addEventListener(type, loadEmergencies);
   }
+  // Privacy masks: a lift asked, decided or over; masks another administrator changed.
+  for (const type of ["mask_lift_requested", "mask_lift_declined", "masks_lifted", "masks_restored"]) {
+    events.addEventListener(type, heardLifts);
+  }
+  events.addEventListener("masks_changed", (event) => heardMasks(event.detail.camera));
   if (!has("admin")) return;
   $("#refresh-sessions").addEventListener("click", loadSessions);
   // The bytes column, while someone looks at it: each read is an audit row.

@@ -341,6 +341,26 @@ class PrivacyMasks:
         await record_read(self.store, who, remote, what="mask_lifts", rows=len(found))
         return [self._lift_json(lift) for lift in found]
 
+    async def waiting(self) -> list[dict[str, Any]]:
+        """Lifts waiting for a second person, oldest first, each with its grant's
+        project; one on a grant that no longer admits anybody cannot be approved, and
+        is left out (as a waiting change to an ended grant is)."""
+
+        def read(grants: GrantStore, _: AuditLog) -> list[tuple[MaskLift, Any]]:
+            asked = [lift for lift in grants.masks.listing() if lift.state == "requested"]
+            return [(lift, grants.get(lift.grant_id)) for lift in asked]
+
+        try:
+            found = await self.store.read(read)
+        except StoreUnavailable:
+            raise undecidable() from None
+        now = self.store.clock()
+        return [
+            lift.to_json(now) | {"project": grant.project}
+            for lift, grant in sorted(found, key=lambda pair: pair[0].asked_at)
+            if grant.status(now) in ("active", "scheduled")
+        ]
+
     def _lift_json(self, lift: MaskLift) -> dict[str, Any]:
         return lift.to_json(self.store.clock())
 

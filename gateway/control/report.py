@@ -4,9 +4,10 @@
 Per project: the police authorization (who consented, when, the scope), who asked
 for and who approved each grant and change, members, cameras and window, sessions
 per account and camera with their durations, revocations and withdrawals, refusals
-summarised; then emergency accesses and their reviews, and the audit chain's
-verification with its head hash, so a printed report can later be checked against
-the log. HTML (Traditional Chinese first, English too; it prints), CSV or JSON.
+summarised; then emergency accesses and their reviews, privacy mask changes and
+lifts, and the audit chain's verification with its head hash, so a printed report
+can later be checked against the log. HTML (Traditional Chinese first, English too;
+it prints), CSV or JSON.
 """
 
 from __future__ import annotations
@@ -203,6 +204,29 @@ def to_csv(data: dict[str, Any]) -> str:
             if e["justified"] is None
             else ("justified" if e["justified"] else "not justified"),
             e["review_note"] or "",
+        )
+    for c in data.get("mask_changes", []):
+        row(
+            "mask_change",
+            "",
+            c["at"],
+            c["camera_id"],
+            c["account"],
+            c["before"],
+            c["after"],
+            c["reason"],
+        )
+    for lift in data.get("mask_lifts", []):
+        row(
+            "mask_lift",
+            lift["project"],
+            lift["camera_id"],
+            lift["grant_id"],
+            f"{lift['asked_by']}: {lift['reason']}",
+            lift["approved_by"] or "",
+            f"{lift['lifted_from'] or ''}/{lift['lifted_to'] or ''}",
+            lift["outcome"],
+            lift["end_reason"] or lift["decline_reason"] or "",
         )
     v = data["verification"]
     row(

@@ -71,6 +71,15 @@ EVENTS = {
     "session_revoked": ("撤銷連線", "session revoked"),
 }
 
+# How a lift of a camera's privacy masks ended (store/report.py `_outcome`).
+OUTCOME = {
+    "waiting": ("待核准", "waiting for approval"),
+    "declined": ("已駁回", "declined"),
+    "in_force": ("解除中", "in force"),
+    "ended_early": ("提前恢復遮蔽", "ended early"),
+    "expired": ("時間到，恢復遮蔽", "ran out"),
+}
+
 
 def both(pair: tuple[str, str]) -> str:
     return f'{escape(pair[0])} <span class="en">{escape(pair[1])}</span>'
@@ -222,6 +231,7 @@ def page(data: dict[str, Any]) -> str:
             ),
         )
     )
+    parts.append(_masks(data))
     v = data["verification"]
     state = (
         f'<span class="ok">{both(("完整", "intact"))}</span>'
@@ -243,6 +253,66 @@ def page(data: dict[str, Any]) -> str:
         f"{escape(data['to'][:10])}</title>"
         f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
     )
+
+
+def _masks(data: dict[str, Any]) -> str:
+    """The period's privacy mask changes and lifts (docs/masks.md)."""
+    parts = [f"<h2>{both(('隱私遮蔽變更', 'Privacy mask changes'))}</h2>"]
+    parts.append(
+        table(
+            [
+                ("時間", "when"),
+                ("攝影機", "camera"),
+                ("變更者", "by"),
+                ("遮蔽數（前→後）", "masks (before → after)"),
+                ("原因", "reason"),
+            ],
+            (
+                [
+                    c["at"],
+                    c["camera_id"],
+                    c["account"],
+                    f"{c['before']} → {c['after']}",
+                    c["reason"],
+                ]
+                for c in data.get("mask_changes", [])
+            ),
+        )
+    )
+    parts.append(f"<h2>{both(('暫時解除遮蔽', 'Mask lifts'))}</h2>")
+    parts.append(
+        table(
+            [
+                ("攝影機", "camera"),
+                ("授權／專案", "grant / project"),
+                ("申請者與原因", "asked by, why"),
+                ("核准者", "approved by"),
+                ("解除期間", "lifted"),
+                ("結果", "how it ended"),
+            ],
+            (
+                [
+                    lift["camera_id"],
+                    f"#{lift['grant_id']} {lift['project']}",
+                    f"{lift['asked_by']}: {lift['reason']}",
+                    lift["approved_by"],
+                    f"{lift['lifted_from']} – {lift['lifted_to']}" if lift["lifted_from"] else "",
+                    _outcome(lift),
+                ]
+                for lift in data.get("mask_lifts", [])
+            ),
+        )
+    )
+    return "".join(parts)
+
+
+def _outcome(lift: dict[str, Any]) -> Markup:
+    said = both(OUTCOME.get(lift["outcome"], (lift["outcome"], lift["outcome"])))
+    if lift["outcome"] == "declined":
+        said += escape(f" ({lift['decided_by']}: {lift['decline_reason']})")
+    elif lift["outcome"] == "ended_early":
+        said += escape(f" ({lift['ended_by']}: {lift['end_reason']})")
+    return Markup(said)
 
 
 def _review(e: dict[str, Any]) -> Markup:

@@ -15,6 +15,7 @@ from gateway.control.administration import AccessAdmin
 from gateway.control.admission import AccessControl
 from gateway.control.consent import PoliceConsent
 from gateway.control.emergency import EmergencyAccess
+from gateway.control.masks import PrivacyMasks
 from gateway.control.refusals import Denied
 from gateway.control.report import FORMATS, GovernanceReport, period
 
@@ -64,8 +65,10 @@ class ConsentApi:
         consent: PoliceConsent,
         emergency: EmergencyAccess,
         report: GovernanceReport,
+        masks: PrivacyMasks,
     ) -> None:
         self.access = access
+        self.masks = masks
         self.admin = admin
         self.consent = consent
         self.emergency = emergency
@@ -118,7 +121,14 @@ class ConsentApi:
 
     @needs(ADMIN, POLICE_LIAISON, AUDITOR)
     async def waiting(self, request: web.Request, who: Identity) -> web.Response:
-        return reply({"approval": self.admin.approval, "grants": await self.admin.waiting()})
+        # Everything that waits for a second person: grants and changes, mask lifts.
+        return reply(
+            {
+                "approval": self.admin.approval,
+                "grants": await self.admin.waiting(),
+                "mask_lifts": await self.masks.waiting(),
+            }
+        )
 
     async def approve(self, request: web.Request) -> web.Response:
         who = await self._approver(request)  # no body: the grant is the request

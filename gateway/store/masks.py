@@ -143,6 +143,18 @@ class MaskStore:
             (limit,),
         )
 
+    def during(self, since: datetime, until: datetime) -> list[MaskLift]:
+        """Oldest first, the lifts of a period (the governance report): asked in it, or
+        asked before it and still waiting, in force or decided in it."""
+        low, high = stamp(since), stamp(until)
+        return self._lifts(
+            "SELECT * FROM mask_lifts WHERE asked_at < ? AND (asked_at >= ?"
+            " OR state = 'requested'"
+            " OR (state = 'approved' AND COALESCE(ended_at, lifted_until) >= ?)"
+            " OR (state = 'declined' AND decided_at >= ?)) ORDER BY id",
+            (high, low, low, low),
+        )
+
     def _lifts(self, sql: str, params: Iterable[Any]) -> list[MaskLift]:
         cur = self.db.cursor()
         cur.row_factory = sqlite3.Row

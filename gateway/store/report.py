@@ -11,7 +11,8 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.access.grants import iso_z, stamp
+from gateway.access.grants import Grant, iso_z, stamp
+from gateway.access.mask_lifts import MaskLift
 
 from . import audit as events
 from .audit import Cursor
@@ -19,10 +20,13 @@ from .authorizations import load_authorizations
 from .database import Connection, schema_version
 from .emergencies import load_emergencies
 from .grants import load_grants
+from .masks import MaskStore
 from .verify import VerifyResult, read_and_verify
 
-# The schema version that holds authorizations and emergencies (schema.MIGRATIONS).
+# The schema versions that hold authorizations and emergencies, and privacy masks
+# (schema.MIGRATIONS).
 CONSENT_SCHEMA = 5
+MASKS_SCHEMA = 7
 
 
 class ReportUnavailable(Exception):
@@ -142,6 +146,10 @@ def _gather(
         entry["authorizations"] = [authorizations[i].to_json(as_of) for i in ids]
     emergencies = load_emergencies(cur.execute("SELECT * FROM emergencies ORDER BY id").fetchall())
     urgent_sessions = _emergency_sessions(rows)
+    if version >= MASKS_SCHEMA:
+        changes, lifts = _privacy_masks(db, cur, since, until, as_of, project, grants, chosen)
+    else:
+        changes, lifts = [], []
     return {
         "from": iso_z(since),
         "to": iso_z(until),
@@ -161,7 +169,76 @@ def _gather(
             for e in emergencies
             if since <= e.starts_at < until or not e.reviewed
         ],
+        "mask_changes": changes,
+        "mask_lifts": lifts,
     }
+
+
+def _privacy_masks(
+    db: Connection,
+    cur: Cursor,
+    since: datetime,
+    until: datetime,
+    as_of: datetime,
+    project: str | None,
+    grants: list[Grant],
+    chosen: list[Grant],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The period's mask changes (for one project: those of its grants' cameras) and
+    lifts (for one project: those of its grants), oldest first."""
+    cameras = set().union(*(g.cameras for g in chosen)) if project is not None else None
+    changes = []
+    for row in _rows(
+        cur,
+        "SELECT * FROM audit WHERE at >= ? AND at < ? AND event = ? ORDER BY seq",
+        (stamp(since), stamp(until), events.MASKS_CHANGED),
+    ):
+        if cameras is not None and row["camera_id"] not in cameras:
+            continue
+        detail = row["detail"]
+        before, after = detail.get("before"), detail.get("after")
+        changes.append(
+            {
+                "at": row["at"],
+                "camera_id": row["camera_id"],
+                "account": row["account"],
+                "before": len(before) if isinstance(before, list) else None,
+                "after": len(after) if isinstance(after, list) else None,
+                "reason": detail.get("reason"),
+            }
+        )
+    projects = {g.id: g.project for g in grants}
+    lifts = []
+    for lift in MaskStore(db, lambda: as_of).during(since, until):
+        name = projects.get(lift.grant_id, "")
+        if project is not None and name != project:
+            continue
+        approved = lift.state == "approved"
+        # The window the masks were off: from the approval to its end (or its time).
+        start = lift.decided_at if approved else None
+        end = (lift.ended_at or lift.until) if approved else None
+        lifts.append(
+            lift.to_json(as_of)
+            | {
+                "project": name,
+                "approved_by": lift.decided_by if approved else None,
+                "lifted_from": iso_z(start) if start else None,
+                "lifted_to": iso_z(end) if end else None,
+                "outcome": _outcome(lift, as_of),
+            }
+        )
+    return changes, lifts
+
+
+def _outcome(lift: MaskLift, as_of: datetime) -> str:
+    """How it ended: waiting, declined, in_force, ended_early or expired."""
+    if lift.state == "requested":
+        return "waiting"
+    if lift.state == "declined":
+        return "declined"
+    if lift.ended_by is not None:
+        return "ended_early"
+    return "expired" if lift.status(as_of) == "ended" else "in_force"
 
 
 def _project(name: str) -> dict[str, Any]:

@@ -57,6 +57,8 @@ export async function loadEmergencies() {
     if (!select.options.length) {
       select.replaceChildren(...data.cameras.map((c) => new Option(`${c.name} (${c.id})`, c.id)));
     }
+    // Until the list has arrived there is no camera to name: nothing to submit.
+    $("#e-submit").disabled = !select.options.length;
     const minutes = $("#e-minutes");
     minutes.max = data.limits.minutes;
     if (!minutes.value) minutes.value = data.limits.minutes;
@@ -98,6 +100,7 @@ emergencyForm.addEventListener("submit", async (event) => {
   clearErrors(emergencyForm);
   const f = emergencyForm.elements;
   const camera = f.camera.value;
+  if (!camera) return; // the list has not arrived (the button is disabled until it has)
   const body = { danger: f.danger.value, minutes: Number(f.minutes.value) || undefined };
   const { ok, code, data } = await api(`/api/emergency/${encodeURIComponent(camera)}`, { method: "POST", body });
   if (data.field) return showFieldError(emergencyForm, data);

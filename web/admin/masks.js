@@ -1,124 +1,30 @@
 // The console's privacy masks tab (docs/masks.md): a camera's live picture in the same
 // <cctv-player> the viewer page uses, its masks drawn over it, new ones drawn by
 // clicking their corners, saved with a reason; and lifts of the masks for one grant,
-// asked for here and approved by a second person. Its own module: admin.js only
-// shows the tab (data-roles) and hides it with the others.
+// asked for here and approved by a second person (here, or in the waiting box).
+// admin.js opens it with the tab (openMasks) and passes on the event stream's
+// mask events (heardLifts, heardMasks); its words are in text.js.
 //
 // Watching needs a grant like any picture does (an administrator is no exception):
 // without one the tile says so, and the masks are still drawn on an empty frame of
 // the camera's proportions.
 
-import { gatewayEvents } from "/web/cctv-player.js";
-import { authorized, getToken } from "/web/signin.js";
-
-const TEXT = {
-  "zh-Hant": {
-    tab: "隱私遮蔽",
-    title: "隱私遮蔽",
-    camera: "攝影機",
-    fromAdmin: (m) => `由管理者設定：${m.changed_by}，${when(m.changed_at)}（${m.reason}）`,
-    fromConfig: "依設定檔或攝影機清單",
-    none: "此攝影機沒有遮蔽",
-    label: "名稱（遮住什麼）",
-    fill: "填滿",
-    solid: "純色",
-    pixelate: "馬賽克",
-    remove: "刪除",
-    draw: "畫新遮蔽",
-    drawing: "在畫面上依序點選遮蔽的各角，完成後按「完成」",
-    finish: "完成",
-    undo: "復原一點",
-    cancel: "取消",
-    reason: "變更原因",
-    save: "儲存遮蔽",
-    saved: "已儲存，所有觀看者的畫面即時套用",
-    needThree: "至少需要三個點",
-    noPicture: "需有包含此攝影機的授權才能看即時畫面；仍可在空白畫面上繪製。",
-    lifts: "暫時解除遮蔽（單一授權，限時）",
-    grant: "授權",
-    liftReason: "原因（例如：火警，窗後有人受困）",
-    why: "原因",
-    askLift: "申請解除",
-    minutes: (n) => `${n} 分鐘`,
-    askedBy: "申請者",
-    status: "狀態",
-    until: "至",
-    approve: "核准",
-    decline: "駁回",
-    declineReason: "駁回原因",
-    end: "提前恢復遮蔽",
-    endReason: "提前恢復的原因",
-    statuses: { waiting: "待核准", lifted: "解除中", ended: "已恢復", declined: "已駁回" },
-    noGrants: "（沒有包含此攝影機的有效授權）",
-    failed: "操作失敗：",
-  },
-  en: {
-    tab: "Privacy masks",
-    title: "Privacy masks",
-    camera: "Camera",
-    fromAdmin: (m) => `Set by an administrator: ${m.changed_by}, ${when(m.changed_at)} (${m.reason})`,
-    fromConfig: "From the configuration or the camera inventory",
-    none: "This camera has no masks",
-    label: "Label (what it hides)",
-    fill: "Fill",
-    solid: "Solid",
-    pixelate: "Pixelate",
-    remove: "Remove",
-    draw: "Draw a mask",
-    drawing: "Click the mask's corners on the picture in order, then Finish",
-    finish: "Finish",
-    undo: "Undo a point",
-    cancel: "Cancel",
-    reason: "Reason for the change",
-    save: "Save masks",
-    saved: "Saved; every viewer's picture has it now",
-    needThree: "A mask needs at least three points",
-    noPicture: "Watching needs a grant that names this camera; you can still draw on an empty frame.",
-    lifts: "Lift the masks (one grant, for a while)",
-    grant: "Grant",
-    liftReason: "Reason (e.g. a fire: someone trapped behind the window)",
-    why: "Reason",
-    askLift: "Ask to lift",
-    minutes: (n) => `${n} min`,
-    askedBy: "Asked by",
-    status: "Status",
-    until: "Until",
-    approve: "Approve",
-    decline: "Decline",
-    declineReason: "Why it is declined",
-    end: "Restore the masks now",
-    endReason: "Why the masks return early",
-    statuses: { waiting: "Waiting", lifted: "Lifted", ended: "Restored", declined: "Declined" },
-    noGrants: "(no live grant names this camera)",
-    failed: "Failed: ",
-  },
-};
+import { getToken } from "/web/signin.js";
+import { cameraName, cameras, onCameras } from "./cameras.js";
+import { askReason } from "./forms.js";
+import { $, api, button, show } from "./page.js";
+import { has, mayApprove, me } from "./roles.js";
+import { lang, onLanguage, t, when } from "./text.js";
+import { loadWaiting } from "./waiting.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const panel = document.querySelector("#masks");
-const tab = document.querySelector("[data-tab='masks']");
-const lang = () => (document.documentElement.lang === "en" ? "en" : "zh-Hant");
-const t = (key) => TEXT[lang()][key];
-const when = (iso) => (iso ? new Date(iso).toLocaleString(lang(), { dateStyle: "short", timeStyle: "short" }) : "");
-
-let me = { account: "", roles: [], approval: "second_admin" };
-let cameras = []; // [{id, name}]
+const panel = $("#masks");
 let current = null; // GET /api/cameras/{id}/masks
 let masks = []; // what is being edited: [{label, polygon, fill}]
 let drawing = null; // the points of the mask being drawn, or null
 let lifts = [];
 let grants = [];
 let loaded = false;
-
-const has = (...roles) => roles.some((r) => me.roles.includes(r));
-const mayApprove = () => has(me.approval === "police_liaison" ? "police_liaison" : "admin");
-
-async function api(path, { method = "GET", body } = {}) {
-  const headers = await authorized(body ? { "Content-Type": "application/json" } : {});
-  const response = await fetch(path, { method, headers, body: body && JSON.stringify(body) });
-  const data = await response.json().catch(() => ({}));
-  return { status: response.status, ok: response.ok, data };
-}
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -234,7 +140,7 @@ function openCamera(id) {
   if (!id) return;
   const player = document.createElement("cctv-player");
   player.setAttribute("camera", id);
-  player.setAttribute("label", cameras.find((c) => c.id === id)?.name || id);
+  player.setAttribute("label", cameraName(id));
   player.setAttribute("lang", lang());
   player.tokenProvider = getToken;
   player.addEventListener("statechange", (event) => {
@@ -314,39 +220,38 @@ function redraw() {
 }
 
 function drawList() {
-  const T = TEXT[lang()];
   ui.source.textContent = !current
     ? ""
     : current.source === "administrator"
-      ? T.fromAdmin(current)
-      : T.fromConfig;
+      ? t("masksFromAdmin")(current, when(current.changed_at, "short"))
+      : t("masksFromConfig");
   if (!masks.length) {
-    ui.list.replaceChildren(el("li", { class: "empty-note" }, T.none));
+    ui.list.replaceChildren(el("li", { class: "empty-note" }, t("noMasks")));
     return;
   }
   const editable = has("admin");
   ui.list.replaceChildren(
     ...masks.map((m, i) => {
       const label = el("input", { value: m.label, maxLength: 100, disabled: !editable, "data-index": i });
-      label.setAttribute("aria-label", T.label);
-      label.placeholder = T.label;
+      label.setAttribute("aria-label", t("maskLabel"));
+      label.placeholder = t("maskLabel");
       label.addEventListener("input", () => (m.label = label.value));
       const fill = el(
         "select",
         { disabled: !editable },
-        new Option(T.solid, "solid", false, m.fill === "solid"),
-        new Option(T.pixelate, "pixelate", false, m.fill === "pixelate"),
+        new Option(t("maskSolid"), "solid", false, m.fill === "solid"),
+        new Option(t("maskPixelate"), "pixelate", false, m.fill === "pixelate"),
       );
-      fill.setAttribute("aria-label", T.fill);
+      fill.setAttribute("aria-label", t("maskFill"));
       fill.addEventListener("change", () => {
         m.fill = fill.value;
         redraw();
       });
-      const remove = el("button", { type: "button", class: "remove-mask", hidden: !editable }, T.remove);
-      remove.addEventListener("click", () => {
+      const remove = button(t("removeMask"), () => {
         masks.splice(i, 1);
         redraw();
-      });
+      }, "remove-mask");
+      remove.hidden = !editable;
       return el("li", { "data-index": i }, label, fill, remove);
     }),
   );
@@ -369,7 +274,7 @@ async function saveMasks() {
   ui.reason.value = "";
   ui.error.dataset.field = "";
   ui.error.textContent = "";
-  ui.source.textContent = t("saved");
+  ui.source.textContent = t("masksSaved");
   drawLiftForm();
 }
 
@@ -391,48 +296,53 @@ function drawLiftForm() {
   const camera = ui.camera.value;
   const live = grants.filter((g) => g.cameras.includes(camera) && ["active", "scheduled"].includes(g.status));
   ui.grant.replaceChildren(
-    ...(live.length ? live.map((g) => new Option(`${g.project} (#${g.id})`, g.id)) : [new Option(t("noGrants"), "")]),
+    ...(live.length
+      ? live.map((g) => new Option(`${g.project} (#${g.id})`, g.id))
+      : [new Option(t("noLiveGrants"), "")]),
   );
   ui.liftForm.hidden = !has("admin") || !current?.masks.length;
 }
 
 function drawLifts() {
-  const T = TEXT[lang()];
   ui.liftHead.replaceChildren(
-    ...[T.camera, T.grant, T.why, T.askedBy, T.status, T.until, ""].map((h) => el("th", {}, h)),
+    ...[t("camera"), t("grant"), t("why"), t("askedBy"), t("status"), t("until"), ""].map((h) => el("th", {}, h)),
   );
+  const statuses = t("liftStatuses");
   ui.liftRows.replaceChildren(
     ...lifts.map((lift) => {
-      const actions = el("td");
-      if (lift.status === "waiting") {
-        if (mayApprove() && lift.asked_by !== me.account) {
-          actions.append(button(T.approve, () => decide(lift, "approve"), "primary approve-lift"));
-        }
-        if (mayApprove() || has("admin")) actions.append(button(T.decline, () => decide(lift, "decline"), "decline-lift"));
-      }
-      if (lift.status === "lifted" && (mayApprove() || has("admin"))) {
-        actions.append(button(T.end, () => decide(lift, "end"), "end-lift"));
-      }
-      const status = el("span", { class: `status ${lift.status}` }, T.statuses[lift.status] || lift.status);
+      const actions = el("td", { class: "actions" }, ...liftActions(lift));
+      const status = el("span", { class: `status ${lift.status}` }, statuses[lift.status] || lift.status);
       return el(
         "tr",
         { "data-lift": lift.id, "data-status": lift.status },
-        el("td", {}, lift.camera_id),
+        el("td", {}, cameraName(lift.camera_id)),
         el("td", {}, `#${lift.grant_id}`),
         el("td", {}, lift.reason),
         el("td", {}, lift.asked_by),
         el("td", {}, status),
-        el("td", {}, lift.until ? when(lift.until) : T.minutes(lift.minutes)),
+        el("td", {}, lift.until ? when(lift.until, "short") : t("liftMinutes")(lift.minutes)),
         actions,
       );
     }),
   );
 }
 
-function button(label, onClick, className) {
-  const b = el("button", { type: "button", class: className }, label);
-  b.addEventListener("click", onClick);
-  return b;
+// A lift's buttons, here and in the waiting box: Approve for who may approve, never
+// for the one who asked; Decline (a waiting one) and Restore (one in force) for who
+// may approve and administrators. Classes: approve-lift, decline-lift, end-lift.
+export function liftActions(lift) {
+  const found = [];
+  const decides = mayApprove() || has("admin");
+  if (lift.status === "waiting") {
+    if (mayApprove() && lift.asked_by !== me.account) {
+      found.push(button(t("approve"), () => decide(lift, "approve"), "primary approve-lift"));
+    }
+    if (decides) found.push(button(t("decline"), () => decide(lift, "decline"), "decline-lift"));
+  }
+  if (lift.status === "lifted" && decides) {
+    found.push(button(t("endLift"), () => decide(lift, "end"), "danger end-lift"));
+  }
+  return found;
 }
 
 async function askLift(event) {
@@ -446,68 +356,78 @@ async function askLift(event) {
     return;
   }
   ui.liftReason.value = "";
-  loadLifts();
+  heardLifts();
 }
 
+// Decline and end ask their reason in the console's reason dialog (forms.js).
 async function decide(lift, how) {
   let body;
   if (how !== "approve") {
-    const reason = prompt(t(how === "end" ? "endReason" : "declineReason"));
+    const named = { ...lift, camera: cameraName(lift.camera_id) };
+    const reason =
+      how === "end"
+        ? await askReason(t("endLiftTitle")(named), t("confirmEndLift"))
+        : await askReason(t("declineLiftTitle")(named), t("confirmDecline"));
     if (!reason) return;
     body = { reason };
   }
-  const { ok, data } = await api(`/api/mask-lifts/${lift.id}/${how}`, { method: "POST", body });
-  ui.liftError.textContent = ok ? "" : data.error || t("failed");
-  loadLifts();
+  const { ok, data } = await api(`/api/mask-lifts/${lift.id}/${how}`, { method: "POST", body: body || {} });
+  if (!ok) show(t("failed") + (data.error || ""));
+  heardLifts();
 }
 
-// --- language, start --------------------------------------------------------------------------
-function translate() {
-  const T = TEXT[lang()];
-  tab.textContent = T.tab;
+// --- language, start, what the event stream says -------------------------------------------------
+function translateMasks() {
   if (!ui.heading) return;
-  ui.heading.textContent = T.title;
-  ui.cameraLabel.textContent = T.camera;
-  ui.draw.textContent = T.draw;
-  ui.finish.textContent = T.finish;
-  ui.undo.textContent = T.undo;
-  ui.cancel.textContent = T.cancel;
-  ui.hint.textContent = T.drawing;
-  ui.reasonLabel.textContent = T.reason;
-  ui.save.textContent = T.save;
-  ui.noPicture.textContent = T.noPicture;
-  ui.liftsTitle.textContent = T.lifts;
-  ui.grantLabel.textContent = T.grant;
-  ui.liftReasonLabel.textContent = T.liftReason;
-  ui.askLift.textContent = T.askLift;
+  ui.heading.textContent = t("masksTitle");
+  ui.cameraLabel.textContent = t("camera");
+  ui.draw.textContent = t("drawMask");
+  ui.finish.textContent = t("finishMask");
+  ui.undo.textContent = t("undoPoint");
+  ui.cancel.textContent = t("cancel");
+  ui.hint.textContent = t("drawingHint");
+  ui.reasonLabel.textContent = t("maskReason");
+  ui.save.textContent = t("saveMasks");
+  ui.noPicture.textContent = t("maskNoPicture");
+  ui.liftsTitle.textContent = t("liftsTitle");
+  ui.grantLabel.textContent = t("grant");
+  ui.liftReasonLabel.textContent = t("liftReason");
+  ui.askLift.textContent = t("askLift");
+  ui.stage.querySelector("cctv-player")?.setAttribute("lang", lang());
+  drawCameras();
   drawList();
+  drawLiftForm();
   drawLifts();
 }
-new MutationObserver(translate).observe(document.documentElement, { attributes: true, attributeFilter: ["lang"] });
+onLanguage(translateMasks);
 
-async function start() {
-  if (loaded) return;
+function drawCameras() {
+  const chosen = ui.camera.value;
+  ui.camera.replaceChildren(...cameras.map((c) => new Option(`${cameraName(c.id)} (${c.id})`, c.id)));
+  if (chosen) ui.camera.value = chosen;
+}
+onCameras(() => ui.camera && drawCameras());
+
+// The tab, opened: built once, then the first camera's picture and the lifts.
+export async function openMasks() {
+  if (loaded || !me.account) return; // before sign-in, admin.js selects the first tab anyway
   loaded = true;
   build();
-  translate();
-  const who = await api("/api/me");
-  if (who.ok) me = who.data;
   ui.editing.hidden = !has("admin");
-  const found = await api("/api/cameras");
-  cameras = (found.data.features || []).map((f) => ({ id: f.properties.id, name: f.properties.name }));
-  ui.camera.replaceChildren(...cameras.map((c) => new Option(`${c.name} (${c.id})`, c.id)));
+  translateMasks();
   await loadGrants();
   openCamera(ui.camera.value);
   loadLifts();
-  // Live: a lift asked, decided or over; masks changed by another administrator.
-  const events = gatewayEvents("/", getToken);
-  for (const type of ["mask_lift_requested", "mask_lift_declined", "masks_lifted", "masks_restored"]) {
-    events.addEventListener(type, loadLifts);
-  }
-  events.addEventListener("masks_changed", (event) => {
-    if (event.detail.camera?.camera_id === ui.camera.value && !drawing) loadMasks(ui.camera.value);
-  });
 }
 
-translate();
-tab.addEventListener("click", start);
+// A lift asked, decided or over (mask_lift_requested, mask_lift_declined,
+// masks_lifted, masks_restored), or decided here: the table and the waiting box.
+export function heardLifts() {
+  if (loaded) loadLifts();
+  loadWaiting();
+}
+
+// masks_changed: another administrator's change, unless one is being drawn here.
+export function heardMasks(camera) {
+  if (loaded && camera?.camera_id === ui.camera.value && !drawing) loadMasks(ui.camera.value);
+}

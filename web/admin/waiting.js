@@ -1,15 +1,18 @@
-// What waits for someone: approvals (with the change as a diff) and unreviewed emergencies.
+// What waits for someone: approvals (a grant's change as a diff; a lift of a camera's
+// privacy masks, decided with the masks tab's own buttons) and unreviewed emergencies.
 
 import { cameraName, cameraSummary } from "./cameras.js";
 import { askReason } from "./forms.js";
 import { loadGrants } from "./grants.js";
 import { emergencies, reviewEmergency } from "./emergency.js";
+import { liftActions } from "./masks.js";
 import { $, api, button, show } from "./page.js";
 import { has, mayApprove, me } from "./roles.js";
 import { onLanguage, t, when } from "./text.js";
 import { nameNodes, namesNodes } from "./names.js";
 
 let waiting = [];
+let waitingLifts = []; // mask lifts asked for, oldest first (/api/approvals mask_lifts)
 
 function diffLines(grant) {
   const approval = grant.approval;
@@ -39,9 +42,10 @@ function diffLines(grant) {
 export function drawWaiting() {
   const box = $("#waiting");
   const unreviewed = emergencies.filter((e) => e.justified === null);
-  $("#approvals-box").hidden = !waiting.length;
+  const asked = waiting.length + waitingLifts.length;
+  $("#approvals-box").hidden = !asked;
   $("#unreviewed-box").hidden = !unreviewed.length;
-  box.hidden = !has("admin", "police_liaison", "auditor") || !(waiting.length || unreviewed.length);
+  box.hidden = !has("admin", "police_liaison", "auditor") || !(asked || unreviewed.length);
   $("#approvals").replaceChildren(
     ...waiting.map((g) => {
       const li = document.createElement("li");
@@ -71,6 +75,7 @@ export function drawWaiting() {
       }
       return li;
     }),
+    ...waitingLifts.map(liftItem),
   );
   $("#unreviewed").replaceChildren(
     ...unreviewed.map((e) => {
@@ -85,10 +90,43 @@ export function drawWaiting() {
   );
 }
 
+// A lift waits: which camera, for which grant, why, by whom; Approve never for its asker.
+function liftItem(lift) {
+  const li = document.createElement("li");
+  li.dataset.lift = lift.id;
+  const title = document.createElement("strong");
+  title.textContent = `${cameraName(lift.camera_id)} — ${t("liftRequest")}`;
+  const who = document.createElement("small");
+  who.append(` ${t("askedBy")}: `, ...namesNodes([lift.asked_by]), ` ${when(lift.asked_at, "short")}`);
+  const lines = document.createElement("ul");
+  lines.className = "diff";
+  for (const line of [
+    [t("liftFor")(lift.project, lift.grant_id)],
+    [`${t("why")}: ${lift.reason}`],
+    [`${t("window")}: ${t("liftMinutes")(lift.minutes)}`],
+  ]) {
+    const item = document.createElement("li");
+    item.append(...line);
+    lines.append(item);
+  }
+  li.append(title, who, lines);
+  const actions = liftActions(lift);
+  if (actions.length) {
+    const buttons = document.createElement("div");
+    buttons.className = "buttons";
+    buttons.append(...actions);
+    li.append(buttons);
+  }
+  return li;
+}
+
 export async function loadWaiting() {
   if (!has("admin", "police_liaison", "auditor")) return;
   const { ok, data } = await api("/api/approvals");
-  if (ok) waiting = data.grants;
+  if (ok) {
+    waiting = data.grants;
+    waitingLifts = data.mask_lifts || [];
+  }
   drawWaiting();
 }
 
