@@ -63,7 +63,7 @@ export const TEXT = {
     exportCsv: "匯出 CSV",
     time: "時間",
     detail: "內容",
-    reason: "撤銷原因",
+    reason: "原因",
     confirmRevoke: "確認撤銷",
     revoke: "撤銷",
     revokeAccount: "撤銷此帳號全部連線",
