@@ -124,7 +124,6 @@ async def test_every_ending_and_refusal_has_words_and_a_state(player_modules) ->
         assert not re.search(r"[\u4e00-\u9fff]", got["en"]), (code, got)
 
     # A session ended with each code: reconnect, or the final state.
-    unclassified = endings - OWN - TRANSIENT_ENDINGS - TIME_UP - {"token_expired"}
     for code in sorted(endings - OWN):
         want = (
             "reconnect"
@@ -135,7 +134,7 @@ async def test_every_ending_and_refusal_has_words_and_a_state(player_modules) ->
             if code in TIME_UP
             else "revoked"
         )
-        assert seen[code]["outcome"] == want, (code, seen[code], "unclassified" if code in unclassified else "")
+        assert seen[code]["outcome"] == want, (code, seen[code])
 
     # An offer refused with each code.
     for code in sorted(refusals):
