@@ -49,6 +49,7 @@ export class CctvPlayer extends HTMLElement {
   #switching = null;
   #noLite = false; // the gateway has no such rendition (400 unknown_rendition)
   #link = new LinkJudge(() => this.adaptation); // the link's seconds: when to switch
+  #decodeStalls = 0; // seconds the browser decoded nothing new while packets came (its CPU)
   #turnError = null; // the last TURN failure of this session's ICE gathering
 
   constructor() {
@@ -617,10 +618,12 @@ export class CctvPlayer extends HTMLElement {
     if (this.#switching || this.#noLite || this.getAttribute("adaptive") === "off") return;
     if (this.#pc?.connectionState !== "connected") return;
     const own = this.#rendition === null;
-    const { link, act } = this.#link.second({
+    const { link, stalled, act } = this.#link.second({
       inbound, last, pair, kbps, own, auto: this.#auto, saveData: this.saveData,
     });
-    this.stats.link = link; // what this second was like, for a page (or a test) to show
+    // What this second was like, for a page (or a test) to show.
+    this.stats.link = link;
+    this.stats.decodeStalls = (this.#decodeStalls += stalled ? 1 : 0);
     if (act === "down") {
       this.#weakLink();
       this.#switchTo(this.#auto, "weak_link");

@@ -1,17 +1,27 @@
 // Link adaptation: when to switch a tile to the lighter picture (a [[relay.renditions]]
 // of the gateway) by itself, and when to try the camera's own again.
 //
-// Each second of getStats is good or bad: bad when more than `loss` of its packets
-// were lost, when no new frame was decoded or a freeze began, or when the browser's
-// bandwidth estimate fell below what the camera's picture needs. `badToSwitch` bad
-// seconds among the last `window` switch to the lighter picture; `upAfterMs` of good
-// ones on it try the camera's own again, and a try that has to come back down within
-// `bounceMs` doubles the wait (up to `upAfterMaxMs`). Each player has its own copy
-// (player.adaptation), which a page or a test may change.
+// Only the network's own evidence counts (issue 26): a busy machine decodes late,
+// freezes and drops frames on a perfect LAN, and a switch there would only end and
+// start sessions (audited) for nothing. Lost packets are that evidence: a second is
+// bad when more than `loss` of its packets were lost. A longer round trip (more than
+// `rttRiseMs` above the session's lowest) and a bandwidth estimate below what the
+// camera's picture needs count only with packets lost in the last `window` seconds
+// (a queue that fills and overflows): alone, both are as often a busy browser or
+// gateway (measured on loopback under load: round trips 250+ ms longer, and the
+// browser's delay-based estimate below the picture's bitrate within 6 s). A round
+// trip over `rttAloneMs` longer is a queue of its own. A second without a new
+// frame, or with frames dropped, is the browser's CPU: never a reason.
+// `badToSwitch` bad seconds among the last `window` switch to the lighter picture;
+// `upAfterMs` of good ones on it try the camera's own again, and a try that has to
+// come back down within `bounceMs` doubles the wait (up to `upAfterMaxMs`). Each
+// player has its own copy (player.adaptation), which a page or a test may change.
 export const ADAPTATION = {
   window: 4,
   badToSwitch: 3,
   loss: 0.05,
+  rttRiseMs: 250,
+  rttAloneMs: 1500,
   upAfterMs: 30000,
   upAfterMaxMs: 600000,
   bounceMs: 60000,
@@ -36,12 +46,16 @@ export class LinkJudge {
     this.upAfterMs = 0; // the wait before trying the camera's own picture again
     this.upAt = 0; // when the last try to go back up was made
     this.needKbps = 0; // what the camera's own picture needs: its bitrate when it went well
+    this.minRtt = Infinity; // the session's lowest round trip (s): the link without a queue
+    this.losses = []; // the last seconds: true for one that lost packets
   }
 
-  // Another picture plays now: its seconds start afresh.
+  // Another picture plays now (a new session, a new connection): its seconds start afresh.
   newPicture() {
     this.quality = [];
     this.goodMs = 0;
+    this.minRtt = Infinity;
+    this.losses = [];
   }
 
   // The camera's own picture struggled lately (a weak link takes its session down
@@ -64,19 +78,24 @@ export class LinkJudge {
   // One second of getStats (the video's inbound-rtp now and a second ago, the
   // selected candidate pair, the bitrate) on the camera's own picture (`own`) or on
   // the lighter one chosen by itself (`auto`). Returns what this second was like
-  // (`link`: "good" or the reasons) and what to do: "down", "up" or null.
+  // (`link`: "good" or the network's reasons), whether the browser decoded nothing
+  // new although packets came (`stalled`: its CPU), and what to do: "down", "up" or null.
   second({ inbound, last, pair, kbps, own, auto, saveData }) {
     const a = this.adaptation;
     const lost = Math.max(0, inbound.packetsLost - last.packetsLost);
     const got = inbound.packetsReceived - last.packetsReceived;
-    const froze =
-      inbound.framesDecoded === last.framesDecoded ||
-      (inbound.freezeCount ?? 0) > (last.freezeCount ?? 0);
+    const stalled = got > 0 && inbound.framesDecoded === last.framesDecoded;
+    this.losses = [...this.losses, lost > 0].slice(-a.window);
+    const lostLately = this.losses.includes(true);
+    const rtt = pair?.currentRoundTripTime;
+    if (rtt > 0) this.minRtt = Math.min(this.minRtt, rtt);
+    const rise = rtt > 0 ? (rtt - this.minRtt) * 1000 : 0;
+    const queued = (lostLately && rise > a.rttRiseMs) || rise > a.rttAloneMs;
     const estimate = (pair?.availableIncomingBitrate ?? 0) / 1000;
-    const short = estimate > 0 && this.needKbps > 0 && estimate < this.needKbps;
+    const short = lostLately && estimate > 0 && this.needKbps > 0 && estimate < this.needKbps;
     const lossy = lost / Math.max(1, lost + got) > a.loss;
-    const bad = lossy || froze || short;
-    const link = bad ? [lossy && "loss", froze && "frozen", short && "bandwidth"].filter(Boolean).join(",") : "good";
+    const bad = lossy || queued || short;
+    const link = bad ? [lossy && "loss", queued && "rtt", short && "bandwidth"].filter(Boolean).join(",") : "good";
     this.quality = [...this.quality, bad].slice(-a.window);
     if (own) {
       // What the camera's own picture needs, from its good seconds (the first ones
@@ -85,14 +104,14 @@ export class LinkJudge {
         this.needKbps = this.needKbps ? 0.8 * this.needKbps + 0.2 * kbps : kbps;
       }
       const bads = this.quality.filter(Boolean).length;
-      if (this.quality.length < a.window || bads < a.badToSwitch || saveData) return { link, act: null };
-      return { link, act: "down" };
+      const down = this.quality.length >= a.window && bads >= a.badToSwitch && !saveData;
+      return { link, stalled, act: down ? "down" : null };
     }
-    if (!auto || saveData) return { link, act: null };
+    if (!auto || saveData) return { link, stalled, act: null };
     this.goodMs = bad ? 0 : this.goodMs + 1000;
-    if (this.goodMs < (this.upAfterMs || a.upAfterMs)) return { link, act: null };
+    if (this.goodMs < (this.upAfterMs || a.upAfterMs)) return { link, stalled, act: null };
     this.upAt = performance.now();
     this.goodMs = 0; // a try that fails counts its wait from the start again
-    return { link, act: "up" };
+    return { link, stalled, act: "up" };
   }
 }
