@@ -4,6 +4,7 @@
 // adds them in chunks, and the list draws only the first matches of a search.
 
 import { gatewayEvents } from "/web/cctv-player.js";
+import { claimsOf } from "/web/player/renewal.js";
 import { authorized, embedded, getToken, hasToken } from "/web/signin.js";
 
 const TEXT = {
@@ -22,6 +23,9 @@ const TEXT = {
     close: "關閉",
     watching: "觀看中",
     until: "授權至",
+    wall: "牆面模式",
+    wallTitle: "牆面模式：畫面佔滿螢幕（1–4 切換版面，F 全螢幕，Esc 離開）",
+    leaveWall: "離開牆面",
     other: "English",
   },
   en: {
@@ -39,6 +43,9 @@ const TEXT = {
     close: "Close",
     watching: "watching",
     until: "granted until",
+    wall: "Wall",
+    wallTitle: "Wall mode: tiles fill the screen (1–4 layouts, F fullscreen, Esc leaves)",
+    leaveWall: "Leave wall",
     other: "中文",
   },
 };
@@ -54,6 +61,7 @@ const byName = new Intl.Collator("zh-Hant").compare; // one collator: localeComp
 // --- state ---------------------------------------------------------------------
 let cameras = []; // GeoJSON features, each with .text: what the search looks in
 let layout = 2;
+const LAYOUTS = [1, 2, 3, 4]; // n×n tiles
 const tiles = new Map(); // camera id -> tile element, oldest first
 const app = $(".app");
 const grid = $("#grid");
@@ -208,6 +216,7 @@ async function loadCameras() {
     cameras = body.features.sort((a, b) => byName(a.properties.name, b.properties.name));
     drawMap();
     drawList();
+    reopenSaved();
   } catch (error) {
     if (mine === loading) notice.textContent = t("failed") + error.message;
   }
@@ -237,6 +246,7 @@ function open(feature) {
   while (tiles.size > layout * layout) closeTile(tiles.keys().next().value);
   drawGrid();
   drawList();
+  saveWall();
 }
 
 function closeTile(id) {
@@ -244,6 +254,7 @@ function closeTile(id) {
   tiles.delete(id);
   drawGrid();
   drawList();
+  saveWall();
 }
 
 function drawGrid() {
@@ -268,6 +279,7 @@ function drawGrid() {
 }
 
 function setLayout(n) {
+  if (!LAYOUTS.includes(n)) return;
   layout = n;
   app.dataset.tiles = String(n); // the page's columns follow (viewer.css)
   for (const button of document.querySelectorAll("[data-layout]")) {
@@ -276,9 +288,89 @@ function setLayout(n) {
   // Fewer places than tiles: the oldest close (and end their sessions).
   while (tiles.size > n * n) closeTile(tiles.keys().next().value);
   drawGrid();
+  saveWall();
 }
 for (const button of document.querySelectorAll("[data-layout]")) {
   button.addEventListener("click", () => setLayout(Number(button.dataset.layout)));
+}
+
+// --- the wall ------------------------------------------------------------------------
+// Wall mode: the tiles fill the screen and the map and list fold away. Keys: 1–4 the
+// layout, F fullscreen, W the wall, Esc leaves it (in fullscreen, the browser's Esc
+// leaves fullscreen first).
+const wallButton = $("#wall");
+function setWall(on) {
+  document.body.toggleAttribute("data-wall", on);
+  wallButton.setAttribute("aria-pressed", String(on));
+  wallButton.textContent = t(on ? "leaveWall" : "wall");
+  saveWall();
+}
+const inWall = () => document.body.hasAttribute("data-wall");
+wallButton.addEventListener("click", () => setWall(!inWall()));
+
+function toggleFullscreen() {
+  if (document.fullscreenElement) return document.exitFullscreen().catch(() => {});
+  return document.documentElement.requestFullscreen?.().catch(() => {});
+}
+
+addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+  const typing = event.target.closest?.("input, textarea, select, [contenteditable]");
+  if (typing) return;
+  const key = event.key.toLowerCase();
+  if (LAYOUTS.includes(Number(key))) setLayout(Number(key));
+  else if (key === "f") toggleFullscreen();
+  else if (key === "w") setWall(!inWall());
+  else if (key === "escape" && inWall()) setWall(false);
+  else return;
+  event.preventDefault();
+});
+
+// The layout, the wall and its cameras survive a refresh: kept in this browser per
+// account (the token's account_id; never the token), and put back once the cameras
+// are known. Cameras no longer listed (a grant ended) are left out.
+let savedFor = null; // the account whose wall this page shows, once known
+let restoring = null; // the saved cameras, until the list has loaded
+const storeKey = (account) => `cctv-wall:${account}`;
+
+function saveWall() {
+  if (!savedFor || restoring) return;
+  const wall = { layout, wall: inWall(), cameras: [...tiles.keys()] };
+  try {
+    localStorage.setItem(storeKey(savedFor), JSON.stringify(wall));
+  } catch {
+    /* storage full or refused: the wall still works, it is only not kept */
+  }
+}
+
+function restoreWall(token) {
+  const account = claimsOf(token)?.account_id;
+  if (account === undefined || account === null) return;
+  savedFor = String(account);
+  let saved = null;
+  try {
+    saved = JSON.parse(localStorage.getItem(storeKey(savedFor)) || "null");
+  } catch {
+    saved = null;
+  }
+  if (!saved || typeof saved !== "object") return;
+  restoring = Array.isArray(saved.cameras) ? saved.cameras.map(String) : [];
+  if (LAYOUTS.includes(saved.layout)) setLayout(saved.layout);
+  document.body.toggleAttribute("data-wall", saved.wall === true);
+  wallButton.setAttribute("aria-pressed", String(saved.wall === true));
+}
+
+// The cameras have loaded: open the saved ones that may still be watched.
+function reopenSaved() {
+  if (!restoring) return;
+  const wanted = restoring;
+  restoring = null;
+  const byId = new Map(cameras.map((feature) => [feature.id, feature]));
+  for (const id of wanted.slice(-layout * layout)) {
+    const feature = byId.get(id);
+    if (feature) open(feature);
+  }
+  saveWall();
 }
 
 // --- language ----------------------------------------------------------------------
@@ -293,6 +385,8 @@ function translate() {
   for (const el of document.querySelectorAll("[data-i18n-label]")) {
     el.ariaLabel = t(el.dataset.i18nLabel);
   }
+  wallButton.textContent = t(inWall() ? "leaveWall" : "wall");
+  wallButton.title = t("wallTitle");
   const toggle = $("#lang");
   toggle.textContent = t("other");
   toggle.lang = lang() === "en" ? "zh-Hant" : "en";
@@ -305,9 +399,10 @@ $("#lang").addEventListener("click", () => {
 });
 
 // --- start ---------------------------------------------------------------------------
-drawGrid();
+translate();
 if (!hasToken() && !embedded) notice.textContent = t("signin");
-getToken().then(() => {
+getToken().then((token) => {
+  restoreWall(token);
   loadCameras();
   // The page's one event stream; the tiles listen to it too. A grant that
   // starts, changes or ends changes which cameras may be watched.

@@ -39,6 +39,8 @@ export class CctvPlayer extends HTMLElement {
   #wasLive = false;
   #last = null; // the previous stats sample
   #lastFrameAt = 0;
+  #lastFrameTime = 0; // the wall-clock time of the last new frame (ms since 1970), for the tile
+  #fitted = ""; // what the bars were last fitted for (#fit)
   #note = ""; // the administrator's words, with code "revoked"
   #ui;
   // Which picture: the current session's rendition (null: the camera's own), the one
@@ -55,10 +57,12 @@ export class CctvPlayer extends HTMLElement {
   constructor() {
     super();
     const root = this.attachShadow({ mode: "open" });
+    // The bars: the name, the time of the last frame and the state always show; the
+    // badges, the stats and the buttons give way first when a tile is narrow (#fit).
     root.innerHTML = `<video muted autoplay playsinline></video>
-      <div class="bar top"><span class="label"></span><span class="lite" hidden></span><span class="countdown" hidden></span><slot name="actions"></slot></div>
+      <div class="bar top"><span class="label"></span><span class="masks" hidden></span><span class="lite" hidden></span><span class="countdown" hidden></span><slot name="actions"></slot></div>
       <div class="message" role="status"></div>
-      <div class="bar bottom"><span class="state" aria-live="polite"></span><span class="stats"></span>
+      <div class="bar bottom"><span class="state" aria-live="polite"><span class="word"></span><span class="why"></span></span><span class="clock"></span><span class="stats"></span>
         <button class="saver" type="button" aria-pressed="false"></button>
         <button class="fullscreen" type="button"><svg viewBox="0 0 24 24" width="22" height="22"
           fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" aria-hidden="true">
@@ -69,8 +73,14 @@ export class CctvPlayer extends HTMLElement {
     const $ = (selector) => root.querySelector(selector);
     this.#ui = {
       video: $("video"),
+      top: $(".top"),
+      bottom: $(".bottom"),
       label: $(".label"),
+      masks: $(".masks"),
       countdown: $(".countdown"),
+      word: $(".word"),
+      why: $(".why"),
+      clock: $(".clock"),
       message: $(".message"),
       state: $(".state"),
       stats: $(".stats"),
@@ -156,6 +166,7 @@ export class CctvPlayer extends HTMLElement {
 
   connectedCallback() {
     live.add(this);
+    sizes.observe(this);
     this.#render();
     if (this.state === "idle" || this.state === "stopped") this.#restart();
   }
@@ -165,6 +176,7 @@ export class CctvPlayer extends HTMLElement {
     queueMicrotask(() => {
       if (!this.isConnected) {
         live.delete(this);
+        sizes.unobserve(this);
         this.#listen(null);
         this.stop();
       }
@@ -637,6 +649,7 @@ export class CctvPlayer extends HTMLElement {
 
   #sawPicture() {
     this.#lastFrameAt = performance.now();
+    this.#lastFrameTime = Date.now();
     if (this.state === "waiting") {
       this.#wasLive = true;
       this.#failures = 0;
@@ -716,8 +729,17 @@ export class CctvPlayer extends HTMLElement {
     // Not twice: a tile that says 登入已逾時 needs no second line saying so.
     const reason = said.toLowerCase() === text[this.state].toLowerCase() ? "" : said;
     const terminal = TERMINAL.has(this.state) && this.state !== "stopped";
-    ui.label.textContent = this.getAttribute("label") || this.getAttribute("camera") || "";
-    ui.state.textContent = text[this.state] + (reason && !terminal ? ` · ${reason}` : "");
+    ui.label.textContent = ui.label.title = this.getAttribute("label") || this.getAttribute("camera") || "";
+    ui.word.textContent = text[this.state];
+    ui.why.textContent = reason && !terminal ? ` · ${reason}` : "";
+    ui.state.title = ui.state.textContent;
+    // The time of the last frame shown: a frozen picture is obvious at a glance.
+    const seen = this.#lastFrameTime;
+    const clock = seen ? new Date(seen).toLocaleTimeString("en-GB", { hour12: false }) : "--:--:--";
+    ui.clock.textContent = clock;
+    ui.clock.title = `${text.lastFrame} ${clock}`;
+    const stale = seen && !TERMINAL.has(this.state) && performance.now() - this.#lastFrameAt > STALL_MS;
+    ui.clock.classList.toggle("stale", Boolean(stale));
     ui.message.textContent = terminal ? text[this.state] + (reason ? `\n${reason}` : "") : "";
     const s = this.stats;
     if (this.state === "live" && s.bitrateKbps !== undefined) {
@@ -743,12 +765,47 @@ export class CctvPlayer extends HTMLElement {
       ui.countdown.textContent = `${text.left} ${clock}`;
       ui.countdown.classList.toggle("urgent", left < 60);
     }
+    this.#fit();
+  }
+
+  // Each bar on one line: when it does not fit, the badges give way (the lighter
+  // picture's, then the countdown, then masks lifted), and below the stats, the data
+  // saver, the state's reason and the fullscreen button; never the name, the state
+  // or the time of the last frame. Measured with nothing shrinking, once per change
+  // of size or words.
+  #fit() {
+    const ui = this.#ui;
+    const width = this.clientWidth;
+    if (!width) return;
+    const parts = [ui.top, ui.bottom].flatMap((bar) => [...bar.children]);
+    const key = [width, this.lang, ...parts.map((el) => `${el.hidden}${el.textContent}`)].join("|");
+    if (key === this.#fitted) return;
+    this.#fitted = key;
+    const yielding = [
+      [ui.top, [ui.lite, ui.countdown, ui.masks]],
+      [ui.bottom, [ui.stats, ui.saver, ui.why, ui.fullscreen]],
+    ];
+    for (const [bar, parts] of yielding) {
+      bar.classList.add("fitting");
+      for (const part of parts) part.classList.remove("yield");
+      for (const part of parts) {
+        if (bar.scrollWidth <= bar.clientWidth) break;
+        part.classList.add("yield");
+      }
+      bar.classList.remove("fitting");
+    }
+  }
+
+  // The tile's size changed (a layout, the wall, a rotated tablet): fit the bars again.
+  resized() {
+    this.#fit();
   }
 }
 
 // Players follow the page's language when it changes (<html lang="...">), and end
 // their sessions when the page goes away (or into the back-forward cache).
 const live = new Set();
+const sizes = new ResizeObserver((entries) => entries.forEach((entry) => entry.target.resized()));
 addEventListener("pagehide", () => live.forEach((player) => player.stop()));
 addEventListener("pageshow", (event) => {
   if (event.persisted) live.forEach((player) => player.connectedCallback());
