@@ -771,8 +771,8 @@ export class CctvPlayer extends HTMLElement {
   // Each bar on one line: when it does not fit, the badges give way (the lighter
   // picture's, then the countdown, then masks lifted), and below the stats, the data
   // saver, the state's reason and the fullscreen button; never the name, the state
-  // or the time of the last frame. Measured with nothing shrinking, once per change
-  // of size or words.
+  // or the time of the last frame, which take a second line when all else has gone.
+  // Measured with nothing shrinking, once per change of size or words.
   #fit() {
     const ui = this.#ui;
     const width = this.clientWidth;
@@ -786,12 +786,16 @@ export class CctvPlayer extends HTMLElement {
       [ui.bottom, [ui.stats, ui.saver, ui.why, ui.fullscreen]],
     ];
     for (const [bar, parts] of yielding) {
+      bar.classList.remove("wrap");
       bar.classList.add("fitting");
       for (const part of parts) part.classList.remove("yield");
       for (const part of parts) {
         if (bar.scrollWidth <= bar.clientWidth) break;
         part.classList.add("yield");
       }
+      // Still too wide (a long name on a phone's 2×2): a second line rather than a
+      // name cut short.
+      bar.classList.toggle("wrap", bar.scrollWidth > bar.clientWidth);
       bar.classList.remove("fitting");
     }
   }

@@ -14,6 +14,8 @@ video { display: block; position: absolute; inset: 0; width: 100%; height: 100%;
 .bar > *, ::slotted(*) { flex: none; }
 .fitting > * { flex-shrink: 0 !important; }
 .yield { display: none !important; }
+.top.wrap .label { white-space: normal; overflow-wrap: anywhere; min-width: 6em; }
+.bottom.wrap { flex-wrap: wrap; row-gap: 0; padding-top: .2em; padding-bottom: .2em; }
 .top { top: 0; background: linear-gradient(#000a, #0000); }
 .bottom { bottom: 0; background: linear-gradient(#0000, #000b); }
 .label { font-weight: 600; flex: 1 1 auto; min-width: 0; overflow: hidden; text-overflow: ellipsis; }
