@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from support.chromium import jwt, open_page, open_viewer, player, screenshot, wait_state
 from support.gateway import VIEWER, camera_entry, settings_for
+
+from gateway.app import EVENTS
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
@@ -199,14 +202,14 @@ def overlapping(a: list[float], b: list[float]) -> bool:
 async def test_tile_bars_fit_from_a_phone_to_a_4k_wall_in_both_languages(
     start_gateway, browser
 ) -> None:
-    """At every size and in both languages, with the countdown and the lighter
-    picture's badge showing: no two text boxes in a tile overlap, no text is cut or
+    """At every size and in both languages, with the countdown, the lighter
+    picture's badge and masks lifted showing: no two text boxes in a tile overlap, no text is cut or
     spills out of the tile, the name shows whole and the state takes one line."""
     cameras = demo_cameras("cam-a", "cam-b", "cam-c")
     for camera in cameras:
         camera["name"] = LONG_NAMES[camera["id"]]
     gateway = await start_gateway(settings_for(cameras), grant=False)
-    gateway.grant(lasts=300)  # the last 10 minutes: the countdown shows
+    grant = gateway.grant(lasts=300)  # the last 10 minutes: the countdown shows
     viewer = await open_viewer(browser, gateway, viewport={"width": 1440, "height": 900})
     page = viewer.page
     for camera in ("cam-a", "cam-b", "cam-c"):
@@ -219,6 +222,12 @@ async def test_tile_bars_fit_from_a_phone_to_a_4k_wall_in_both_languages(
     await page.wait_for_function(
         "(sel) => document.querySelector(sel).rendition === 'low'", arg=player("cam-a")
     )
+    # Masks lifted on two tiles (the third badge), as the event stream will say it.
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    for camera in ("cam-a", "cam-b"):
+        lifted = {"camera_id": camera, "grant_id": grant.id, "until": until}
+        gateway.app[EVENTS].publish("masks_lifted", lifted, [VIEWER])
+    await expect(page.locator(f"{player('cam-b')} .masks")).to_have_text("遮蔽已暫時解除")
     checked = 0
     for language, sizes in (("zh-Hant", SIZES), ("en", SIZES + ONE_TILE), ("zh-Hant", ONE_TILE)):
         if language != await page.evaluate("document.documentElement.lang"):

@@ -41,6 +41,9 @@ export class CctvPlayer extends HTMLElement {
   #lastFrameAt = 0;
   #lastFrameTime = 0; // the wall-clock time of the last new frame (ms since 1970), for the tile
   #fitted = ""; // what the bars were last fitted for (#fit)
+  // This camera's masks lifted for the viewer: grant id -> until (ms since 1970).
+  #masksLifted = new Map();
+  #masksTimer = 0;
   #note = ""; // the administrator's words, with code "revoked"
   #ui;
   // Which picture: the current session's rendition (null: the camera's own), the one
@@ -222,6 +225,7 @@ export class CctvPlayer extends HTMLElement {
 
   #restart() {
     this.#teardown(true);
+    this.#masksLifted.clear(); // another camera, perhaps: its lifts are its own
     this.#failures = 0;
     this.#wasLive = false;
     this.#auto = null;
@@ -398,17 +402,43 @@ export class CctvPlayer extends HTMLElement {
 
   #grantsChanged = () => this.#render();
 
+  // masks_lifted {camera_id, grant_id, until} / masks_restored {camera_id, grant_id}:
+  // the badge shows while any of this camera's lifts lasts.
+  #masksChanged = (event) => {
+    const { camera_id: camera, grant_id: grant, until } = event.detail || {};
+    if (!camera || camera !== this.getAttribute("camera")) return;
+    if (event.type === "masks_restored") this.#masksLifted.delete(String(grant));
+    else {
+      const ends = Date.parse(until);
+      if (Number.isFinite(ends)) this.#masksLifted.set(String(grant), ends);
+    }
+    this.#render();
+  };
+
+  // Whether this camera's masks are lifted now; the next render is due when it ends.
+  #masksLiftedNow() {
+    const now = Date.now();
+    for (const [grant, until] of this.#masksLifted) if (until <= now) this.#masksLifted.delete(grant);
+    clearTimeout(this.#masksTimer);
+    if (!this.#masksLifted.size) return null;
+    const ends = Math.max(...this.#masksLifted.values());
+    this.#masksTimer = setTimeout(() => this.#render(), Math.min(ends - now + 50, 2 ** 31 - 1));
+    return ends;
+  }
+
   // Use `source` (a GatewayEvents) from now on, or none: leave the one before, so
   // the page's stream closes when no player needs it, and join this one, offering
   // this player's token for the stream's next opening.
   #listen(source) {
     if (source === this.#listening) return;
     const grantTypes = ["hello", "grant_created", "grant_updated", "grant_revoked"];
+    const maskTypes = ["masks_lifted", "masks_restored"];
     const before = this.#listening;
     if (before) {
       before.removeEventListener("session_ended", this.#sessionEnded);
       before.removeEventListener("session_moving", this.#sessionMoving);
       for (const type of grantTypes) before.removeEventListener(type, this.#grantsChanged);
+      for (const type of maskTypes) before.removeEventListener(type, this.#masksChanged);
       before.leave?.(this);
     }
     this.#listening = source;
@@ -416,6 +446,7 @@ export class CctvPlayer extends HTMLElement {
       source.addEventListener("session_ended", this.#sessionEnded);
       source.addEventListener("session_moving", this.#sessionMoving);
       for (const type of grantTypes) source.addEventListener(type, this.#grantsChanged);
+      for (const type of maskTypes) source.addEventListener(type, this.#masksChanged);
       source.join?.(this, () => this.#getToken());
     }
   }
@@ -757,6 +788,14 @@ export class CctvPlayer extends HTMLElement {
     ui.lite.hidden = TERMINAL.has(this.state) || (!switching && this.#rendition === null);
     if (switching) ui.lite.textContent = switching.rendition ? text.toLite : text.toFull;
     else ui.lite.textContent = this.#auto && !this.saveData ? text.liteAuto : text.lite;
+    // Masks lifted: while a grant's lift lasts and the tile shows (or waits for) a picture.
+    const lifted = TERMINAL.has(this.state) ? null : this.#masksLiftedNow();
+    ui.masks.hidden = !lifted;
+    if (lifted) {
+      ui.masks.textContent = text.masksLifted;
+      const until = new Date(lifted).toLocaleTimeString("en-GB", { hour12: false });
+      ui.masks.title = `${text.masksLiftedTitle} (${until})`;
+    }
     const ends = TERMINAL.has(this.state) ? null : this.#endsAt();
     const left = ends ? Math.max(0, Math.floor((ends - Date.now()) / 1000)) : Infinity;
     ui.countdown.hidden = left > COUNTDOWN_FROM_S;

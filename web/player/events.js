@@ -19,6 +19,10 @@ const SSE_TYPES = [
   "grant_updated",
   "grant_revoked",
   "cameras_changed", // the inventory was reloaded (for pages with a map)
+  // A grant's members may see a camera's picture without its privacy masks until
+  // `until` (masks_lifted {camera_id, grant_id, until}), or no longer (masks_restored).
+  "masks_lifted",
+  "masks_restored",
   // The chain of consent, for the console (administrators, liaisons, auditors).
   "approval_requested",
   "authorization_recorded",
