@@ -32,8 +32,8 @@ TRANSIENT_ENDINGS = {
     "node_lost",
     "node_isolated",
 }
-# The access's time ran out: "ended" (the list may offer to open it again later).
-TIME_UP = {"grant_ended", "emergency_ended"}
+# The grant's time ran out: "ended". (emergency_ended, by a person or its time: "revoked".)
+TIME_UP = {"grant_ended"}
 # The tile's own DELETE: the player ignores it.
 OWN = {"viewer_left"}
 # Codes no viewer's session meets: the console's and the cluster's, and the

@@ -50,8 +50,9 @@ export const TRANSIENT = new Set([
   "node_isolated",
 ]);
 
-// The access itself is over: its time ran out (a grant's window, an emergency's).
-const TIME_UP = new Set(["grant_ended", "emergency_ended"]);
+// The access itself is over: the grant's window ran out. (An emergency's end, by a
+// person or by its time, reads as access withdrawn: "revoked", with its words.)
+const TIME_UP = new Set(["grant_ended"]);
 
 // What a session_ended code means for the tile: "reconnect", or the final state.
 export function outcome(code) {
