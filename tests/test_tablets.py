@@ -13,7 +13,10 @@ import base64
 import hashlib
 import hmac
 import logging
+import os
 import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -685,6 +688,81 @@ async def weak_link_plays(gateway, hub, viewer: Page, fast: Coturn) -> None:
     starts.sort(key=lambda row: row["seq"])
     renditions = [row["detail"].get("rendition") for row in starts]
     assert renditions in ([None, "low", None, None], [None, "low", None, "low", None]), renditions
+
+
+BUSY_LOOP = "while True: pass"
+HOGS_PER_CORE = 2
+
+
+@pytest.mark.slow
+async def test_a_busy_machine_on_a_lan_keeps_the_cameras_own_picture(
+    make_rtsp_camera, start_gateway, browser
+):
+    """Issue 26: a busy machine is no weak link. On loopback (no loss) with busy loops
+    above the browser's priority on every core and four 720p tiles to decode, the
+    browser decodes late, freezes and drops frames, and its bandwidth estimate
+    dips; yet no tile leaves the camera's own picture: a switch would end and start
+    a session (two audit rows) for nothing, and again each time the load came back."""
+    camera = make_rtsp_camera(
+        width=1280, height=720, bitrate_kbps=2000, pattern="bars", filler=True
+    )
+    gateway = await start_gateway(settings_for([camera_entry("cam", camera.url)]))
+    viewers = [await open_viewer(browser, gateway) for _ in range(TILES)]
+    for viewer in viewers:
+        await viewer.page.click("#cameras button[data-camera='cam']")
+        await wait_state(viewer, "cam", "live", timeout=15)
+        await viewer.page.evaluate(TIMELINE, player("cam"))
+        await viewer.page.evaluate(COUNT_DECODE_STALLS, player("cam"))
+    cores = os.cpu_count() or 2
+    # Busy loops above the browser's priority (tests run as root): the browser gets
+    # what is left, as on a machine busy with something more important.
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", BUSY_LOOP], preexec_fn=lambda: os.nice(-10))
+        for _ in range(HOGS_PER_CORE * cores)
+    ]
+    try:
+        await asyncio.sleep(LOAD_SECONDS)
+    finally:
+        for hog in hogs:
+            hog.kill()
+        for hog in hogs:
+            hog.wait(timeout=5)
+        for viewer in viewers:
+            print("timeline:", *await viewer.page.evaluate("window.timeline"), sep="\n  ")
+    for viewer in viewers:
+        stalls = await viewer.page.evaluate("window.decodeStalls")
+        print(f"{HOGS_PER_CORE * cores} busy loops for {LOAD_SECONDS} s: {stalls}")
+    for viewer in viewers:
+        assert await viewer.page.evaluate("changes") == [], "a tile switched on a busy LAN"
+        assert await tile(viewer, "cam", "[p.rendition, p.switching]") == [None, None]
+    starts = await gateway.audit(event="session_start")
+    assert len(starts) == TILES, starts
+
+
+TILES = 4
+LOAD_SECONDS = 25  # the issue saw a switch within 10 s
+# Seconds in which the browser decoded nothing new, decoded nothing new while packets
+# still came in, or dropped frames: what CPU load looks like, and no reason to switch.
+COUNT_DECODE_STALLS = """(sel) => {
+    const p = document.querySelector(sel);
+    window.decodeStalls = {seconds: 0, frozen: 0, stalled: 0, dropped: 0};
+    let last = null;
+    setInterval(async () => {
+      let inbound;
+      (await p.pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") inbound = s;
+      });
+      if (!inbound) return;
+      if (last) {
+        decodeStalls.seconds += 1;
+        const got = inbound.packetsReceived - last.packetsReceived;
+        if (inbound.framesDecoded === last.framesDecoded) decodeStalls.frozen += 1;
+        if (got > 0 && inbound.framesDecoded === last.framesDecoded) decodeStalls.stalled += 1;
+        if ((inbound.framesDropped ?? 0) > (last.framesDropped ?? 0)) decodeStalls.dropped += 1;
+      }
+      last = inbound;
+    }, 1000);
+}"""
 
 
 async def test_the_gateway_behind_nat_relays_through_the_same_turn_server(start_gateway):
