@@ -28,6 +28,7 @@ from gateway.store import WritePending
 
 from .administration import AccessAdmin
 from .admission import AccessControl
+from .cluster.spreading import Spread, Spreading, Via
 from .refusals import Denied, audit_unavailable
 
 # Who ended or changed a session when no token came with the request.
@@ -52,11 +53,13 @@ class Viewing:
         sessions: SessionRegistry,
         access: AccessControl,
         admin: AccessAdmin,
+        spreading: Spreading | None = None,
     ) -> None:
         self.hubs = hubs
         self.sessions = sessions
         self.access = access
         self.admin = admin
+        self.spreading = spreading  # on a node of a cluster
 
     async def open(
         self,
@@ -65,10 +68,13 @@ class Viewing:
         offer: bytes,
         remote: str,
         rendition: str | None = None,
-    ) -> OpenedView:
+        via: Via | None = None,
+    ) -> OpenedView | Spread:
         """Answer a viewer's offer for a camera, or its lighter `rendition`. Only an
         account whose grant names it now gets a session, and only once its start is
-        written down."""
+        written down. On a camera's owner with many viewers of it, the answer may be
+        another node to offer to (Spread); an offer `via` an owner is admitted here,
+        the camera's frames coming from that owner (cluster/spreading.py)."""
         access, refuse = self.access, self.access.refusals.refuse
         identity = await access.identify(token, remote)
         account = identity.account
@@ -92,7 +98,16 @@ class Viewing:
                 shown = repr(rendition) if RENDITION_NAME.fullmatch(rendition) else "(not shown)"
                 why = f"no rendition named {shown}; this gateway offers: {offered}"
                 raise refuse(account, remote, "unknown_rendition", why, camera_id=camera_id)
+        spreading = self.spreading
+        if via is not None:
+            if spreading is None:
+                raise refuse(account, remote, "unknown_camera", "unknown camera")
+            spreading.check(camera_id, via)
+        elif spreading is not None and (spread := spreading.elsewhere(hub, rendition)):
+            return spread  # admitted, audited and counted where it lands
         viewer = await access.authorize_view(identity, camera_id, remote)
+        if via is not None and spreading is not None:
+            spreading.take_from_origin(hub, via)
         try:
             session, answer = await self.sessions.open(
                 hub,
