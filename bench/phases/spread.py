@@ -1,0 +1,137 @@
+"""Spreading (issue 25): how many viewers of one hot camera one node holds under its
+CPU quota, and how many two nodes hold when the camera's owner sends the viewers past
+`[cluster] spread_viewers` to the other node, which relays the owner's stream (one
+RTSP connection still). The goal: two nodes hold at least 1.8 times as many.
+
+As in the capacity phase, each node runs in a cgroup capped at
+`plan.node_cpu_quota_pct` % of one core (bench/cgroup.py); the camera, the viewers,
+PostgreSQL and HAProxy are not capped. The camera is the main one (720p25, 2 Mbit/s).
+
+- One node: spreading off, viewers offered straight to gw1.
+- Two nodes: a fresh cluster with `spread_viewers` at 90 % of what one node held (the
+  owner also sends the stream to the other node), viewers offered through HAProxy.
+
+Viewers are added `plan.spread_step` at a time, fewer as the busiest node nears 80 %
+of its quota, one at a time past it. A step is held when every viewer has at least
+24 fps over `plan.capacity_window` s; a step that fails is measured once more (the
+machine is shared); failing again ends the ramp. The RTSP connections are the
+camera's own count: open at each step, and opened in all during the ramp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import cgroup
+from log import log
+from processes import WorkerProc
+from stage import LINGER, Stage
+
+from .capacity import measure_step, next_step
+from .cluster import running
+
+SHARE_KEPT = 0.9  # of one node's viewers, what the owner keeps before it spreads
+WORKERS = 4
+
+
+async def run(stage: Stage) -> None:
+    plan = stage.plan
+    reason = cgroup.unavailable()
+    if reason:
+        log(f"spread: skipped: {reason}")
+        stage.results["spread"] = {"skipped": reason}
+        return
+    results: dict[str, Any] = {
+        "node_cpu_quota_pct": plan.node_cpu_quota_pct,
+        "camera": "main",
+        "window_s": plan.capacity_window,
+        "one_node_offers": "straight to gw1, spreading off",
+        "two_nodes_offer": "through HAProxy",
+    }
+    async with running(stage, "spread-one") as (nodes, _):
+        one = await _ramp(stage, nodes, nodes[0].url, start=plan.spread_step)
+    results["one_node"] = one
+    spread_viewers = max(1, int(one["held"] * SHARE_KEPT))
+    results["spread_viewers"] = spread_viewers
+    await asyncio.sleep(LINGER + 1)
+    cluster = {"spread_viewers": spread_viewers}
+    async with running(stage, "spread-two", cluster=cluster) as (nodes, balancer):
+        await asyncio.sleep(1.5)  # each node has heard the other's load
+        two = await _ramp(stage, nodes, balancer.url, start=max(plan.spread_step, one["held"]))
+    results["two_nodes"] = two
+    held1, held2 = one["held"], two["held"]
+    results["ratio"] = round(held2 / held1, 2) if held1 else None
+    log(
+        f"spread: one node {held1} viewers, two nodes {held2}: {results['ratio']} times;"
+        f" RTSP connections opened {two['rtsp_opened']}, most open at once {two['rtsp_most']}"
+    )
+    stage.results["spread"] = results
+
+
+async def _ramp(stage: Stage, nodes: list[Any], url: str, start: int) -> dict[str, Any]:
+    """Add viewers of the main camera until a step is not held: the most held, and steps."""
+    plan, camera = stage.plan, stage.cameras["main"]
+    opened_before = camera.total_connections
+    with contextlib.ExitStack() as stack:
+        quotas = {}
+        for node in nodes:
+            quota = stack.enter_context(cgroup.CpuQuota(node.node_id, plan.node_cpu_quota_pct))
+            quota.add(node.proc.pid)
+            quotas[node.node_id] = quota
+        workers = [WorkerProc(f"spread{i}") for i in range(WORKERS)]
+        await asyncio.gather(*(w.start(url, "main", stage.token) for w in workers))
+        steps: list[dict[str, Any]] = []
+        held, count, target = 0, 0, start
+        try:
+            while True:
+                failed = await _join(workers, target - count)
+                count = target
+                await asyncio.sleep(plan.settle)
+                step = await measure_step(stage, nodes, workers, quotas, count)
+                if not step["held"] and not failed:
+                    step = await measure_step(stage, nodes, workers, quotas, count)
+                    step["measured_twice"] = True
+                step["viewers_joined"] = step.pop("cameras")
+                step["failed_joins"] = failed
+                step["rtsp_open"] = camera.connections
+                steps.append(step)
+                split = ", ".join(
+                    f"{k} {v['viewers']} ({v['cpu_pct']} %)" for k, v in step["per_node"].items()
+                )
+                log(
+                    f"spread: {len(nodes)} node(s), {count} viewers: fps min {step['fps_min']},"
+                    f" {split}; RTSP {camera.connections}" + ("" if step["held"] else " — not held")
+                )
+                if not step["held"]:
+                    break
+                held = count
+                if count >= plan.spread_max:
+                    break
+                target = min(plan.spread_max, count + next_step(step, plan.spread_step, plan))
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*(w.call("leave", _timeout=60) for w in workers))
+            await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+    at = next((s for s in steps if s["viewers_joined"] == held), None)
+    return {
+        "held": held,
+        "split": {k: v["viewers"] for k, v in at["per_node"].items()} if at else {},
+        "rtsp_opened": camera.total_connections - opened_before,
+        "rtsp_most": max((s["rtsp_open"] for s in steps), default=0),
+        "steps": steps,
+    }
+
+
+async def _join(workers: list[WorkerProc], n: int) -> int:
+    """`n` more viewers, shared round the workers; the joins that failed."""
+    shares = [n // len(workers) + (1 if k < n % len(workers) else 0) for k in range(len(workers))]
+
+    async def joins(worker: WorkerProc, k: int) -> int:
+        if not k:
+            return 0
+        got = await worker.call("join", n=k, wait_frames=10)
+        return int(got["failed"] + got["without_frames"])
+
+    return sum(await asyncio.gather(*(joins(w, k) for w, k in zip(workers, shares, strict=True))))
