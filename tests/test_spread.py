@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.rtsp]
 
 CAMERA = "hot-1"
 SPREAD_VIEWERS = 2
-ACCOUNTS = [f"crowd-{i}" for i in range(8)]
+ACCOUNTS = [f"crowd-{i}" for i in range(14)]
 # The first frame on an edge node may come this much later than on the owner
 # (issue 25): the edge keeps its own GOP cache, filled from the owner's at once.
 EDGE_FIRST_FRAME_MARGIN = 0.100
@@ -204,6 +204,33 @@ async def test_a_link_to_a_node_is_only_an_owners(
         assert reply.status == 403, await reply.text()
     async with http.get(f"{cluster.url()}/cluster/cameras/{CAMERA}") as reply:
         assert reply.status == 404
+
+
+async def test_offers_that_come_at_once_are_spread_too(
+    cluster: Cluster, camera: RtspCamera, http: aiohttp.ClientSession
+) -> None:
+    """Six offers at once: the owner counts those it is admitting with its sessions,
+    so it keeps exactly SPREAD_VIEWERS and sends the rest on, all from one pull."""
+    await cluster.wait_balanced(http)
+    accounts = ACCOUNTS[8:14]
+    await cluster.grant(http, [CAMERA], accounts)
+    await asyncio.sleep(1.5)  # each node has heard the other's load
+    before = camera.total_connections
+    viewers = [cluster.viewer(CAMERA, account=account) for account in accounts]
+    try:
+        replies = await asyncio.gather(*(viewer.connect(http) for viewer in viewers))
+        assert [reply.status for reply in replies] == [201] * len(viewers)
+        for viewer in viewers:
+            assert await viewer.wait_frames(3, timeout=20), "no picture"
+        nodes = [node_of(viewer) for viewer in viewers]
+        counts = {node: nodes.count(node) for node in set(nodes)}
+        print(f"six offers at once: {counts}")
+        assert sorted(counts.values()) == [SPREAD_VIEWERS, len(viewers) - SPREAD_VIEWERS], counts
+        assert camera.connections == 1
+        assert camera.total_connections - before <= 1  # still pulled for an earlier test's?
+    finally:
+        for viewer in viewers:
+            await viewer.close(http)
 
 
 async def test_when_the_owner_dies_the_edge_pulls_the_camera_itself(

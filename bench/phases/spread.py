@@ -51,7 +51,7 @@ async def run(stage: Stage) -> None:
         "two_nodes_offer": "through HAProxy",
     }
     async with running(stage, "spread-one") as (nodes, _):
-        one = await _ramp(stage, nodes, nodes[0].url, start=plan.spread_step)
+        one = await _ramp(stage, nodes[:1], nodes[0].url, start=plan.spread_step)
     results["one_node"] = one
     spread_viewers = max(1, int(one["held"] * SHARE_KEPT))
     results["spread_viewers"] = spread_viewers

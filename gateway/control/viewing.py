@@ -8,6 +8,7 @@ writes it down, and raises Denied with a stable code when the answer is no.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -105,49 +106,54 @@ class Viewing:
             spreading.check(camera_id, via)
         elif spreading is not None and (spread := spreading.elsewhere(hub, rendition)):
             return spread  # admitted, audited and counted where it lands
-        viewer = await access.authorize_view(identity, camera_id, remote)
-        if via is not None and spreading is not None:
-            spreading.take_from_origin(hub, via)
-        try:
-            session, answer = await self.sessions.open(
-                hub,
-                offer,
-                remote,
-                viewer,
-                signed_in_until=access.signed_in_until(identity),
-                still_allowed=lambda: access.still_allowed(viewer, camera_id),
-                rendition=spec,
+        # Counted as this camera's viewer here from now: offers that come together
+        # are spread too, before any of them is a session.
+        with spreading.admitting(camera_id) if spreading is not None else nullcontext():
+            viewer = await access.authorize_view(identity, camera_id, remote)
+            if via is not None and spreading is not None:
+                spreading.take_from_origin(hub, via)
+            try:
+                session, answer = await self.sessions.open(
+                    hub,
+                    offer,
+                    remote,
+                    viewer,
+                    signed_in_until=access.signed_in_until(identity),
+                    still_allowed=lambda: access.still_allowed(viewer, camera_id),
+                    rendition=spec,
+                )
+            except BadOffer as exc:
+                raise refuse(account, remote, "bad_offer", str(exc), camera_id=camera_id) from None
+            except EndedWhileOpening as exc:
+                # Revoked, or the gateway stopping, before it went live: never answered.
+                ending = exc.ending
+                raise refuse(
+                    account, remote, ending.code, ending.reason, camera_id=camera_id
+                ) from None
+            except WritePending:
+                # Nobody watches unaccounted: no audit row, no picture.
+                log.error(
+                    "audit log cannot be written; refusing a viewer of camera %s",
+                    camera_id,
+                    extra={"camera_id": camera_id},
+                )
+                raise audit_unavailable() from None
+            except CameraUnavailable as exc:
+                raise refuse(
+                    account,
+                    remote,
+                    exc.code,
+                    str(exc),
+                    f"camera {camera_id!r} is unavailable: {exc}",
+                    retry_after=exc.retry_after,
+                    camera_id=camera_id,
+                ) from None
+            return OpenedView(
+                session.id,
+                answer,
+                session.etag,
+                session.turn.link_headers() if session.turn is not None else [],
             )
-        except BadOffer as exc:
-            raise refuse(account, remote, "bad_offer", str(exc), camera_id=camera_id) from None
-        except EndedWhileOpening as exc:
-            # Revoked, or the gateway stopping, before it went live: never answered.
-            ending = exc.ending
-            raise refuse(account, remote, ending.code, ending.reason, camera_id=camera_id) from None
-        except WritePending:
-            # Nobody watches unaccounted: no audit row, no picture.
-            log.error(
-                "audit log cannot be written; refusing a viewer of camera %s",
-                camera_id,
-                extra={"camera_id": camera_id},
-            )
-            raise audit_unavailable() from None
-        except CameraUnavailable as exc:
-            raise refuse(
-                account,
-                remote,
-                exc.code,
-                str(exc),
-                f"camera {camera_id!r} is unavailable: {exc}",
-                retry_after=exc.retry_after,
-                camera_id=camera_id,
-            ) from None
-        return OpenedView(
-            session.id,
-            answer,
-            session.etag,
-            session.turn.link_headers() if session.turn is not None else [],
-        )
 
     def session(self, session_id: str) -> ViewerSession:
         """A live session of this node, else Denied("unknown_session")."""

@@ -24,6 +24,9 @@ unmasked picture would have to cross between nodes.
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
@@ -74,6 +77,7 @@ class Spreading:
         self.peers = peers
         self.sessions = sessions
         self.watch = watch
+        self._admitting: Counter[str] = Counter()  # offers being admitted here, by camera
 
     def load(self) -> dict[str, object]:
         """What this node says of itself in each peer_heartbeat."""
@@ -83,9 +87,10 @@ class Spreading:
 
     def elsewhere(self, hub: CameraHub, rendition: str | None) -> Spread | None:
         """Where a new viewer of `hub`'s camera goes instead of this node, if anywhere."""
-        if self.threshold <= 0 or hub.masks or not hub.pulling or hub.from_node is not None:
+        if self.threshold <= 0 or hub.masks or hub.from_node is not None:
             return None
-        here = sum(1 for session in self.sessions if session.camera_id == hub.id)
+        here = self._admitting[hub.id]
+        here += sum(1 for session in self.sessions if session.camera_id == hub.id)
         if here < self.threshold and not (here and self.watch.behind):
             return None
         node = self._least_loaded()
@@ -97,6 +102,18 @@ class Spreading:
         if rendition is not None:
             query["rendition"] = rendition
         return Spread(f"/whep/nodes/{node}/{quote(hub.id, safe='')}?{urlencode(query)}")
+
+    @contextmanager
+    def admitting(self, camera_id: str) -> Iterator[None]:
+        """While an offer for `camera_id` is admitted here (counted with its sessions:
+        offers that come at once are not all admitted before any is a session)."""
+        self._admitting[camera_id] += 1
+        try:
+            yield
+        finally:
+            self._admitting[camera_id] -= 1
+            if not self._admitting[camera_id]:
+                del self._admitting[camera_id]
 
     def _least_loaded(self) -> str | None:
         now, live = time.monotonic(), self.peers.targets()
