@@ -12,27 +12,37 @@ PostgreSQL and HAProxy are not capped. The camera is the main one (720p25, 2 Mbi
   owner also sends the stream to the other node), viewers offered through HAProxy.
 
 Viewers are added `plan.spread_step` at a time, fewer as the busiest node nears 80 %
-of its quota, one at a time past it. A step is held when every viewer has at least
-24 fps over `plan.capacity_window` s; a step that fails is measured once more (the
-machine is shared); failing again ends the ramp. The RTSP connections are the
-camera's own count: open at each step, and opened in all during the ramp.
+of its quota, one at a time past it. A step is held when, over `plan.capacity_window`
+s, no node drops a frame (its own counters: `cctv_frames_dropped_overload` and
+`cctv_frames_dropped_slow_viewer`) and at least 95 % of the viewers count 24 fps or
+more: on a shared 2-core machine a few viewer processes lose frames to the other
+load, not to the node (the capacity phase asks every viewer, and its ramps end in
+that noise). A step that fails is measured once more; failing again ends the ramp.
+The RTSP connections are the camera's own count: open at each step, and opened in
+all during the ramp.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import Any
 
+import aiohttp
 import cgroup
 from log import log
 from processes import WorkerProc
 from stage import LINGER, Stage
 
-from .capacity import measure_step, next_step
+from .capacity import FPS_HELD, measure_step, next_step
 from .cluster import running
 
 SHARE_KEPT = 0.9  # of one node's viewers, what the owner keeps before it spreads
+VIEWERS_HELD = 0.95  # of the viewers, those that must count FPS_HELD
+DROPS = re.compile(
+    r"^cctv_frames_dropped_(?:overload|slow_viewer)_total\{[^}]*\} ([0-9.e+]+)$", re.M
+)
 WORKERS = 4
 
 
@@ -89,9 +99,9 @@ async def _ramp(stage: Stage, nodes: list[Any], url: str, start: int) -> dict[st
                 failed = await _join(workers, target - count)
                 count = target
                 await asyncio.sleep(plan.settle)
-                step = await measure_step(stage, nodes, workers, quotas, count)
+                step = await _measure(stage, nodes, workers, quotas, count)
                 if not step["held"] and not failed:
-                    step = await measure_step(stage, nodes, workers, quotas, count)
+                    step = await _measure(stage, nodes, workers, quotas, count)
                     step["measured_twice"] = True
                 step["viewers_joined"] = step.pop("cameras")
                 step["failed_joins"] = failed
@@ -101,8 +111,10 @@ async def _ramp(stage: Stage, nodes: list[Any], url: str, start: int) -> dict[st
                     f"{k} {v['viewers']} ({v['cpu_pct']} %)" for k, v in step["per_node"].items()
                 )
                 log(
-                    f"spread: {len(nodes)} node(s), {count} viewers: fps min {step['fps_min']},"
-                    f" {split}; RTSP {camera.connections}" + ("" if step["held"] else " — not held")
+                    f"spread: {len(nodes)} node(s), {count} viewers: fps min {step['fps_min']}"
+                    f" ({step['viewers_below']} below {FPS_HELD}), frames dropped by the nodes"
+                    f" {step['node_drops']}; {split}; RTSP {camera.connections}"
+                    + ("" if step["held"] else " — not held")
                 )
                 if not step["held"]:
                     break
@@ -122,6 +134,27 @@ async def _ramp(stage: Stage, nodes: list[Any], url: str, start: int) -> dict[st
         "rtsp_most": max((s["rtsp_open"] for s in steps), default=0),
         "steps": steps,
     }
+
+
+async def _measure(
+    stage: Stage, nodes: list[Any], workers: list[WorkerProc], quotas: dict[str, Any], count: int
+) -> dict[str, Any]:
+    """The capacity phase's step, and the frames the nodes themselves dropped meanwhile."""
+    before = sum([await _drops(node.url) for node in nodes])
+    step = await measure_step(stage, nodes, workers, quotas, count)
+    step["node_drops"] = sum([await _drops(node.url) for node in nodes]) - before
+    step["held"] = (
+        step["viewers"] == count
+        and step["node_drops"] == 0
+        and step["viewers_below"] <= count * (1 - VIEWERS_HELD)
+    )
+    return step
+
+
+async def _drops(url: str) -> int:
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as reply:
+        text = await reply.text()
+    return int(sum(float(n) for n in DROPS.findall(text)))
 
 
 async def _join(workers: list[WorkerProc], n: int) -> int:
