@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import statistics
 import time
 from typing import Any
 
@@ -182,6 +183,7 @@ async def measure_step(
         "viewers": len(fps),
         "held": len(fps) == count and min(fps, default=0.0) >= FPS_HELD,
         "fps_min": rounded(min(fps), 2) if fps else None,
+        "fps_median": rounded(statistics.median(fps), 2) if fps else None,
         "viewers_below": sum(1 for f in fps if f < FPS_HELD),
         "per_node": per_node,
     }
