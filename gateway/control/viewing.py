@@ -103,7 +103,17 @@ class Viewing:
         if via is not None:
             if spreading is None:
                 raise refuse(account, remote, "unknown_camera", "unknown camera")
-            spreading.check(camera_id, via)
+            try:
+                spreading.check(camera_id, via)
+            except Denied as exc:  # written down as every refusal after sign-in
+                raise refuse(
+                    account,
+                    remote,
+                    exc.code,
+                    str(exc),
+                    retry_after=exc.retry_after,
+                    camera_id=camera_id,
+                ) from None
         elif spreading is not None and (spread := spreading.elsewhere(hub, rendition)):
             return spread  # admitted, audited and counted where it lands
         # Counted as this camera's viewer here from now: offers that come together
@@ -111,7 +121,17 @@ class Viewing:
         with spreading.admitting(camera_id) if spreading is not None else nullcontext():
             viewer = await access.authorize_view(identity, camera_id, remote)
             if via is not None and spreading is not None:
-                spreading.take_from_origin(hub, via)
+                try:
+                    spreading.take_from_origin(hub, via)
+                except Denied as exc:
+                    raise refuse(
+                        account,
+                        remote,
+                        exc.code,
+                        str(exc),
+                        retry_after=exc.retry_after,
+                        camera_id=camera_id,
+                    ) from None
             try:
                 session, answer = await self.sessions.open(
                     hub,
