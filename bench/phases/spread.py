@@ -129,9 +129,8 @@ async def _ramp(
                 # spread_viewers, so its CPU does not say how many more fit.
                 growing = {k: v for k, v in step["per_node"].items() if v["viewers"] != keep}
                 step_on = {"per_node": growing or step["per_node"]}
-                more = max(
-                    2, next_step(step_on, plan.spread_step, plan)
-                )  # a shared machine: be brief
+                # Two at a time at least: a step near the quota takes a minute here.
+                more = max(2, next_step(step_on, plan.spread_step, plan))
                 target = min(plan.spread_max, count + more)
         finally:
             with contextlib.suppress(Exception):
