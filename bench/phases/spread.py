@@ -8,7 +8,7 @@ As in the capacity phase, each node runs in a cgroup capped at
 PostgreSQL and HAProxy are not capped. The camera is the main one (720p25, 2 Mbit/s).
 
 - One node: spreading off, viewers offered straight to gw1.
-- Two nodes: a fresh cluster with `spread_viewers` at 90 % of what one node held (the
+- Two nodes: a fresh cluster with `spread_viewers` at 80 % of what one node held (the
   owner also sends the stream to the other node), viewers offered through HAProxy.
 
 Viewers are added `plan.spread_step` at a time, fewer as the busiest node nears 80 %
@@ -39,7 +39,9 @@ from stage import LINGER, Stage
 from .capacity import FPS_HELD, measure_step, next_step
 from .cluster import running
 
-SHARE_KEPT = 0.9  # of one node's viewers, what the owner keeps before it spreads
+# Of one node's viewers, what the owner keeps before it spreads: at 90 % (40 of 45)
+# the owner itself dropped frames at 40 on a busier moment of the shared machine.
+SHARE_KEPT = 0.8
 DROPS = re.compile(
     r"^cctv_frames_dropped_(?:overload|slow_viewer)_total\{[^}]*\} ([0-9.e+]+)$", re.M
 )
