@@ -374,8 +374,9 @@ def _spread(r: dict[str, Any]) -> list[str]:
     lines = [
         *title,
         f"One camera (the main one). Each node capped at {c['node_cpu_quota_pct']} % of one "
-        "core, as in the capacity phase; viewers added until a step is not held (every viewer "
-        f"≥ 24 fps over {c['window_s']:g} s). Two nodes: `[cluster] spread_viewers = "
+        "core, as in the capacity phase; viewers added until a step is not held (a node drops "
+        f"a frame, or the viewers' median < 24 fps, over {c['window_s']:g} s; a one-node figure "
+        "of an earlier run shows no split). Two nodes: `[cluster] spread_viewers = "
         f"{c.get('spread_viewers')}`, the rest relayed by the other node from the owner's "
         "stream.",
         "",
