@@ -4,7 +4,8 @@ The balancer sends every new viewer of a camera to one node, its owner (a hash o
 the camera's URL), so that the camera is pulled once; but then one camera's viewers
 can use no more than that node's core. With `[cluster] spread_viewers` set, an owner
 that holds that many viewers of a camera, counting the offers it is admitting (or is
-overloaded, its event loop behind, and has a viewer of it), answers a further offer with a 307 to `/whep/nodes/<node>/<camera>`, which
+overloaded, its event loop behind, and has a viewer of it), answers a further offer
+with a 307 to `/whep/nodes/<node>/<camera>`, which
 the balancer sends to that node: the live one that said (peer_heartbeat) it holds
 the fewest sessions and is not behind. WHEP clients follow the 307 with the same
 offer and token.
