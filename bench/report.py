@@ -84,6 +84,16 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
             f"vs {many['gateway_cpu_pct']} %",
             abs(e["outside_loop_growth_pct"]) <= 10,
         )
+    sp = r.get("spread") or {}
+    if sp.get("ratio") is not None:
+        opened = sp["two_nodes"]["rtsp_opened"]
+        add(
+            "One hot camera over two nodes",
+            "two nodes hold ≥ 1.8× the viewers of one; 1 RTSP connection",
+            f"{sp['one_node']['held']} → {sp['two_nodes']['held']} viewers ({sp['ratio']}×); "
+            f"RTSP connections opened {opened}",
+            sp["ratio"] >= 1.8 and opened == 1,
+        )
     sk = r.get("soak")
     if sk and sk["rss_spread_after_warmup_pct"] is not None:
         add(
@@ -106,6 +116,7 @@ def markdown(r: dict[str, Any]) -> str:
         *_many_cameras(r),
         *_cluster(r),
         *_capacity(r),
+        *_spread(r),
         *_transcode_table(r),
         *_flood_table(r),
         *_vp8_table(r),
@@ -351,6 +362,42 @@ def _per_viewer(pv: dict[str, Any] | None) -> list[str]:
         f"{d['cpu_pct_per_viewer']} % (node {pv['one_viewer_cpu_pct']} % → {h['cpu_pct']} % / "
         f"{d['cpu_pct']} %; fps min {h['fps_min']} / {d['fps_min']}).",
     ]
+
+
+def _spread(r: dict[str, Any]) -> list[str]:
+    c = r.get("spread")
+    if not c:
+        return []
+    title = ["", "## Spreading: one hot camera's viewers, one node against two (issue 25)", ""]
+    if "skipped" in c:
+        return [*title, f"Not measured: {c['skipped']}."]
+    lines = [
+        *title,
+        f"One camera (the main one). Each node capped at {c['node_cpu_quota_pct']} % of one "
+        "core, as in the capacity phase; viewers added until a step is not held (a node drops "
+        f"a frame, or the viewers' median < 24 fps, over {c['window_s']:g} s; a one-node figure "
+        "of an earlier run shows no split). Two nodes: `[cluster] spread_viewers = "
+        f"{c.get('spread_viewers')}`, the rest relayed by the other node from the owner's "
+        "stream.",
+        "",
+        "| | viewers held | split | busiest node CPU % | RTSP connections opened (most open) |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label in (
+        ("one_node", f"one node (offers {c['one_node_offers']})"),
+        ("two_nodes", f"two nodes (offers {c['two_nodes_offer']})"),
+    ):
+        ramp = c.get(key)
+        if not ramp:
+            continue
+        at = next((s for s in ramp["steps"] if s["viewers_joined"] == ramp["held"]), None)
+        busiest = max(at["per_node"].values(), key=lambda n: n["cpu_pct"]) if at else None
+        split = " + ".join(f"{k} {v}" for k, v in ramp["split"].items())
+        load = f"{busiest['cpu_pct']}" if busiest else ""
+        rtsp = f"{ramp['rtsp_opened']} ({ramp['rtsp_most']})"
+        lines.append(f"| {label} | **{ramp['held']}** | {split} | {load} | {rtsp} |")
+    lines += ["", f"Two nodes against one: **{c.get('ratio')}×** (the issue asks ≥ 1.8×)."]
+    return lines
 
 
 def _capacity(r: dict[str, Any]) -> list[str]:

@@ -41,6 +41,11 @@ async def amain() -> int:
     parser.add_argument("--levels", help="fan-out viewer counts, e.g. 1,50,100,200")
     parser.add_argument("--profile-at", type=int, help="the fan-out level py-spy profiles")
     parser.add_argument(
+        "--spread-one-node",
+        type=int,
+        help="the spread phase: viewers one node held in an earlier run (skips that ramp)",
+    )
+    parser.add_argument(
         "--out", help="output prefix (default bench/results or bench/results-quick)"
     )
     args = parser.parse_args()
@@ -51,6 +56,8 @@ async def amain() -> int:
             plan.profile_at = None
     if args.profile_at:
         plan.profile_at = args.profile_at
+    if args.spread_one_node:
+        plan.spread_one_node = args.spread_one_node
     phases = [p for p in args.phases.split(",") if p]
     unknown = set(phases) - set(PHASES)
     if unknown:

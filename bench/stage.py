@@ -48,6 +48,11 @@ class Plan:
     capacity_max: int = 40
     capacity_step: int = 2
     capacity_window: float = 8.0
+    # The spread phase: viewers of one camera added `spread_step` at a time (fewer near
+    # a node's quota), up to `spread_max`; the quota and window are the capacity phase's.
+    spread_step: int = 10
+    spread_max: int = 400
+    spread_one_node: int = 0  # one node's figure from an earlier run: its ramp is skipped
     per_viewer_viewers: int = 20  # the cluster phase: a node's CPU per viewer, direct vs HAProxy
     soak_seconds: float = 630.0  # the soak phase: viewers join and leave this long
 

@@ -23,7 +23,14 @@ from gateway.config import CameraSettings, Settings
 from gateway.control import accounting
 from gateway.control.administration import AccessAdmin
 from gateway.control.admission import AccessControl
-from gateway.control.cluster import ClusterMessages, ClusterNode, PeerLink, SessionDirectory
+from gateway.control.cluster import (
+    ClusterMessages,
+    ClusterNode,
+    OriginStreams,
+    PeerLink,
+    SessionDirectory,
+    Spreading,
+)
 from gateway.control.consent import PoliceConsent
 from gateway.control.emergency import EmergencyAccess
 from gateway.control.enforcer import GrantEnforcer
@@ -129,8 +136,14 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     # Decisions and what the application does with them.
     grants = KnownGrants(store, GrantOverlay())
     enforcer = GrantEnforcer(store, grants.overlay, sessions)
-    cluster = None
+    cluster = spreading = origin = None
     if directory is not None and messages is not None:
+        # A hot camera's viewers over several nodes, the camera pulled once.
+        spreading = Spreading(
+            settings.cluster.spread_viewers, node_id, messages.peers, sessions, hubs.watch
+        )
+        messages.load = spreading.load
+        origin = OriginStreams(hubs, spreading)
         cluster = ClusterNode(
             settings.cluster,
             settings.node_address,
@@ -166,7 +179,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         lift_minutes=governance.mask_lift_minutes,
         cluster=cluster,
     )
-    viewing = Viewing(hubs, sessions, access, admin)
+    viewing = Viewing(hubs, sessions, access, admin, spreading)
 
     app[SETTINGS] = settings
     app[errors.BODY_TIMEOUT] = settings.server.request_timeout_seconds
@@ -194,7 +207,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         ]
     )
     # Before aiohttp waits for open requests: event streams end, viewers are told.
-    app.on_shutdown.append(lambda _: _end_sessions(bus, sessions))
+    app.on_shutdown.append(lambda _: _end_sessions(bus, sessions, origin))
 
     WhepEndpoint(viewing, settings.server.max_body_bytes).add_routes(app.router)
     ViewerApi(
@@ -210,8 +223,8 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
         access, admin, consent, emergency, GovernanceReport(store, governance.approval), masks
     ).add_routes(app.router)
     MaskApi(access, masks, governance.approval).add_routes(app.router)
-    if messages is not None:
-        ClusterEndpoint(messages).add_routes(app.router)
+    if messages is not None and origin is not None:
+        ClusterEndpoint(messages, origin).add_routes(app.router)
     pages.add_routes(app.router)
     cors.allow_origins(app, settings.cors.origins)
     return app
@@ -350,8 +363,12 @@ def _reloads(reloader: InventoryReloader) -> Context:
     return context
 
 
-async def _end_sessions(bus: EventBus, sessions: SessionRegistry) -> None:
+async def _end_sessions(
+    bus: EventBus, sessions: SessionRegistry, origin: OriginStreams | None
+) -> None:
     bus.close()
+    if origin is not None:  # other nodes' streams of this node's cameras
+        origin.close()
     # Sessions before cameras, so each ends with its reason written down.
     await sessions.close(SHUTDOWN)
 

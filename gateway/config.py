@@ -601,6 +601,12 @@ class ClusterSettings:
     # work while PostgreSQL is away). Default: http://<[server] host>:<[server] port>,
     # with this machine's name for a wildcard host.
     address: str = _key("", _node_address)
+    # A camera's viewers this node holds before it sends further viewers of that
+    # camera to another node (307 to /whep/nodes/<node>/<camera>), which takes the
+    # camera's frames from this one rather than from the police: one RTSP pull still.
+    # Also while this node is overloaded (its event loop behind). 0: off. What fits
+    # depends on the node's CPU and the camera's bitrate (docs/performance.md).
+    spread_viewers: int = _key(0, _between(0, 100_000))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import statistics
 import time
 from typing import Any
 
@@ -88,9 +89,9 @@ async def _ramp(
             failed = await _join(workers, ids, count, target)
             count = target
             await asyncio.sleep(plan.settle)
-            step = await _step(stage, nodes, workers, quotas, count)
+            step = await measure_step(stage, nodes, workers, quotas, count)
             if not step["held"] and not failed:
-                step = await _step(stage, nodes, workers, quotas, count)
+                step = await measure_step(stage, nodes, workers, quotas, count)
                 step["measured_twice"] = True
             step["failed_joins"] = failed
             steps.append(step)
@@ -106,7 +107,7 @@ async def _ramp(
             held = count
             if count >= len(ids):
                 break
-            target = min(len(ids), count + _next_step(step, plan))
+            target = min(len(ids), count + next_step(step, plan.capacity_step, plan))
     finally:
         with contextlib.suppress(Exception):
             await asyncio.gather(*(w.call("leave", _timeout=60) for w in workers))
@@ -120,13 +121,13 @@ async def _ramp(
     }
 
 
-def _next_step(step: dict[str, Any], plan: Any) -> int:
-    """How many cameras to add next: `capacity_step`, fewer as the busiest node nears
-    80 % of its quota (were they all to land on it), one at a time past that."""
+def next_step(step: dict[str, Any], most: int, plan: Any) -> int:
+    """How many viewers to add next: `most`, fewer as the busiest node nears 80 % of
+    its quota (were they all to land on it), one at a time past that."""
     busiest = max(step["per_node"].values(), key=lambda n: n["cpu_pct"])
-    per_camera = busiest["cpu_pct"] / max(1, busiest["viewers"])
-    room = (NEAR_QUOTA * plan.node_cpu_quota_pct - busiest["cpu_pct"]) / max(0.1, per_camera)
-    return max(1, min(plan.capacity_step, int(room)))
+    per_viewer = busiest["cpu_pct"] / max(1, busiest["viewers"])
+    room = (NEAR_QUOTA * plan.node_cpu_quota_pct - busiest["cpu_pct"]) / max(0.1, per_viewer)
+    return max(1, min(most, int(room)))
 
 
 async def _join(workers: list[WorkerProc], ids: list[str], have: int, want: int) -> int:
@@ -145,10 +146,11 @@ async def _join(workers: list[WorkerProc], ids: list[str], have: int, want: int)
     return sum(await asyncio.gather(*(joins(w, s) for w, s in zip(workers, shares, strict=True))))
 
 
-async def _step(
+async def measure_step(
     stage: Stage, nodes: list[Any], workers: list[WorkerProc], quotas: dict[str, Any], count: int
 ) -> dict[str, Any]:
-    """Every viewer's frame rate and each node's CPU over one window."""
+    """Every viewer's frame rate and each node's CPU over one window (`count`: the
+    cameras, one viewer each; or the viewers of one camera, as the spread phase has)."""
     pids = [n.proc.pid for n in nodes]
     cams = [c._proc.pid for c in stage.many_procs]  # type: ignore[union-attr]
     await wait_quiet({*pids, os.getpid(), *(w.pid for w in workers), *cams})
@@ -181,6 +183,7 @@ async def _step(
         "viewers": len(fps),
         "held": len(fps) == count and min(fps, default=0.0) >= FPS_HELD,
         "fps_min": rounded(min(fps), 2) if fps else None,
+        "fps_median": rounded(statistics.median(fps), 2) if fps else None,
         "viewers_below": sum(1 for f in fps if f < FPS_HELD),
         "per_node": per_node,
     }

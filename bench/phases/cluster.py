@@ -48,8 +48,11 @@ async def run(stage: Stage) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(stage: Stage, name: str) -> AsyncIterator[tuple[list[Any], Any]]:
-    """PostgreSQL, the nodes and HAProxy, with the many cameras running; (nodes, balancer)."""
+async def running(
+    stage: Stage, name: str, **tables: dict[str, Any]
+) -> AsyncIterator[tuple[list[Any], Any]]:
+    """PostgreSQL, the nodes and HAProxy, with the many cameras running; (nodes, balancer).
+    `tables`: settings merged over each node's (e.g. cluster={"spread_viewers": 40})."""
     folder = stage.workdir / name
     folder.mkdir(exist_ok=True)
     # Outside the run's own folder, which only root may enter; PostgreSQL runs as postgres.
@@ -65,7 +68,7 @@ async def running(stage: Stage, name: str) -> AsyncIterator[tuple[list[Any], Any
         base = tomllib.loads(stage.config_text())
         for node_id in NODES:
             port = local_cluster.free_port()
-            settings = local_cluster.node_settings(base, node_id, port, database)
+            settings = local_cluster.node_settings(base, node_id, port, database, **tables)
             nodes.append(local_cluster.Node(folder, node_id, settings))
         for node in nodes:
             node.start()

@@ -8,6 +8,7 @@ writes it down, and raises Denied with a stable code when the answer is no.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ from gateway.store import WritePending
 
 from .administration import AccessAdmin
 from .admission import AccessControl
+from .cluster.spreading import Spread, Spreading, Via
 from .refusals import Denied, audit_unavailable
 
 # Who ended or changed a session when no token came with the request.
@@ -52,11 +54,13 @@ class Viewing:
         sessions: SessionRegistry,
         access: AccessControl,
         admin: AccessAdmin,
+        spreading: Spreading | None = None,
     ) -> None:
         self.hubs = hubs
         self.sessions = sessions
         self.access = access
         self.admin = admin
+        self.spreading = spreading  # on a node of a cluster
 
     async def open(
         self,
@@ -65,10 +69,13 @@ class Viewing:
         offer: bytes,
         remote: str,
         rendition: str | None = None,
-    ) -> OpenedView:
+        via: Via | None = None,
+    ) -> OpenedView | Spread:
         """Answer a viewer's offer for a camera, or its lighter `rendition`. Only an
         account whose grant names it now gets a session, and only once its start is
-        written down."""
+        written down. On a camera's owner with many viewers of it, the answer may be
+        another node to offer to (Spread); an offer `via` an owner is admitted here,
+        the camera's frames coming from that owner (cluster/spreading.py)."""
         access, refuse = self.access, self.access.refusals.refuse
         identity = await access.identify(token, remote)
         account = identity.account
@@ -92,47 +99,81 @@ class Viewing:
                 shown = repr(rendition) if RENDITION_NAME.fullmatch(rendition) else "(not shown)"
                 why = f"no rendition named {shown}; this gateway offers: {offered}"
                 raise refuse(account, remote, "unknown_rendition", why, camera_id=camera_id)
-        viewer = await access.authorize_view(identity, camera_id, remote)
-        try:
-            session, answer = await self.sessions.open(
-                hub,
-                offer,
-                remote,
-                viewer,
-                signed_in_until=access.signed_in_until(identity),
-                still_allowed=lambda: access.still_allowed(viewer, camera_id),
-                rendition=spec,
+        spreading = self.spreading
+        if via is not None:
+            if spreading is None:
+                raise refuse(account, remote, "unknown_camera", "unknown camera")
+            try:
+                spreading.check(camera_id, via)
+            except Denied as exc:  # written down as every refusal after sign-in
+                raise refuse(
+                    account,
+                    remote,
+                    exc.code,
+                    str(exc),
+                    retry_after=exc.retry_after,
+                    camera_id=camera_id,
+                ) from None
+        elif spreading is not None and (spread := spreading.elsewhere(hub, rendition)):
+            return spread  # admitted, audited and counted where it lands
+        # Counted as this camera's viewer here from now: offers that come together
+        # are spread too, before any of them is a session.
+        with spreading.admitting(camera_id) if spreading is not None else nullcontext():
+            viewer = await access.authorize_view(identity, camera_id, remote)
+            if via is not None and spreading is not None:
+                try:
+                    spreading.take_from_origin(hub, via)
+                except Denied as exc:
+                    raise refuse(
+                        account,
+                        remote,
+                        exc.code,
+                        str(exc),
+                        retry_after=exc.retry_after,
+                        camera_id=camera_id,
+                    ) from None
+            try:
+                session, answer = await self.sessions.open(
+                    hub,
+                    offer,
+                    remote,
+                    viewer,
+                    signed_in_until=access.signed_in_until(identity),
+                    still_allowed=lambda: access.still_allowed(viewer, camera_id),
+                    rendition=spec,
+                )
+            except BadOffer as exc:
+                raise refuse(account, remote, "bad_offer", str(exc), camera_id=camera_id) from None
+            except EndedWhileOpening as exc:
+                # Revoked, or the gateway stopping, before it went live: never answered.
+                ending = exc.ending
+                raise refuse(
+                    account, remote, ending.code, ending.reason, camera_id=camera_id
+                ) from None
+            except WritePending:
+                # Nobody watches unaccounted: no audit row, no picture.
+                log.error(
+                    "audit log cannot be written; refusing a viewer of camera %s",
+                    camera_id,
+                    extra={"camera_id": camera_id},
+                )
+                raise audit_unavailable() from None
+            except CameraUnavailable as exc:
+                raise refuse(
+                    account,
+                    remote,
+                    exc.code,
+                    str(exc),
+                    f"camera {camera_id!r} is unavailable: {exc}",
+                    retry_after=exc.retry_after,
+                    camera_id=camera_id,
+                ) from None
+            return OpenedView(
+                session.id,
+                answer,
+                session.etag,
+                session.turn.link_headers() if session.turn is not None else [],
             )
-        except BadOffer as exc:
-            raise refuse(account, remote, "bad_offer", str(exc), camera_id=camera_id) from None
-        except EndedWhileOpening as exc:
-            # Revoked, or the gateway stopping, before it went live: never answered.
-            ending = exc.ending
-            raise refuse(account, remote, ending.code, ending.reason, camera_id=camera_id) from None
-        except WritePending:
-            # Nobody watches unaccounted: no audit row, no picture.
-            log.error(
-                "audit log cannot be written; refusing a viewer of camera %s",
-                camera_id,
-                extra={"camera_id": camera_id},
-            )
-            raise audit_unavailable() from None
-        except CameraUnavailable as exc:
-            raise refuse(
-                account,
-                remote,
-                exc.code,
-                str(exc),
-                f"camera {camera_id!r} is unavailable: {exc}",
-                retry_after=exc.retry_after,
-                camera_id=camera_id,
-            ) from None
-        return OpenedView(
-            session.id,
-            answer,
-            session.etag,
-            session.turn.link_headers() if session.turn is not None else [],
-        )
 
     def session(self, session_id: str) -> ViewerSession:
         """A live session of this node, else Denied("unknown_session")."""

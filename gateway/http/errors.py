@@ -47,6 +47,7 @@ REFUSAL_STATUS = {
     "authorization_withdrawn": 403,
     "emergency_ended": 403,
     "not_a_cluster_message": 403,
+    "bad_spread": 403,  # a /whep/nodes/ link not signed by a camera's owner, or stale
     "unknown_camera": 404,
     "unknown_grant": 404,
     "unknown_authorization": 404,
@@ -75,6 +76,7 @@ REFUSAL_STATUS = {
     "database_unavailable": 503,
     "node_lost": 503,
     "node_isolated": 503,
+    "node_unavailable": 503,  # a /whep/nodes/ link to a node that cannot take it now
     "shutdown": 503,
     "record_pending": 503,
 }

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
+from gateway.control.cluster import Spread, Via
 from gateway.control.viewing import Viewing
 
 from . import cors
@@ -22,6 +23,8 @@ class WhepEndpoint:
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/whep/{camera_id}", self.post_offer)
+        # Where a camera's owner sends a viewer to another node (docs/cluster.md).
+        router.add_post("/whep/nodes/{node}/{camera_id}", self.post_offer)
         router.add_get("/whep/{camera_id}", self.get_endpoint)  # and HEAD
         router.add_get("/whep/sessions/{session_id}", self.get_session)  # and HEAD
         router.add_delete("/whep/sessions/{session_id}", self.delete_session)
@@ -33,10 +36,16 @@ class WhepEndpoint:
             raise HttpError(415, "unsupported_media_type", f"Content-Type must be {SDP}")
         body = await read_body(request, self.max_body_bytes, "offer")
         camera_id = request.match_info["camera_id"]
+        node = request.match_info.get("node")
+        via = None
+        if node is not None:
+            query = request.query
+            via = Via(node, query.get("origin", ""), query.get("until", ""), query.get("sig", ""))
         # Only the camera's own spelling of its URL: the balancer picks the node that
         # pulls a camera by hashing the path as sent, so another spelling of the same
         # camera (percent-encoded, dot segments) would make a second pull elsewhere.
-        if request.raw_path.partition("?")[0] != f"/whep/{camera_id}":
+        spelled = f"/whep/{camera_id}" if node is None else f"/whep/nodes/{node}/{camera_id}"
+        if request.raw_path.partition("?")[0] != spelled:
             camera_id = ""
         opened = await self.viewing.open(
             bearer_token(request),
@@ -44,7 +53,11 @@ class WhepEndpoint:
             body,
             remote_of(request),
             rendition=request.query.get("rendition"),
+            via=via,
         )
+        if isinstance(opened, Spread):
+            # WHEP clients follow a 307 with the same method, offer and token.
+            return web.Response(status=307, headers={hdrs.LOCATION: opened.location})
         response = web.Response(
             status=201,
             body=opened.answer.encode(),

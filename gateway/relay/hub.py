@@ -17,6 +17,7 @@ from gateway.config import CameraSettings, MaskSettings, RelaySettings
 
 from .errors import SourceError
 from .feed import Replayed, ViewerFeed, fan_out
+from .node_stream import NodeSource
 from .overload import LoopWatch
 from .pictures import Pictures
 from .police_api import PoliceApi
@@ -130,6 +131,9 @@ class CameraHub:
         self._taken = 0
         self.retired = False  # taken out of the inventory
         self._source = CameraSource(camera, relay, police_api)
+        # Where the next pull takes the camera's frames from instead of the camera:
+        # the node that pulls it (spreading, docs/cluster.md), until that node is lost.
+        self._upstream: NodeSource | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: threading.Event | None = None
@@ -156,6 +160,20 @@ class CameraHub:
     @property
     def pulling(self) -> bool:
         return self._thread is not None
+
+    @property
+    def from_node(self) -> str | None:
+        """The node whose stream of the camera this hub relays, or None: it pulls the
+        camera itself (or nothing)."""
+        return self._upstream.node if self._upstream is not None else None
+
+    def take_from(self, upstream: NodeSource) -> bool:
+        """Take the camera's frames from another node's stream at the next pull rather
+        than from the camera. False (nothing changes) while a pull runs: it goes on."""
+        if self._thread is not None:
+            return False
+        self._upstream = upstream
+        return True
 
     @property
     def renditions(self) -> dict[str, Rendition]:
@@ -418,16 +436,21 @@ class CameraHub:
         self._backoff = self.relay.reconnect_initial_seconds
         self._set_state("connecting")
         self._thread = threading.Thread(
-            target=self._pull, args=(self._stop,), name=f"camera-{self.camera.id}", daemon=True
+            target=self._pull,
+            args=(self._stop, self._upstream),
+            name=f"camera-{self.camera.id}",
+            daemon=True,
         )
         self._thread.start()
-        log.info("camera %s: pull started", self.camera.id, extra=self._log_ids)
+        where = f" from node {self._upstream.node}" if self._upstream is not None else ""
+        log.info("camera %s: pull started%s", self.camera.id, where, extra=self._log_ids)
 
     def _stop_pull(self) -> threading.Thread | None:
         self._linger = None
         thread, self._thread = self._thread, None
         if self._stop is not None:
             self._stop.set()
+        self._upstream = None  # the next pull decides afresh
         self.info = None
         self._gop = []
         if self._pictures is not None:
@@ -439,10 +462,11 @@ class CameraHub:
             log.info("camera %s: pull stopped", self.camera.id, extra=self._log_ids)
         return thread
 
-    def _pull(self, stop: threading.Event) -> None:
+    def _pull(self, stop: threading.Event, upstream: NodeSource | None) -> None:
         # Once B slices are seen, this pull transcodes, across reconnects; the next
         # pull looks at the stream afresh (a camera may be reconfigured meanwhile).
         transcode = False
+        source: CameraSource | NodeSource = upstream or self._source
         while not stop.is_set():
             got_video = False
 
@@ -454,7 +478,9 @@ class CameraHub:
             def on_frame(frame: EncodedFrame) -> None:
                 nonlocal got_video, skipping
                 got_video = True
-                behind = self.watch.behind or self.backlog >= BACKLOG_FRAMES
+                # A replayed GOP comes in a burst, no sign of the loop falling behind.
+                backlogged = not frame.catch_up and self.backlog >= BACKLOG_FRAMES
+                behind = self.watch.behind or backlogged
                 skipping = behind or (skipping and not frame.keyframe)
                 if skipping:
                     self.frames_dropped_behind += 1
@@ -463,7 +489,7 @@ class CameraHub:
                 self._post(stop, self._on_frame, frame, frame=True)
 
             try:
-                self._source.run(stop, on_info, on_frame, transcode=transcode)
+                source.run(stop, on_info, on_frame, transcode=transcode)
                 error = SourceError("camera ended the stream")
             except NeedsTranscode:
                 log.warning(
@@ -480,6 +506,12 @@ class CameraHub:
                 error = SourceError(f"camera stream failed ({type(exc).__name__})")
             if stop.is_set():
                 break
+            if source is not self._source:
+                # The origin node is lost (it died, or cannot serve the camera now): this
+                # node pulls the camera itself at once, the one pull again (docs/cluster.md).
+                source = self._source
+                self._post(stop, self._origin_lost, error)
+                continue
             self._source.stream_failed()
             if got_video:
                 self._backoff = self.relay.reconnect_initial_seconds
@@ -537,6 +569,17 @@ class CameraHub:
             info.profile_level_id,
             extra=self._log_ids,
         )
+
+    def _origin_lost(self, error: SourceError) -> None:
+        self._upstream = None
+        log.warning(
+            "camera %s: %s; pulling the camera itself",
+            self.camera.id,
+            error,
+            extra=self._log_ids,
+        )
+        # Told as a new pull (CameraMoves says so to the other nodes); live at its info.
+        self._set_state("connecting")
 
     def _on_error(self, error: SourceError) -> None:
         self.last_error = str(error)

@@ -46,6 +46,9 @@ class EncodedFrame:
     data: bytes
     pts: int  # 90 kHz, on the source's clock; the hub rebases it
     keyframe: bool
+    # Of a GOP replayed at once, not a live frame (from an origin node: node_stream.py):
+    # it arrives in a burst, which is no sign of the event loop falling behind.
+    catch_up: bool = False
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,9 @@ class CameraMoves:
         messages.on("camera_pulled", self._pulled_elsewhere)
 
     def pull_changed(self, hub: CameraHub) -> None:
-        """A camera's pull starting here (idle to anything else) is news to the others."""
-        if hub.state == "idle":
+        """A camera's pull starting here (idle to anything else) is news to the others;
+        a hub relaying another node's stream (spreading.py) does not pull the camera."""
+        if hub.state == "idle" or hub.from_node is not None:
             self._pulling.discard(hub.id)
         elif hub.id not in self._pulling:
             self._pulling.add(hub.id)
@@ -40,7 +41,8 @@ class CameraMoves:
 
     def _pulled_elsewhere(self, message: dict[str, object]) -> None:
         camera_id, node = str(message.get("camera_id")), str(message.get("from"))
-        moving = [s for s in self.sessions if s.camera_id == camera_id]
+        # Viewers spread here from the camera's owner stay: they cost no pull.
+        moving = [s for s in self.sessions if s.camera_id == camera_id and s.hub.from_node is None]
         if not moving:
             return
         log.info(

@@ -49,6 +49,7 @@ class ClusterMessages:
         self._background = Background()
         # Told when this node starts listening again: what it missed meanwhile.
         self.on_reconnect: list[Callable[[], None]] = []
+        self.load: Callable[[], dict[str, Any]] = dict  # said in each peer_heartbeat
 
     def on(self, kind: str, handler: Handler, *, once: bool = False) -> None:
         """Call `handler` with each message of `kind` from another node; `once`: a
@@ -77,9 +78,15 @@ class ClusterMessages:
             self.store.submit(shared.send_revocation(message))
 
     async def beat(self, address: str) -> None:
-        """Tell every other node directly that this node is there, and where."""
+        """Tell every other node directly that this node is there, where, and how
+        loaded (`load`: what spreading weighs, control/cluster/spreading.py)."""
         await self.peers.tell_all(
-            {"type": "peer_heartbeat", "from": self.node_id, "address": address}
+            {
+                "type": "peer_heartbeat",
+                "from": self.node_id,
+                "address": address,
+                "load": self.load(),
+            }
         )
 
     def forward_event(
@@ -102,9 +109,13 @@ class ClusterMessages:
             message = self.peers.open(body, signature)
         except BadPeerMessage as exc:
             raise Denied("not_a_cluster_message", str(exc)) from None
-        sender, address = message.get("from"), message.get("address")
+        sender, address, load = message.get("from"), message.get("address"), message.get("load")
         if isinstance(sender, str):
-            self.peers.heard(sender, address if isinstance(address, str) else None)
+            self.peers.heard(
+                sender,
+                address if isinstance(address, str) else None,
+                load if isinstance(load, dict) else None,
+            )
         self.receive(message)
 
     def receive(self, message: dict[str, Any]) -> None:

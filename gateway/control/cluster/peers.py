@@ -51,6 +51,8 @@ class PeerLink:
         # Nodes heard from directly: node -> (base URL, time.monotonic() when heard).
         self._direct: dict[str, tuple[str, float]] = {}
         self.heard_at = time.monotonic()  # another node was last heard from directly
+        # What each node said of its load in its last peer_heartbeat, and when.
+        self.loads: dict[str, tuple[dict[str, Any], float]] = {}
         self._key = b""
         self._http: aiohttp.ClientSession | None = None
 
@@ -60,12 +62,23 @@ class PeerLink:
     def _signature(self, body: bytes) -> str:
         return hmac.new(self._key, body, hashlib.sha256).hexdigest()
 
-    def heard(self, node: str, address: str | None = None) -> None:
+    def sign(self, text: str) -> str:
+        """`text` signed with the cluster's key (a spread's ticket, a stream request)."""
+        return self._signature(text.encode())
+
+    def verify(self, text: str, signature: str) -> bool:
+        return bool(self._key) and hmac.compare_digest(self.sign(text), signature)
+
+    def heard(
+        self, node: str, address: str | None = None, load: dict[str, Any] | None = None
+    ) -> None:
         """`node` was heard from directly (a message from it, or its answer to one)."""
         if node == self.node_id:
             return
         now = time.monotonic()
         self.heard_at = now
+        if load is not None:
+            self.loads[node] = (load, now)
         if address is None:
             address = self._direct.get(node, ("", 0.0))[0] or self.addresses.get(node, "")
         if address:
