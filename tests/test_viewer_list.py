@@ -7,12 +7,11 @@ a clear sign-in state; Leaflet's controls in the page's language; the tab order.
 
 from __future__ import annotations
 
-import csv
-import random
 from pathlib import Path
 
 import pytest
 from support.chromium import jwt, open_page, player, screenshot, wait_state
+from support.city import city_settings, write_city
 from support.gateway import VIEWER, camera_entry, settings_for
 
 from gateway.app import SESSIONS
@@ -21,8 +20,6 @@ playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
 
 COUNT = 1000
-DISTRICTS = ["中正區", "大同區", "中山區", "松山區", "大安區", "萬華區", "信義區", "士林區"]
-ROADS = ["忠孝東路", "仁愛路", "信義路", "和平東路", "南京東路", "民生東路", "中山北路", "承德路"]
 # Cameras a search must find, spelled as inventories spell them (臺, not 台).
 NAMED = {
     "tpe-0100": ("臺北車站東三門", "中正區", "忠孝西路"),
@@ -34,34 +31,7 @@ DESKTOP = {"viewport": {"width": 1440, "height": 900}}
 
 def write_inventory(path: Path) -> Path:
     """1,000 points over Taipei, api: references (no camera is pulled in these tests)."""
-    rng = random.Random(26)
-    with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(["id", "name", "lat", "lon", "district", "road", "source"])
-        for i in range(COUNT):
-            camera = f"tpe-{i:04d}"
-            road = f"{rng.choice(ROADS)}{rng.randint(1, 5)}段"
-            name, district = f"{road} {i:04d} 號路口", rng.choice(DISTRICTS)
-            if camera in NAMED:
-                name, district, road = NAMED[camera]
-            lat = round(24.98 + rng.random() * 0.14, 6)
-            lon = round(121.46 + rng.random() * 0.16, 6)
-            writer.writerow([camera, name, lat, lon, district, road, f"TPD-{i:04d}"])
-    return path
-
-
-def inventory_settings(path: Path, cameras: list[dict] | None = None):
-    return settings_for(
-        cameras or [],
-        tables={
-            "inventory": {
-                "file": str(path),
-                "source_prefix": "api:",
-                "columns": {"district": "district", "road": "road"},
-            },
-            "police_api": {"url": "http://127.0.0.1:9/cctv/{ref}", "token": "never-sent"},
-        },
-    )
+    return write_city(path, COUNT, NAMED, digits=4, seed=26)
 
 
 async def listed(page) -> list[str]:
@@ -74,7 +44,7 @@ async def test_a_thousand_cameras_search_map_grants_and_keyboard(
     start_gateway, browser, tmp_path
 ) -> None:
     path = write_inventory(tmp_path / "cameras.csv")
-    gateway = await start_gateway(inventory_settings(path), grant=False)
+    gateway = await start_gateway(city_settings(path), grant=False)
     everything = [f"tpe-{i:04d}" for i in range(COUNT)]
     gateway.grant(cameras=everything, project="2027 跨年 全市", lasts=6 * 3600)
     short = gateway.grant(

@@ -12,35 +12,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from support.chromium import jwt, open_page, open_viewer, player, screenshot, wait_state
-from support.gateway import VIEWER, camera_entry, settings_for
+from support.gateway import VIEWER, settings_for
+from test_ui import demo_cameras
 
 from gateway.app import EVENTS
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
 
-PLACES = {
-    "cam-a": ("臺北車站", 25.0478, 121.5170),
-    "cam-b": ("臺北市政府", 25.0375, 121.5637),
-    "cam-c": ("西門町", 25.0422, 121.5078),
-    "cam-d": ("大稻埕碼頭", 25.0563, 121.5087),
-}
 OTHER = "viewer-2"
-
-
-def demo_cameras(*ids: str) -> list[dict]:
-    return [
-        camera_entry(
-            i,
-            "demo:testsrc",
-            demo_size="320x240",
-            demo_fps=15,
-            name=PLACES[i][0],
-            lat=PLACES[i][1],
-            lon=PLACES[i][2],
-        )
-        for i in ids
-    ]
 
 
 def box(page, selector: str):

@@ -100,20 +100,20 @@ class Viewing:
                 why = f"no rendition named {shown}; this gateway offers: {offered}"
                 raise refuse(account, remote, "unknown_rendition", why, camera_id=camera_id)
         spreading = self.spreading
+
+        def refused(exc: Denied) -> Denied:  # written down as every refusal after sign-in
+            retry = exc.retry_after
+            return refuse(
+                account, remote, exc.code, str(exc), retry_after=retry, camera_id=camera_id
+            )
+
         if via is not None:
             if spreading is None:
                 raise refuse(account, remote, "unknown_camera", "unknown camera")
             try:
                 spreading.check(camera_id, via)
-            except Denied as exc:  # written down as every refusal after sign-in
-                raise refuse(
-                    account,
-                    remote,
-                    exc.code,
-                    str(exc),
-                    retry_after=exc.retry_after,
-                    camera_id=camera_id,
-                ) from None
+            except Denied as exc:
+                raise refused(exc) from None
         elif spreading is not None and (spread := spreading.elsewhere(hub, rendition)):
             return spread  # admitted, audited and counted where it lands
         # Counted as this camera's viewer here from now: offers that come together
@@ -124,14 +124,7 @@ class Viewing:
                 try:
                     spreading.take_from_origin(hub, via)
                 except Denied as exc:
-                    raise refuse(
-                        account,
-                        remote,
-                        exc.code,
-                        str(exc),
-                        retry_after=exc.retry_after,
-                        camera_id=camera_id,
-                    ) from None
+                    raise refused(exc) from None
             try:
                 session, answer = await self.sessions.open(
                     hub,

@@ -18,21 +18,31 @@ ROADS = ["忠孝東路", "仁愛路", "信義路", "和平東路", "南京東路
 NEEDLE = {"name": "市民大道/建國南路口", "district": "中山區", "road": "建國高架橋下"}
 
 
-def write_city(path: Path, count: int = CITY) -> Path:
-    """Points spread over Taipei, with api: references (no camera is ever pulled here)."""
-    rng = random.Random(16)
-    needle = count * 5 // 7
+def write_city(
+    path: Path,
+    count: int = CITY,
+    named: dict[str, tuple[str, str, str]] | None = None,
+    digits: int = 5,
+    seed: int = 16,
+) -> Path:
+    """Points spread over Taipei, with api: references (no camera is ever pulled here).
+    `named`: cameras (by id) given a name, district and road a search must find; by
+    default the NEEDLE, five sevenths of the way down the file."""
+    rng = random.Random(seed)
+    if named is None:
+        named = {f"tpe-{count * 5 // 7:0{digits}d}": tuple(NEEDLE.values())}
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["id", "name", "lat", "lon", "district", "road", "source"])
         for i in range(count):
+            camera = f"tpe-{i:0{digits}d}"
             road = f"{rng.choice(ROADS)}{rng.randint(1, 5)}段"
-            name, district = f"{road} {i:05d} 號路口", rng.choice(DISTRICTS)
-            if i == needle:
-                name, district, road = NEEDLE["name"], NEEDLE["district"], NEEDLE["road"]
+            name, district = f"{road} {i:0{digits}d} 號路口", rng.choice(DISTRICTS)
+            if camera in named:
+                name, district, road = named[camera]
             lat = round(24.98 + rng.random() * 0.14, 6)
             lon = round(121.46 + rng.random() * 0.16, 6)
-            writer.writerow([f"tpe-{i:05d}", name, lat, lon, district, road, f"TPD-{i:05d}"])
+            writer.writerow([camera, name, lat, lon, district, road, f"TPD-{i:0{digits}d}"])
     return path
 
 
