@@ -66,6 +66,9 @@ export function outcome(code) {
 // the final state. `wasLive`: this tile played before (a refusal now revokes it).
 export function refusal(status, code, wasLive) {
   if (code === "unknown_rendition") return "lighter_missing";
+  // A 307 to another node whose signed link went stale before the offer came: a new
+  // offer to the camera's own URL gets a fresh one.
+  if (code === "bad_spread") return "reconnect";
   if (status === 403) {
     // no_grant, not_yet_started, grant_pending, authorization_withdrawn, …: the rule that failed
     if (TIME_UP.has(code)) return "ended";

@@ -96,6 +96,8 @@ const REASONS = {
   shutdown: ["閘道器重新啟動", "Gateway restarting"],
   node_lost: ["閘道器節點失聯", "A gateway node was lost"],
   node_isolated: ["閘道器節點與叢集斷線", "A gateway node lost its cluster"],
+  node_unavailable: ["另一閘道器節點暫時無法接手", "Another gateway node cannot take this camera now"],
+  bad_spread: ["轉往其他節點的連結已失效", "The link to another gateway node has expired"],
   database_unavailable: ["閘道器資料庫暫時無法使用", "The gateway's database is unavailable for now"],
   camera_unavailable: UNAVAILABLE,
   capacity: UNAVAILABLE,

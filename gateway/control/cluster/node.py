@@ -183,8 +183,10 @@ class ClusterNode:
 
     def unlisted(self, session_id: str) -> dict[str, Any] | None:
         """A session of another node, named by its id alone (the directory cannot be
-        read), if its node was heard of at the last heartbeat."""
-        return self.directory.unlisted(session_id, set(self.messages.peers.addresses))
+        read), if its node was heard of: listed at the last heartbeat, or heard from
+        directly since (right after the database came back, the listing may have
+        missed a node whose heartbeat had not landed yet)."""
+        return self.directory.unlisted(session_id, set(self.messages.peers.targets()))
 
     # --- what this node hears -------------------------------------------------------
 
