@@ -150,9 +150,7 @@ async def test_every_ending_and_refusal_has_words_and_a_state(player_modules) ->
         )
         if code == "unknown_rendition":
             want = ["lighter_missing"] * 2
-        elif code == "bad_spread":  # a stale link to another node: ask the owner again
-            want = ["reconnect"] * 2
-        elif status in (429,) or status >= 500:
+        elif status in (429,) or status >= 500 or code == "bad_spread":  # (a stale link)
             want = ["reconnect"] * 2
         elif code in TIME_UP:
             want = ["ended"] * 2
