@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -66,6 +67,10 @@ class Viewer:
         self.on_frame: Callable[[Any], None] | None = None
         self.session_url: str | None = None
         self.answer: str | None = None
+        # SO_RCVBUF for the ICE sockets, when set before connect(): a browser drains its
+        # socket in its own process while the gateway sends, this viewer only between
+        # the gateway's steps on the test's one event loop.
+        self.receive_buffer_bytes: int | None = None
         self.closed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self.pc.on("track", self._on_track)
@@ -93,6 +98,12 @@ class Viewer:
     async def connect(self, http: aiohttp.ClientSession) -> aiohttp.ClientResponse:
         """POST the offer; on 201 apply the answer. Returns the response."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        if self.receive_buffer_bytes is not None:
+            for transceiver in self.pc.getTransceivers():
+                ice = transceiver.receiver.transport.transport
+                for protocol in ice._connection._protocols:
+                    sock = protocol.transport.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer_bytes)
         headers = {"Content-Type": "application/sdp", **self.headers}
         offer = self.pc.localDescription.sdp
         if self.trickle:
