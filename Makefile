@@ -30,7 +30,7 @@ test: debs $(VENV)/.installed-test web/node_modules/.installed tests/players/nod
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Issue 5's benchmark (not part of `make test`): a real RTSP camera, the gateway as its
-# own process, aiortc viewers and headless Chromium; ~27 min on 2 cores with every phase
+# own process, aiortc viewers and headless Chromium; ~35 min on 2 cores with every phase
 # (12 of them the soak).
 # BENCH_ARGS=--quick for a shorter smoke run. Writes bench/results.json and .md.
 bench: debs $(VENV)/.installed-test web/node_modules/.installed
