@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -32,6 +29,7 @@ from support.cluster import (
     cluster_settings,
     node_of,
     run_gateway,
+    running_postgres,
     session_id_of,
     wait_for_audit,
     watching,
@@ -63,15 +61,9 @@ def namespace() -> Iterator[Namespace]:
 
 @pytest.fixture(scope="module")
 def postgres(namespace: Namespace) -> Iterator[Postgres]:
-    folder = Path(tempfile.mkdtemp(prefix="cctv-test-pg-"))  # the postgres user works in it
     ends = (namespace.host_address, namespace.address)
-    server = Postgres(folder, also=(namespace.host_address,), clients=ends)
-    try:
-        server.start()
+    with running_postgres(also=(namespace.host_address,), clients=ends) as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

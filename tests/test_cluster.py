@@ -12,9 +12,7 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +38,7 @@ from support.cluster import (
     local_cluster,
     node_of,
     run_gateway,
+    running_postgres,
     session_id_of,
     sessions_of,
     wait_for_audit,
@@ -69,15 +68,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:
-    # Not under pytest's own (root-only) folder: the postgres user works in it.
-    pg_folder = Path(tempfile.mkdtemp(prefix="cctv-test-pg-"))
-    server = Postgres(pg_folder)
-    try:
-        server.start()
+    with running_postgres() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(pg_folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,9 @@ tests run in order on one cluster; the last one kills the owner.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,6 +25,7 @@ from support.cluster import (
     closed_within,
     cluster_settings,
     node_of,
+    running_postgres,
     sessions_of,
     watching,
 )
@@ -49,14 +47,8 @@ FAILOVER_SECONDS = 15.0
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:
-    pg_folder = Path(tempfile.mkdtemp(prefix="cctv-test-pg-"))
-    server = Postgres(pg_folder)
-    try:
-        server.start()
+    with running_postgres() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(pg_folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,14 @@ deploy/local_cluster.py (the module `make cluster-demo` runs)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,22 @@ sys.modules["local_cluster"] = local_cluster
 _spec.loader.exec_module(local_cluster)
 
 Postgres = local_cluster.Postgres
+
+
+@contextlib.contextmanager
+def running_postgres(**options: Any) -> Iterator[Postgres]:
+    """A throw-away PostgreSQL (`options` go to Postgres), removed afterwards. Not under
+    pytest's own (root-only) folder: the postgres user works in it."""
+    folder = Path(tempfile.mkdtemp(prefix="cctv-test-pg-"))
+    server = Postgres(folder, **options)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 Balancer = local_cluster.Balancer
 Node = local_cluster.Node
 ADMIN = "admin-1"
