@@ -376,9 +376,14 @@ def _spread(r: dict[str, Any]) -> list[str]:
         f"One camera (the main one). Each node capped at {c['node_cpu_quota_pct']} % of one "
         "core, as in the capacity phase; viewers added until a step is not held (a node drops "
         f"a frame, or the viewers' median < 24 fps, over {c['window_s']:g} s; a one-node figure "
-        "of an earlier run shows no split). Two nodes: `[cluster] spread_viewers = "
-        f"{c.get('spread_viewers')}`, the rest relayed by the other node from the owner's "
-        "stream.",
+        "of an earlier run shows no split). Two nodes: "
+        + (
+            f"`[cluster] spread_cpu_percent = {c['spread_cpu_percent']:g}` (the owner sends "
+            "viewers on once busy past that share of its quota)"
+            if "spread_cpu_percent" in c
+            else f"`[cluster] spread_viewers = {c.get('spread_viewers')}`"
+        )
+        + ", the rest relayed by the other node from the owner's stream.",
         "",
         "| | viewers held | split | busiest node CPU % | RTSP connections opened (most open) |",
         "|---|---|---|---|---|",

@@ -46,6 +46,11 @@ async def amain() -> int:
         help="the spread phase: viewers one node held in an earlier run (skips that ramp)",
     )
     parser.add_argument(
+        "--spread-cpu-percent",
+        type=float,
+        help="the spread phase: the two nodes' [cluster] spread_cpu_percent",
+    )
+    parser.add_argument(
         "--out", help="output prefix (default bench/results or bench/results-quick)"
     )
     args = parser.parse_args()
@@ -58,6 +63,8 @@ async def amain() -> int:
         plan.profile_at = args.profile_at
     if args.spread_one_node:
         plan.spread_one_node = args.spread_one_node
+    if args.spread_cpu_percent:
+        plan.spread_cpu_percent = args.spread_cpu_percent
     phases = [p for p in args.phases.split(",") if p]
     unknown = set(phases) - set(PHASES)
     if unknown:

@@ -52,6 +52,9 @@ class Plan:
     # a node's quota), up to `spread_max`; the quota and window are the capacity phase's.
     spread_step: int = 10
     spread_max: int = 400
+    # The two nodes' `[cluster] spread_cpu_percent`: the owner spreads past this share
+    # of its quota; the capped node dropped frames only at its quota (docs/performance.md).
+    spread_cpu_percent: float = 85.0
     spread_one_node: int = 0  # one node's figure from an earlier run: its ramp is skipped
     per_viewer_viewers: int = 20  # the cluster phase: a node's CPU per viewer, direct vs HAProxy
     soak_seconds: float = 630.0  # the soak phase: viewers join and leave this long

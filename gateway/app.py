@@ -140,7 +140,12 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     if directory is not None and messages is not None:
         # A hot camera's viewers over several nodes, the camera pulled once.
         spreading = Spreading(
-            settings.cluster.spread_viewers, node_id, messages.peers, sessions, hubs.watch
+            settings.cluster.spread_viewers,
+            settings.cluster.spread_cpu_percent,
+            node_id,
+            messages.peers,
+            sessions,
+            hubs.watch,
         )
         messages.load = spreading.load
         origin = OriginStreams(hubs, spreading)

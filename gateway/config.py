@@ -607,6 +607,12 @@ class ClusterSettings:
     # Also while this node is overloaded (its event loop behind). 0: off. What fits
     # depends on the node's CPU and the camera's bitrate (docs/performance.md).
     spread_viewers: int = _key(0, _between(0, 100_000))
+    # Also once this node, holding a viewer of the camera, has used this share of the
+    # CPU it may use over the last 2 s: its cgroup's quota (else its cores), or one core
+    # for its event loop, which sends to every viewer (relay/overload.py CpuGauge).
+    # It follows what the machine can do today, where a count is one measured earlier.
+    # 0: off. Spreading is on when either is set.
+    spread_cpu_percent: float = _key(0.0, _between(0, 100))
 
 
 @dataclass(frozen=True)

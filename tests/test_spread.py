@@ -78,6 +78,22 @@ def cluster(
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def busy_cluster(
+    tmp_path_factory: pytest.TempPathFactory, postgres: Postgres, camera: RtspCamera
+) -> Iterator[Cluster]:
+    """Spreading by the CPU alone: no count, and busy at 0.1 % of what a node may use,
+    which a node pulling a camera always is."""
+    base = cluster_settings({CAMERA: camera})
+    base["cluster"] = {**base["cluster"], "spread_cpu_percent": 0.1}
+    running = Cluster(
+        tmp_path_factory.mktemp("busy"), postgres.create_database("busy"), base, ("gw1", "gw2")
+    )
+    running.start()
+    yield running
+    running.stop()
+
+
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
@@ -256,3 +272,28 @@ async def test_when_the_owner_dies_the_edge_pulls_the_camera_itself(
     finally:
         for viewer in on_owner + on_edge:
             await viewer.close()
+
+
+async def test_a_busy_owner_sends_the_next_viewer_on(
+    busy_cluster: Cluster, camera: RtspCamera, http: aiohttp.ClientSession
+) -> None:
+    """`spread_cpu_percent` alone: the owner, busy past it with the camera's first
+    viewer, sends the second to the other node, which relays the owner's pull."""
+    cluster = busy_cluster
+    await cluster.wait_balanced(http)
+    await asyncio.sleep(2.5)  # the balancer's own checks (see the first test)
+    assert camera.wait_connections(0, timeout=10)  # the other cluster's pull is over
+    accounts = ACCOUNTS[:2]
+    await cluster.grant(http, [CAMERA], accounts)
+    first = await watching(cluster.viewer(CAMERA, account=accounts[0]), http)
+    second = cluster.viewer(CAMERA, account=accounts[1])
+    try:
+        # A window of the owner's CPU with the camera pulled, and the other's load heard.
+        await asyncio.sleep(2.5)
+        await watching(second, http)
+        assert second.response is not None and second.response.history, "no 307 followed"
+        assert node_of(second) != node_of(first)
+        assert camera.connections == 1
+    finally:
+        for viewer in (first, second):
+            await viewer.close(http)

@@ -2,13 +2,14 @@
 
 The balancer sends every new viewer of a camera to one node, its owner (a hash of
 the camera's URL), so that the camera is pulled once; but then one camera's viewers
-can use no more than that node's core. With `[cluster] spread_viewers` set, an owner
-that holds that many viewers of a camera, counting the offers it is admitting (or is
-overloaded, its event loop behind, and has a viewer of it), answers a further offer
-with a 307 to `/whep/nodes/<node>/<camera>`, which
-the balancer sends to that node: the live one that said (peer_heartbeat) it holds
-the fewest sessions and is not behind. WHEP clients follow the 307 with the same
-offer and token.
+can use no more than that node's core. An owner that holds a viewer of a camera and
+is full answers a further offer with a 307 to `/whep/nodes/<node>/<camera>`, which
+the balancer sends to that node: the live one that said (peer_heartbeat) it is not
+behind, not busy if any is not, and holds the fewest sessions. WHEP clients follow
+the 307 with the same offer and token. Full is any of: `[cluster] spread_viewers`
+viewers of the camera, counting the offers being admitted; `[cluster]
+spread_cpu_percent` of the CPU the node may use, over the last 2 s (busy; its
+CpuGauge); its event loop behind (with either set).
 
 That node, the edge, admits the viewer as any node does (grants, limits, audit,
 revocation are the same everywhere), but takes the camera's frames from the owner,
@@ -33,7 +34,7 @@ from urllib.parse import quote, urlencode
 
 from gateway.relay import CameraHub
 from gateway.relay.node_stream import NodeSource
-from gateway.relay.overload import LoopWatch
+from gateway.relay.overload import CpuGauge, LoopWatch
 from gateway.signaling import SessionRegistry
 
 from ..refusals import Denied
@@ -68,31 +69,39 @@ class Spreading:
     def __init__(
         self,
         threshold: int,
+        busy_percent: float,
         node_id: str,
         peers: PeerLink,
         sessions: SessionRegistry,
         watch: LoopWatch,
     ) -> None:
-        self.threshold = threshold  # 0: this node sends nobody elsewhere
+        self.threshold = threshold  # viewers of a camera; 0: not counted
+        self.busy_share = busy_percent / 100  # 0: the CPU not weighed
         self.node_id = node_id
         self.peers = peers
         self.sessions = sessions
         self.watch = watch
+        self.cpu = CpuGauge()
         self._admitting: Counter[str] = Counter()  # offers being admitted here, by camera
 
     def load(self) -> dict[str, object]:
         """What this node says of itself in each peer_heartbeat."""
-        return {"sessions": len(self.sessions), "behind": self.watch.behind}
+        return {"sessions": len(self.sessions), "behind": self.watch.behind, "busy": self.busy}
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.busy_share) and self.cpu.share() >= self.busy_share
 
     # --- on the owner -------------------------------------------------------------
 
     def elsewhere(self, hub: CameraHub, rendition: str | None) -> Spread | None:
         """Where a new viewer of `hub`'s camera goes instead of this node, if anywhere."""
-        if self.threshold <= 0 or hub.masks or hub.from_node is not None:
+        if not (self.threshold or self.busy_share) or hub.masks or hub.from_node is not None:
             return None
         here = self._admitting[hub.id]
         here += sum(1 for session in self.sessions if session.camera_id == hub.id)
-        if here < self.threshold and not (here and self.watch.behind):
+        crowded = bool(self.threshold) and here >= self.threshold
+        if not crowded and not (here and (self.watch.behind or self.busy)):
             return None
         node = self._least_loaded()
         if node is None:
@@ -119,11 +128,11 @@ class Spreading:
     def _least_loaded(self) -> str | None:
         now, live = time.monotonic(), self.peers.targets()
         ready = [
-            (int(load.get("sessions", 0)), node)
+            (bool(load.get("busy")), int(load.get("sessions", 0)), node)
             for node, (load, heard) in self.peers.loads.items()
             if node in live and now - heard < FRESH_SECONDS and not load.get("behind")
         ]
-        return min(ready)[1] if ready else None
+        return min(ready)[2] if ready else None
 
     def check_stream_request(self, path: str, sent_at: str, signature: str) -> None:
         """A request for a camera's frames is another node's; else Denied."""
