@@ -102,9 +102,7 @@ class Churn:
                     self.outcomes[f"delete {end.status}"] += 1
             elif how == "silent":
                 # As tests/test_whep.py: the sockets go quiet, no DTLS close, no DELETE.
-                ice = viewer.pc.getTransceivers()[0].receiver.transport.transport
-                for protocol in ice._connection._protocols:
-                    protocol.transport.close()
+                viewer.go_silent()
                 silent = True
                 self._silent.append(asyncio.ensure_future(self._forget(viewer)))
         finally:
