@@ -31,6 +31,7 @@ CYCLES = 500
 WARMUP = 20
 IN_FLIGHT = 15  # cycles running at once
 FRAME_TIMEOUT = 15.0
+CYCLE_TIMEOUT = 60.0  # for a POST, the first frame (FRAME_TIMEOUT) and a close together
 SETTLE_TIMEOUT = 30.0  # for the last silent viewers (~5 s) and the 1 s linger
 SLACK = 5  # tasks, threads and fds may differ from the baseline by this much
 RSS_SAMPLE_EVERY = 50
@@ -70,6 +71,7 @@ class Churn:
         self.rss: dict[int, int] = {}
         self.most_connections = 0
         self._silent: list[asyncio.Task[None]] = []
+        self.stage: dict[int, str] = {}  # what each cycle in flight is doing
 
     async def run(self, cycles: int, first: int = 0) -> None:
         pending = iter(range(first, first + cycles))
@@ -85,30 +87,45 @@ class Churn:
             watching.cancel()
 
     async def cycle(self, i: int) -> None:
+        """One viewer joins, watches and leaves. A step that never ends fails the test,
+        named, instead of hanging it."""
+        self.stage[i] = "starting"
+        try:
+            async with asyncio.timeout(CYCLE_TIMEOUT):
+                await self._join_and_leave(i)
+        except TimeoutError:
+            stuck = f"cycle {i} ({leave_how(i)}): {self.stage[i]}"
+            raise AssertionError(f"{stuck} did not finish within {CYCLE_TIMEOUT:g} s") from None
+        finally:
+            del self.stage[i]
+
+    async def _join_and_leave(self, i: int) -> None:
         camera_id = self.ids[i % len(self.ids)]
         how = leave_how(i)
         viewer = Viewer(self.gateway.url, camera_id, headers=self.gateway.bearer())
         silent = False
         try:
+            self.stage[i] = "POST of the offer"
             response = await viewer.connect(self.http)
             response.release()
             if response.status != 201:
                 self.outcomes[f"status {response.status}"] += 1
                 return
+            self.stage[i] = "waiting for a frame"
             got = await viewer.wait_frames(1, timeout=FRAME_TIMEOUT)
             self.outcomes["frame" if got else "no frame"] += 1
             if how == "delete":
+                self.stage[i] = "DELETE of the session"
                 async with self.http.delete(viewer.session_url, headers=viewer.headers) as end:
                     self.outcomes[f"delete {end.status}"] += 1
             elif how == "silent":
-                # As tests/test_whep.py: the sockets go quiet, no DTLS close, no DELETE.
-                ice = viewer.pc.getTransceivers()[0].receiver.transport.transport
-                for protocol in ice._connection._protocols:
-                    protocol.transport.close()
+                # As tests/test_whep.py: every packet lost, no DTLS close, no DELETE.
+                viewer.go_silent()
                 silent = True
                 self._silent.append(asyncio.ensure_future(self._forget(viewer)))
         finally:
             if not silent:
+                self.stage[i] = "the viewer's close()"
                 await viewer.close()  # "close" viewers: this is all the gateway gets
             self.done += 1
             if self.done % RSS_SAMPLE_EVERY == 0:

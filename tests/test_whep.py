@@ -149,9 +149,7 @@ async def test_viewer_that_goes_silent_is_ended_by_ice_consent(start_gateway):
     assert await viewer.wait_frames(3)
     (session,) = list(gateway.app[SESSIONS])
     # A tablet out of coverage: its sockets go quiet, with no DTLS close or DELETE.
-    ice = viewer.pc.getTransceivers()[0].receiver.transport.transport
-    for protocol in ice._connection._protocols:
-        protocol.transport.close()
+    viewer.go_silent()
     started = time.monotonic()
     await event(session.ended, 15, "the session to end")
     noticed = time.monotonic() - started
@@ -162,6 +160,21 @@ async def test_viewer_that_goes_silent_is_ended_by_ice_consent(start_gateway):
     assert noticed <= 7.0, f"a silent viewer was noticed only after {noticed:.2f} s"
     assert len(gateway.app[HUBS].get("demo").viewers) == 0
     await viewer.close()
+
+
+async def test_a_viewer_gone_silent_as_its_rtcp_report_falls_due_still_closes(start_gateway):
+    """The test viewer's own silence (support/viewer.py `go_silent`): an RTCP report
+    sent in the turn of the loop that silenced it must not end aiortc's RTCP task, or
+    close() waits for that task for ever (how the soak test hung once in make test)."""
+    gateway = await demo_gateway(start_gateway)
+    viewer = gateway.viewer("demo")
+    assert (await viewer.connect(gateway.http)).status == 201
+    assert await viewer.wait_frames(3)
+    time.sleep(1.6)  # A loaded machine: the loop is held past the RTCP timer (0.5-1.5 s),
+    await asyncio.sleep(0)  # which falls due in the very turn the viewer goes silent.
+    viewer.go_silent()
+    await asyncio.sleep(2)  # the report is sent; consent has not yet lapsed
+    await viewer.close()  # an AssertionError after viewer.CLOSE_TIMEOUT if it never ends
 
 
 # --- the answers the WHEP table promises, each where it happens -------------------

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -172,12 +172,47 @@ class Viewer:
             await asyncio.sleep(0.05)
         return True
 
+    def go_silent(self) -> None:
+        """From now on every packet is lost both ways, as for a tablet out of coverage:
+        no DTLS close, no DELETE, only ICE consent can tell the gateway.
+
+        The sockets stay open and are muted. Closing them under aioice instead leaves
+        asyncio transports whose next sendto() raises AttributeError (an unconnected
+        datagram transport after connection_lost, Python 3.11); when that send is
+        aiortc's RTCP report, its RTCP task dies without saying it exited, and
+        pc.close() then waits for it forever (the soak test's hang in `make test`)."""
+        for transceiver in self.pc.getTransceivers():
+            ice = transceiver.receiver.transport.transport
+            for protocol in ice._connection._protocols:
+                protocol.transport.sendto = _lost
+                protocol.datagram_received = _lost
+
     async def close(self, http: aiohttp.ClientSession | None = None) -> None:
-        if http is not None and self.session_url:
-            await http.delete(self.session_url, headers=self.headers)
-        await self.pc.close()
+        """DELETE the session (with `http`), then close the peer connection; an
+        AssertionError if either takes longer than CLOSE_TIMEOUT."""
+        async with _bounded(f"DELETE {self.session_url}"):
+            if http is not None and self.session_url:
+                await http.delete(self.session_url, headers=self.headers)
+        async with _bounded("the viewer's RTCPeerConnection.close()"):
+            await self.pc.close()
         if self._reader is not None:
             self._reader.cancel()
+
+
+CLOSE_TIMEOUT = 15.0  # pc.close() takes well under a second, even on a loaded machine
+
+
+def _lost(*packet: object) -> None:
+    """A packet sent or received by a silent viewer: gone."""
+
+
+@contextlib.asynccontextmanager
+async def _bounded(what: str) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            yield
+    except TimeoutError:
+        raise AssertionError(f"{what} did not finish within {CLOSE_TIMEOUT:g} s") from None
 
 
 async def offer_sdp() -> str:
