@@ -218,7 +218,7 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
     ViewerApi(
         viewing,
         EventStreams(access, viewing, sessions, bus, tickets, masks),
-        Health(store, sessions, cluster.reach if cluster is not None else None),
+        Health(store, sessions, cluster),
         settings.map,
         metrics,
         embed_origins=settings.cors.origins,

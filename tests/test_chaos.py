@@ -208,6 +208,12 @@ async def test_a_node_frozen_past_the_node_timeout_then_continued(
     finally:
         gw1.proc.send_signal(signal.SIGCONT)
     try:
+        # Thawed, it is not ready until a heartbeat lands: it may have been (and here
+        # was) taken for dead, and a viewer admitted now would be ended with node_lost
+        # the moment it finds out (this failed on a loaded machine).
+        async with http.get(f"{cluster.url('gw1')}/readyz") as reply:
+            assert reply.status == 503, await reply.text()
+            assert (await reply.json())["heartbeat_current"] is False
         # Running again, gw1 ends what the cluster already closed out, and the viewer
         # is told (its connection closes); it joins again and admits new viewers.
         await closed_within(frozen, 10)

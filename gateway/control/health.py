@@ -7,14 +7,16 @@ from typing import Any
 from gateway.signaling import SessionRegistry
 from gateway.store import Store
 
-from .cluster import Reach
+from .cluster import ClusterNode
 
 
 class Health:
-    def __init__(self, store: Store, sessions: SessionRegistry, reach: Reach | None = None) -> None:
+    def __init__(
+        self, store: Store, sessions: SessionRegistry, cluster: ClusterNode | None = None
+    ) -> None:
         self.store = store
         self.sessions = sessions
-        self.reach = reach  # on a node of a cluster
+        self.cluster = cluster  # on a node of a cluster
 
     def live(self) -> dict[str, Any]:
         """The process answers."""
@@ -22,10 +24,13 @@ class Health:
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
         """The database answers, so access can be decided and recorded, and (on a node
-        of a cluster) this node is not cut off from the others."""
-        store, reach = self.store, self.reach
-        isolated = reach is not None and reach.isolated
-        if store.ready and not isolated:
+        of a cluster) this node is not cut off from the others, and its heartbeat is
+        current (a node thawed after a freeze past the node timeout may have been
+        taken for dead: an offer admitted then would be ended when it finds out)."""
+        store, cluster = self.store, self.cluster
+        isolated = cluster is not None and cluster.reach.isolated
+        current = cluster is None or cluster.heartbeats.current
+        if store.ready and not isolated and current:
             return True, {"status": "ready"}
         status: dict[str, Any] = {
             "status": "not ready",
@@ -33,8 +38,9 @@ class Health:
             "database_writable": store.writable,
             "records_pending": store.pending,
         }
-        if reach is not None:
+        if cluster is not None:
             # Cut off: neither the database nor another node heard for the grace.
             status["isolated"] = isolated
-            status["silent_seconds"] = round(reach.silent_for(), 1)
+            status["silent_seconds"] = round(cluster.reach.silent_for(), 1)
+            status["heartbeat_current"] = current
         return False, status

@@ -49,6 +49,10 @@ class Heartbeats:
         # Since when this node's heartbeats land (None: they do not now). Only a
         # node that has itself been heard for a while may take another for dead.
         self._heard_since: float | None = None
+        # When this node's heartbeat last landed: older than `timeout`, another node
+        # may have taken it for dead (it froze, or its writes failed) and closed out
+        # its sessions; it is not ready until one lands again (`current`).
+        self.landed_at: float | None = None
         self._looking: asyncio.Future[Any] | None = None
         self._background = Background()
         self.look_around = look_around  # after each heartbeat that lands, not waited for
@@ -74,7 +78,7 @@ class Heartbeats:
         await self.store.write(shared.register(node, incarnation, address))
 
     def start(self) -> None:
-        self._heard_since = time.monotonic()
+        self._heard_since = self.landed_at = time.monotonic()
         self._background.spawn(self._run())
 
     async def stop(self) -> None:
@@ -102,6 +106,7 @@ class Heartbeats:
             if not alive:
                 await self._taken_for_dead()
                 continue
+            self.landed_at = time.monotonic()
             # Not waited for: the next heartbeat must not wait on these reads.
             if self._looking is None or self._looking.done():
                 self._looking = self._background.spawn(self.look_around())
@@ -121,6 +126,13 @@ class Heartbeats:
                 log.warning(
                     "gateway node %s stopped answering; closed out its %d sessions", lost, count
                 )
+
+    @property
+    def current(self) -> bool:
+        """No other node can have taken this one for dead: its heartbeat landed
+        within the timeout (after a freeze, not until the next one lands)."""
+        landed = self.landed_at
+        return landed is not None and time.monotonic() - landed < self.timeout
 
     async def _taken_for_dead(self) -> None:
         log.error(
