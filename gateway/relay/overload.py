@@ -127,8 +127,8 @@ def _cgroup_quotas() -> Iterator[float]:
 def _quotas_up(mount: Path, root: str, group: str, v2: bool) -> Iterator[float]:
     """The quotas from `group` up to the mount's root (`root`: the part of the
     hierarchy the mount shows)."""
-    relative = Path(group).relative_to(root) if group.startswith(root) else Path(group.lstrip("/"))
-    path = mount / str(relative).lstrip("/")
+    relative = group[len(root) :] if group.startswith(root) else group
+    path = mount / relative.lstrip("/")
     while True:
         with contextlib.suppress(OSError, ValueError, ZeroDivisionError):
             if v2:
