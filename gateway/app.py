@@ -162,6 +162,8 @@ def create_app(settings: Settings, throttle: FailureThrottle | None = None) -> w
             hubs,
         )
     metrics = GatewayMetrics(hubs, sessions, store)
+    if spreading is not None:
+        spreading.on_spread = lambda camera, why: metrics.sent_on.labels(camera, why).inc()
     sessions.on_start.append(lambda session: _time_first_frame(session, metrics))
     refusals = Refusals(store, on_denied=lambda reason: metrics.denials.labels(reason).inc())
     governance = settings.governance

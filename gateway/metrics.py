@@ -29,6 +29,13 @@ class GatewayMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.sent_on = Counter(
+            "cctv_viewers_sent_on",
+            "Offers this node sent to another node (307) since it was full, by camera and"
+            " why: viewers (spread_viewers), cpu (spread_cpu_percent), behind (its loop)",
+            ["camera", "why"],
+            registry=self.registry,
+        )
         self.first_frame = Histogram(
             "cctv_time_to_first_frame_seconds",
             "From the WHEP offer to the first frame handed to the viewer's sender",

@@ -294,6 +294,9 @@ async def test_a_busy_owner_sends_the_next_viewer_on(
         assert second.response is not None and second.response.history, "no 307 followed"
         assert node_of(second) != node_of(first)
         assert camera.connections == 1
+        async with http.get(f"{cluster.url(node_of(first))}/metrics") as reply:
+            text = await reply.text()
+        assert f'cctv_viewers_sent_on_total{{camera="{CAMERA}",why="cpu"}} 1.0' in text
     finally:
         for viewer in (first, second):
             await viewer.close(http)

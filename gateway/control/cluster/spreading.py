@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
@@ -82,6 +82,8 @@ class Spreading:
         self.sessions = sessions
         self.watch = watch
         self.cpu = CpuGauge()
+        # Told of each offer sent on: (camera, why: "viewers", "cpu" or "behind").
+        self.on_spread: Callable[[str, str], None] = lambda camera_id, why: None
         self._admitting: Counter[str] = Counter()  # offers being admitted here, by camera
 
     def load(self) -> dict[str, object]:
@@ -100,12 +102,18 @@ class Spreading:
             return None
         here = self._admitting[hub.id]
         here += sum(1 for session in self.sessions if session.camera_id == hub.id)
-        crowded = bool(self.threshold) and here >= self.threshold
-        if not crowded and not (here and (self.watch.behind or self.busy)):
+        if self.threshold and here >= self.threshold:
+            why = "viewers"
+        elif here and self.watch.behind:
+            why = "behind"
+        elif here and self.busy:
+            why = "cpu"
+        else:
             return None
         node = self._least_loaded()
         if node is None:
             return None
+        self.on_spread(hub.id, why)
         until = str(int(time.time() + TICKET_SECONDS))
         query = {"origin": self.node_id, "until": until}
         query["sig"] = self.peers.sign(_ticket(hub.id, node, self.node_id, until))
