@@ -22,7 +22,7 @@ from support.gateway import REFERENCE, VIEWER, camera_entry, settings_for
 from support.viewer import Viewer
 
 from gateway.access.tokens import mint
-from gateway.app import ACCESS, SESSIONS, SETTINGS, STORE
+from gateway.app import ACCESS, HUBS, SESSIONS, SETTINGS, STORE
 
 pytestmark = pytest.mark.slow
 
@@ -237,8 +237,13 @@ async def test_a_write_lock_held_elsewhere_never_stalls_video_or_health(start_ga
         f"\nlock held {seconds} s: {len(during)} frames, largest gap {max(gaps) * 1000:.0f} ms,"
         f" /healthz slowest {max(health) * 1000:.1f} ms, grant end to closed {late * 1000:.0f} ms"
     )
-    assert len(during) > 20 * (seconds - 3)  # 25 fps, kept up all along
-    assert max(gaps) <= MAX_FRAME_GAP_SECONDS
+    # A gap can also come from this process (gateway and viewer together) stalling
+    # past LoopWatch's 0.5 s, whatever the cause: the hub then skips to the next
+    # keyframe, as under any overload. One full run on the 2-core VM saw a 1.4 s gap
+    # (547 frames); alone it never has (43-49 ms). The failure says which it was.
+    behind = gateway.app[HUBS].get("cam").frames_dropped_behind
+    assert len(during) > 20 * (seconds - 3), behind  # 25 fps, kept up all along
+    assert max(gaps) <= MAX_FRAME_GAP_SECONDS, f"frames dropped, loop behind: {behind}"
     assert max(health) < 0.05
     # Once the lock is gone, what waited is written.
     assert await until(lambda: _ready(gateway), timeout=10)
