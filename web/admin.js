@@ -14,7 +14,7 @@ import { loadAudit } from "./admin/audit.js";
 import { loadAuthorizations } from "./admin/authorizations.js";
 import { loadCameras } from "./admin/cameras.js";
 import { alarm, emergencyForm, loadEmergencies } from "./admin/emergency.js";
-import { drawGrants, loadGrants } from "./admin/grants.js";
+import { loadGrants } from "./admin/grants.js";
 import { heardLifts, heardMasks, openMasks } from "./admin/masks.js";
 import { $, api, show } from "./admin/page.js";
 import "./admin/report.js";
@@ -71,7 +71,6 @@ getToken().then(async () => {
   await loadAuthorizations();
   if (has("admin")) await loadGrants();
   await Promise.all([loadWaiting(), loadEmergencies()]);
-  drawGrants();
   drawSessions();
   // Live: who starts and stops watching, every grant change, what waits for approval,
   // the police's consents and emergency access, as they happen.
