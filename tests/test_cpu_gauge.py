@@ -5,7 +5,6 @@ against one core."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -13,10 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.cgroup import cpu_quota
 
 from gateway.relay.overload import CPU_WINDOW_SECONDS, CpuGauge, cpu_allowance
-
-CPU_ROOT = Path("/sys/fs/cgroup/cpu")
 
 PROBE = """
 import time
@@ -33,18 +31,8 @@ print(cpu_allowance(), gauge.share())
 @pytest.fixture
 def quota_group() -> Iterator[Path]:
     """A cpu group capped at 30 % of a core."""
-    if not os.access(CPU_ROOT / "cgroup.procs", os.W_OK):
-        pytest.skip(f"no writable cgroup v1 cpu hierarchy at {CPU_ROOT}")
-    group = CPU_ROOT / f"cctv-test-{os.getpid()}"
-    group.mkdir()
-    try:
-        (group / "cpu.cfs_period_us").write_text("100000")
-        (group / "cpu.cfs_quota_us").write_text("30000")
+    with cpu_quota(0.3) as group:
         yield group
-    finally:
-        for pid in (group / "cgroup.procs").read_text().split():
-            (CPU_ROOT / "cgroup.procs").write_text(pid)
-        group.rmdir()
 
 
 def test_a_process_under_a_quota_is_busy_at_its_quota(quota_group: Path) -> None:

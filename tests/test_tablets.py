@@ -13,16 +13,14 @@ import base64
 import hashlib
 import hmac
 import logging
-import os
 import re
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
 import aioice
 import pytest
 from playwright.async_api import expect
+from support.cgroup import chromium_processes, cpu_quota, join
 from support.chromium import (
     Page,
     assert_plays,
@@ -690,19 +688,15 @@ async def weak_link_plays(gateway, hub, viewer: Page, fast: Coturn) -> None:
     assert renditions in ([None, "low", None, None], [None, "low", None, "low", None]), renditions
 
 
-BUSY_LOOP = "while True: pass"
-HOGS_PER_CORE = 2
-
-
 @pytest.mark.slow
 async def test_a_busy_machine_on_a_lan_keeps_the_cameras_own_picture(
     make_rtsp_camera, start_gateway, browser
 ):
-    """Issue 26: a busy machine is no weak link. On loopback (no loss) with busy loops
-    above the browser's priority on every core and four 720p tiles to decode, the
-    browser decodes late, freezes and drops frames, and its bandwidth estimate
-    dips; yet no tile leaves the camera's own picture: a switch would end and start
-    a session (two audit rows) for nothing, and again each time the load came back."""
+    """Issue 26: a busy machine is no weak link. On loopback (no loss), with the
+    browser held to a share of one core while it decodes four 720p tiles, it decodes
+    late, freezes and drops frames, and its bandwidth estimate dips; yet no tile
+    leaves the camera's own picture: a switch would end and start a session (two
+    audit rows) for nothing, and again each time the load came back."""
     camera = make_rtsp_camera(
         width=1280, height=720, bitrate_kbps=2000, pattern="bars", filler=True
     )
@@ -713,34 +707,32 @@ async def test_a_busy_machine_on_a_lan_keeps_the_cameras_own_picture(
         await wait_state(viewer, "cam", "live", timeout=15)
         await viewer.page.evaluate(TIMELINE, player("cam"))
         await viewer.page.evaluate(COUNT_DECODE_STALLS, player("cam"))
-    cores = os.cpu_count() or 2
-    # Busy loops above the browser's priority (tests run as root): the browser gets
-    # what is left, as on a machine busy with something more important.
-    hogs = [
-        subprocess.Popen([sys.executable, "-c", BUSY_LOOP], preexec_fn=lambda: os.nice(-10))
-        for _ in range(HOGS_PER_CORE * cores)
-    ]
-    try:
-        await asyncio.sleep(LOAD_SECONDS)
-    finally:
-        for hog in hogs:
-            hog.kill()
-        for hog in hogs:
-            hog.wait(timeout=5)
-        for viewer in viewers:
-            print("timeline:", *await viewer.page.evaluate("window.timeline"), sep="\n  ")
-    for viewer in viewers:
-        stalls = await viewer.page.evaluate("window.decodeStalls")
-        print(f"{HOGS_PER_CORE * cores} busy loops for {LOAD_SECONDS} s: {stalls}")
+    # A CPU quota, not busy loops at a higher priority: how much a niced loop takes
+    # from the browser depends on the kernel's autogroups (CI's browser got 3 of 25
+    # seconds and went silent past the gateway's ICE consent, which is a vanished
+    # viewer, not a busy one; this machine's got nearly all of them).
+    with cpu_quota(BROWSER_CORES) as group:
+        assert join(group, chromium_processes()) > 0
+        try:
+            await asyncio.sleep(LOAD_SECONDS)
+        finally:
+            for viewer in viewers:
+                print("timeline:", *await viewer.page.evaluate("window.timeline"), sep="\n  ")
+    stalls = [await viewer.page.evaluate("window.decodeStalls") for viewer in viewers]
+    print(f"{BROWSER_CORES} of a core for {LOAD_SECONDS} s:", *stalls, sep="\n  ")
+    # The load was real: frames froze or dropped.
+    assert sum(s["frozen"] + s["dropped"] for s in stalls) > 0, stalls
     for viewer in viewers:
         assert await viewer.page.evaluate("changes") == [], "a tile switched on a busy LAN"
         assert await tile(viewer, "cam", "[p.rendition, p.switching]") == [None, None]
     starts = await gateway.audit(event="session_start")
-    assert len(starts) == TILES, starts
+    ends = await gateway.audit(event="session_end")
+    assert len(starts) == TILES, [row["detail"] for row in ends]
 
 
 TILES = 4
 LOAD_SECONDS = 25  # the issue saw a switch within 10 s
+BROWSER_CORES = 0.3
 # Seconds in which the browser decoded nothing new, decoded nothing new while packets
 # still came in, or dropped frames: what CPU load looks like, and no reason to switch.
 COUNT_DECODE_STALLS = """(sel) => {
